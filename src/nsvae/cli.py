@@ -27,14 +27,230 @@ app.add_typer(data_app, name="data")
 
 # ----------------------------------------------------------------------------------------- data
 
+DataRootOption = Annotated[
+    Path | None,
+    typer.Option("--data-root", help="Data root (default: $NSVAE_DATA, else ~/.cache/nsvae)."),
+]
+DatasetArgument = Annotated[str, typer.Argument(help="Dataset name: dsprites.")]
+
+
+def _dsprites_only(dataset: str) -> None:
+    from nsvae.errors import ConfigError
+
+    if dataset != "dsprites":
+        raise ConfigError(f"unknown dataset {dataset!r}; only 'dsprites' is rendered or fetched")
+
+
+@data_app.command("render")
+def data_render(
+    dataset: DatasetArgument,
+    output: Annotated[
+        Path | None, typer.Option("--output", help="Also write the official npz layout here.")
+    ] = None,
+    sheet: Annotated[
+        Path | None, typer.Option("--sheet", help="Write a contact sheet PNG.")
+    ] = None,
+    data_root: DataRootOption = None,
+) -> None:
+    """Render dSprites into the cache (or reuse it); optionally write an npz and a contact sheet."""
+    import time
+
+    from nsvae.data import dsprites
+
+    _dsprites_only(dataset)
+    start = time.perf_counter()
+    images, reused = dsprites.cached_images(data_root)
+    data = dsprites.DSprites(images)
+    how = "reused" if reused else f"rendered in {time.perf_counter() - start:.1f} s"
+    typer.echo(f"dSprites cache ({how}): {dsprites.cache_path(data_root)}")
+    if output is not None:
+        typer.echo(f"npz (official layout): {dsprites.save_npz(output, data.images)}")
+    if sheet is not None:
+        path = dsprites.save_contact_sheet(
+            sheet, lambda classes: data.images[data.factors_to_index(classes[:, 1:])]
+        )
+        typer.echo(f"contact sheet: {path}")
+
+
+@data_app.command("fetch")
+def data_fetch(dataset: DatasetArgument, data_root: DataRootOption = None) -> None:
+    """Download the official file and check its checksum."""
+    from nsvae.data import dsprites
+
+    _dsprites_only(dataset)
+    typer.echo(f"dSprites official file (checksum OK): {dsprites.fetch_dsprites(data_root)}")
+
 
 # ---------------------------------------------------------------------------------------- train
+
+
+def _flag(name: str, text: str, **kwargs):
+    return typer.Option(name, help=text, **kwargs)
+
+
+@app.command("train")
+def train_command(
+    model: Annotated[str | None, _flag("--model", "Objective: vae, beta_vae, nonsyn.")] = None,
+    alpha: Annotated[float | None, _flag("--alpha", "Non-Syn weight of KL(A_worst).")] = None,
+    omega: Annotated[float | None, _flag("--omega", "Greedy discount, in (0, 1].")] = None,
+    policy: Annotated[
+        str | None, _flag("--policy", "Selection: reference, sorted, epsilon-greedy.")
+    ] = None,
+    mode: Annotated[str | None, _flag("--mode", "One subset per batch or per sample.")] = None,
+    selection_batch: Annotated[
+        str | None, _flag("--selection-batch", "Select on the same or an independent batch.")
+    ] = None,
+    epsilon: Annotated[float | None, _flag("--epsilon", "Exploration of epsilon-greedy.")] = None,
+    beta: Annotated[float | None, _flag("--beta", "Weight of the KL (beta_vae, nonsyn).")] = None,
+    z_dim: Annotated[int | None, _flag("--z-dim", "Number of latents.")] = None,
+    arch: Annotated[str | None, _flag("--arch", "Architecture: dlib, seed, seed-linear.")] = None,
+    likelihood: Annotated[
+        str | None, _flag("--likelihood", "auto, bernoulli or gaussian.")
+    ] = None,
+    steps: Annotated[int | None, _flag("--steps", "Optimisation steps in all.")] = None,
+    batch_size: Annotated[int | None, _flag("--batch-size", "Batch size.")] = None,
+    lr: Annotated[float | None, _flag("--lr", "Adam learning rate.")] = None,
+    seed: Annotated[int | None, _flag("--seed", "Seed of every random generator.")] = None,
+    device: Annotated[str | None, _flag("--device", "auto, cpu, cuda or cuda:N.")] = None,
+    threads: Annotated[int | None, _flag("--threads", "CPU threads (0: physical cores).")] = None,
+    log_every: Annotated[int | None, _flag("--log-every", "Steps between metrics rows.")] = None,
+    checkpoint_every: Annotated[
+        int | None, _flag("--checkpoint-every", "Steps between checkpoints.")
+    ] = None,
+    keep_checkpoints: Annotated[
+        int | None, _flag("--keep-checkpoints", "Checkpoints kept (the newest).")
+    ] = None,
+    eval_every: Annotated[
+        int | None, _flag("--eval-every", "Steps between fast evaluations (0: never).")
+    ] = None,
+    figures: Annotated[
+        bool | None, _flag("--figures/--no-figures", "Write traversal figures at the end.")
+    ] = None,
+    data: Annotated[str | None, _flag("--data", "Dataset name (default dsprites).")] = None,
+    data_path: Annotated[str | None, _flag("--data-path", "Dataset file, if it takes one.")] = None,
+    data_root: Annotated[str | None, _flag("--data-root", "Data cache folder.")] = None,
+    config_file: Annotated[
+        Path | None, _flag("--config", "TOML config; flags given override it.")
+    ] = None,
+    run_dir: Annotated[
+        Path | None, _flag("--run-dir", "Run directory (default runs/<model>-<time>).")
+    ] = None,
+    resume: Annotated[
+        Path | None, _flag("--resume", "Continue this run where it stopped.")
+    ] = None,
+    progress: Annotated[bool, _flag("--progress/--no-progress", "Show a progress bar.")] = True,
+) -> None:
+    """Train a VAE (Non-Syn by default) on dSprites; flags override --config, then defaults."""
+    from nsvae.config import Config, load_config
+    from nsvae.errors import ConfigError
+    from nsvae.train import train
+    from nsvae.train.trainer import read_run_config
+
+    overrides = {
+        "data": {"name": data, "path": data_path, "data_root": data_root},
+        "model": {"arch": arch, "z_dim": z_dim, "likelihood": likelihood},
+        "objective": {"name": model, "beta": beta, "alpha": alpha, "omega": omega,
+                      "policy": policy, "mode": mode, "selection_batch": selection_batch,
+                      "epsilon": epsilon},
+        "train": {"steps": steps, "batch_size": batch_size, "lr": lr, "seed": seed,
+                  "device": device, "threads": threads, "log_every": log_every,
+                  "checkpoint_every": checkpoint_every, "keep_checkpoints": keep_checkpoints,
+                  "eval_every": eval_every, "figures": figures},
+    }
+    if resume is not None:
+        if config_file is not None or run_dir is not None:
+            raise ConfigError("--resume takes the run's own config and directory; "
+                              "drop --config and --run-dir")
+        config, run_dir = read_run_config(resume)[0].updated(overrides), resume
+    else:
+        base = Config() if config_file is None else load_config(config_file)
+        config = base.updated(overrides).validate()
+        run_dir = run_dir or _new_run_dir(config.objective.name)
+    typer.echo(f"run: {run_dir}")
+    run = train(config, run_dir, resume=resume is not None, progress=progress)
+    typer.echo(f"done: {run.step} steps; run in {run.path}")
+
+
+def _new_run_dir(name: str) -> Path:
+    import time
+
+    stem = Path("runs") / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    path, number = stem, 1
+    while path.exists():
+        number += 1
+        path = stem.with_name(f"{stem.name}-{number}")
+    return path
 
 
 # ------------------------------------------------------------------------------------- evaluate
 
 
+@app.command("evaluate")
+def evaluate_command(
+    run: Annotated[Path | None, typer.Argument(help="Run directory (from nsvae train).")] = None,
+    codes: Annotated[
+        Path | None,
+        typer.Option(
+            "--codes",
+            help="Score an .npz of factors [N, K] int, codes [N, D] float (optional factor_sizes).",
+        ),
+    ] = None,
+    metrics: Annotated[
+        str | None, typer.Option("--metrics", help="Comma-separated metric names (default: all).")
+    ] = None,
+    representation: Annotated[
+        str, typer.Option("--representation", help="mean or sampled.")
+    ] = "mean",
+    seed: Annotated[int, typer.Option("--seed", help="Seed of every metric.")] = 0,
+    fast: Annotated[bool, typer.Option("--fast", help="Smaller sample counts.")] = False,
+    output: Annotated[
+        Path | None, typer.Option("--output", help="With --codes: also write the results here.")
+    ] = None,
+) -> None:
+    """Score RUN (writes RUN/eval.json) or, with --codes, given codes; print a table."""
+    import json
+
+    from nsvae.errors import ConfigError
+    from nsvae.metrics import evaluate as ev
+
+    if (run is None) == (codes is None):
+        raise ConfigError("give either a run directory or --codes FILE.npz")
+    if codes is not None:
+        result = ev.evaluate_codes(*ev.load_codes(codes), metrics=metrics, seed=seed)
+        if output is not None:
+            text = json.dumps(result, indent=2) + "\n"
+            Path(output).write_text(text, encoding="utf-8")
+    else:
+        result = ev.evaluate(
+            run, metrics=metrics, representation=representation, seed=seed, fast=fast
+        )
+    for name, values in result["metrics"].items():
+        for key, value in values.items():
+            if isinstance(value, int | float):
+                typer.echo(f"{name:<26}{key:<40}{value:.4f}")
+    if run is not None:
+        typer.echo(f"written: {Path(run) / 'eval.json'}")
+
+
 # --------------------------------------------------------------------------------------- report
+
+
+@app.command()
+def report(
+    run: Annotated[Path, typer.Argument(help="Run directory (from nsvae train).")],
+    seed: Annotated[int, typer.Option(help="Seed of the samples drawn for the figures.")] = 0,
+    samples_per_cell: Annotated[
+        int, typer.Option(help="dSprites images encoded per (posX, posY) cell.", min=1)
+    ] = 16,
+    num_samples: Annotated[
+        int, typer.Option(help="Images encoded for the factor figures of other data.", min=1)
+    ] = 10_000,
+) -> None:
+    """Draw every figure of RUN into RUN/figures/ and write RUN/report.html (self-contained)."""
+    from nsvae.viz.report import write_report
+
+    typer.echo(write_report(run, seed=seed, samples_per_cell=samples_per_cell,
+                            num_samples=num_samples))
 
 
 # ----------------------------------------------------------------------------------------- main

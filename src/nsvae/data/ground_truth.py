@@ -26,7 +26,9 @@ class FactorSpace:
     def __init__(self, factor_sizes: Sequence[int]):
         sizes = np.asarray(factor_sizes, dtype=np.int64)
         if sizes.ndim != 1 or sizes.size == 0 or np.any(sizes < 1):
-            raise DataError(f"factor sizes must be a non-empty list of positive ints, got {list(factor_sizes)}")
+            raise DataError(
+                f"factor sizes must be a non-empty list of positive ints, got {list(factor_sizes)}"
+            )
         self.factor_sizes = sizes
         self.num_factors = int(sizes.size)
         self.num_total = int(np.prod(sizes))
@@ -41,7 +43,9 @@ class FactorSpace:
             raise DataError(f"factors must be integer class indices, got dtype {factors.dtype}")
         factors = factors.astype(np.int64, copy=False)
         if np.any(factors < 0) or np.any(factors >= self.factor_sizes):
-            raise DataError(f"factor indices out of range for factor sizes {self.factor_sizes.tolist()}")
+            raise DataError(
+                f"factor indices out of range for factor sizes {self.factor_sizes.tolist()}"
+            )
         return factors
 
     def factors_to_index(self, factors: np.ndarray) -> np.ndarray:
@@ -110,7 +114,9 @@ class GroundTruthData:
         """
         raise NotImplementedError(f"{type(self).__name__} cannot be held in memory as one array")
 
-    def sample(self, num: int, random_state: np.random.RandomState) -> tuple[np.ndarray, np.ndarray]:
+    def sample(
+        self, num: int, random_state: np.random.RandomState
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Sample factors and their observations together."""
         factors = self.sample_factors(num, random_state)
         return factors, self.sample_observations_from_factors(factors, random_state)
@@ -144,7 +150,9 @@ class ArrayGroundTruthData(GroundTruthData):
         if factor_names is None:
             factor_names = [f"factor_{i}" for i in range(self.factor_space.num_factors)]
         if len(factor_names) != self.factor_space.num_factors:
-            raise DataError(f"{len(factor_names)} factor names for {self.factor_space.num_factors} factors")
+            raise DataError(
+                f"{len(factor_names)} factor names for {self.factor_space.num_factors} factors"
+            )
         self.factor_names = tuple(factor_names)
         self.observations = observations
         self.observation_shape = tuple(observations.shape[1:])

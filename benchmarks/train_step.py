@@ -1,0 +1,245 @@
+"""Training steps per second: nsvae's Non-Syn step against the seed's algorithm, same run.
+
+nsvae's step is the trainer's loop body: a batch from :class:`nsvae.data.sampler.BatchSampler`
+(uint8 images in memory, random indices, one float conversion per batch), one forward pass, the
+Non-Syn objective with the vectorised ``sorted`` selection, one backward pass, one Adam step.
+
+The baseline follows the seed's algorithm (Barrientos & Sootla, 2018, github.com/Gonzalob90/
+non-synergistic-vae) on the same architecture, batch and optimiser:
+
+* a ``torch.utils.data.DataLoader`` (shuffled, batch 64, no worker processes: the machine has
+  few cores) over a dataset that returns one float tensor per item;
+* the greedy search as a Python loop over candidate subsets, computing each subset's KL from
+  mu and logvar and reading it with ``.item()`` (the seed's rule: strict argmax in round one,
+  later candidates accepted when ``omega * (S + k_j)`` beats the best so far);
+* two optimiser steps per batch: ``recon + KL`` first, then ``alpha * KL(A_worst)``. The seed
+  back-propagated the second loss through the graph built before the first step, which modern
+  PyTorch refuses (in-place modification of saved weights); here the second step recomputes the
+  encoder's forward pass (all that the synergy term needs) after the first step. A second figure,
+  ``seed (one forward)``, takes both gradients from the one graph before stepping (the cheapest
+  two-backward variant, a lower bound on the seed's cost).
+
+Images are dSprites rendered at a few thousand random rows of the grid (so the full grid need not
+be rendered; dense convolutions cost the same whatever the pixels).
+Steps are timed in alternating blocks, so load from other processes hits all variants alike;
+the figures are medians over blocks. The script also prints the FLOPs of nsvae's step and the share
+of the machine's measured fp32 matrix-product peak that it reaches.
+
+Run: ``OMP_WAIT_POLICY=PASSIVE python benchmarks/train_step.py`` (``--help`` for options). On a
+machine shared with other processes, OpenMP threads that spin while waiting slow every variant
+several-fold; the passive policy (set before torch loads OpenMP) lets them sleep instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import time
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+from torch.utils.flop_counter import FlopCounterMode
+
+from nsvae.config import ModelConfig, ObjectiveConfig
+from nsvae.data import dsprites
+from nsvae.data.sampler import BatchSampler
+from nsvae.models import build_model, reconstruction_loss
+from nsvae.objectives import build_objective, kl_per_latent
+from nsvae.train.trainer import physical_cores
+
+
+def dsprites_images(n: int, seed: int = 0) -> np.ndarray:
+    """n rendered dSprites images [n, 1, 64, 64] (uint8 {0, 1}) at random rows of the grid."""
+    classes = dsprites.latents_classes()
+    rows = np.random.default_rng(seed).choice(len(classes), n, replace=False)
+    return dsprites.render(classes[rows])[:, None]
+
+
+class NsvaeStep:
+    """One training step as :func:`nsvae.train.train` takes it."""
+
+    def __init__(self, images, args):
+        torch.manual_seed(0)
+        self.model = build_model(ModelConfig(arch=args.arch, z_dim=args.z_dim))
+        config = ObjectiveConfig(name="nonsyn", alpha=5.0, omega=0.9, policy="sorted")
+        self.objective = build_objective(config, likelihood=self.model.likelihood)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=1e-4)
+        self.sampler = BatchSampler(images, args.batch_size, seed=0)
+        self.step = 0
+
+    def __call__(self) -> torch.Tensor:
+        batch = self.sampler.next()
+        loss, _ = self.objective.loss(self.model(batch), batch, self.step)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        self.step += 1
+        return loss
+
+
+class FloatImages(Dataset):
+    """The seed's data path: one item at a time, converted to a float tensor."""
+
+    def __init__(self, images: np.ndarray):
+        self.images = images
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, index: int) -> torch.Tensor:
+        return torch.from_numpy(self.images[index].astype(np.float32))
+
+
+def seed_greedy(mu: torch.Tensor, logvar: torch.Tensor, omega: float) -> list[int]:
+    """The seed's greedy search over subsets: a Python loop, one ``.item()`` per candidate."""
+    mu, logvar = mu.detach(), logvar.detach()
+    d = mu.shape[1]
+    chosen: list[int] = []
+    best = -float("inf")
+    for round_ in range(d):
+        winner = None
+        for j in range(d):
+            if j in chosen:
+                continue
+            subset = [*chosen, j]
+            value = kl_per_latent(mu[:, subset], logvar[:, subset]).sum(1).mean().item()
+            if (value if round_ == 0 else omega * value) > best:
+                best, winner = value, j
+        if winner is None:
+            break
+        chosen.append(winner)
+    return chosen
+
+
+class SeedStep:
+    """One step of the seed's algorithm (see the module docstring).
+
+    ``recompute=True``: the second optimiser step recomputes the encoder after the first step.
+    ``recompute=False``: both gradients come from one graph, taken before either step.
+    """
+
+    def __init__(self, images, args, recompute: bool):
+        torch.manual_seed(0)
+        self.model = build_model(ModelConfig(arch=args.arch, z_dim=args.z_dim))
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=1e-4)
+        self.loader = DataLoader(FloatImages(images), batch_size=args.batch_size, shuffle=True)
+        self.batches = iter(self.loader)
+        self.recompute = recompute
+        self.alpha, self.omega = 5.0, 0.9
+
+    def next_batch(self) -> torch.Tensor:
+        try:
+            return next(self.batches)
+        except StopIteration:
+            self.batches = iter(self.loader)
+            return next(self.batches)
+
+    def synergy(self, mu, logvar, best: list[int]) -> torch.Tensor:
+        worst = [j for j in range(mu.shape[1]) if j not in best]
+        return self.alpha * kl_per_latent(mu[:, worst], logvar[:, worst]).sum(1).mean()
+
+    def __call__(self) -> torch.Tensor:
+        x = self.next_batch()
+        out = self.model(x)
+        elbo = (
+            reconstruction_loss(out["x_logits"], x, "bernoulli")
+            + kl_per_latent(out["mu"], out["logvar"]).sum(1).mean()
+        )
+        best = seed_greedy(out["mu"], out["logvar"], self.omega)
+        if self.recompute:
+            self.optimizer.zero_grad()
+            elbo.backward()
+            self.optimizer.step()
+            self.optimizer.zero_grad()
+            self.synergy(*self.model.encode(x), best).backward()
+            self.optimizer.step()
+        else:
+            params = list(self.model.parameters())
+            first = torch.autograd.grad(elbo, params, retain_graph=True)
+            syn = self.synergy(out["mu"], out["logvar"], best)
+            second = torch.autograd.grad(syn, params, allow_unused=True)
+            for grads in (first, second):
+                for p, g in zip(params, grads, strict=True):
+                    p.grad = torch.zeros_like(p) if g is None else g
+                self.optimizer.step()
+        return elbo
+
+
+def time_block(step, steps: int) -> float:
+    """Steps per second over ``steps`` calls (the last loss is read to finish pending work)."""
+    start = time.perf_counter()
+    for _ in range(steps):
+        loss = step()
+    loss.item()
+    return steps / (time.perf_counter() - start)
+
+
+def step_flops(step) -> float:
+    """Floating-point operations of one step (convolutions and matrix products, both passes)."""
+    with FlopCounterMode(display=False) as counter:
+        step()
+    return counter.get_total_flops()
+
+
+def matmul_peak(n: int = 2048, repeats: int = 5) -> float:
+    """Best fp32 FLOP/s of an n x n matrix product on this machine, threads as set."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        a @ b
+        times.append(time.perf_counter() - start)
+    return 2 * n**3 / min(times)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--arch", default="dlib", choices=("dlib", "seed", "seed-linear"))
+    parser.add_argument("--z-dim", type=int, default=10)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--images", type=int, default=4096, help="dSprites images rendered")
+    parser.add_argument("--steps", type=int, default=20, help="steps per timed block")
+    parser.add_argument("--blocks", type=int, default=5, help="timed blocks per variant")
+    parser.add_argument("--threads", type=int, default=0, help="0: physical cores")
+    args = parser.parse_args()
+
+    threads = args.threads or physical_cores()
+    torch.set_num_threads(threads)
+    images = dsprites_images(args.images)
+    variants = {
+        "nsvae": NsvaeStep(images, args),
+        "seed (recomputed forward)": SeedStep(images, args, recompute=True),
+        "seed (one forward)": SeedStep(images, args, recompute=False),
+    }
+    for step in variants.values():  # warm-up: allocator, oneDNN primitives, DataLoader
+        time_block(step, 3)
+    flops = step_flops(variants["nsvae"])
+    rates = {name: [] for name in variants}
+    for _ in range(args.blocks):
+        for name, step in variants.items():
+            rates[name].append(time_block(step, args.steps))
+
+    print(
+        f"train step, arch={args.arch}, z_dim={args.z_dim}, batch={args.batch_size}, "
+        f"threads={threads}, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}, "
+        f"torch {torch.__version__}, "
+        f"{args.blocks} blocks x {args.steps} steps, median steps/s"
+    )
+    ours = statistics.median(rates["nsvae"])
+    for name, values in rates.items():
+        median = statistics.median(values)
+        spread = f"[{min(values):.2f}, {max(values):.2f}]"
+        print(f"  {name:28s} {median:7.2f} steps/s  {spread:18s} nsvae x{ours / median:.2f}")
+    peak = matmul_peak()
+    print(
+        f"nsvae step: {flops / 1e9:.2f} GFLOP (forward + backward), {flops * ours / 1e9:.0f} "
+        f"GFLOP/s at the median = {flops * ours / peak:.0%} of the measured fp32 matmul peak "
+        f"({peak / 1e9:.0f} GFLOP/s)"
+    )
+
+
+if __name__ == "__main__":
+    main()

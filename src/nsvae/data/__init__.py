@@ -1,0 +1,55 @@
+"""Ground-truth datasets and in-memory batches.
+
+``get_dataset(name, **kw)`` builds a dataset by name; every dataset implements
+:class:`GroundTruthData`, the contract the metrics rely on.
+"""
+
+from __future__ import annotations
+
+from nsvae.data.dsprites import DSprites, official_path
+from nsvae.data.ground_truth import ArrayGroundTruthData, FactorSpace, GroundTruthData
+from nsvae.data.sampler import BatchSampler
+from nsvae.errors import ConfigError
+
+
+def _dsprites(path=None, data_root=None) -> DSprites:
+    """Rendered dSprites, or the official file when ``path`` is given."""
+    return DSprites.load(data_root) if path is None else DSprites.from_file(path)
+
+
+def _dsprites_file(path=None, data_root=None) -> DSprites:
+    """The official dSprites file: ``path``, or where ``nsvae data fetch dsprites`` puts it."""
+    return DSprites.from_file(official_path(data_root) if path is None else path)
+
+
+DATASETS = {"dsprites": _dsprites, "dsprites-file": _dsprites_file}
+
+
+def get_dataset(name: str, **kwargs) -> GroundTruthData:
+    """Build the dataset ``name`` (one of :data:`DATASETS`) with keyword arguments
+    ``path`` and ``data_root``.
+
+    Raises
+    ------
+    ConfigError
+        Unknown name or keyword.
+    DataError
+        The data cannot be read or rendered.
+    """
+    if name not in DATASETS:
+        raise ConfigError(f"unknown dataset {name!r}; choose from {sorted(DATASETS)}")
+    unknown = sorted(set(kwargs) - {"path", "data_root"})
+    if unknown:
+        raise ConfigError(f"unknown dataset options {unknown} for {name!r}")
+    return DATASETS[name](**kwargs)
+
+
+__all__ = [
+    "DATASETS",
+    "ArrayGroundTruthData",
+    "BatchSampler",
+    "DSprites",
+    "FactorSpace",
+    "GroundTruthData",
+    "get_dataset",
+]

@@ -1,0 +1,108 @@
+"""Models: the convolutional VAE, its builder and the representation function for metrics."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+import torch
+
+from nsvae.errors import ConfigError, DataError
+from nsvae.models.conv64 import ARCHS, VAE
+from nsvae.models.likelihoods import LIKELIHOODS, reconstruction_loss
+
+__all__ = [
+    "ARCHS",
+    "LIKELIHOODS",
+    "VAE",
+    "build_model",
+    "reconstruction_loss",
+    "representation_function",
+    "resolve_likelihood",
+]
+
+
+def resolve_likelihood(likelihood: str, num_channels: int) -> str:
+    """``"auto"`` -> Bernoulli for one channel (binary images), Gaussian otherwise."""
+    if likelihood == "auto":
+        return "bernoulli" if num_channels == 1 else "gaussian"
+    if likelihood not in LIKELIHOODS:
+        raise ConfigError(
+            f"unknown model.likelihood {likelihood!r} (choose from: auto, bernoulli, gaussian)"
+        )
+    return likelihood
+
+
+def build_model(model_config, num_channels: int = 1) -> VAE:
+    """Build the VAE of a :class:`nsvae.config.ModelConfig` for C-channel 64x64 images.
+
+    Parameters
+    ----------
+    model_config : ModelConfig
+        ``arch``, ``z_dim`` and ``likelihood`` (``"auto"`` resolves with ``num_channels``).
+    num_channels : int
+        Channels of the observations (``data.observation_shape[0]``).
+    """
+    if model_config.arch not in ARCHS:
+        raise ConfigError(
+            f"unknown model.arch {model_config.arch!r} (choose from: {', '.join(ARCHS)})"
+        )
+    if model_config.z_dim < 1:
+        raise ConfigError(f"model.z_dim must be >= 1, got {model_config.z_dim}")
+    if num_channels < 1:
+        raise ConfigError(f"num_channels must be >= 1, got {num_channels}")
+    likelihood = resolve_likelihood(model_config.likelihood, num_channels)
+    return VAE(model_config.arch, model_config.z_dim, num_channels, likelihood)
+
+
+def representation_function(
+    model: VAE, kind: str = "mean", batch_size: int = 256, seed: int = 0
+) -> Callable[[np.ndarray], np.ndarray]:
+    """A function mapping observations to codes, for metrics (disentanglement_lib's contract).
+
+    Parameters
+    ----------
+    model : VAE
+        Trained model; it runs on the device of its parameters, without gradient.
+    kind : {"mean", "sampled"}
+        Posterior means, or one sample of q(z|x) per observation.
+    batch_size : int
+        Observations encoded at a time.
+    seed : int
+        Seed of the sampling noise (``kind="sampled"``); the returned function keeps its own
+        generator, so a sequence of calls is reproducible.
+
+    Returns
+    -------
+    callable
+        numpy float array [n, C, 64, 64] in [0, 1] -> float32 numpy array [n, z_dim].
+    """
+    if kind not in ("mean", "sampled"):
+        raise ConfigError(f"unknown representation {kind!r} (choose from: mean, sampled)")
+    if batch_size < 1:
+        raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
+    device = next(model.parameters()).device
+    generator = torch.Generator(device).manual_seed(seed)
+    expected = (model.num_channels, 64, 64)
+
+    @torch.no_grad()
+    def represent(observations: np.ndarray) -> np.ndarray:
+        observations = np.asarray(observations)
+        if observations.ndim != 4 or observations.shape[1:] != expected:
+            raise DataError(
+                f"observations must have shape [n, {', '.join(map(str, expected))}], "
+                f"got {list(observations.shape)}"
+            )
+        codes = []
+        for start in range(0, len(observations), batch_size):
+            x = torch.as_tensor(observations[start : start + batch_size], dtype=torch.float32)
+            mu, logvar = model.encode(x.to(device))
+            if kind == "sampled":
+                noise = torch.randn(mu.shape, generator=generator, device=device)
+                mu = mu + torch.exp(0.5 * logvar) * noise
+            codes.append(mu.cpu())
+        if not codes:
+            return np.zeros((0, model.z_dim), dtype=np.float32)
+        return torch.cat(codes).numpy()
+
+    return represent

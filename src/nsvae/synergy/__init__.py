@@ -1,0 +1,1 @@
+"""Synergy in nsvae: the A_best selection policies and the S_max synergy measures."""

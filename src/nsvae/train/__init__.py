@@ -1,0 +1,5 @@
+"""Training: the loop (:func:`train`), run directories (:func:`load_run`, :class:`Run`)."""
+
+from nsvae.train.trainer import Run, TrainingInterrupted, load_run, train
+
+__all__ = ["Run", "TrainingInterrupted", "load_run", "train"]

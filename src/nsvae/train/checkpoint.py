@@ -1,0 +1,214 @@
+"""Checkpoints: a safetensors file of tensors and a JSON file of state, written atomically.
+
+A checkpoint of step N is two files in a run's ``checkpoints/`` folder:
+
+- ``step-0000000N.safetensors``: model parameters, optimiser moments, log accumulators;
+- ``step-0000000N.json``: the step, optimiser hyperparameters and state layout, RNG states and
+  the SHA-256 of the tensors file.
+
+Each file is written to a temporary name and renamed into place (``os.replace`` is atomic), the
+tensors first and the JSON last, so the JSON is the commit marker: a tensors file without its JSON
+is an unfinished checkpoint and is ignored. Loading reads only safetensors and JSON; nothing is
+ever unpickled.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import re
+from pathlib import Path
+
+import numpy as np
+import safetensors.torch
+import torch
+
+from nsvae.errors import CheckpointError
+
+FORMAT = 1
+_NAME = re.compile(r"step-(\d{8,})\.json")
+
+
+def atomic_write(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file and a rename; readers never see half.
+
+    Raises
+    ------
+    CheckpointError
+        If the file cannot be written (the temporary file is removed).
+    """
+    path = Path(path)
+    temporary = path.with_name(f"{path.name}.tmp")
+    try:
+        with open(temporary, "wb") as file:
+            file.write(data)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except OSError as error:
+        temporary.unlink(missing_ok=True)
+        raise CheckpointError(f"cannot write {path}: {error.strerror or error}") from None
+
+
+def checkpoint_name(step: int) -> str:
+    """File stem of the checkpoint of ``step``: ``step-00001000``."""
+    return f"step-{step:08d}"
+
+
+def list_checkpoints(directory: Path) -> list[Path]:
+    """Committed checkpoints (their JSON files) in ``directory``, oldest first."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in directory.iterdir() if (m := _NAME.fullmatch(p.name))]
+    return [path for _, path in sorted(found)]
+
+
+def save_checkpoint(directory: Path, step: int, tensors: dict, state: dict, keep: int) -> Path:
+    """Write the checkpoint of ``step`` and delete all but the newest ``keep`` checkpoints.
+
+    Parameters
+    ----------
+    directory : Path
+        The run's ``checkpoints/`` folder (created if missing).
+    step : int
+        Number of optimisation steps taken.
+    tensors : dict of str to Tensor
+        Everything stored in the safetensors file (moved to CPU here).
+    state : dict
+        JSON-serialisable state; ``format``, ``step``, ``tensors`` and ``sha256`` are added.
+    keep : int
+        Number of checkpoints to keep, this one included.
+
+    Returns
+    -------
+    Path
+        The JSON file of the new checkpoint.
+    """
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    name = checkpoint_name(step)
+    blob = safetensors.torch.save({k: v.detach().cpu().contiguous() for k, v in tensors.items()})
+    atomic_write(directory / f"{name}.safetensors", blob)
+    header = {"format": FORMAT, "step": step, "tensors": f"{name}.safetensors",
+              "sha256": hashlib.sha256(blob).hexdigest()}
+    path = directory / f"{name}.json"
+    atomic_write(path, json.dumps({**header, **state}).encode())
+    _prune(directory, keep)
+    return path
+
+
+def _prune(directory: Path, keep: int) -> None:
+    """Delete old checkpoints (JSON first: un-commit, then tensors) and unfinished files."""
+    committed = list_checkpoints(directory)
+    for path in committed[:-keep]:
+        path.unlink()
+    kept = {path.with_suffix(".safetensors") for path in committed[-keep:]}
+    for path in directory.glob("step-*"):
+        if path.suffix != ".json" and path not in kept:
+            path.unlink(missing_ok=True)
+
+
+def load_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
+    """Read a checkpoint written by :func:`save_checkpoint`, checking its format and checksum.
+
+    Returns
+    -------
+    tensors : dict of str to Tensor
+        On CPU.
+    state : dict
+        The JSON state.
+
+    Raises
+    ------
+    CheckpointError
+        If either file is missing, unreadable, corrupt or does not match its checksum.
+    """
+    path = Path(path)
+    try:
+        state = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise CheckpointError(f"corrupt checkpoint {path}: {error}") from None
+    valid = (
+        isinstance(state, dict)
+        and state.get("format") == FORMAT
+        and isinstance(state.get("step"), int)
+        and isinstance(state.get("tensors"), str)
+        and Path(state["tensors"]).name == state["tensors"]
+    )
+    if not valid:
+        raise CheckpointError(f"corrupt checkpoint {path}: not an nsvae checkpoint")
+    tensors_path = path.parent / state["tensors"]
+    try:
+        blob = tensors_path.read_bytes()
+    except OSError as error:
+        raise CheckpointError(f"cannot read {tensors_path}: {error.strerror}") from None
+    if hashlib.sha256(blob).hexdigest() != state.get("sha256"):
+        raise CheckpointError(f"corrupt checkpoint {tensors_path}: checksum mismatch")
+    try:
+        tensors = safetensors.torch.load(blob)
+    except Exception as error:  # safetensors raises its own error types on malformed files
+        raise CheckpointError(f"corrupt checkpoint {tensors_path}: {error}") from None
+    return tensors, state
+
+
+def split_optimizer(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
+    """Split an optimiser's state into tensors (``optimizer.<param>.<name>``) and a JSON layout."""
+    state_dict = optimizer.state_dict()
+    tensors, layout = {}, {}
+    for index, entry in state_dict["state"].items():
+        layout[str(index)] = {}
+        for name, value in entry.items():
+            if torch.is_tensor(value):
+                tensors[f"optimizer.{index}.{name}"] = value
+                layout[str(index)][name] = {"tensor": f"optimizer.{index}.{name}"}
+            else:
+                layout[str(index)][name] = {"value": value}
+    return tensors, {"param_groups": state_dict["param_groups"], "state": layout}
+
+
+def join_optimizer(optimizer: torch.optim.Optimizer, tensors: dict, layout: dict) -> None:
+    """Load into ``optimizer`` the state split by :func:`split_optimizer`."""
+    try:
+        state = {
+            int(index): {
+                name: tensors[slot["tensor"]] if "tensor" in slot else slot["value"]
+                for name, slot in entry.items()
+            }
+            for index, entry in layout["state"].items()
+        }
+        optimizer.load_state_dict({"state": state, "param_groups": layout["param_groups"]})
+    except (KeyError, TypeError, ValueError) as error:
+        raise CheckpointError(f"checkpoint optimiser state does not fit: {error}") from None
+
+
+def rng_state(device: torch.device) -> dict:
+    """States of the torch (CPU, and CUDA when used), numpy and Python global generators."""
+    kind, keys, position, has_gauss, gauss = np.random.get_state()  # noqa: NPY002 (global)
+    version, internal, python_gauss = random.getstate()
+    state = {
+        "torch": torch.get_rng_state().tolist(),
+        "numpy": [kind, keys.tolist(), position, has_gauss, gauss],
+        "python": [version, list(internal), python_gauss],
+    }
+    if device.type == "cuda":
+        state["cuda"] = [s.tolist() for s in torch.cuda.get_rng_state_all()]
+    return state
+
+
+def set_rng_state(state: dict) -> None:
+    """Restore the generators captured by :func:`rng_state`."""
+    try:
+        torch.set_rng_state(torch.tensor(state["torch"], dtype=torch.uint8))
+        kind, keys, position, has_gauss, gauss = state["numpy"]
+        keys = np.asarray(keys, dtype=np.uint32)
+        np.random.set_state((kind, keys, position, has_gauss, gauss))  # noqa: NPY002 (global)
+        version, internal, python_gauss = state["python"]
+        random.setstate((version, tuple(internal), python_gauss))
+        if "cuda" in state and torch.cuda.is_available():
+            cuda = [torch.tensor(s, dtype=torch.uint8) for s in state["cuda"]]
+            torch.cuda.set_rng_state_all(cuda)
+    except (KeyError, TypeError, ValueError, RuntimeError) as error:
+        raise CheckpointError(f"checkpoint RNG state is corrupt: {error}") from None

@@ -1,0 +1,1 @@
+"""Figures of models and runs: traversals, latents against factors, training curves, reports."""

@@ -1,0 +1,324 @@
+"""``nsvae report RUN``: every figure of a run in ``RUN/figures/`` and one self-contained HTML page.
+
+``RUN/report.html`` embeds its images as base64 data URIs and its style inline, so it opens
+offline, can be mailed as one file, and loads nothing from the network. It shows the run's
+summary, the figures with a note on how to read each, the metric and synergy tables of
+``eval.json`` (when ``nsvae evaluate`` has been run), the configuration and the library
+versions. A tiny inline script records on ``<html data-images="loaded/total">`` how many
+images decoded, so a headless browser can check the page.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from nsvae.errors import CheckpointError
+from nsvae.models import representation_function
+from nsvae.train import load_run
+from nsvae.viz.curves import save_eval_curves, save_training_curves, split_rows
+from nsvae.viz.factors import (
+    latent_factor_labels,
+    latent_factor_mi,
+    sample_codes,
+    save_factor_figure,
+    save_mutual_information,
+)
+from nsvae.viz.traversals import (
+    encode,
+    mean_kl_per_latent,
+    save_prior_traversals,
+    save_reconstructions,
+    save_traversal_gif,
+    save_traversals,
+)
+
+KL_SAMPLES = 1024  # observations whose posteriors give the KL per latent
+FIGURE_IMAGES = 20  # observations shown in reconstructions and traversals
+
+
+@dataclass
+class ReportFigure:
+    """A figure file of the report with its heading and how to read it."""
+
+    name: str
+    title: str
+    caption: str
+
+
+FIGURES = (
+    ReportFigure("training_curves.png", "Training curves",
+           "Reconstruction and KL per logging step. For the Non-Syn objective also the synergy "
+           "term KL(A_worst) (before the alpha weight), the mean size of A_best and, as a heat "
+           "map, how often each latent was in A_best: latents the selection keeps choosing are "
+           "the informative ones, and the synergy term should fall as information concentrates "
+           "in them."),
+    ReportFigure("eval_curves.png", "Metrics over training",
+           "The fast metric suite evaluated every --eval-every steps."),
+    ReportFigure("factors.png", "Latents against factors",
+           "One row per active latent (variance of the mean code over the data above 0.01), "
+           "ordered by KL. For dSprites: the mean code over the (posX, posY) grid averaged over "
+           "the other factors (x to the right, y down), then against scale and orientation with "
+           "one line per shape; colours and y axes share one scale. A disentangled latent varies "
+           "in one panel only: a left-right gradient is x position, a top-bottom gradient y "
+           "position, a rising line in the scale panel is scale."),
+    ReportFigure("mutual_information.png", "Mutual information between latents and factors",
+           "I(z_j; v_k) / H(v_k) from 20-bin histograms of the mean code. A disentangled "
+           "representation has at most one bright cell per row and per column."),
+    ReportFigure("traversals.png", "Posterior traversals",
+           "Originals, reconstructions, then one row per latent (largest KL first) set to "
+           "evenly spaced values over [-3, 3] while the others stay at the posterior mean of the "
+           "first image. Each row is labelled with the latent, its KL and the factor it carries "
+           "most information about."),
+    ReportFigure("traversals.gif", "Animated traversals",
+           "Every latent swept at once over [-3, 3] and back: columns are data images (left) "
+           "and prior samples (right), rows the latents."),
+    ReportFigure("prior_traversals.png", "Prior traversals",
+           "The same traversals around a sample of the prior N(0, I) instead of a posterior "
+           "mean: what the decoder makes of codes the encoder never produced."),
+    ReportFigure("reconstructions.png", "Reconstructions",
+           "Data images and the mean of the decoder's output for their posterior means."),
+)
+
+
+def draw_figures(run, data=None, seed: int = 0, samples_per_cell: int = 16,
+                 num_samples: int = 10_000) -> dict[str, Path]:
+    """Draw every figure of a run into ``run.path / "figures"``.
+
+    Parameters
+    ----------
+    run : nsvae.train.Run
+        The loaded run (model in eval mode).
+    data : GroundTruthData, optional
+        The run's data; ``run.data()`` by default.
+    seed : int
+        Seed of every sample drawn for the figures.
+    samples_per_cell, num_samples : int
+        Sample sizes of the latent-vs-factor figures (see :mod:`nsvae.viz.factors`).
+
+    Returns
+    -------
+    dict
+        File name -> path of each figure written (curves only when ``metrics.jsonl`` has rows).
+    """
+    data = run.data() if data is None else data
+    folder = run.path / "figures"
+    model = run.model
+    written = {}
+    rows = run.metrics() if (run.path / "metrics.jsonl").exists() else []
+    train_rows, eval_rows = split_rows(rows)
+    if train_rows:
+        written["training_curves.png"] = save_training_curves(rows, folder / "training_curves.png")
+    if eval_rows:
+        written["eval_curves.png"] = save_eval_curves(rows, folder / "eval_curves.png")
+
+    observations = data.sample_observations(KL_SAMPLES, np.random.RandomState(seed))
+    kl = mean_kl_per_latent(*encode(model, observations))
+    factors, codes = sample_codes(data, representation_function(model, "mean", seed=seed),
+                                  np.random.RandomState(seed), samples_per_cell, num_samples)
+    mi = latent_factor_mi(codes, factors)
+    labels = latent_factor_labels(codes, mi, data.factor_names)
+    shown = observations[:FIGURE_IMAGES]
+    figure = {name: folder / name for name in (f.name for f in FIGURES)}
+    written["factors.png"] = save_factor_figure(codes, factors, data.factor_names,
+                                                data.factor_sizes, figure["factors.png"], kl)
+    written["mutual_information.png"] = save_mutual_information(
+        mi, data.factor_names, figure["mutual_information.png"], kl)
+    written["traversals.png"] = save_traversals(model, shown, figure["traversals.png"], kl,
+                                                labels, num_images=2)
+    written["traversals.gif"] = save_traversal_gif(model, shown, figure["traversals.gif"], kl,
+                                                   labels, steps=15, seed=seed)
+    written["prior_traversals.png"] = save_prior_traversals(
+        model, figure["prior_traversals.png"], kl, labels, num_samples=2, seed=seed)
+    written["reconstructions.png"] = save_reconstructions(model, shown,
+                                                          figure["reconstructions.png"])
+    return written
+
+
+def write_report(run_dir, data=None, seed: int = 0, samples_per_cell: int = 16,
+                 num_samples: int = 10_000) -> Path:
+    """Draw the figures of ``run_dir`` and write ``run_dir/report.html``; return its path.
+
+    See :func:`draw_figures` for the parameters.
+
+    Raises
+    ------
+    CheckpointError
+        If ``run_dir`` is not a run, or its ``config.json`` or ``eval.json`` is unreadable.
+    """
+    run = load_run(run_dir)
+    figures = draw_figures(run, data, seed, samples_per_cell, num_samples)
+    record = _read_json(run.path / "config.json")
+    evaluation = _read_json(run.path / "eval.json") if (run.path / "eval.json").exists() else None
+    rows = run.metrics() if (run.path / "metrics.jsonl").exists() else []
+    page = render_html(run.path.resolve().name, run.step, run.config.to_dict(),
+                       record.get("versions", {}), figures, evaluation, split_rows(rows)[0])
+    path = run.path / "report.html"
+    tmp = path.with_suffix(".html.tmp")
+    tmp.write_text(page, encoding="utf-8")
+    tmp.replace(path)
+    return path
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise CheckpointError(f"cannot read {path}: {error}") from None
+
+
+# ----------------------------------------------------------------------------------- HTML
+
+
+def format_value(value) -> str:
+    """Short text of a table value: floats to 4 significant digits, lists and dicts inline."""
+    if isinstance(value, bool) or value is None:
+        return str(value)
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(format_value(v) for v in value) + "]"
+    if isinstance(value, Mapping):
+        return ", ".join(f"{k}: {format_value(v)}" for k, v in value.items())
+    return str(value)
+
+
+def _table(rows, header=None) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header) if header else ""
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(format_value(cell))}</td>" for cell in row)
+                   + "</tr>" for row in rows)
+    head = f"<thead><tr>{head}</tr></thead>" if head else ""
+    return f"<table>{head}<tbody>{body}</tbody></table>"
+
+
+def data_uri(path: Path) -> str:
+    """The file as a base64 ``data:`` URI (PNG or GIF)."""
+    kind = "gif" if Path(path).suffix.lower() == ".gif" else "png"
+    return f"data:image/{kind};base64,{base64.b64encode(Path(path).read_bytes()).decode('ascii')}"
+
+
+def _metric_tables(metrics: Mapping) -> tuple[str, str]:
+    def rows(names):
+        return [(name, key, value) for name in names for key, value in metrics[name].items()]
+
+    synergy = [name for name in metrics if "synergy" in name]
+    others = [name for name in metrics if name not in synergy]
+    header = ("metric", "key", "value")
+    return (_table(rows(others), header) if others else "",
+            _table(rows(synergy), header) if synergy else "")
+
+
+def _summary(name, step, config, train_rows) -> str:
+    objective = config.get("objective", {})
+    items = [("run", name), ("step", str(step)),
+             ("objective", format_value(objective.get("name"))),
+             ("model", f"{config.get('model', {}).get('arch')}, "
+                       f"z_dim {config.get('model', {}).get('z_dim')}"),
+             ("data", format_value(config.get("data", {}).get("name")))]
+    if objective.get("name") == "nonsyn":
+        items.append(("alpha / omega / policy", f"{objective.get('alpha')} / "
+                      f"{objective.get('omega')} / {objective.get('policy')}"))
+    if train_rows:
+        last = train_rows[-1]
+        items.append(("last log", ", ".join(f"{key} {last[key]:.4g}" for key in
+                                           ("loss", "recon", "kl", "synergy") if key in last)))
+    return _table(items)
+
+
+def render_html(name: str, step: int, config: Mapping, versions: Mapping,
+                figures: Mapping[str, Path], evaluation: Mapping | None,
+                train_rows=()) -> str:
+    """The report page as one string (see the module docstring)."""
+    sections = [("summary", "Summary", _summary(name, step, config, list(train_rows)))]
+    for figure in FIGURES:
+        if figure.name in figures:
+            body = (f'<figure><img src="{data_uri(figures[figure.name])}" '
+                    f'alt="{html.escape(figure.title)}"><figcaption>{html.escape(figure.caption)}'
+                    "</figcaption></figure>")
+            sections.append((figure.name.split(".")[0].replace("_", "-")
+                             + ("-gif" if figure.name.endswith(".gif") else ""),
+                             figure.title, body))
+    if evaluation is not None:
+        metrics, synergy = _metric_tables(evaluation.get("metrics", {}))
+        note = (f"<p class=note>eval.json at step {evaluation.get('step')}, representation "
+                f"{html.escape(str(evaluation.get('representation')))}, seed "
+                f"{evaluation.get('seed')}, fast {evaluation.get('fast')}</p>")
+        if metrics:
+            sections.append(("metrics", "Disentanglement metrics", note + metrics))
+        if synergy:
+            sections.append(("synergy", "Synergy", synergy))
+    else:
+        sections.append(("metrics", "Metrics",
+                         "<p class=note>No eval.json yet: run <code>nsvae evaluate "
+                         f"{html.escape(name)}</code>, then the report again.</p>"))
+    config_html = '<div class="columns">' + "".join(
+        f"<div><h3>{html.escape(section)}</h3>{_table(list(values.items()))}</div>"
+        for section, values in config.items()) + "</div>"
+    sections.append(("config", "Configuration", config_html))
+    sections.append(("versions", "Versions", _table(list(versions.items()))))
+    nav = " ".join(f'<a href="#{anchor}">{html.escape(title)}</a>' for anchor, title, _ in sections)
+    body = "\n".join(f'<section id="{anchor}"><h2>{html.escape(title)}</h2>{content}</section>'
+                     for anchor, title, content in sections)
+    return PAGE.format(title=html.escape(f"nsvae report: {name}"), name=html.escape(name),
+                       nav=nav, body=body)
+
+
+PAGE = """<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{title}</title>
+<style>
+body {{ margin: 0; background: #f5f6f8; color: #1c2230;
+  font: 15px/1.5 system-ui, -apple-system, "Segoe UI", Roboto, "DejaVu Sans", sans-serif; }}
+main {{ max-width: 1180px; margin: 0 auto; padding: 20px 28px 60px; }}
+header h1 {{ font-size: 26px; margin: 8px 0 2px; }}
+header p {{ margin: 0 0 10px; color: #556070; }}
+nav {{ position: sticky; top: 0; background: #f5f6f8ee; padding: 8px 0; z-index: 1;
+  border-bottom: 1px solid #dde1e7; }}
+nav a {{ color: #2358c4; text-decoration: none; margin-right: 16px; font-size: 14px;
+  white-space: nowrap; }}
+nav a:hover {{ text-decoration: underline; }}
+section {{ background: #fff; border: 1px solid #dde1e7; border-radius: 8px;
+  padding: 14px 22px 18px; margin: 18px 0; }}
+h2 {{ font-size: 19px; margin: 0 0 10px; }}
+h3 {{ font-size: 15px; margin: 14px 0 4px; color: #3b4454; }}
+figure {{ margin: 0; }}
+figure img {{ display: block; max-width: 100%; height: auto; margin: 0 auto;
+  border: 1px solid #eceef2; }}
+figcaption {{ color: #4b5566; font-size: 13.5px; margin-top: 8px; max-width: 900px; }}
+table {{ border-collapse: collapse; font-size: 13.5px; margin: 4px 0; }}
+th, td {{ text-align: left; padding: 3px 14px 3px 0; border-bottom: 1px solid #eceef2;
+  vertical-align: top; }}
+th {{ color: #556070; font-weight: 600; }}
+td:first-child {{ color: #3b4454; white-space: nowrap; }}
+td {{ font-variant-numeric: tabular-nums; word-break: break-word; }}
+code {{ background: #eef0f4; padding: 1px 4px; border-radius: 3px; }}
+.columns {{ display: grid; grid-template-columns: repeat(auto-fill, minmax(250px, 1fr));
+  gap: 0 28px; }}
+.note {{ color: #556070; font-size: 13.5px; margin: 0 0 8px; }}
+</style>
+</head>
+<body>
+<main>
+<header><h1>{name}</h1><p>nsvae run report</p></header>
+<nav>{nav}</nav>
+{body}
+</main>
+<script>
+window.addEventListener("load", function () {{
+  var images = Array.prototype.slice.call(document.images);
+  var loaded = images.filter(function (i) {{ return i.complete && i.naturalWidth > 0; }});
+  document.documentElement.setAttribute("data-images", loaded.length + "/" + images.length);
+}});
+</script>
+</body>
+</html>
+"""

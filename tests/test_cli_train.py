@@ -1,0 +1,105 @@
+"""``nsvae train``: flags over a TOML file over defaults, resume, one-line errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from test_trainer import squares
+
+import nsvae.data
+from nsvae.cli import main
+
+
+@pytest.fixture
+def toy_dataset(monkeypatch):
+    """Register the tiny ``squares`` dataset of test_trainer under the name ``squares``."""
+    monkeypatch.setitem(nsvae.data.DATASETS, "squares", lambda **options: squares())
+
+
+TOML = """
+[data]
+name = "squares"
+[model]
+z_dim = 3
+[objective]
+alpha = 2.0
+[train]
+steps = 1000
+batch_size = 8
+log_every = 2
+checkpoint_every = 2
+threads = 1
+device = "cpu"
+figures = false
+"""
+
+
+def test_flags_override_the_config_file_and_resume_continues(tmp_path, capsys, toy_dataset):
+    (tmp_path / "run.toml").write_text(TOML)
+    run = tmp_path / "run"
+    code = main(["train", "--config", str(tmp_path / "run.toml"), "--steps", "4", "--omega", "0.8",
+                 "--run-dir", str(run), "--no-progress"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert f"run: {run}" in out and "done: 4 steps" in out
+    stored = json.loads((run / "config.json").read_text())["config"]
+    assert stored["train"]["steps"] == 4  # flag
+    assert stored["objective"]["omega"] == 0.8  # flag
+    assert stored["objective"]["alpha"] == 2.0  # file
+    assert stored["model"]["z_dim"] == 3  # file
+    assert stored["objective"]["beta"] == 1.0  # default
+
+    assert main(["train", "--resume", str(run), "--steps", "6", "--no-progress"]) == 0
+    assert "done: 6 steps" in capsys.readouterr().out
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    assert [row["step"] for row in rows] == [2, 4, 6]
+
+
+def test_resume_refuses_a_changed_objective(tmp_path, capsys, toy_dataset):
+    (tmp_path / "run.toml").write_text(TOML)
+    run = tmp_path / "run"
+    main(["train", "--config", str(tmp_path / "run.toml"), "--steps", "2", "--run-dir", str(run),
+          "--no-progress"])
+    capsys.readouterr()
+    assert main(["train", "--resume", str(run), "--alpha", "9", "--no-progress"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"nsvae: error: cannot change objective.alpha when resuming {run} (run has 2.0, got 9.0)")
+
+
+@pytest.mark.parametrize(
+    ("flags", "code", "words"),
+    [
+        (["--alpha", "-1"], 2, "objective.alpha must be >= 0"),
+        (["--omega", "0"], 2, "objective.omega must be in (0, 1]"),
+        (["--omega", "1.5"], 2, "objective.omega must be in (0, 1]"),
+        (["--z-dim", "0"], 2, "model.z_dim must be >= 1"),
+        (["--model", "gan"], 2, "unknown objective.name 'gan'"),
+        (["--policy", "random"], 2, "unknown objective.policy"),
+        (["--steps", "0"], 2, "train.steps must be >= 1"),
+        (["--data", "mnist"], 2, "unknown dataset 'mnist'"),
+        (["--data-path", "MISSING/dsprites.npz"], 3, "no dSprites file at MISSING/dsprites.npz"),
+        (["--config", "MISSING/run.toml"], 2, "config file not found"),
+        (["--resume", "MISSING/run"], 4, "not a run directory"),
+    ],
+)
+def test_bad_values_give_one_line_and_an_exit_code(tmp_path, monkeypatch, capsys, flags, code,
+                                                   words):
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", *flags, "--no-progress"]) == code
+    err = capsys.readouterr().err
+    assert err.startswith("nsvae: error: ") and err.count("\n") == 1
+    assert words in err
+    assert not (tmp_path / "runs").exists()
+
+
+def test_a_real_process_reports_one_line_without_traceback(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "nsvae.cli", "train", "--omega", "2", "--no-progress"],
+        capture_output=True, text=True, cwd=tmp_path, timeout=120,
+    )
+    assert result.returncode == 2
+    assert result.stderr == "nsvae: error: objective.omega must be in (0, 1], got 2.0\n"
+    assert "Traceback" not in result.stdout + result.stderr

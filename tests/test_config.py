@@ -1,0 +1,132 @@
+"""Config: dict and TOML round trips, overrides, and one-line errors for every bad value."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from nsvae.config import Config, load_config, save_config
+from nsvae.errors import ConfigError
+
+
+def test_defaults_are_valid_and_match_the_contract():
+    config = Config().validate()
+    assert (config.model.arch, config.model.z_dim, config.model.likelihood) == ("dlib", 10, "auto")
+    assert (config.objective.name, config.objective.alpha, config.objective.omega) == (
+        "nonsyn",
+        5.0,
+        0.9,
+    )
+    assert (config.train.batch_size, config.train.betas) == (64, (0.9, 0.999))
+
+
+def test_dict_round_trip_is_json_friendly():
+    config = Config().updated({"objective": {"alpha": 2.5}, "data": {"path": "/x.npz"}})
+    d = json.loads(json.dumps(config.to_dict()))
+    assert d["train"]["betas"] == [0.9, 0.999]
+    assert Config.from_dict(d) == config
+
+
+def test_toml_round_trip(tmp_path):
+    config = Config().updated(
+        {"model": {"arch": "seed-linear", "z_dim": 6}, "train": {"betas": [0.5, 0.9], "lr": 1e-4}}
+    )
+    save_config(config, tmp_path / "c.toml")
+    assert load_config(tmp_path / "c.toml") == config
+
+
+def test_partial_toml_takes_defaults_and_ints_become_floats(tmp_path):
+    (tmp_path / "c.toml").write_text("[objective]\nalpha = 3\n")
+    config = load_config(tmp_path / "c.toml")
+    assert config.objective.alpha == 3.0 and isinstance(config.objective.alpha, float)
+    assert config.train == Config().train
+
+
+def test_flags_override_the_file_and_none_means_not_given(tmp_path):
+    (tmp_path / "c.toml").write_text("[objective]\nalpha = 3.0\nomega = 0.5\n")
+    config = load_config(tmp_path / "c.toml").updated(
+        {"objective": {"alpha": 1.0, "omega": None}, "train": {"steps": 10}}
+    )
+    assert (config.objective.alpha, config.objective.omega, config.train.steps) == (1.0, 0.5, 10)
+
+
+@pytest.mark.parametrize(
+    ("d", "key"),
+    [
+        ({"objective": {"alhpa": 1.0}}, "objective.alhpa"),
+        ({"trian": {}}, "trian"),
+        ({"train": {"steps": "many"}}, "train.steps"),
+        ({"train": {"steps": 1.5}}, "train.steps"),
+        ({"train": {"figures": 1}}, "train.figures"),
+        ({"train": {"betas": [0.9]}}, "train.betas"),
+        ({"model": {"z_dim": True}}, "model.z_dim"),
+        ({"objective": {"alpha": "5"}}, "objective.alpha"),
+        ({"model": 3}, "model"),
+    ],
+)
+def test_unknown_keys_and_wrong_types_name_the_key(d, key):
+    with pytest.raises(ConfigError, match=key) as error:
+        Config.from_dict(d)
+    assert "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize(
+    ("section", "values"),
+    [
+        ("objective", {"alpha": -0.1}),
+        ("objective", {"alpha": float("nan")}),
+        ("objective", {"omega": 0.0}),
+        ("objective", {"omega": 1.01}),
+        ("objective", {"beta": -1.0}),
+        ("objective", {"epsilon": 1.5}),
+        ("objective", {"name": "gan"}),
+        ("objective", {"policy": "random"}),
+        ("objective", {"mode": "both"}),
+        ("objective", {"selection_batch": "other"}),
+        ("objective", {"mode": "sample", "selection_batch": "independent"}),
+        ("objective", {"capacity_gamma": -1.0}),
+        ("objective", {"c_max": -1.0}),
+        ("objective", {"capacity_steps": 0}),
+        ("objective", {"lambda_od": -1.0}),
+        ("objective", {"lambda_d_factor": float("inf")}),
+        ("objective", {"dip_type": "iii"}),
+        ("model", {"z_dim": 0}),
+        ("model", {"arch": "resnet"}),
+        ("model", {"likelihood": "poisson"}),
+        ("train", {"steps": 0}),
+        ("train", {"batch_size": 0}),
+        ("train", {"lr": 0.0}),
+        ("train", {"betas": [0.9, 1.0]}),
+        ("train", {"seed": -1}),
+        ("train", {"device": "tpu"}),
+        ("train", {"device": "cuda:x"}),
+        ("train", {"threads": -1}),
+        ("train", {"log_every": 0}),
+        ("train", {"checkpoint_every": 0}),
+        ("train", {"keep_checkpoints": 0}),
+        ("train", {"eval_every": -1}),
+        ("data", {"name": ""}),
+    ],
+)
+def test_bad_values_give_one_line_errors(section, values):
+    config = Config().updated({section: values})
+    with pytest.raises(ConfigError) as error:
+        config.validate()
+    message = str(error.value)
+    assert "\n" not in message
+    assert f"{section}." in message
+
+
+@pytest.mark.parametrize("device", ["auto", "cpu", "cuda", "cuda:1"])
+def test_devices_accepted(device):
+    Config().updated({"train": {"device": device}}).validate()
+
+
+def test_missing_and_corrupt_files(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "missing.toml")
+    (tmp_path / "bad.toml").write_text("[objective\nalpha = ")
+    with pytest.raises(ConfigError, match="not valid TOML") as error:
+        load_config(tmp_path / "bad.toml")
+    assert "\n" not in str(error.value)

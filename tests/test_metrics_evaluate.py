@@ -1,0 +1,133 @@
+"""``evaluate``, ``evaluate_codes`` and ``nsvae evaluate`` (run directory and ``--codes``)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+import nsvae
+from nsvae.cli import main
+from nsvae.config import Config
+from nsvae.data.ground_truth import ArrayGroundTruthData, FactorSpace
+from nsvae.errors import MetricError
+from nsvae.metrics import CODE_METRICS
+from nsvae.metrics.evaluate import evaluate_codes
+from nsvae.models import build_model
+from nsvae.train import Run
+
+
+def identity_codes(n=1500, sizes=(3, 4, 5), seed=0):
+    space = FactorSpace(sizes)
+    factors = space.sample_factors(n, np.random.RandomState(seed))
+    return factors, factors + 0.01 * np.random.RandomState(seed + 1).standard_normal(factors.shape)
+
+
+@pytest.fixture
+def npz(tmp_path):
+    factors, codes = identity_codes()
+    path = tmp_path / "codes.npz"
+    np.savez(path, factors=factors, codes=codes, factor_sizes=np.array([3, 4, 5]))
+    return path
+
+
+def test_evaluate_codes_scores_given_arrays():
+    factors, codes = identity_codes()
+    result = evaluate_codes(factors, codes, factor_sizes=[3, 4, 5])
+    assert set(result["metrics"]) == set(CODE_METRICS)
+    assert result["metrics"]["mig"]["discrete_mig"] > 0.9
+    assert result["metrics"]["dci"]["disentanglement"] > 0.95
+    assert result["params"]["dci"]["estimator"] == "gbt"
+    assert result["num_points"] == 1500 and result["factor_sizes"] == [3, 4, 5]
+    by_string = evaluate_codes(factors, codes, metrics="mig,sap")["metrics"]
+    assert by_string == evaluate_codes(factors, codes, metrics=["mig", "sap"])["metrics"]
+
+
+def test_evaluate_codes_rejects_bad_arrays():
+    factors, codes = identity_codes(100)
+    with pytest.raises(MetricError, match="codes"):
+        evaluate_codes(factors, codes[:-1])
+    with pytest.raises(MetricError, match="out of range"):
+        evaluate_codes(factors, codes, factor_sizes=[3, 4, 4])
+    with pytest.raises(MetricError, match="unknown metric"):
+        evaluate_codes(factors, codes, metrics="beta_vae")
+    with pytest.raises(MetricError, match="no parameter"):
+        evaluate_codes(factors, codes, metrics="mig", params={"mig": {"bins": 3}})
+
+
+def test_cli_evaluate_codes_prints_a_table_and_writes_json(npz, tmp_path, capsys):
+    out = tmp_path / "result.json"
+    assert (
+        main(["evaluate", "--codes", str(npz), "--metrics", "mig,sap", "--output", str(out)]) == 0
+    )
+    printed = capsys.readouterr().out
+    assert "discrete_mig" in printed and "SAP_score" in printed
+    assert json.loads(out.read_text())["metrics"]["mig"]["discrete_mig"] > 0.9
+
+
+@pytest.mark.parametrize(
+    ("content", "code", "message"),
+    [
+        (None, 3, "no such codes file"),
+        (b"not an npz", 3, "cannot read"),
+        ({"factors": np.zeros((5, 2), int)}, 3, "lacks codes"),
+        ({"factors": np.zeros((5, 2), int), "codes": np.array([None] * 5)}, 3, "cannot read"),
+        ({"factors": np.zeros((5, 2), int), "codes": np.full((5, 2), np.nan)}, 6, "NaN"),
+        ({"factors": np.zeros((5, 2), int), "codes": np.zeros((4, 2))}, 6, "4 codes"),
+        ({"factors": np.zeros((5, 2)), "codes": np.zeros((5, 2))}, 6, "integer"),
+    ],
+)
+def test_cli_evaluate_codes_bad_files_are_one_line_errors(tmp_path, capsys, content, code, message):
+    path = tmp_path / "bad.npz"
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    elif content is not None:
+        np.savez(path, **content)  # object arrays are pickled by numpy, which we refuse to load
+    assert main(["evaluate", "--codes", str(path)]) == code
+    error = capsys.readouterr().err
+    assert error.startswith("nsvae: error:") and message in error and error.count("\n") == 1
+
+
+def test_cli_evaluate_needs_a_run_or_codes(npz, capsys):
+    assert main(["evaluate"]) == 2
+    assert main(["evaluate", "runs/x", "--codes", str(npz)]) == 2
+    assert "either a run directory or --codes" in capsys.readouterr().err
+
+
+def square_data() -> ArrayGroundTruthData:
+    images = np.zeros((2, 6, 6, 1, 64, 64), np.float32)
+    for s in range(2):
+        for i in range(6):
+            for j in range(6):
+                images[s, i, j, 0, 8 * i : 8 * i + 8 + 4 * s, 8 * j : 8 * j + 8 + 4 * s] = 1
+    return ArrayGroundTruthData(images.reshape(-1, 1, 64, 64), (2, 6, 6))
+
+
+def test_evaluate_a_run_writes_eval_json_with_provenance(tmp_path):
+    torch.manual_seed(0)
+    config = Config()
+    model = build_model(config.model).eval()
+    run = Run(tmp_path, config, model, 7)
+    params = {"mig": {"num_train": 300}, "mig_chen": {"num_points": 200, "num_samples": 100}}
+    result = nsvae.evaluate(
+        run, square_data(), metrics=["mig", "mig_chen"], seed=3, fast=True, params=params
+    )
+    stored = json.loads((tmp_path / "eval.json").read_text())
+    assert stored == result
+    assert set(result["metrics"]) == {"mig", "mig_chen"}
+    assert result["params"]["mig"] == {"num_train": 300, "batch_size": 16, "num_bins": 20}
+    assert result["step"] == 7 and result["seed"] == 3 and result["representation"] == "mean"
+    assert result["config"] == config.to_dict()
+    assert {"numpy", "scikit-learn", "torch"} <= set(result["versions"])
+    again = nsvae.evaluate(model, square_data(), metrics="mig", seed=3, params=params)
+    assert again["metrics"]["mig"] == result["metrics"]["mig"] and again["step"] is None
+
+
+def test_evaluate_rejects_unknown_metrics_and_missing_data():
+    model = build_model(Config().model).eval()
+    with pytest.raises(MetricError, match="unknown metric"):
+        nsvae.evaluate(model, square_data(), metrics="nope")
+    with pytest.raises(MetricError, match="needs its ground-truth data"):
+        nsvae.evaluate(model)

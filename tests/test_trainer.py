@@ -1,0 +1,334 @@
+"""The trainer: run directory, checkpoints, exact resume, signals, NaN guard, evaluation hook.
+
+Every test trains a small VAE for a few steps on 64 images of an 8x8 square at 8 x 8 positions.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import types
+
+import numpy as np
+import pytest
+import torch
+
+import nsvae.train.trainer as trainer
+from nsvae.config import Config
+from nsvae.data.ground_truth import ArrayGroundTruthData
+from nsvae.errors import CheckpointError, ConfigError, TrainingError
+from nsvae.train import Run, TrainingInterrupted, load_run, train
+from nsvae.train.checkpoint import atomic_write, list_checkpoints, load_checkpoint
+
+
+def squares() -> ArrayGroundTruthData:
+    """64 binary 64x64 images: an 8x8 square at each of 8 x 8 positions (factors x, y)."""
+    images = np.zeros((8, 8, 1, 64, 64), dtype=np.uint8)
+    for x in range(8):
+        for y in range(8):
+            images[x, y, 0, 8 * y:8 * y + 8, 8 * x:8 * x + 8] = 1
+    return ArrayGroundTruthData(images.reshape(64, 1, 64, 64), [8, 8], ["x", "y"])
+
+
+@pytest.fixture(scope="module")
+def data() -> ArrayGroundTruthData:
+    return squares()
+
+
+def tiny_config(**train) -> Config:
+    """Non-Syn on an independent selection batch with epsilon-greedy: every RNG stream is used."""
+    settings = {"steps": 8, "batch_size": 8, "log_every": 2, "checkpoint_every": 4,
+                "keep_checkpoints": 2, "threads": 1, "device": "cpu", "figures": False, **train}
+    return Config().updated({
+        "model": {"z_dim": 4},
+        "objective": {"name": "nonsyn", "policy": "epsilon-greedy", "epsilon": 0.5,
+                      "selection_batch": "independent"},
+        "train": settings,
+    })
+
+
+def parameters(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+
+
+def assert_same_parameters(a: torch.nn.Module, b: torch.nn.Module) -> None:
+    pa, pb = parameters(a), parameters(b)
+    assert pa.keys() == pb.keys()
+    for key in pa:
+        assert torch.equal(pa[key], pb[key]), key
+
+
+def without_timing(rows: list[dict]) -> list[dict]:
+    return [{k: v for k, v in row.items() if k not in ("time", "steps_per_s")} for row in rows]
+
+
+def files(folder) -> list[str]:
+    return sorted(p.name for p in folder.iterdir())
+
+
+def test_run_directory_and_round_trip(tmp_path, data):
+    config = tiny_config(figures=True)
+    run = train(config, tmp_path / "run", data=data)
+
+    assert run.step == 8 and not run.model.training
+    assert files(run.path) == ["checkpoints", "config.json", "figures", "metrics.jsonl"]
+    assert files(run.path / "figures") == ["reconstructions.png", "traversals.png"]
+    stored = json.loads((run.path / "config.json").read_text())
+    assert stored["config"] == config.to_dict()
+    assert stored["observation_shape"] == [1, 64, 64]
+    assert set(stored["versions"]) == {"nsvae", "torch", "numpy", "python", "platform"}
+
+    rows = run.metrics()
+    assert [row["step"] for row in rows] == [2, 4, 6, 8]
+    for row in rows:
+        assert {"step", "time", "loss", "recon", "kl", "kl_per_latent", "steps_per_s", "synergy",
+                "a_best_size", "a_best_freq"} <= row.keys()
+        assert len(row["kl_per_latent"]) == len(row["a_best_freq"]) == 4
+        assert all(0 <= f <= 1 for f in row["a_best_freq"])
+        assert math.isclose(row["kl"], sum(row["kl_per_latent"]), rel_tol=1e-5, abs_tol=1e-6)
+        assert math.isclose(row["a_best_size"], sum(row["a_best_freq"]), rel_tol=1e-5)
+        assert row["steps_per_s"] > 0
+
+    loaded = load_run(run.path)
+    assert isinstance(loaded, Run) and loaded.step == 8 and not loaded.model.training
+    assert loaded.config == config
+    assert_same_parameters(loaded.model, run.model)
+    assert loaded.metrics() == rows
+
+
+def test_checkpoint_holds_model_optimizer_rng_and_sampler(tmp_path, data):
+    run = train(tiny_config(steps=4), tmp_path / "run", data=data)
+    tensors, state = load_checkpoint(list_checkpoints(run.path / "checkpoints")[-1])
+    assert state["step"] == 4 and state["elapsed"] > 0
+    assert {"torch", "numpy", "python"} <= state["rng"].keys()
+    assert "generator" in state["sampler"]
+    assert state["optimizer"]["param_groups"][0]["lr"] == 5e-4
+    model_keys = {k for k in tensors if k.startswith("model.")}
+    assert model_keys == {f"model.{k}" for k in run.model.state_dict()}
+    assert any(k.endswith(".exp_avg_sq") for k in tensors)
+    for key in model_keys:
+        assert torch.equal(tensors[key], run.model.state_dict()[key.removeprefix("model.")])
+
+
+def test_resume_is_bit_identical(tmp_path, data):
+    whole = train(tiny_config(steps=8), tmp_path / "whole", data=data)
+    train(tiny_config(steps=4), tmp_path / "split", data=data)
+    resumed = train(tiny_config(steps=8), tmp_path / "split", data=data, resume=True)
+
+    assert resumed.step == 8
+    assert_same_parameters(whole.model, resumed.model)
+    assert without_timing(resumed.metrics()) == without_timing(whole.metrics())
+
+
+def test_resume_without_config_uses_the_stored_one(tmp_path, data):
+    train(tiny_config(steps=4), tmp_path / "run", data=data)
+    again = train(None, tmp_path / "run", data=data, resume=True)
+    assert again.step == 4 and again.config == tiny_config(steps=4)
+
+
+def test_resume_refuses_a_change_of_objective(tmp_path, data):
+    train(tiny_config(steps=2), tmp_path / "run", data=data)
+    changed = tiny_config(steps=4).updated({"objective": {"alpha": 1.0}})
+    with pytest.raises(ConfigError, match="cannot change objective.alpha"):
+        train(changed, tmp_path / "run", data=data, resume=True)
+
+
+def test_fresh_run_refuses_a_used_directory(tmp_path, data):
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "something").write_text("x")
+    with pytest.raises(CheckpointError, match="not empty"):
+        train(tiny_config(), tmp_path / "run", data=data)
+
+
+def test_keeps_the_last_k_checkpoints(tmp_path, data):
+    run = train(tiny_config(steps=10, checkpoint_every=2, keep_checkpoints=2), tmp_path / "run",
+                data=data)
+    assert files(run.path / "checkpoints") == [
+        "step-00000008.json", "step-00000008.safetensors",
+        "step-00000010.json", "step-00000010.safetensors",
+    ]
+
+
+def test_atomic_write_leaves_the_old_file_when_writing_fails(tmp_path, monkeypatch):
+    target = tmp_path / "state.json"
+    atomic_write(target, b"old")
+
+    def fail(fd):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", fail)
+    with pytest.raises(CheckpointError, match="No space left"):
+        atomic_write(target, b"new")
+    assert target.read_bytes() == b"old"
+    assert files(tmp_path) == ["state.json"]
+
+
+def test_unfinished_checkpoint_is_ignored_and_removed(tmp_path, data):
+    run = train(tiny_config(steps=4), tmp_path / "run", data=data)
+    folder = run.path / "checkpoints"
+    (folder / "step-00000006.safetensors").write_bytes(b"half written")  # no JSON: not committed
+    (folder / "step-00000006.json.tmp").write_bytes(b"{")
+    assert load_run(run.path).step == 4
+    train(tiny_config(steps=8), run.path, data=data, resume=True)
+    assert files(folder) == [
+        "step-00000004.json", "step-00000004.safetensors",
+        "step-00000008.json", "step-00000008.safetensors",
+    ]
+
+
+def test_corrupt_or_missing_run_gives_checkpoint_error(tmp_path, data):
+    with pytest.raises(CheckpointError, match="not a run directory"):
+        load_run(tmp_path / "nowhere")
+    run = train(tiny_config(steps=2, checkpoint_every=2), tmp_path / "run", data=data)
+    weights = run.path / "checkpoints" / "step-00000002.safetensors"
+    weights.write_bytes(weights.read_bytes()[:-10] + b"0123456789")
+    with pytest.raises(CheckpointError, match="checksum mismatch"):
+        load_run(run.path)
+    (run.path / "checkpoints" / "step-00000002.json").write_text("{not json")
+    with pytest.raises(CheckpointError, match="corrupt checkpoint"):
+        load_run(run.path)
+    (run.path / "config.json").write_text('{"config": {"model": {"z_dim": "ten"}}}')
+    with pytest.raises(CheckpointError, match="corrupt"):
+        load_run(run.path)
+
+
+def with_loss_hook(monkeypatch, hook):
+    """Make the trainer's objective call ``hook(step, loss)`` and use what it returns."""
+    build = trainer.build_objective
+
+    def build_hooked(*args, **kwargs):
+        objective = build(*args, **kwargs)
+        loss_of = objective.loss
+
+        def loss(outputs, batch, step, selection_kl=None):
+            value, logs = loss_of(outputs, batch, step, selection_kl=selection_kl)
+            return hook(step, value), logs
+
+        objective.loss = loss
+        return objective
+
+    monkeypatch.setattr(trainer, "build_objective", build_hooked)
+
+
+def test_nan_loss_stops_with_one_line_and_keeps_the_last_good_checkpoint(tmp_path, data,
+                                                                          monkeypatch):
+    with_loss_hook(monkeypatch, lambda step, loss: loss * math.nan if step == 5 else loss)
+    config = tiny_config(steps=12, log_every=4, checkpoint_every=2, keep_checkpoints=5)
+    with pytest.raises(TrainingError) as error:
+        train(config, tmp_path / "run", data=data)
+    message = str(error.value)
+    assert "\n" not in message
+    assert "at step 6" in message and "step-00000004" in message
+    assert [p.name for p in list_checkpoints(tmp_path / "run" / "checkpoints")] == [
+        "step-00000002.json", "step-00000004.json"]
+    good = load_run(tmp_path / "run")
+    assert good.step == 4
+    assert all(torch.isfinite(p).all() for p in good.model.parameters())
+    assert [row["step"] for row in good.metrics()] == [4]
+
+
+@pytest.mark.skipif(threading.current_thread() is not threading.main_thread(),
+                    reason="signal handlers need the main thread")
+def test_sigterm_saves_a_checkpoint_that_resumes_exactly(tmp_path, data, monkeypatch):
+    def terminate_at_step_4(step, loss):
+        if step == 4:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return loss
+
+    with_loss_hook(monkeypatch, terminate_at_step_4)
+    config = tiny_config(steps=9, log_every=3)
+    with pytest.raises(TrainingInterrupted, match="SIGTERM at step 5") as error:
+        train(config, tmp_path / "split", data=data)
+    assert error.value.exit_code == 130
+    assert load_run(tmp_path / "split").step == 5
+    monkeypatch.undo()
+
+    resumed = train(config, tmp_path / "split", data=data, resume=True)
+    whole = train(config, tmp_path / "whole", data=data)
+    assert_same_parameters(whole.model, resumed.model)
+    assert without_timing(resumed.metrics()) == without_timing(whole.metrics())
+    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+
+
+def test_sigterm_in_a_real_process(tmp_path):
+    """``nsvae train`` gets SIGTERM after its first metrics row: exit 130, one line, resumable."""
+    run = tmp_path / "run"
+    script = textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {os.path.dirname(__file__)!r})
+        import nsvae.data
+        from nsvae.cli import main
+        from test_trainer import squares
+        nsvae.data.DATASETS["squares"] = lambda **options: squares()
+        sys.exit(main(["train", "--data", "squares", "--steps", "100000", "--batch-size", "8",
+                       "--z-dim", "4", "--log-every", "1", "--threads", "1", "--device", "cpu",
+                       "--no-figures", "--no-progress", "--run-dir", {str(run)!r}]))
+    """)
+    process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    metrics = run / "metrics.jsonl"
+    try:
+        for _ in range(600):
+            if process.poll() is not None or (metrics.exists() and metrics.read_text()):
+                break
+            threading.Event().wait(0.1)
+        process.send_signal(signal.SIGTERM)
+        stdout, stderr = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 130, stderr
+    assert stdout == f"run: {run}\n"
+    assert stderr.startswith("nsvae: error: interrupted by SIGTERM at step ")
+    assert stderr.count("\n") == 1
+    interrupted = load_run(run)
+    assert interrupted.step >= 1
+    longer = interrupted.config.updated({"train": {"steps": interrupted.step + 2}})
+    assert train(longer, run, data=squares(), resume=True).step == interrupted.step + 2
+
+
+def test_eval_every_appends_eval_rows_without_touching_training(tmp_path, data, monkeypatch):
+    calls = []
+
+    def evaluate(model, data, fast=False, seed=0):
+        calls.append((fast, seed, model.training))
+        torch.randn(100)  # consuming the global generator must not change training
+        np.random.rand(3)  # noqa: NPY002
+        return {"metrics": {"fake": {"score": np.float64(0.5)}}}
+
+    monkeypatch.setitem(sys.modules, "nsvae.metrics.evaluate",
+                        types.SimpleNamespace(evaluate=evaluate))
+    with_eval = train(tiny_config(eval_every=4, seed=3), tmp_path / "eval", data=data)
+    plain = train(tiny_config(seed=3), tmp_path / "plain", data=data)
+
+    assert calls == [(True, 3, False), (True, 3, False)]
+    eval_rows = [row for row in with_eval.metrics() if "eval" in row]
+    assert eval_rows == [{"step": 4, "eval": {"fake": {"score": 0.5}}},
+                         {"step": 8, "eval": {"fake": {"score": 0.5}}}]
+    assert_same_parameters(with_eval.model, plain.model)
+
+
+def test_rows_are_mirrored_to_tensorboard_when_it_is_installed(tmp_path, data, monkeypatch):
+    written = []
+
+    class SummaryWriter:
+        def __init__(self, log_dir):
+            self.log_dir = log_dir
+
+        def add_scalar(self, tag, value, step):
+            written.append((tag, step))
+
+        def close(self):
+            written.append("closed")
+
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard",
+                        types.SimpleNamespace(SummaryWriter=SummaryWriter))
+    train(tiny_config(steps=2), tmp_path / "run", data=data)
+    assert {("loss", 2), ("synergy", 2), ("kl_per_latent/3", 2), ("a_best_freq/0", 2)} <= set(
+        written)
+    assert written[-1] == "closed"
