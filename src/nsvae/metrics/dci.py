@@ -107,8 +107,13 @@ def compute_dci(train, test, random_state, estimator: str = "gbt", n_jobs: int =
       trees of depth at most 8 that consider every latent at each split (the random-forest
       importances of Eastwood & Williams), whose impurity importances are spread less onto
       uninformative latents than with the default ``sqrt`` features. One multi-class tree per
-      estimator instead of one tree per class and stage. Its scores approximate the default;
-      ``benchmarks/metrics.py`` measures the agreement.
+      estimator instead of one tree per class and stage. Measured against the default at
+      10,000 / 5,000 points (``benchmarks/metrics.py``): D and C within 0.02 for a briefly
+      trained beta-VAE on dSprites (mean and sampled codes), equal for identity codes and
+      within 0.02 for rotated ones (500 / 250 points, in the tests), but 0.14 lower for
+      half-entangled noisy codes, where its importances spread more onto leaking latents;
+      informativeness_test within 0.02, informativeness_train about 0.1 lower.
+      Use it to compare models with each other, not to quote against the default.
 
     Parameters
     ----------
