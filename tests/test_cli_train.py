@@ -7,21 +7,13 @@ import subprocess
 import sys
 
 import pytest
-from test_trainer import squares
 
-import nsvae.data
 from nsvae.cli import main
-
-
-@pytest.fixture
-def toy_dataset(monkeypatch):
-    """Register the tiny ``squares`` dataset of test_trainer under the name ``squares``."""
-    monkeypatch.setitem(nsvae.data.DATASETS, "squares", lambda **options: squares())
-
+from nsvae.train import load_run
 
 TOML = """
 [data]
-name = "squares"
+name = "array"
 [model]
 z_dim = 3
 [objective]
@@ -37,11 +29,19 @@ figures = false
 """
 
 
-def test_flags_override_the_config_file_and_resume_continues(tmp_path, capsys, toy_dataset):
-    (tmp_path / "run.toml").write_text(TOML)
+@pytest.fixture
+def run_toml(tmp_path):
+    """The TOML above, in a file."""
+    path = tmp_path / "run.toml"
+    path.write_text(TOML)
+    return path
+
+
+def test_flags_override_the_config_file_and_resume_continues(tmp_path, capsys, run_toml,
+                                                             squares_npz):
     run = tmp_path / "run"
-    code = main(["train", "--config", str(tmp_path / "run.toml"), "--steps", "4", "--omega", "0.8",
-                 "--run-dir", str(run), "--no-progress"])
+    code = main(["train", "--config", str(run_toml), "--data-path", str(squares_npz),
+                 "--steps", "4", "--omega", "0.8", "--run-dir", str(run), "--no-progress"])
     out = capsys.readouterr().out
     assert code == 0
     assert f"run: {run}" in out and "done: 4 steps" in out
@@ -51,18 +51,20 @@ def test_flags_override_the_config_file_and_resume_continues(tmp_path, capsys, t
     assert stored["objective"]["alpha"] == 2.0  # file
     assert stored["model"]["z_dim"] == 3  # file
     assert stored["objective"]["beta"] == 1.0  # default
+    assert stored["data"] == {"name": "array", "path": str(squares_npz), "data_root": None}
 
     assert main(["train", "--resume", str(run), "--steps", "6", "--no-progress"]) == 0
     assert "done: 6 steps" in capsys.readouterr().out
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [row["step"] for row in rows] == [2, 4, 6]
+    data = load_run(run).data()  # rebuilt from the stored config
+    assert data.factor_names == ("x", "y") and len(data) == 64
 
 
-def test_resume_refuses_a_changed_objective(tmp_path, capsys, toy_dataset):
-    (tmp_path / "run.toml").write_text(TOML)
+def test_resume_refuses_a_changed_objective(tmp_path, capsys, run_toml, squares_npz):
     run = tmp_path / "run"
-    main(["train", "--config", str(tmp_path / "run.toml"), "--steps", "2", "--run-dir", str(run),
-          "--no-progress"])
+    main(["train", "--config", str(run_toml), "--data-path", str(squares_npz), "--steps", "2",
+          "--run-dir", str(run), "--no-progress"])
     capsys.readouterr()
     assert main(["train", "--resume", str(run), "--alpha", "9", "--no-progress"]) == 2
     assert capsys.readouterr().err.strip() == (
@@ -80,7 +82,10 @@ def test_resume_refuses_a_changed_objective(tmp_path, capsys, toy_dataset):
         (["--policy", "random"], 2, "unknown objective.policy"),
         (["--steps", "0"], 2, "train.steps must be >= 1"),
         (["--data", "mnist"], 2, "unknown dataset 'mnist'"),
-        (["--data-path", "MISSING/dsprites.npz"], 3, "no dSprites file at MISSING/dsprites.npz"),
+        (["--data-path", "MISSING/dsprites.npz"], 3,
+         "no dSprites file at {cwd}/MISSING/dsprites.npz"),  # stored absolute
+        (["--data", "array"], 2, "dataset 'array' needs its npz file"),
+        (["--data", "array", "--data-path", "MISSING/grid.npz"], 3, "no array dataset file at"),
         (["--config", "MISSING/run.toml"], 2, "config file not found"),
         (["--resume", "MISSING/run"], 4, "not a run directory"),
     ],
@@ -91,7 +96,7 @@ def test_bad_values_give_one_line_and_an_exit_code(tmp_path, monkeypatch, capsys
     assert main(["train", *flags, "--no-progress"]) == code
     err = capsys.readouterr().err
     assert err.startswith("nsvae: error: ") and err.count("\n") == 1
-    assert words in err
+    assert words.format(cwd=tmp_path) in err
     assert not (tmp_path / "runs").exists()
 
 

@@ -71,9 +71,10 @@ def test_cli_evaluate_codes_prints_a_table_and_writes_json(npz, tmp_path, capsys
     ("content", "code", "message"),
     [
         (None, 3, "no such codes file"),
-        (b"not an npz", 3, "cannot read"),
-        ({"factors": np.zeros((5, 2), int)}, 3, "lacks codes"),
-        ({"factors": np.zeros((5, 2), int), "codes": np.array([None] * 5)}, 3, "cannot read"),
+        (b"not an npz", 3, "not an npz archive"),
+        (b"PK\x03\x04 a truncated zip", 3, "unreadable npz file"),
+        ({"factors": np.zeros((5, 2), int)}, 3, "missing keys ['codes']"),
+        ({"factors": np.zeros((5, 2), int), "codes": np.array([None] * 5)}, 3, "unreadable npz"),
         ({"factors": np.zeros((5, 2), int), "codes": np.full((5, 2), np.nan)}, 6, "NaN"),
         ({"factors": np.zeros((5, 2), int), "codes": np.zeros((4, 2))}, 6, "4 codes"),
         ({"factors": np.zeros((5, 2)), "codes": np.zeros((5, 2))}, 6, "integer"),

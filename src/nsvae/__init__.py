@@ -9,6 +9,21 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 __version__ = "0.1.0"
 
 
+def versions() -> dict[str, str]:
+    """Versions of everything that determines a result (provenance of runs and evaluations)."""
+    import platform
+
+    import numpy
+    import scipy
+    import sklearn
+    import torch
+
+    return {"nsvae": __version__, "python": platform.python_version(),
+            "platform": platform.platform(), "numpy": numpy.__version__,
+            "scipy": scipy.__version__, "scikit-learn": sklearn.__version__,
+            "torch": torch.__version__}
+
+
 def __getattr__(name: str):
     """Lazy top-level API: ``nsvae.evaluate`` (imports the metrics only when first used)."""
     if name == "evaluate":

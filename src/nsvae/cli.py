@@ -126,8 +126,12 @@ def train_command(
     figures: Annotated[
         bool | None, _flag("--figures/--no-figures", "Write traversal figures at the end.")
     ] = None,
-    data: Annotated[str | None, _flag("--data", "Dataset name (default dsprites).")] = None,
-    data_path: Annotated[str | None, _flag("--data-path", "Dataset file, if it takes one.")] = None,
+    data: Annotated[
+        str | None, _flag("--data", "Dataset: dsprites (default), dsprites-file, array.")
+    ] = None,
+    data_path: Annotated[
+        Path | None, _flag("--data-path", "Dataset file (array: your own npz).")
+    ] = None,
     data_root: Annotated[str | None, _flag("--data-root", "Data cache folder.")] = None,
     config_file: Annotated[
         Path | None, _flag("--config", "TOML config; flags given override it.")
@@ -140,14 +144,18 @@ def train_command(
     ] = None,
     progress: Annotated[bool, _flag("--progress/--no-progress", "Show a progress bar.")] = True,
 ) -> None:
-    """Train a VAE (Non-Syn by default) on dSprites; flags override --config, then defaults."""
+    """Train a VAE (Non-Syn by default); flags override --config, then defaults.
+
+    The data is dSprites by default, or your own npz with --data array --data-path FILE.npz.
+    """
     from nsvae.config import Config, load_config
     from nsvae.errors import ConfigError
     from nsvae.train import train
     from nsvae.train.trainer import read_run_config
 
     overrides = {
-        "data": {"name": data, "path": data_path, "data_root": data_root},
+        "data": {"name": data, "path": data_path and str(data_path.absolute()),
+                 "data_root": data_root},
         "model": {"arch": arch, "z_dim": z_dim, "likelihood": likelihood},
         "objective": {"name": model, "beta": beta, "alpha": alpha, "omega": omega,
                       "policy": policy, "mode": mode, "selection_batch": selection_batch,
@@ -277,14 +285,14 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _report_unexpected(error: Exception) -> int:
-    import click
-
-    if isinstance(error, click.exceptions.ClickException):
-        error.show()
-        return error.exit_code
-    if isinstance(error, click.exceptions.Abort):
+    """One line for usage errors (typer's bundled click exceptions) and for anything else."""
+    if isinstance(error, typer.Abort):
         typer.echo("nsvae: aborted", err=True)
         return 130
+    if hasattr(error, "format_message") and isinstance(getattr(error, "exit_code", None), int):
+        if error.format_message():  # empty after `nsvae` alone has printed the help
+            typer.echo(f"nsvae: error: {error.format_message()} (see nsvae --help)", err=True)
+        return error.exit_code
     typer.echo(f"nsvae: internal error: {type(error).__name__}: {error}", err=True)
     return 70
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from nsvae.data.dsprites import DSprites, official_path
 from nsvae.data.ground_truth import ArrayGroundTruthData, FactorSpace, GroundTruthData
+from nsvae.data.npz import load_array_dataset, save_array_dataset
 from nsvae.data.sampler import BatchSampler
 from nsvae.errors import ConfigError
 
@@ -22,7 +23,17 @@ def _dsprites_file(path=None, data_root=None) -> DSprites:
     return DSprites.from_file(official_path(data_root) if path is None else path)
 
 
-DATASETS = {"dsprites": _dsprites, "dsprites-file": _dsprites_file}
+def _array(path=None, data_root=None) -> ArrayGroundTruthData:
+    """Your own ground-truth data: the npz file ``path`` (:mod:`nsvae.data.npz`).
+
+    ``data_root`` is not used.
+    """
+    if path is None:
+        raise ConfigError("dataset 'array' needs its npz file: give --data-path (data.path)")
+    return load_array_dataset(path)
+
+
+DATASETS = {"dsprites": _dsprites, "dsprites-file": _dsprites_file, "array": _array}
 
 
 def get_dataset(name: str, **kwargs) -> GroundTruthData:
@@ -52,4 +63,6 @@ __all__ = [
     "FactorSpace",
     "GroundTruthData",
     "get_dataset",
+    "load_array_dataset",
+    "save_array_dataset",
 ]

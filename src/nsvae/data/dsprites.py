@@ -23,8 +23,6 @@ import http.client
 import json
 import os
 import urllib.request
-import zipfile
-import zlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -32,6 +30,7 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from nsvae.data.ground_truth import FactorSpace, GroundTruthData
+from nsvae.data.npz import one_line, read_npz, write_npz
 from nsvae.errors import DataError
 
 # ------------------------------------------------------------------------------ official layout
@@ -376,7 +375,7 @@ def cached_images(root: str | os.PathLike | None = None) -> tuple[np.ndarray, bo
     try:
         images = np.load(path, mmap_mode="c", allow_pickle=False)
     except (ValueError, OSError) as error:
-        raise DataError(f"corrupt dSprites cache {path} ({_one_line(error)}); delete it") from None
+        raise DataError(f"corrupt dSprites cache {path} ({one_line(error)}); delete it") from None
     if images.dtype != np.uint8 or images.shape != (NUM_IMAGES, IMAGE_SIZE, IMAGE_SIZE):
         raise DataError(f"corrupt dSprites cache {path} ({images.dtype} {images.shape}); delete it")
     return images, reused
@@ -394,11 +393,7 @@ def _render_to(path: Path) -> None:
         os.replace(temporary, path)
     except OSError as error:
         temporary.unlink(missing_ok=True)
-        raise DataError(f"cannot write the dSprites cache {path}: {_one_line(error)}") from None
-
-
-def _one_line(error: BaseException) -> str:
-    return " ".join(str(error).split()) or type(error).__name__
+        raise DataError(f"cannot write the dSprites cache {path}: {one_line(error)}") from None
 
 
 # ------------------------------------------------------------------------------------- dataset
@@ -461,7 +456,7 @@ class DSprites(GroundTruthData):
         if checksum is not None:
             expected = OFFICIAL_CHECKSUMS[kind] if checksum == "official" else (checksum,)
             check_checksum(path, expected)
-        arrays = _read_hdf5(path) if kind == ".hdf5" else _read_npz(path)
+        arrays = _read_hdf5(path) if kind == ".hdf5" else read_npz(path, tuple(_KEYS))
         _check_layout(arrays, path)
         return cls(arrays["imgs"], source=str(path))
 
@@ -508,24 +503,6 @@ def check_checksum(path: Path, expected) -> None:
                         "wrong, truncated or corrupt file")
 
 
-def _read_npz(path: Path) -> dict[str, np.ndarray]:
-    unreadable = (zipfile.BadZipFile, zlib.error, ValueError, EOFError, OSError)
-    try:
-        archive = np.load(path, allow_pickle=False)
-    except unreadable as error:
-        raise DataError(f"{path}: unreadable npz file ({_one_line(error)})") from None
-    if not isinstance(archive, np.lib.npyio.NpzFile):
-        raise DataError(f"{path}: not an npz archive")
-    with archive:
-        missing = sorted(set(_KEYS) - set(archive.files))
-        if missing:
-            raise DataError(f"{path}: missing keys {missing} (has {sorted(archive.files)})")
-        try:
-            return {key: archive[key] for key in _KEYS}
-        except unreadable as error:
-            raise DataError(f"{path}: unreadable npz file ({_one_line(error)})") from None
-
-
 def _read_hdf5(path: Path) -> dict[str, np.ndarray]:
     import h5py
 
@@ -537,7 +514,7 @@ def _read_hdf5(path: Path) -> dict[str, np.ndarray]:
             _check_dtypes({key: file[name].dtype for key, name in _KEYS.items()}, path)
             return {key: file[name][()] for key, name in _KEYS.items()}
     except OSError as error:
-        raise DataError(f"{path}: unreadable hdf5 file ({_one_line(error)})") from None
+        raise DataError(f"{path}: unreadable hdf5 file ({one_line(error)})") from None
 
 
 def _check_dtypes(dtypes: dict, path: Path) -> None:
@@ -586,7 +563,7 @@ def fetch_dsprites(root: str | os.PathLike | None = None, url: str = OFFICIAL_UR
                 partial.write_bytes(response.read())
         except (OSError, http.client.HTTPException) as error:
             partial.unlink(missing_ok=True)
-            raise DataError(f"cannot download {url} ({_one_line(error)}); download it by hand "
+            raise DataError(f"cannot download {url} ({one_line(error)}); download it by hand "
                             f"and put it at {path}") from None
         try:
             check_checksum(partial, OFFICIAL_CHECKSUMS[".npz"])
@@ -604,22 +581,12 @@ def save_npz(path: str | os.PathLike, images: np.ndarray, classes: np.ndarray | 
 
     ``classes`` [n, 6] are the official classes of the images (the full grid by default).
     """
-    path = Path(path)
     classes = latents_classes() if classes is None else _check_classes(classes)
     if len(classes) != len(images):
         raise DataError(f"{len(images)} images for {len(classes)} rows of latents_classes")
-    temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    save = np.savez_compressed if compress else np.savez
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(temporary, "wb") as file:
-            save(file, metadata=np.array(json.dumps(metadata())), imgs=images,
-                 latents_classes=classes, latents_values=latents_values(classes))
-        os.replace(temporary, path)
-    except OSError as error:
-        temporary.unlink(missing_ok=True)
-        raise DataError(f"cannot write {path}: {_one_line(error)}") from None
-    return path
+    arrays = {"metadata": np.array(json.dumps(metadata())), "imgs": images,
+              "latents_classes": classes, "latents_values": latents_values(classes)}
+    return write_npz(path, arrays, compress)
 
 
 # ------------------------------------------------------------------------------- contact sheet
@@ -665,6 +632,6 @@ def save_contact_sheet(path: str | os.PathLike, images_of) -> Path:
         image = Image.fromarray(sheet)
         image.resize((sheet.shape[1] * 2, sheet.shape[0] * 2), Image.NEAREST).save(path)
     except OSError as error:
-        raise DataError(f"cannot write {path}: {_one_line(error)}") from None
+        raise DataError(f"cannot write {path}: {one_line(error)}") from None
     return path
 

@@ -137,9 +137,14 @@ class ArrayGroundTruthData(GroundTruthData):
         Number of values of each factor.
     factor_names : sequence of str, optional
         Names of the factors; ``factor_0``, ``factor_1``, ... by default.
+    scale : float
+        ``observations.astype(float32) * scale`` are the observations, so images can stay
+        compact (uint8 0..255 with scale 1/255, or 0/1 with scale 1).
     """
 
-    def __init__(self, observations, factor_sizes: Sequence[int], factor_names=None):
+    def __init__(
+        self, observations, factor_sizes: Sequence[int], factor_names=None, scale: float = 1.0
+    ):
         self.factor_space = FactorSpace(factor_sizes)
         observations = np.asarray(observations)
         if observations.ndim < 1 or observations.shape[0] != self.factor_space.num_total:
@@ -156,9 +161,11 @@ class ArrayGroundTruthData(GroundTruthData):
         self.factor_names = tuple(factor_names)
         self.observations = observations
         self.observation_shape = tuple(observations.shape[1:])
+        self.scale = float(scale)
 
     def sample_observations_from_factors(self, factors, random_state):
-        return np.asarray(self.observations[self.factors_to_index(factors)], dtype=np.float32)
+        rows = self.observations[self.factors_to_index(factors)]
+        return np.multiply(rows, self.scale, dtype=np.float32)
 
     def observations_array(self):
-        return self.observations, 1.0
+        return self.observations, self.scale

@@ -6,15 +6,15 @@ every metric in a separate run with ``evaluation.random_seed``.
 
 from __future__ import annotations
 
-import importlib.util
 import inspect
 import json
-import platform
 import time
 from pathlib import Path
 
 import numpy as np
 
+import nsvae
+from nsvae.data.npz import read_npz
 from nsvae.errors import DataError, MetricError
 from nsvae.metrics import CODE_METRICS, METRICS
 
@@ -36,13 +36,10 @@ REPRESENTATIONS = ("mean", "sampled")
 
 
 def available_metrics() -> dict:
-    """The default suite: :data:`METRICS` and, where installed, the synergy measures."""
-    suite = dict(METRICS)
-    if importlib.util.find_spec("nsvae.synergy.measures") is not None:
-        from nsvae.synergy import measures
+    """The default suite: :data:`METRICS` and the synergy measures."""
+    from nsvae.synergy import measures
 
-        suite.update({name: getattr(measures, name) for name in SYNERGY_METRICS})
-    return suite
+    return METRICS | {name: getattr(measures, name) for name in SYNERGY_METRICS}
 
 
 def evaluate(
@@ -168,34 +165,8 @@ def load_codes(path) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"no such codes file: {path}")
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            arrays = {key: archive[key] for key in archive.files}
-    except (OSError, ValueError, EOFError) as error:
-        raise DataError(f"cannot read {path} as an npz of plain arrays: {error}") from None
-    missing = [key for key in ("factors", "codes") if key not in arrays]
-    if missing:
-        has = ", ".join(arrays) or "none"
-        raise DataError(f"{path} lacks {' and '.join(missing)} (has: {has})")
+    arrays = read_npz(path, ("factors", "codes"), ("factor_sizes",))
     return arrays["factors"], arrays["codes"], arrays.get("factor_sizes")
-
-
-def versions() -> dict:
-    """Versions of the libraries that determine metric values."""
-    import scipy
-    import sklearn
-    import torch
-
-    import nsvae
-
-    return {
-        "nsvae": nsvae.__version__,
-        "python": platform.python_version(),
-        "numpy": np.__version__,
-        "scipy": scipy.__version__,
-        "scikit-learn": sklearn.__version__,
-        "torch": torch.__version__,
-    }
 
 
 def _open(run_or_model):
@@ -241,7 +212,7 @@ def _run_suite(suite, names, arguments, seed, fast, overrides) -> dict:
         "seconds": seconds,
         "seed": seed,
         "fast": fast,
-        "versions": versions(),
+        "versions": nsvae.versions(),
     }
 
 

@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import platform
 import signal
 import threading
 import time
@@ -278,19 +277,13 @@ def _write_run_files(run_dir: Path, config: Config, data: GroundTruthData, step:
     """Create the run's folders, write ``config.json`` and drop metrics rows after ``step``."""
     (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
     (run_dir / "figures").mkdir(exist_ok=True)
-    record = {"config": config.to_dict(), "versions": versions(),
+    record = {"config": config.to_dict(), "versions": nsvae.versions(),
               "observation_shape": list(data.observation_shape)}
     atomic_write(run_dir / "config.json", (json.dumps(record, indent=2) + "\n").encode())
     metrics = run_dir / "metrics.jsonl"
     if metrics.exists():  # rows logged after the checkpoint we resume from will be logged again
         rows = [row for row in read_rows(metrics) if row["step"] <= step]
         atomic_write(metrics, "".join(json.dumps(row) + "\n" for row in rows).encode())
-
-
-def versions() -> dict[str, str]:
-    """Versions of nsvae, torch, numpy, Python and the platform (provenance of a result)."""
-    return {"nsvae": nsvae.__version__, "torch": torch.__version__, "numpy": np.__version__,
-            "python": platform.python_version(), "platform": platform.platform()}
 
 
 def build_data(data_config) -> GroundTruthData:

@@ -1,0 +1,171 @@
+"""npz archives read and written without pickle, and the ``array`` dataset file format.
+
+An array dataset file lets users train and evaluate on their own ground-truth data. It is an
+npz archive with
+
+- ``observations``: images ``[N, C, 64, 64]`` or ``[N, 64, 64]``, either uint8 (0..255, or 0/1
+  binary) or float in [0, 1];
+- ``factor_sizes``: int ``[K]``, the number of values of each factor, with
+  ``N == prod(factor_sizes)`` and the observations in row-major factor order (last factor
+  fastest), as :class:`nsvae.data.ground_truth.ArrayGroundTruthData` expects;
+- ``factor_names`` (optional): str ``[K]``.
+"""
+
+from __future__ import annotations
+
+import os
+import zipfile
+import zlib
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from nsvae.data.ground_truth import ArrayGroundTruthData
+from nsvae.errors import DataError
+
+UNREADABLE = (zipfile.BadZipFile, zlib.error, ValueError, EOFError, OSError)
+ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a zip's first entry, or an empty zip
+IMAGE_SIZE = 64
+
+
+def one_line(error: BaseException) -> str:
+    """The message of ``error`` on one line (its type name when it has none)."""
+    return " ".join(str(error).split()) or type(error).__name__
+
+
+def read_npz(path: Path, required: Sequence[str], optional: Sequence[str] = ()) -> dict:
+    """The arrays ``required`` (and those of ``optional`` present) of an npz archive.
+
+    Nothing is unpickled: an object array makes the file unreadable.
+
+    Raises
+    ------
+    DataError
+        The file is not an npz archive, is corrupt, holds object arrays or lacks a key.
+    """
+    try:
+        with open(path, "rb") as file:
+            if file.read(4) not in ZIP_MAGIC:  # np.load would take an npy, or call it pickled
+                raise DataError(f"{path}: not an npz archive")
+        archive = np.load(path, allow_pickle=False)
+    except UNREADABLE as error:
+        raise DataError(f"{path}: unreadable npz file ({one_line(error)})") from None
+    with archive:
+        missing = sorted(set(required) - set(archive.files))
+        if missing:
+            raise DataError(f"{path}: missing keys {missing} (has {sorted(archive.files)})")
+        try:
+            return {key: archive[key] for key in (*required, *optional) if key in archive.files}
+        except UNREADABLE as error:
+            raise DataError(f"{path}: unreadable npz file ({one_line(error)})") from None
+
+
+def write_npz(path: str | os.PathLike, arrays: dict, compress: bool = True) -> Path:
+    """Write ``arrays`` to the npz archive ``path`` (exactly that name), atomically.
+
+    Raises
+    ------
+    DataError
+        The file cannot be written.
+    """
+    path = Path(path)
+    temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    save = np.savez_compressed if compress else np.savez
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(temporary, "wb") as file:
+            save(file, **arrays)
+        os.replace(temporary, path)
+    except OSError as error:
+        temporary.unlink(missing_ok=True)
+        raise DataError(f"cannot write {path}: {one_line(error)}") from None
+    return path
+
+
+def load_array_dataset(path: str | os.PathLike) -> ArrayGroundTruthData:
+    """Read an array dataset file (module docstring) as ground-truth data.
+
+    uint8 observations stay uint8 in memory, with scale 1 if they are all 0 or 1, else 1/255.
+
+    Raises
+    ------
+    DataError
+        Missing or unreadable file, missing keys, wrong dtypes or shapes, ``N`` not the product
+        of the factor sizes, or values out of range.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"no array dataset file at {path}")
+    arrays = read_npz(path, ("observations", "factor_sizes"), ("factor_names",))
+    return _array_data(arrays, path)
+
+
+def save_array_dataset(
+    path: str | os.PathLike, observations, factor_sizes: Sequence[int], factor_names=None
+) -> Path:
+    """Write an array dataset file that :func:`load_array_dataset` reads back.
+
+    Parameters
+    ----------
+    path : path-like
+        The npz file to write (its name is kept as given).
+    observations : array [prod(factor_sizes), C, 64, 64] or [prod(factor_sizes), 64, 64]
+        uint8 (0..255 or 0/1) or float in [0, 1], in row-major factor order.
+    factor_sizes : sequence of int
+        Number of values of each factor; the last factor varies fastest.
+    factor_names : sequence of str, optional
+        Names of the factors.
+
+    Returns
+    -------
+    Path
+        ``path``.
+
+    Raises
+    ------
+    DataError
+        The arrays break the format (checked as on loading) or the file cannot be written.
+    """
+    arrays = {"observations": np.asarray(observations), "factor_sizes": np.asarray(factor_sizes)}
+    if factor_names is not None:
+        arrays["factor_names"] = np.asarray(factor_names)
+    _array_data(arrays, path)
+    return write_npz(path, arrays)
+
+
+def _array_data(arrays: dict, path) -> ArrayGroundTruthData:
+    """Check the arrays of an array dataset file and wrap them (``path`` names them in errors)."""
+    observations, sizes = arrays["observations"], arrays["factor_sizes"]
+    names = arrays.get("factor_names")
+    if observations.ndim == 3:
+        observations = observations[:, None]
+    if (observations.ndim != 4 or observations.shape[1] < 1
+            or observations.shape[2:] != (IMAGE_SIZE, IMAGE_SIZE)):
+        raise DataError(f"{path}: observations has shape {list(arrays['observations'].shape)}, "
+                        "expected [N, C, 64, 64] or [N, 64, 64]")
+    if sizes.ndim != 1 or not np.issubdtype(sizes.dtype, np.integer):
+        raise DataError(f"{path}: factor_sizes must be a 1-d int array, got {sizes.dtype} "
+                        f"{list(sizes.shape)}")
+    if names is not None and (names.ndim != 1 or names.dtype.kind != "U"):
+        raise DataError(f"{path}: factor_names must be a 1-d str array, got {names.dtype} "
+                        f"{list(names.shape)}")
+    scale = _scale(observations, path)
+    try:
+        return ArrayGroundTruthData(observations, sizes.tolist(),
+                                    None if names is None else names.tolist(), scale=scale)
+    except DataError as error:
+        raise DataError(f"{path}: {error}") from None
+
+
+def _scale(observations: np.ndarray, path) -> float:
+    """The factor that maps stored observations to [0, 1]: 1/255 for 0..255 uint8, else 1."""
+    if observations.dtype == np.uint8:
+        return 1.0 if observations.max(initial=0) <= 1 else 1 / 255
+    if not np.issubdtype(observations.dtype, np.floating):
+        raise DataError(f"{path}: observations has dtype {observations.dtype}, expected uint8 "
+                        "or float")
+    if observations.size and not 0 <= observations.min() <= observations.max() <= 1:
+        raise DataError(f"{path}: float observations must lie in [0, 1], found values in "
+                        f"[{observations.min():g}, {observations.max():g}]")
+    return 1.0
