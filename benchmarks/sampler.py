@@ -14,24 +14,11 @@ import argparse
 import statistics
 import time
 
-import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from seed_data import PerItemImages
+from torch.utils.data import DataLoader
 
 from nsvae.data import BatchSampler, DSprites
-
-
-class PerItemImages(Dataset):
-    """The baseline: one image per call, converted to float32 on its own."""
-
-    def __init__(self, images: np.ndarray):
-        self.images = images
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def __getitem__(self, index: int) -> torch.Tensor:
-        return torch.from_numpy(self.images[index].astype(np.float32))
 
 
 def batches_per_second(batches, count: int) -> float:

@@ -39,7 +39,8 @@ import time
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from seed_data import PerItemImages
+from torch.utils.data import DataLoader
 from torch.utils.flop_counter import FlopCounterMode
 
 from nsvae.config import ModelConfig, ObjectiveConfig
@@ -79,19 +80,6 @@ class NsvaeStep:
         return loss
 
 
-class FloatImages(Dataset):
-    """The seed's data path: one item at a time, converted to a float tensor."""
-
-    def __init__(self, images: np.ndarray):
-        self.images = images
-
-    def __len__(self) -> int:
-        return len(self.images)
-
-    def __getitem__(self, index: int) -> torch.Tensor:
-        return torch.from_numpy(self.images[index].astype(np.float32))
-
-
 def seed_greedy(mu: torch.Tensor, logvar: torch.Tensor, omega: float) -> list[int]:
     """The seed's greedy search over subsets: a Python loop, one ``.item()`` per candidate."""
     mu, logvar = mu.detach(), logvar.detach()
@@ -124,7 +112,7 @@ class SeedStep:
         torch.manual_seed(0)
         self.model = build_model(ModelConfig(arch=args.arch, z_dim=args.z_dim))
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=1e-4)
-        self.loader = DataLoader(FloatImages(images), batch_size=args.batch_size, shuffle=True)
+        self.loader = DataLoader(PerItemImages(images), batch_size=args.batch_size, shuffle=True)
         self.batches = iter(self.loader)
         self.recompute = recompute
         self.alpha, self.omega = 5.0, 0.9

@@ -166,29 +166,13 @@ def test_fidelity_against_real_dsprites():
     assert errors.max() <= 3
 
 
-def gif_classes():
-    """Classes of the 320 frames of the official GIF (spec 2.6)."""
-    up, down, every = list(range(6)), list(range(5, -1, -1)), range(32)
-    frames = []
-    for shape in (2, 1, 0):  # heart, ellipse, square
-        frames += [(shape, s, 0, 0, 0) for s in up + down + up]
-        frames += [(shape, 5, o, 0, 0) for o in range(40)]
-        if shape == 2:
-            frames += [(shape, 5, 39, 0, y) for y in every]
-            frames += [(shape, 5, 39, x, 31) for x in every]
-            frames += [(shape, 5, 39, 31, y) for y in every[::-1]]
-            frames += [(shape, 5, 39, x, 0) for x in every[::-1]]
-        frames += [(shape, s, 39, 0, 0) for s in down]
-    return np.array([(0, *frame) for frame in frames])
-
-
 @NEEDS_REAL
 def test_fidelity_against_the_official_gif():
     import imageio.v3 as iio
 
     frames = iio.imread(REAL / "dsprites.gif", index=None)
     assert frames.shape == (320, 64, 64) and set(np.unique(frames)) == {0, 255}
-    classes = gif_classes()
+    classes = ds.gif_frame_classes()
     errors = (ds.render(classes) != frames // 255).sum(axis=(1, 2))
     assert np.sum(errors == 0) >= 306
     assert np.all(classes[errors > 0, 1] == 2)  # only hearts differ...

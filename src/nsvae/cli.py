@@ -90,7 +90,9 @@ def _flag(name: str, text: str, **kwargs):
 
 @app.command("train")
 def train_command(
-    model: Annotated[str | None, _flag("--model", "Objective: vae, beta_vae, nonsyn.")] = None,
+    model: Annotated[str | None, _flag(
+        "--model", "Objective: nonsyn, vae, beta_vae, annealed_vae, beta_tcvae, dip_vae "
+        "(their other settings: --config).")] = None,
     alpha: Annotated[float | None, _flag("--alpha", "Non-Syn weight of KL(A_worst).")] = None,
     omega: Annotated[float | None, _flag("--omega", "Greedy discount, in (0, 1].")] = None,
     policy: Annotated[

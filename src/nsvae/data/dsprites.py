@@ -592,6 +592,27 @@ def save_npz(path: str | os.PathLike, images: np.ndarray, classes: np.ndarray | 
 # ------------------------------------------------------------------------------- contact sheet
 
 
+def gif_frame_classes() -> np.ndarray:
+    """Classes [320, 6] of the frames of the official ``dsprites.gif`` (spec section 2.6).
+
+    Per shape (heart, ellipse, square): scale up, down and up at the top-left position; one turn
+    of orientation at the largest scale; for the heart only, a loop of positions along the
+    border; then scale down.
+    """
+    up, down, every = list(range(6)), list(range(5, -1, -1)), range(32)
+    frames = []
+    for shape in (2, 1, 0):
+        frames += [(shape, s, 0, 0, 0) for s in up + down + up]
+        frames += [(shape, 5, o, 0, 0) for o in range(40)]
+        if shape == 2:
+            frames += [(shape, 5, 39, 0, y) for y in every]
+            frames += [(shape, 5, 39, x, 31) for x in every]
+            frames += [(shape, 5, 39, 31, y) for y in every[::-1]]
+            frames += [(shape, 5, 39, x, 0) for x in every[::-1]]
+        frames += [(shape, s, 39, 0, 0) for s in down]
+    return np.array([(0, *frame) for frame in frames])
+
+
 def contact_sheet_classes() -> np.ndarray:
     """Official classes of the contact sheet, in rows of 10 (-1 rows pad).
 
