@@ -132,3 +132,13 @@ def test_evaluate_rejects_unknown_metrics_and_missing_data():
         nsvae.evaluate(model, square_data(), metrics="nope")
     with pytest.raises(MetricError, match="needs its ground-truth data"):
         nsvae.evaluate(model)
+
+
+def test_latent_synergy_of_a_nonsyn_run_uses_its_selection_settings(tmp_path):
+    selection = {"name": "nonsyn", "omega": 0.5, "policy": "reference"}
+    config = Config().updated({"objective": selection})
+    run = Run(tmp_path, config, build_model(config.model).eval(), 1)
+    params = {"latent_synergy": {"num_samples": 72, "num_queries": 8}}
+    result = nsvae.evaluate(run, square_data(), metrics="latent_synergy", params=params)
+    used = result["params"]["latent_synergy"]
+    assert (used["omega"], used["policy"], used["num_samples"]) == (0.5, "reference", 72)

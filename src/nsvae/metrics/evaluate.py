@@ -69,7 +69,8 @@ def evaluate(
     fast : bool
         Use the smaller sample counts of :data:`FAST_PARAMS`.
     params : dict, optional
-        Per-metric parameter overrides, ``{name: {param: value}}``, applied last.
+        Per-metric parameter overrides, ``{name: {param: value}}``, applied last. For a Non-Syn
+        run, ``latent_synergy`` chooses its subsets with the run's omega, policy and epsilon.
 
     Returns
     -------
@@ -97,6 +98,12 @@ def evaluate(
             return model, data
         return data, representation_function(model, kind=representation, seed=seed)
 
+    if run is not None and run.config.objective.name == "nonsyn":  # subsets as in training
+        objective = run.config.objective
+        selection = {"omega": objective.omega, "policy": objective.policy,
+                     "epsilon": objective.epsilon}
+        params = {**(params or {}),
+                  "latent_synergy": selection | (params or {}).get("latent_synergy", {})}
     result = _run_suite(suite, names, arguments, seed, fast, params)
     result.update(
         representation=representation,
