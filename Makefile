@@ -1,5 +1,5 @@
 # The two set-up commands of the README. Each works on a fresh machine with Python 3.11, pip and gcc.
-PYTHON ?= python3.11
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 DEMO_RUN ?= runs/demo
