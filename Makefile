@@ -32,7 +32,7 @@ demo: venv
 	else \
 	  $(BIN)/nsvae train --model nonsyn --steps $(DEMO_STEPS) --run-dir $(DEMO_RUN); \
 	fi
-	$(BIN)/nsvae evaluate $(DEMO_RUN)
+	$(BIN)/nsvae evaluate $(DEMO_RUN) --fast
 	$(BIN)/nsvae report $(DEMO_RUN)
 
 # Headless Chromium (Debian's package) for the report test; skipped when it cannot be installed.
