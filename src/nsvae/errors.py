@@ -37,6 +37,12 @@ class TrainingError(NsvaeError):
     exit_code = 5
 
 
+class TrainingInterrupted(TrainingError):
+    """Training stopped on SIGINT or SIGTERM after writing a checkpoint; it can be resumed."""
+
+    exit_code = 130
+
+
 class MetricError(NsvaeError, ValueError):
     """A metric cannot be computed on the given data or codes."""
 

@@ -33,7 +33,7 @@ import nsvae
 from nsvae.config import Config
 from nsvae.data.ground_truth import GroundTruthData
 from nsvae.data.sampler import BatchSampler
-from nsvae.errors import CheckpointError, ConfigError, TrainingError
+from nsvae.errors import CheckpointError, ConfigError, TrainingError, TrainingInterrupted
 from nsvae.models import VAE, build_model
 from nsvae.objectives import build_objective, kl_per_latent
 from nsvae.train.checkpoint import (
@@ -55,12 +55,6 @@ RESUMABLE = {
               "eval_every", "figures"},
 }
 FIGURE_IMAGES = 20
-
-
-class TrainingInterrupted(TrainingError):
-    """Training stopped on SIGINT or SIGTERM after writing a checkpoint; it can be resumed."""
-
-    exit_code = 130
 
 
 @dataclass
