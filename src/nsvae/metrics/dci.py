@@ -18,7 +18,7 @@ from nsvae.metrics.utils import (
     require_factor_sizes,
     require_latents,
     require_variation,
-    sample_factor_codes,
+    sample_train_test,
     split_codes,
 )
 
@@ -67,8 +67,8 @@ def dci(
     Representations", ICLR 2018; disentanglement_lib ``dci.compute_dci``.
     """
     require_factor_sizes(data, "dci")
-    train = sample_factor_codes(data, representation, num_train, random_state, batch_size)
-    test = sample_factor_codes(data, representation, num_test, random_state, batch_size)
+    train, test = sample_train_test(data, representation, num_train, num_test, random_state,
+                                    batch_size)
     return compute_dci(train, test, random_state, estimator, n_jobs)
 
 
@@ -81,8 +81,6 @@ def dci_codes(
     n_jobs: int = -1,
 ):
     """DCI of given (factor, code) pairs, split at random into train and test rows."""
-    codes = check_codes(codes)
-    factors = check_factors(factors, codes)
     train, test = split_codes(factors, codes, random_state, test_fraction)
     return compute_dci(train, test, random_state, estimator, n_jobs)
 

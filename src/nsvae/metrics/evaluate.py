@@ -145,10 +145,9 @@ def evaluate_codes(
         ``metrics``, ``params``, ``seconds``, ``seed``, ``fast`` (False), ``versions``,
         ``num_points`` and ``factor_sizes``.
     """
-    from nsvae.metrics.utils import check_codes, check_factors
+    from nsvae.metrics.utils import check_pairs
 
-    codes = check_codes(codes)
-    factors = check_factors(factors, codes)
+    factors, codes = check_pairs(factors, codes)
     if factor_sizes is not None:
         factor_sizes = [int(s) for s in np.asarray(factor_sizes).ravel()]
         if len(factor_sizes) != factors.shape[1]:

@@ -9,7 +9,7 @@ from nsvae.metrics.utils import (
     NUM_BINS,
     REPRESENTATION_BATCH,
     check_codes,
-    check_factors,
+    check_pairs,
     discrete_entropy,
     discrete_mutual_info,
     histogram_discretize,
@@ -90,8 +90,7 @@ def compute_mig(factors, codes, num_bins: int = NUM_BINS) -> dict:
     dict
         ``discrete_mig``.
     """
-    codes = check_codes(codes)
-    factors = check_factors(factors, codes)
+    factors, codes = check_pairs(factors, codes)
     require_latents(codes, "mig")
     require_variation(factors, "mig")
     m = discrete_mutual_info(histogram_discretize(codes, num_bins), factors)

@@ -18,7 +18,7 @@ from nsvae.metrics.utils import (
     histogram_discretize,
     require_factor_sizes,
     require_variation,
-    sample_factor_codes,
+    sample_train_test,
     split_codes,
 )
 
@@ -62,8 +62,8 @@ def modularity_explicitness(
     NeurIPS 2018; disentanglement_lib ``modularity_explicitness.compute_modularity_explicitness``.
     """
     require_factor_sizes(data, "modularity_explicitness")
-    train = sample_factor_codes(data, representation, num_train, random_state, batch_size)
-    test = sample_factor_codes(data, representation, num_test, random_state, batch_size)
+    train, test = sample_train_test(data, representation, num_train, num_test, random_state,
+                                    batch_size)
     return compute_modularity_explicitness(train, test, num_bins)
 
 
@@ -71,8 +71,6 @@ def modularity_explicitness_codes(
     factors, codes, random_state, test_fraction: float = 1 / 3, num_bins: int = NUM_BINS
 ):
     """Modularity and explicitness of given (factor, code) pairs, split into train and test."""
-    codes = check_codes(codes)
-    factors = check_factors(factors, codes)
     train, test = split_codes(factors, codes, random_state, test_fraction)
     return compute_modularity_explicitness(train, test, num_bins)
 

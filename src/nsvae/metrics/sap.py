@@ -14,7 +14,7 @@ from nsvae.metrics.utils import (
     require_factor_sizes,
     require_latents,
     require_variation,
-    sample_factor_codes,
+    sample_train_test,
     split_codes,
 )
 
@@ -58,8 +58,8 @@ def sap(
     Unlabeled Observations", ICLR 2018; disentanglement_lib ``sap_score.compute_sap``.
     """
     require_factor_sizes(data, "sap")
-    train = sample_factor_codes(data, representation, num_train, random_state, batch_size)
-    test = sample_factor_codes(data, representation, num_test, random_state, batch_size)
+    train, test = sample_train_test(data, representation, num_train, num_test, random_state,
+                                    batch_size)
     return compute_sap(train, test, continuous_factors)
 
 
@@ -67,8 +67,6 @@ def sap_codes(
     factors, codes, random_state, test_fraction: float = 1 / 3, continuous_factors: bool = False
 ):
     """SAP of given (factor, code) pairs, split at random into train and test rows."""
-    codes = check_codes(codes)
-    factors = check_factors(factors, codes)
     train, test = split_codes(factors, codes, random_state, test_fraction)
     return compute_sap(train, test, continuous_factors)
 

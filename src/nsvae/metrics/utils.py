@@ -170,11 +170,26 @@ def sample_factor_codes(
     )
 
 
+def sample_train_test(data, representation, num_train: int, num_test: int, random_state,
+                      batch_size: int) -> tuple[tuple, tuple]:
+    """Train and test (factors, codes) pairs sampled one after the other, as disentanglement_lib."""
+    train = sample_factor_codes(data, representation, num_train, random_state, batch_size)
+    test = sample_factor_codes(data, representation, num_test, random_state, batch_size)
+    return train, test
+
+
+def check_pairs(factors, codes) -> tuple[np.ndarray, np.ndarray]:
+    """Given (factors, codes) rows, validated (see :func:`check_codes`, :func:`check_factors`)."""
+    codes = check_codes(codes)
+    return check_factors(factors, codes), codes
+
+
 def split_codes(factors, codes, random_state, test_fraction: float = 1 / 3):
-    """Split (factors, codes) rows at random into train and test pairs (for the ``codes`` path).
+    """Validate given (factors, codes) rows and split them at random into train and test pairs.
 
     The default test fraction is disentanglement_lib's 5,000 test / 15,000 points.
     """
+    factors, codes = check_pairs(factors, codes)
     if not 0 < test_fraction < 1:
         raise MetricError(f"test_fraction must be in (0, 1), got {test_fraction}")
     num_test = int(round(len(codes) * test_fraction))
