@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -130,3 +131,9 @@ def test_missing_and_corrupt_files(tmp_path):
     with pytest.raises(ConfigError, match="not valid TOML") as error:
         load_config(tmp_path / "bad.toml")
     assert "\n" not in str(error.value)
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).parents[1] / "examples").glob("*.toml")))
+def test_every_example_config_loads_and_validates(path):
+    config = load_config(path).validate()
+    assert config.train.steps == 300_000 and config.train.batch_size == 64
