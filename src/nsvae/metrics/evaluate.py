@@ -6,6 +6,7 @@ every metric in a separate run with ``evaluation.random_seed``.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import json
 import time
@@ -17,6 +18,7 @@ import nsvae
 from nsvae.data.npz import read_npz
 from nsvae.errors import DataError, MetricError
 from nsvae.metrics import CODE_METRICS, METRICS
+from nsvae.train.logs import to_json
 
 # Smaller sample counts of ``fast=True`` (``nsvae evaluate --fast``, ``nsvae train --eval-every``).
 FAST_PARAMS = {
@@ -79,7 +81,7 @@ def evaluate(
         ``seconds``, ``representation``, ``seed``, ``fast``, ``versions``, ``step`` and
         ``config`` (None for a bare model).
     """
-    from nsvae.models import representation_function
+    from nsvae.models import encode_observations, representation_function
 
     run, model = _open(run_or_model)
     if data is None:
@@ -93,7 +95,7 @@ def evaluate(
 
     def arguments(name):  # a fresh representation per metric: its sampling noise restarts too
         if name == "mig_chen":
-            return data, encoder_function(model)
+            return data, functools.partial(encode_observations, model)
         if name == "latent_synergy":
             return model, data
         return data, representation_function(model, kind=representation, seed=seed)
@@ -113,7 +115,7 @@ def evaluate(
     if run is not None:
         from nsvae.train.checkpoint import atomic_write
 
-        text = json.dumps(result, indent=2, default=_to_json) + "\n"
+        text = json.dumps(result, indent=2, default=to_json) + "\n"
         atomic_write(Path(run.path) / "eval.json", text.encode("utf-8"))
     return result
 
@@ -213,7 +215,7 @@ def _run_suite(suite, names, arguments, seed, fast, overrides) -> dict:
         results[name] = function(*args, np.random.RandomState(seed), **params)
         seconds[name] = round(time.perf_counter() - start, 3)
     return {
-        "metrics": json.loads(json.dumps(results, default=_to_json)),
+        "metrics": json.loads(json.dumps(results, default=to_json)),
         "params": used,
         "seconds": seconds,
         "seed": seed,
@@ -234,27 +236,4 @@ def _resolve(name, function, params) -> dict:
         p.kind is p.VAR_KEYWORD for p in inspect.signature(function).parameters.values()
     ):
         raise MetricError(f"{name} has no parameter {', '.join(unknown)}")
-    return json.loads(json.dumps({**keywords, **params}, default=_to_json))
-
-
-def encoder_function(model):
-    """Observations -> (mu, logvar) numpy arrays of ``model``, without gradient."""
-    import torch
-
-    device = next(model.parameters()).device
-
-    @torch.no_grad()
-    def encode(observations):
-        x = torch.as_tensor(np.asarray(observations), dtype=torch.float32, device=device)
-        mu, logvar = model.encode(x)
-        return mu.cpu().numpy(), logvar.cpu().numpy()
-
-    return encode
-
-
-def _to_json(value):
-    if isinstance(value, np.generic | np.ndarray):
-        return value.tolist()
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+    return json.loads(json.dumps({**keywords, **params}, default=to_json))

@@ -16,6 +16,8 @@ __all__ = [
     "LIKELIHOODS",
     "VAE",
     "build_model",
+    "encode_observations",
+    "model_device",
     "reconstruction_loss",
     "representation_function",
     "resolve_likelihood",
@@ -53,6 +55,29 @@ def build_model(model_config, num_channels: int = 1) -> VAE:
         raise ConfigError(f"num_channels must be >= 1, got {num_channels}")
     likelihood = resolve_likelihood(model_config.likelihood, num_channels)
     return VAE(model_config.arch, model_config.z_dim, num_channels, likelihood)
+
+
+def model_device(model) -> torch.device:
+    """The device of a model's parameters (CPU for a stand-in without parameters)."""
+    parameters = getattr(model, "parameters", None)
+    parameter = next(parameters(), None) if callable(parameters) else None
+    return parameter.device if parameter is not None else torch.device("cpu")
+
+
+@torch.no_grad()
+def encode_observations(
+    model, observations: np.ndarray, batch_size: int = 256
+) -> tuple[np.ndarray, np.ndarray]:
+    """Posterior means and log-variances ``([n, d], [n, d])`` float32 of observations [n, ...].
+
+    The model (anything with ``encode(x) -> (mu, logvar)``) sees at most ``batch_size``
+    observations at a time, on the device of its parameters, without gradient.
+    """
+    observations = np.asarray(observations, dtype=np.float32)
+    device = model_device(model)
+    parts = [model.encode(torch.from_numpy(observations[i : i + batch_size]).to(device))
+             for i in range(0, len(observations), batch_size)]
+    return tuple(torch.cat(p).cpu().numpy() for p in zip(*parts, strict=True))
 
 
 def representation_function(

@@ -49,6 +49,7 @@ from nsvae.metrics.utils import (
     require_factor_sizes,
     sample_factor_codes,
 )
+from nsvae.models import encode_observations
 from nsvae.synergy.selection import select_best
 
 LOG_2PI = math.log(2.0 * math.pi)
@@ -364,14 +365,12 @@ def _encode(model, data, num_samples, random_state, batch_size):
         factors = data.index_to_factors(np.arange(len(data)))
     else:
         factors = data.sample_factors(num_samples, random_state)
-    parameters = getattr(model, "parameters", None)
-    device = next(parameters(), torch.empty(0)).device if callable(parameters) else "cpu"
     mus, logvars = [], []
     for start in range(0, len(factors), batch_size):
         x = data.sample_observations_from_factors(factors[start : start + batch_size], random_state)
-        mu, logvar = model.encode(torch.as_tensor(x, dtype=torch.float32, device=device))
-        mus.append(check_codes(mu.cpu().numpy(), len(x), "encoder means"))
-        logvars.append(check_codes(logvar.cpu().numpy(), len(x), "encoder log-variances"))
+        mu, logvar = encode_observations(model, x, batch_size)
+        mus.append(check_codes(mu, len(x), "encoder means"))
+        logvars.append(check_codes(logvar, len(x), "encoder log-variances"))
     return torch.from_numpy(np.concatenate(mus)), torch.from_numpy(np.concatenate(logvars))
 
 

@@ -86,9 +86,11 @@ class Meter:
 
 
 def to_json(value):
-    """``json.dumps`` fallback for numpy scalars and arrays (as found in metric results)."""
+    """``json.dumps`` fallback for numpy scalars and arrays and paths (as found in results)."""
     if isinstance(value, np.generic | np.ndarray):
         return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
     raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 

@@ -20,14 +20,10 @@ import numpy as np
 import torch
 
 from nsvae.errors import DataError
+from nsvae.models import encode_observations, model_device
 from nsvae.viz.grid import render_grid, save_png
 
 BATCH = 256
-
-
-def _device(model: torch.nn.Module) -> torch.device:
-    parameter = next(model.parameters(), None)
-    return parameter.device if parameter is not None else torch.device("cpu")
 
 
 def check_observations(observations) -> np.ndarray:
@@ -39,14 +35,9 @@ def check_observations(observations) -> np.ndarray:
     return observations
 
 
-@torch.no_grad()
 def encode(model: torch.nn.Module, observations: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Posterior means and log-variances ``([n, d], [n, d])`` of observations ``[n, C, H, W]``."""
-    observations = check_observations(observations)
-    device = _device(model)
-    parts = [model.encode(torch.from_numpy(observations[i:i + BATCH]).to(device))
-             for i in range(0, len(observations), BATCH)]
-    return tuple(torch.cat(p).float().cpu().numpy() for p in zip(*parts, strict=True))
+    return encode_observations(model, check_observations(observations), BATCH)
 
 
 @torch.no_grad()
@@ -54,7 +45,7 @@ def decode(model: torch.nn.Module, codes: np.ndarray) -> np.ndarray:
     """Mean images ``sigmoid(decode(z))`` ``[..., C, H, W]`` of codes ``[..., d]``."""
     codes = np.asarray(codes, dtype=np.float32)
     flat = codes.reshape(-1, codes.shape[-1])
-    device = _device(model)
+    device = model_device(model)
     images = np.concatenate([
         torch.sigmoid(model.decode(torch.from_numpy(flat[i:i + BATCH]).to(device))).cpu().numpy()
         for i in range(0, len(flat), BATCH)
