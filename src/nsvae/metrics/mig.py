@@ -7,11 +7,10 @@ import torch
 
 from nsvae.metrics.utils import (
     NUM_BINS,
-    REPRESENTATION_BATCH,
-    check_codes,
     check_pairs,
     discrete_entropy,
     discrete_mutual_info,
+    encode_factors,
     histogram_discretize,
     require_count,
     require_factor_sizes,
@@ -155,7 +154,7 @@ def mig_chen(
     else:
         require_count(num_points, "num_points", 2)
         labels = data.sample_factors(num_points, random_state)
-    mu, logvar = _encode(data, encoder, labels, random_state)
+    mu, logvar = encode_factors(data, encoder, labels, random_state)
     z = mu + np.exp(0.5 * logvar) * random_state.standard_normal(mu.shape)
     chosen = list(range(data.num_factors)) if factors is None else list(factors)
     marginal = _mixture_entropy(z, mu, logvar, num_samples, random_state)
@@ -173,19 +172,6 @@ def mig_chen(
     top = np.sort(mi, axis=0)[::-1]
     gap = top[0] - top[1] if mi.shape[0] > 1 else top[0]
     return {"mig_chen": float(gap.mean()), "mutual_info": mi.tolist()}
-
-
-def _encode(data, encoder, labels, random_state):
-    """Posterior means and log-variances [n, d] of the observations of ``labels``, in chunks."""
-    mus, logvars = [], []
-    for start in range(0, len(labels), REPRESENTATION_BATCH):
-        chunk = data.sample_observations_from_factors(
-            labels[start : start + REPRESENTATION_BATCH], random_state
-        )
-        mu, logvar = encoder(chunk)
-        mus.append(check_codes(mu, len(chunk), "encoder means"))
-        logvars.append(check_codes(logvar, len(chunk), "encoder log-variances"))
-    return np.concatenate(mus), np.concatenate(logvars)
 
 
 @torch.no_grad()

@@ -98,6 +98,24 @@ def represent(
     return np.concatenate(chunks)
 
 
+def encode_factors(data, encoder: Callable, factors: np.ndarray, random_state,
+                   batch_size: int = REPRESENTATION_BATCH) -> tuple[np.ndarray, np.ndarray]:
+    """Posterior means and log-variances [n, d] of the observations of ``factors``, in chunks.
+
+    ``encoder`` maps observations [m, ...] to ``(mu, logvar)`` numpy arrays [m, d] (for a model,
+    ``functools.partial(nsvae.models.encode_observations, model)``); it sees at most
+    ``batch_size`` observations at once.
+    """
+    mus, logvars = [], []
+    for start in range(0, len(factors), batch_size):
+        chunk = data.sample_observations_from_factors(factors[start : start + batch_size],
+                                                      random_state)
+        mu, logvar = encoder(chunk)
+        mus.append(check_codes(mu, len(chunk), "encoder means"))
+        logvars.append(check_codes(logvar, len(chunk), "encoder log-variances"))
+    return np.concatenate(mus), np.concatenate(logvars)
+
+
 def sample_and_represent(
     representation: Callable,
     draw: Callable[[], tuple[np.ndarray, np.ndarray]],

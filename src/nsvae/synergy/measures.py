@@ -33,6 +33,7 @@ References
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -42,11 +43,12 @@ from nsvae.errors import MetricError
 from nsvae.metrics.utils import (
     NUM_BINS,
     REPRESENTATION_BATCH,
-    check_codes,
     discrete_entropy,
+    encode_factors,
     histogram_discretize,
     require_count,
     require_factor_sizes,
+    require_variation,
     sample_factor_codes,
 )
 from nsvae.models import encode_observations
@@ -330,10 +332,9 @@ def factor_synergy(
     factors, codes = sample_factor_codes(
         data, representation, num_samples, random_state, batch_size
     )
+    require_variation(factors, "factor_synergy", data.factor_names)
     bins = histogram_discretize(codes, num_bins) - 1
     entropy = discrete_entropy(factors)
-    if np.any(entropy <= 0):
-        raise MetricError("factor_synergy: a factor takes a single value in the sample")
     labels = [np.unique(column, return_inverse=True)[1].ravel() for column in factors.T]
     mutual_info = np.array([_joint_information(bins, v, num_bins, alpha) for v in labels])
     i_max = np.array([_i_max(bins, v, num_bins) for v in labels])
@@ -365,13 +366,9 @@ def _encode(model, data, num_samples, random_state, batch_size):
         factors = data.index_to_factors(np.arange(len(data)))
     else:
         factors = data.sample_factors(num_samples, random_state)
-    mus, logvars = [], []
-    for start in range(0, len(factors), batch_size):
-        x = data.sample_observations_from_factors(factors[start : start + batch_size], random_state)
-        mu, logvar = encode_observations(model, x, batch_size)
-        mus.append(check_codes(mu, len(x), "encoder means"))
-        logvars.append(check_codes(logvar, len(x), "encoder log-variances"))
-    return torch.from_numpy(np.concatenate(mus)), torch.from_numpy(np.concatenate(logvars))
+    mu, logvar = encode_factors(data, functools.partial(encode_observations, model), factors,
+                                random_state, batch_size)
+    return torch.from_numpy(mu), torch.from_numpy(logvar)
 
 
 def _chunked(fn, num_queries: int, cost_per_query: int, *args) -> torch.Tensor:
