@@ -29,10 +29,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--real", type=Path, default=DEFAULT_REAL)
     args = parser.parse_args()
-    real = np.load(args.real / "dsprites_real_46080.npz")
-    shapes = real["latents_classes"][:, 1]
+    with np.load(args.real / "dsprites_real_46080.npz") as real:
+        classes, images = real["latents_classes"], real["imgs"]
+    shapes = classes[:, 1]
     for exact in (True, False):
-        errors = pixel_errors(real["latents_classes"], real["imgs"], exact)
+        errors = pixel_errors(classes, images, exact)
         per_shape = ", ".join(f"{name} {np.mean(errors[shapes == s] == 0):.3%}"
                               for s, name in enumerate(dsprites.SHAPE_NAMES))
         print(f"{'exact' if exact else 'smooth'} mode, {len(errors)} real images: bit-exact "

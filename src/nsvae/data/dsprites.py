@@ -284,11 +284,7 @@ def render_block(shape: int, scale: int, orientation: int, out: np.ndarray | Non
 
 
 def _check_classes(classes) -> np.ndarray:
-    classes = np.asarray(classes)
-    if classes.ndim != 2 or classes.shape[1] != len(LATENT_SIZES):
-        raise DataError(f"latents_classes must have shape [n, 6], got {classes.shape}")
-    FactorSpace(LATENT_SIZES).check_factors(classes)
-    return classes.astype(np.int64, copy=False)
+    return FactorSpace(LATENT_SIZES).check_factors(classes)
 
 
 def render(latents_classes, exact: bool = True) -> np.ndarray:
@@ -460,16 +456,6 @@ class DSprites(GroundTruthData):
         _check_layout(arrays, path)
         return cls(arrays["imgs"], source=str(path))
 
-    @property
-    def latents_classes(self) -> np.ndarray:
-        """Official 6-column classes [737280, 6] (colour first)."""
-        return latents_classes()
-
-    @property
-    def latents_values(self) -> np.ndarray:
-        """Official 6-column factor values [737280, 6]."""
-        return latents_values(latents_classes())
-
     def sample_observations_from_factors(self, factors, random_state):
         index = self.factors_to_index(factors)
         return self.images[index][:, None].astype(np.float32)
@@ -571,7 +557,8 @@ def fetch_dsprites(root: str | os.PathLike | None = None, url: str = OFFICIAL_UR
             partial.unlink(missing_ok=True)
             raise
         os.replace(partial, path)
-    check_checksum(path, OFFICIAL_CHECKSUMS[".npz"])
+    else:
+        check_checksum(path, OFFICIAL_CHECKSUMS[".npz"])
     return path
 
 

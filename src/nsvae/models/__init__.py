@@ -106,7 +106,7 @@ def representation_function(
         raise ConfigError(f"unknown representation {kind!r} (choose from: mean, sampled)")
     if batch_size < 1:
         raise ConfigError(f"batch_size must be >= 1, got {batch_size}")
-    device = next(model.parameters()).device
+    device = model_device(model)
     generator = torch.Generator(device).manual_seed(seed)
     expected = (model.num_channels, 64, 64)
 

@@ -23,4 +23,4 @@ class AnnealedVAEObjective(Objective):
     def penalty(self, kl, k, outputs, step, selection_kl):
         """``gamma * |KL - C|``; logs the capacity C."""
         capacity = min(self.c_max, self.c_max * step / self.capacity_steps)
-        return self.gamma * (kl - capacity).abs(), {"capacity": kl.new_tensor(capacity)}
+        return self.gamma * (kl - capacity).abs(), {"capacity": kl.new_full((), capacity)}

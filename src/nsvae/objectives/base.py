@@ -51,7 +51,6 @@ class Objective:
     selection_batch = "same"
 
     def __init__(self, config, likelihood: str = "bernoulli"):
-        self.config = config
         self.likelihood = likelihood
 
     def loss(

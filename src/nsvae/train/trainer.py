@@ -168,8 +168,12 @@ def train(
             meter.add(loss, logs)
             bar.update()
 
-            if step % tc.log_every == 0 or step == tc.steps:
+            log_due = step % tc.log_every == 0 or step == tc.steps
+            eval_due = bool(tc.eval_every) and step % tc.eval_every == 0
+            checkpoint_due = step % tc.checkpoint_every == 0 or step == tc.steps
+            if log_due or eval_due or checkpoint_due:
                 _check_finite(meter, step, run_dir)
+            if log_due:
                 now = time.perf_counter()
                 row = {"step": step, "time": round(elapsed + now - start, 3), **meter.flush(),
                        "steps_per_s": (step - last_log_step) / max(now - last_log_time, 1e-9)}
@@ -177,15 +181,13 @@ def train(
                 board.write(row)
                 bar.set_postfix_str(_postfix(row), refresh=False)
                 last_log_step, last_log_time = step, now
-            if tc.eval_every and step % tc.eval_every == 0:
-                _check_finite(meter, step, run_dir)
+            if eval_due:
                 began = time.perf_counter()
                 row = {"step": step, "eval": evaluate_fast(model, data, tc.seed, device)}
                 append_row(metrics_path, row)
                 board.write(row)
                 last_log_time += time.perf_counter() - began  # keep steps/s about training
-            if step % tc.checkpoint_every == 0 or step == tc.steps:
-                _check_finite(meter, step, run_dir)
+            if checkpoint_due:
                 save(run_dir, step, elapsed + time.perf_counter() - start, model, optimizer,
                      sampler, meter, device, tc.keep_checkpoints)
                 saved_step = step
@@ -238,9 +240,8 @@ def read_run_config(run_dir: Path) -> tuple[Config, tuple[int, ...]]:
     try:
         stored = json.loads(path.read_text(encoding="utf-8"))
         return Config.from_dict(stored["config"]), tuple(stored["observation_shape"])
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as error:
-        raise CheckpointError(f"corrupt {path}: {error}") from None
-    except ConfigError as error:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError,
+            ConfigError) as error:
         raise CheckpointError(f"corrupt {path}: {error}") from None
 
 

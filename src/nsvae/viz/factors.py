@@ -24,11 +24,11 @@ import numpy as np
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
+from nsvae.data.dsprites import SHAPE_NAMES
 from nsvae.metrics.utils import discrete_entropy, discrete_mutual_info, histogram_discretize
 from nsvae.viz.grid import save_figure
 
 DSPRITES_FACTORS = ("shape", "scale", "orientation", "posX", "posY")
-SHAPE_NAMES = ("square", "ellipse", "heart")
 ACTIVE_THRESHOLD = 0.01
 CHUNK = 2048
 
