@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 DEMO_RUN ?= runs/demo
 DEMO_STEPS ?= 15000
 
-.PHONY: demo test venv dev chromium lint clean
+.PHONY: demo docs test venv dev chromium lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,12 +28,21 @@ dev: $(VENV)/.installed-dev
 # and write its report. About 15 minutes on 2 CPU cores.
 demo: venv
 	if [ -f $(DEMO_RUN)/config.json ]; then \
-	  $(BIN)/nsvae train --resume $(DEMO_RUN) --steps $(DEMO_STEPS); \
+	  $(BIN)/nsvae train --resume $(DEMO_RUN) --steps $(DEMO_STEPS) --no-figures; \
 	else \
-	  $(BIN)/nsvae train --model nonsyn --steps $(DEMO_STEPS) --run-dir $(DEMO_RUN); \
+	  $(BIN)/nsvae train --model nonsyn --steps $(DEMO_STEPS) --run-dir $(DEMO_RUN) --no-figures; \
 	fi
 	$(BIN)/nsvae evaluate $(DEMO_RUN) --fast
 	$(BIN)/nsvae report $(DEMO_RUN)
+
+# The README's pictures, from a finished demo run (make demo first).
+DOC_FIGURES := traversals.png factors.png training_curves.png traversals.gif
+docs:
+	for name in $(DOC_FIGURES); do cp $(DEMO_RUN)/figures/$$name docs/demo_$$name; done
+	chromium --headless --no-sandbox --disable-gpu --disable-quic --no-first-run \
+	  --disable-background-networking --disable-component-update --disable-sync \
+	  --user-data-dir=$$(mktemp -d) --hide-scrollbars --window-size=1280,1150 \
+	  --screenshot=docs/demo_report.png file://$(abspath $(DEMO_RUN))/report.html
 
 # Headless Chromium (Debian's package) for the report test; skipped when it cannot be installed.
 chromium:

@@ -12,7 +12,7 @@ from typing import Annotated
 
 import typer
 
-from nsvae.errors import NsvaeError
+from nsvae.errors import DataError, NsvaeError
 
 app = typer.Typer(
     name="nsvae",
@@ -278,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except FileNotFoundError as error:
         typer.echo(f"nsvae: error: no such file: {error.filename}", err=True)
-        return 3
+        return DataError.exit_code
     except typer.Exit as done:
         return done.exit_code
     except Exception as error:  # click usage errors and anything unexpected stay one line

@@ -27,6 +27,7 @@ from matplotlib.ticker import MaxNLocator
 from nsvae.data.dsprites import SHAPE_NAMES
 from nsvae.metrics.utils import discrete_entropy, discrete_mutual_info, histogram_discretize
 from nsvae.viz.grid import save_figure
+from nsvae.viz.traversals import kl_order
 
 DSPRITES_FACTORS = ("shape", "scale", "orientation", "posX", "posY")
 ACTIVE_THRESHOLD = 0.01
@@ -47,7 +48,7 @@ def active_latents(codes: np.ndarray, threshold: float = ACTIVE_THRESHOLD,
     active = np.flatnonzero(np.var(np.asarray(codes, dtype=np.float64), axis=0) > threshold)
     if kl_per_latent is None:
         return active
-    return active[np.argsort(-np.asarray(kl_per_latent)[active], kind="stable")]
+    return active[kl_order(np.asarray(kl_per_latent)[active])]
 
 
 def latent_factor_mi(codes: np.ndarray, factors: np.ndarray, num_bins: int = 20) -> np.ndarray:
@@ -305,7 +306,7 @@ def draw_mutual_information(normalized_mi: np.ndarray, factor_names: Sequence[st
                             kl_per_latent=None) -> Figure:
     """Heat map of ``I(z_j; v_k) / H(v_k)`` (latents as rows, by decreasing KL when given)."""
     order = (np.arange(len(normalized_mi)) if kl_per_latent is None
-             else np.argsort(-np.asarray(kl_per_latent), kind="stable"))
+             else kl_order(kl_per_latent))
     rows, cols = normalized_mi.shape
     figure = Figure(figsize=(1.6 + 0.9 * cols, 0.9 + 0.4 * rows), dpi=100, facecolor="white")
     axes = figure.add_axes((1.1 / figure.get_figwidth(), 0.75 / figure.get_figheight(),

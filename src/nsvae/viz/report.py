@@ -74,8 +74,8 @@ FIGURES = (
     ReportFigure("traversals.png", "Posterior traversals",
            "Originals, reconstructions, then one row per latent (largest KL first) set to "
            "evenly spaced values over [-3, 3] while the others stay at the posterior mean of the "
-           "first image. Each row is labelled with the latent, its KL and the factor it carries "
-           "most information about."),
+           "image at the start of each group. Each row is labelled with the latent, its KL and "
+           "the factor it carries most information about."),
     ReportFigure("traversals.gif", "Animated traversals",
            "Every latent swept at once over [-3, 3] and back: columns are data images (left) "
            "and prior samples (right), rows the latents."),

@@ -21,6 +21,7 @@ import torch
 
 from nsvae.errors import DataError
 from nsvae.models import encode_observations, model_device
+from nsvae.objectives import kl_per_latent as latent_kl
 from nsvae.viz.grid import render_grid, save_png
 
 BATCH = 256
@@ -55,12 +56,12 @@ def decode(model: torch.nn.Module, codes: np.ndarray) -> np.ndarray:
 
 def mean_kl_per_latent(mu: np.ndarray, logvar: np.ndarray) -> np.ndarray:
     """KL(q(z_j|x) || N(0, 1)) in nats averaged over the samples, ``[d]`` (design section 2)."""
-    return np.mean(-0.5 * (1.0 + logvar - mu**2 - np.exp(logvar)), axis=0)
+    return latent_kl(torch.from_numpy(mu), torch.from_numpy(logvar)).mean(0).numpy()
 
 
-def kl_order(kl_per_latent: Sequence[float]) -> np.ndarray:
+def kl_order(kl: Sequence[float]) -> np.ndarray:
     """Latent indices by decreasing KL (ties keep index order)."""
-    return np.argsort(-np.asarray(kl_per_latent, dtype=np.float64), kind="stable")
+    return np.argsort(-np.asarray(kl, dtype=np.float64), kind="stable")
 
 
 def traversal_codes(bases: np.ndarray, latents: Sequence[int], values: np.ndarray) -> np.ndarray:
