@@ -47,3 +47,8 @@ class MetricError(NsvaeError, ValueError):
     """A metric cannot be computed on the given data or codes."""
 
     exit_code = 6
+
+
+def one_line(error: BaseException | str) -> str:
+    """The message of ``error`` on one line (its type name when it has none)."""
+    return " ".join(str(error).split()) or type(error).__name__

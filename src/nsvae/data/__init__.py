@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+from nsvae.checks import check
 from nsvae.data.dsprites import DSprites, official_path
 from nsvae.data.ground_truth import ArrayGroundTruthData, FactorSpace, GroundTruthData
 from nsvae.data.npz import load_array_dataset, save_array_dataset
@@ -47,12 +48,28 @@ def get_dataset(name: str, **kwargs) -> GroundTruthData:
     DataError
         The data cannot be read or rendered.
     """
-    if name not in DATASETS:
-        raise ConfigError(f"unknown dataset {name!r}; choose from {sorted(DATASETS)}")
+    check_dataset_name(name)
     unknown = sorted(set(kwargs) - {"path", "data_root"})
     if unknown:
         raise ConfigError(f"unknown dataset options {unknown} for {name!r}")
     return DATASETS[name](**kwargs)
+
+
+def check_dataset_name(name: str) -> None:
+    """The rule for ``data.name``: a key of :data:`DATASETS`.
+
+    Raises
+    ------
+    ConfigError
+        ``unknown dataset 'x' (data.name); choose from [...]``.
+    """
+    check(name in DATASETS, f"unknown dataset {name!r} (data.name); choose from {sorted(DATASETS)}")
+
+
+def build_data(data_config) -> GroundTruthData:
+    """The dataset of a :class:`nsvae.config.DataConfig` (``name``, ``path``, ``data_root``)."""
+    options = {"path": data_config.path, "data_root": data_config.data_root}
+    return get_dataset(data_config.name, **{k: v for k, v in options.items() if v is not None})
 
 
 __all__ = [
@@ -62,6 +79,8 @@ __all__ = [
     "DSprites",
     "FactorSpace",
     "GroundTruthData",
+    "build_data",
+    "check_dataset_name",
     "get_dataset",
     "load_array_dataset",
     "save_array_dataset",

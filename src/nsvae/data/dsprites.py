@@ -30,8 +30,9 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from nsvae.data.ground_truth import FactorSpace, GroundTruthData
-from nsvae.data.npz import one_line, read_npz, write_npz
-from nsvae.errors import DataError
+from nsvae.data.npz import read_npz, write_npz
+from nsvae.errors import DataError, one_line
+from nsvae.files import atomic_path
 
 # ------------------------------------------------------------------------------ official layout
 
@@ -378,18 +379,12 @@ def cached_images(root: str | os.PathLike | None = None) -> tuple[np.ndarray, bo
 
 
 def _render_to(path: Path) -> None:
-    temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_path(path, DataError, f"the dSprites cache {path}") as temporary:
         shape = (NUM_IMAGES, IMAGE_SIZE, IMAGE_SIZE)
         images = np.lib.format.open_memmap(temporary, mode="w+", dtype=np.uint8, shape=shape)
         render_all(out=images)
         images.flush()
         del images
-        os.replace(temporary, path)
-    except OSError as error:
-        temporary.unlink(missing_ok=True)
-        raise DataError(f"cannot write the dSprites cache {path}: {one_line(error)}") from None
 
 
 # ------------------------------------------------------------------------------------- dataset
@@ -541,24 +536,18 @@ def fetch_dsprites(root: str | os.PathLike | None = None, url: str = OFFICIAL_UR
     where to put a file downloaded by hand.
     """
     path = official_path(root)
-    if not path.is_file():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(f"{path.name}.{os.getpid()}.part")
-        try:
-            with urllib.request.urlopen(url, timeout=timeout) as response:
-                partial.write_bytes(response.read())
-        except (OSError, http.client.HTTPException) as error:
-            partial.unlink(missing_ok=True)
-            raise DataError(f"cannot download {url} ({one_line(error)}); download it by hand "
-                            f"and put it at {path}") from None
-        try:
-            check_checksum(partial, OFFICIAL_CHECKSUMS[".npz"])
-        except DataError:
-            partial.unlink(missing_ok=True)
-            raise
-        os.replace(partial, path)
-    else:
+    if path.is_file():
         check_checksum(path, OFFICIAL_CHECKSUMS[".npz"])
+        return path
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            content = response.read()
+    except (OSError, http.client.HTTPException) as error:
+        raise DataError(f"cannot download {url} ({one_line(error)}); download it by hand "
+                        f"and put it at {path}") from None
+    with atomic_path(path, DataError) as partial:
+        partial.write_bytes(content)
+        check_checksum(partial, OFFICIAL_CHECKSUMS[".npz"])
     return path
 
 
@@ -635,11 +624,8 @@ def save_contact_sheet(path: str | os.PathLike, images_of) -> Path:
 
     path = Path(path)
     sheet = contact_sheet(images_of)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        image = Image.fromarray(sheet)
-        image.resize((sheet.shape[1] * 2, sheet.shape[0] * 2), Image.NEAREST).save(path)
-    except OSError as error:
-        raise DataError(f"cannot write {path}: {one_line(error)}") from None
+    image = Image.fromarray(sheet).resize((sheet.shape[1] * 2, sheet.shape[0] * 2), Image.NEAREST)
+    with atomic_path(path, DataError) as temporary:
+        image.save(temporary, format="PNG")
     return path
 
