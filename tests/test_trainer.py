@@ -188,13 +188,13 @@ def with_loss_hook(monkeypatch, hook):
 
     def build_hooked(*args, **kwargs):
         objective = build(*args, **kwargs)
-        loss_of = objective.loss
+        terms_of = objective.loss_terms
 
-        def loss(outputs, batch, step, selection_kl=None):
-            value, logs = loss_of(outputs, batch, step, selection_kl=selection_kl)
-            return hook(step, value), logs
+        def loss_terms(outputs, batch, step, selection_kl=None):
+            (value, *later), logs = terms_of(outputs, batch, step, selection_kl=selection_kl)
+            return [hook(step, value), *later], logs
 
-        objective.loss = loss
+        objective.loss_terms = loss_terms
         return objective
 
     monkeypatch.setattr(trainer, "build_objective", build_hooked)

@@ -103,6 +103,9 @@ def train_command(
         str | None, _flag("--selection-batch", "Select on the same or an independent batch.")
     ] = None,
     epsilon: Annotated[float | None, _flag("--epsilon", "Exploration of epsilon-greedy.")] = None,
+    update: Annotated[str | None, _flag(
+        "--update", "Non-Syn update: joint (one Adam step on the whole loss) or seed (the "
+        "seed's two steps: ELBO, then alpha * KL(A_worst)).")] = None,
     beta: Annotated[float | None, _flag("--beta", "Weight of the KL (beta_vae, nonsyn).")] = None,
     z_dim: Annotated[int | None, _flag("--z-dim", "Number of latents.")] = None,
     arch: Annotated[str | None, _flag("--arch", "Architecture: dlib, seed, seed-linear.")] = None,
@@ -161,7 +164,7 @@ def train_command(
         "model": {"arch": arch, "z_dim": z_dim, "likelihood": likelihood},
         "objective": {"name": model, "beta": beta, "alpha": alpha, "omega": omega,
                       "policy": policy, "mode": mode, "selection_batch": selection_batch,
-                      "epsilon": epsilon},
+                      "epsilon": epsilon, "update": update},
         "train": {"steps": steps, "batch_size": batch_size, "lr": lr, "seed": seed,
                   "device": device, "threads": threads, "log_every": log_every,
                   "checkpoint_every": checkpoint_every, "keep_checkpoints": keep_checkpoints,

@@ -24,6 +24,7 @@ from nsvae.errors import ConfigError
 LIKELIHOODS = ("auto", "bernoulli", "gaussian")
 MODES = ("batch", "sample")
 SELECTION_BATCHES = ("same", "independent")
+UPDATES = ("joint", "seed")
 
 
 @dataclass
@@ -59,9 +60,11 @@ class ObjectiveConfig:
 
     ``beta`` weighs the KL of ``beta_vae`` (and of ``nonsyn``; the total correlation of
     ``beta_tcvae``); ``alpha`` (synergy weight), ``omega`` (greedy discount), ``policy``,
-    ``mode``, ``selection_batch`` and ``epsilon`` belong to ``nonsyn``; ``capacity_gamma``,
-    ``c_max`` and ``capacity_steps`` to ``annealed_vae``; ``lambda_od``, ``lambda_d_factor``
-    and ``dip_type`` to ``dip_vae``. Defaults follow the papers and disentanglement_lib.
+    ``mode``, ``selection_batch``, ``epsilon`` and ``update`` (``"joint"``: one Adam step on
+    the whole loss; ``"seed"``: the seed's two steps per batch) belong to ``nonsyn``;
+    ``capacity_gamma``, ``c_max`` and ``capacity_steps`` to ``annealed_vae``; ``lambda_od``,
+    ``lambda_d_factor`` and ``dip_type`` to ``dip_vae``. Defaults follow the papers and
+    disentanglement_lib.
     """
 
     name: str = "nonsyn"
@@ -72,6 +75,7 @@ class ObjectiveConfig:
     mode: str = "batch"
     selection_batch: str = "same"
     epsilon: float = 0.1
+    update: str = "joint"
     capacity_gamma: float = 1000.0
     c_max: float = 25.0
     capacity_steps: int = 100000
@@ -190,6 +194,11 @@ class Config:
             "(a per-sample subset has no counterpart in another batch)",
         )
         _check(0 <= o.epsilon <= 1, f"objective.epsilon must be in [0, 1], got {o.epsilon}")
+        _choice("objective.update", o.update, UPDATES)
+        _check(
+            o.update == "joint" or o.name == "nonsyn",
+            f"objective.update {o.update!r} needs objective.name 'nonsyn' (got {o.name!r})",
+        )
         _check(
             o.capacity_steps >= 1, f"objective.capacity_steps must be >= 1, got {o.capacity_steps}"
         )

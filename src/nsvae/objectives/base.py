@@ -60,7 +60,7 @@ class Objective:
         step: int,
         selection_kl: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Scalar loss of one batch, and detached logs.
+        """Scalar loss of one batch (the sum of :meth:`loss_terms`), and detached logs.
 
         Parameters
         ----------
@@ -80,13 +80,32 @@ class Objective:
             ``recon``, ``kl`` (sum over latents, batch mean), ``kl_per_latent`` [d], and the
             objective's own terms. Nothing is moved to the host.
         """
+        terms, logs = self.loss_terms(outputs, batch, step, selection_kl)
+        return (terms[0] if len(terms) == 1 else torch.stack(terms).sum()), logs
+
+    def loss_terms(
+        self,
+        outputs: dict[str, torch.Tensor],
+        batch: torch.Tensor,
+        step: int,
+        selection_kl: torch.Tensor | None = None,
+    ) -> tuple[list[torch.Tensor], dict[str, torch.Tensor]]:
+        """The losses a training step minimises one after another, and detached logs.
+
+        Almost every objective has one term, ``recon + penalty``: one gradient, one optimiser
+        step. An objective whose :meth:`penalty` returns a list ``[p0, p1, ...]`` asks for one
+        optimiser step per term, ``recon + p0`` first, then ``p1``, ..., every gradient taken at
+        the parameters before the step (:func:`nsvae.train.trainer.optimizer_steps`). The
+        arguments are those of :meth:`loss`.
+        """
         recon = reconstruction_loss(outputs["x_logits"], batch, self.likelihood)
         k = kl_per_latent(outputs["mu"], outputs["logvar"])
         kl_latent = k.mean(0)
         kl = kl_latent.sum()
         penalty, extra = self.penalty(kl, k, outputs, step, selection_kl)
+        first, *later = penalty if isinstance(penalty, list) else [penalty]
         logs = {"recon": recon.detach(), "kl": kl.detach(), "kl_per_latent": kl_latent.detach()}
-        return recon + penalty, logs | extra
+        return [recon + first, *later], logs | extra
 
     def penalty(
         self,
@@ -95,9 +114,10 @@ class Objective:
         outputs: dict[str, torch.Tensor],
         step: int,
         selection_kl: torch.Tensor | None,
-    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    ) -> tuple[torch.Tensor | list[torch.Tensor], dict[str, torch.Tensor]]:
         """The term added to the reconstruction loss, and its detached logs.
 
-        ``kl`` is the batch-mean KL (scalar), ``k`` the per-sample, per-latent KL [B, d].
+        ``kl`` is the batch-mean KL (scalar), ``k`` the per-sample, per-latent KL [B, d]. A list
+        of terms means one optimiser step per term (see :meth:`loss_terms`).
         """
         return kl, {}

@@ -3,8 +3,26 @@
 The penalty is the KL of the latents that a greedy search leaves out of the most informative
 subset: ``loss = recon + beta * KL + alpha * KL(A_worst)`` (``beta = 1`` in the paper). A_best is
 chosen without gradient by :func:`nsvae.synergy.selection.select_best`; A_worst is its complement,
-and the gradient of the synergy term flows only through the KL of the latents in A_worst. One
-loss, one backward pass (the seed's code took two optimiser steps, see design section 2).
+and the gradient of the synergy term flows only through the KL of the latents in A_worst.
+
+Two update rules (``config.update``):
+
+``"joint"`` (default)
+    the stated objective, one loss, one gradient, one Adam step per batch.
+``"seed"``
+    the seed author's ``trainers/train_non_syn_vae.py``: per batch, one Adam step on
+    ``recon + beta * KL``, then a second step of the same optimiser on ``alpha * KL(A_worst)``,
+    A_worst chosen on the posterior before the first step and both gradients taken at the
+    parameters before the first step (the seed back-propagated the second loss through the
+    graph built before the first step; nsvae takes both gradients from one graph instead, which
+    gives the same numbers without PyTorch's in-place error).
+
+The two rules differ by more than bookkeeping. Adam divides each step by the square root of its
+running second moment, so a step's size hardly depends on the scale of its loss: in the seed's
+rule alpha changes the *direction* of the second step only through the mixing of the moment
+estimates, not its length, and the ELBO and synergy gradients share one pair of moment estimates
+(each batch advances Adam's step count by two). In the joint rule alpha scales the synergy
+gradient against the ELBO gradient inside one normalised step.
 """
 
 from __future__ import annotations
@@ -33,7 +51,7 @@ class NonSynObjective(BetaVAEObjective):
     With ``config.selection_batch == "independent"`` the subset is chosen on ``selection_kl``,
     the per-latent KL of a second batch that the trainer computes without gradient.
     Other fields read: ``alpha``, ``omega``, ``policy``, ``epsilon`` (epsilon-greedy draws from
-    torch's global generator, so a resumed run repeats them) and ``beta``.
+    torch's global generator, so a resumed run repeats them), ``beta`` and ``update``.
     """
 
     def __init__(self, config, likelihood: str = "bernoulli"):
@@ -44,9 +62,13 @@ class NonSynObjective(BetaVAEObjective):
         self.mode = config.mode
         self.epsilon = config.epsilon
         self.selection_batch = config.selection_batch
+        self.update = config.update
 
     def penalty(self, kl, k, outputs, step, selection_kl):
-        """``beta * KL + alpha * KL(A_worst)``; logs ``synergy``, ``a_best``, ``a_best_size``."""
+        """``beta * KL + alpha * KL(A_worst)``; logs ``synergy``, ``a_best``, ``a_best_size``.
+
+        With ``update="seed"`` the two terms come as a list: one optimiser step each.
+        """
         chooser = (k if selection_kl is None else selection_kl).detach()
         if self.mode == "batch":
             best = self.select(chooser.mean(0))
@@ -57,6 +79,8 @@ class NonSynObjective(BetaVAEObjective):
             synergy = (k * ~best).sum(1).mean()
             a_best = best.to(k.dtype).mean(0)
         logs = {"synergy": synergy.detach(), "a_best": a_best, "a_best_size": a_best.sum()}
+        if self.update == "seed":
+            return [self.beta * kl, self.alpha * synergy], logs
         return self.beta * kl + self.alpha * synergy, logs
 
     def select(self, kl: torch.Tensor) -> torch.Tensor:

@@ -160,12 +160,10 @@ def train(
             if objective.selection_batch == "independent":
                 with torch.no_grad():
                     selection_kl = kl_per_latent(*model.encode(sampler.next()))
-            loss, logs = objective.loss(outputs, batch, step, selection_kl=selection_kl)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            terms, logs = objective.loss_terms(outputs, batch, step, selection_kl=selection_kl)
+            optimizer_steps(optimizer, terms)
             step += 1
-            meter.add(loss, logs)
+            meter.add(sum(term.detach() for term in terms), logs)
             bar.update()
 
             log_due = step % tc.log_every == 0 or step == tc.steps
@@ -205,6 +203,32 @@ def train(
     if tc.figures:
         save_figures(model, data, run_dir / "figures", tc.seed, _last_kl(metrics_path))
     return Run(run_dir, config, model, step)
+
+
+def optimizer_steps(optimizer: torch.optim.Optimizer, terms: list[torch.Tensor]) -> None:
+    """One optimiser step per loss term, every gradient taken at the current parameters.
+
+    One term is the usual step (backward, step). Several terms (the seed's Non-Syn update,
+    :mod:`nsvae.objectives.nonsyn`) are differentiated on the same graph before anything moves,
+    then applied one after another by the same optimiser. A parameter that a term does not reach
+    gets a zero gradient, not none, for that step, as in the seed's code (PyTorch 0.4's
+    ``zero_grad`` zeroed gradients): Adam still moves it by its momentum.
+    """
+    if len(terms) == 1:
+        optimizer.zero_grad(set_to_none=True)
+        terms[0].backward()
+        optimizer.step()
+        return
+    params = [p for group in optimizer.param_groups for p in group["params"]]
+    gradients = [
+        torch.autograd.grad(term, params, retain_graph=i < len(terms) - 1, allow_unused=True)
+        for i, term in enumerate(terms)
+    ]
+    for grads in gradients:
+        for param, grad in zip(params, grads, strict=True):
+            param.grad = torch.zeros_like(param) if grad is None else grad
+        optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
 
 
 def load_run(run_dir: str | Path, device: str = "cpu") -> Run:
