@@ -81,7 +81,7 @@ def test_unknown_objective_name_is_one_line_naming_the_key():
 def test_each_objective_has_its_own_section():
     beta = Config().updated({"objective": {"name": "beta_vae", "beta": 4}})
     assert beta.to_dict()["objective"] == {"name": "beta_vae", "beta": 4.0}
-    with pytest.raises(ConfigError, match="unknown config key objective.alpha"):
+    with pytest.raises(ConfigError, match="objective.alpha 2.0 needs objective.name 'nonsyn'"):
         beta.updated({"objective": {"alpha": 2.0}})  # beta_vae has no alpha
     back = beta.updated({"objective": {"name": "nonsyn"}})  # a new name starts from defaults
     assert back.objective == Config().objective
@@ -195,4 +195,5 @@ def test_missing_and_corrupt_files(tmp_path):
 @pytest.mark.parametrize("path", sorted((Path(__file__).parents[1] / "examples").glob("*.toml")))
 def test_every_example_config_loads_and_validates(path):
     config = load_config(path).validate()
-    assert config.train.steps == 300_000 and config.train.batch_size == 64
+    # dlib's protocol runs 300,000 steps; the seed reproduction stops at its README's 110,000
+    assert config.train.steps in (300_000, 110_000) and config.train.batch_size == 64

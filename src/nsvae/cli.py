@@ -104,6 +104,9 @@ def train_command(
         str | None, _flag("--selection-batch", "Select on the same or an independent batch.")
     ] = None,
     epsilon: Annotated[float | None, _flag("--epsilon", "Exploration of epsilon-greedy.")] = None,
+    update: Annotated[str | None, _flag(
+        "--update", "Non-Syn update: joint (one Adam step on the whole loss) or seed (the "
+        "seed's two steps: ELBO, then alpha * KL(A_worst)).")] = None,
     beta: Annotated[float | None, _flag("--beta", "Weight of the KL (beta_vae, nonsyn).")] = None,
     z_dim: Annotated[int | None, _flag("--z-dim", "Number of latents.")] = None,
     arch: Annotated[str | None, _flag("--arch", "Architecture: dlib, seed, seed-linear.")] = None,
@@ -191,6 +194,7 @@ FLAG_KEYS = {
     "alpha": ("objective", "alpha"), "omega": ("objective", "omega"),
     "policy": ("objective", "policy"), "mode": ("objective", "mode"),
     "selection_batch": ("objective", "selection_batch"), "epsilon": ("objective", "epsilon"),
+    "update": ("objective", "update"),
     **{name: ("train", name) for name in (
         "steps", "batch_size", "lr", "seed", "device", "threads", "log_every",
         "checkpoint_every", "keep_checkpoints", "eval_every", "figures")},

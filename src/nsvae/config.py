@@ -20,7 +20,7 @@ import tomli_w
 
 from nsvae.checks import at_least, check, check_fields, positive
 from nsvae.errors import ConfigError
-from nsvae.objectives import ObjectiveConfig, objective_class, objective_config
+from nsvae.objectives import OBJECTIVES, ObjectiveConfig, objective_class, objective_config
 
 # Fields of the flat objective section written before each objective had its own config class.
 LEGACY_OBJECTIVE_FIELDS = frozenset({
@@ -198,11 +198,12 @@ class Config:
         """
         objective = d.get("objective") if isinstance(d, Mapping) else None
         if isinstance(objective, Mapping) and set(objective) >= LEGACY_OBJECTIVE_FIELDS:
-            own = {f.name for f in dataclasses.fields(
-                objective_class(objective.get("name", "nonsyn")).Config)}
-            kept = {k: v for k, v in objective.items()
-                    if k in own or k not in LEGACY_OBJECTIVE_FIELDS}
-            d = {**d, "objective": kept}
+            own = objective_class(objective.get("name", "nonsyn")).Config
+            hints = typing.get_type_hints(own)
+            others = {key for other in OBJECTIVES.values()
+                      for key in typing.get_type_hints(other.Config)}
+            d = {**d, "objective": {k: v for k, v in objective.items()
+                                    if k in hints or k not in others}}
         return cls.from_dict(d)
 
 
@@ -281,10 +282,24 @@ def _section_from_dict(section_type: type, values: Any, section: str) -> Any:
     hints = typing.get_type_hints(section_type)
     for key in values:
         if key not in hints:
+            if section == "objective":
+                _other_objectives_key(section_type, key, values[key])
             raise ConfigError(f"unknown config key {section}.{key} (known: {', '.join(hints)})")
     return section_type(
         **{key: _coerce(values[key], hints[key], f"{section}.{key}") for key in values}
     )
+
+
+def _other_objectives_key(section_type: type, key: str, value: Any) -> None:
+    """Name the objectives that have ``key`` when the chosen one has not."""
+    owners = [name for name, objective in OBJECTIVES.items()
+              if key in typing.get_type_hints(objective.Config)]
+    if owners:
+        known = ", ".join(typing.get_type_hints(section_type))
+        raise ConfigError(
+            f"objective.{key} {value!r} needs objective.name "
+            f"{' or '.join(map(repr, owners))} (objective {section_type().name!r} takes: {known})"
+        )
 
 
 def _coerce(value: Any, hint: Any, key: str) -> Any:

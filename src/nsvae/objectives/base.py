@@ -135,14 +135,14 @@ class Objective:
             Steps taken before this one (for schedules).
         """
         outputs = self.forward(model, batches)
-        parts, logs = self.loss_parts(outputs, batches[0], step)
+        parts, logs = self.loss_terms(outputs, batches[0], step)
         return [Term(part) for part in parts], logs
 
     # --------------------------------------------------------------------- the loss
 
     def loss(self, outputs: dict[str, torch.Tensor], batch: torch.Tensor,
              step: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        """Scalar loss of one batch (the sum of its parts), and detached logs.
+        """Scalar loss of one batch (the sum of :meth:`loss_terms`), and detached logs.
 
         Parameters
         ----------
@@ -161,24 +161,28 @@ class Objective:
             ``recon``, ``kl`` (sum over latents, batch mean), ``kl_per_latent`` [d], and the
             objective's own terms (see ``logged``). Nothing is moved to the host.
         """
-        parts, logs = self.loss_parts(outputs, batch, step)
-        total = parts[0]
-        for part in parts[1:]:
-            total = total + part
-        return total, logs
+        terms, logs = self.loss_terms(outputs, batch, step)
+        return (terms[0] if len(terms) == 1 else torch.stack(terms).sum()), logs
 
-    def loss_parts(self, outputs: dict[str, torch.Tensor], batch: torch.Tensor,
+    def loss_terms(self, outputs: dict[str, torch.Tensor], batch: torch.Tensor,
                    step: int) -> tuple[list[torch.Tensor], dict[str, torch.Tensor]]:
-        """``[recon + penalty]``, or ``[recon + first part, *other parts]`` of a split penalty."""
+        """The losses a step minimises one after another, and detached logs.
+
+        Almost every objective has one term, ``recon + penalty``: one gradient, one optimiser
+        step. A :meth:`penalty` that returns a list ``[p0, p1, ...]`` asks for one optimiser step
+        per term, ``recon + p0`` first, then ``p1``, ..., every gradient taken at the parameters
+        before the first step (:func:`nsvae.train.step.optimizer_steps`). The arguments are those
+        of :meth:`loss`.
+        """
         recon = reconstruction_loss(outputs["x_logits"], batch, self.likelihood)
         kl_per_sample_latent = kl_per_latent(outputs["mu"], outputs["logvar"])
         kl_latent = kl_per_sample_latent.mean(0)
         kl_total = kl_latent.sum()
         penalty, extra = self.penalty(kl_total, kl_per_sample_latent, outputs, step)
-        parts = list(penalty) if isinstance(penalty, tuple | list) else [penalty]
+        first, *later = penalty if isinstance(penalty, list) else [penalty]
         logs = {"recon": recon.detach(), "kl": kl_total.detach(),
                 "kl_per_latent": kl_latent.detach()}
-        return [recon + parts[0], *parts[1:]], logs | extra
+        return [recon + first, *later], logs | extra
 
     def penalty(
         self,
@@ -186,11 +190,11 @@ class Objective:
         kl_per_sample_latent: torch.Tensor,
         outputs: dict[str, torch.Tensor],
         step: int,
-    ) -> tuple[torch.Tensor | tuple[torch.Tensor, ...], dict[str, torch.Tensor]]:
+    ) -> tuple[torch.Tensor | list[torch.Tensor], dict[str, torch.Tensor]]:
         """The term added to the reconstruction loss, and its detached logs.
 
         ``kl_total`` is the batch-mean KL (scalar), ``kl_per_sample_latent`` the KL of each
-        sample and latent [B, d]. A tuple of terms makes a step of several optimiser updates:
+        sample and latent [B, d]. A list of terms makes a step of several optimiser updates:
         the first is added to the reconstruction loss, each later one is a step of its own.
         """
         return kl_total, {}

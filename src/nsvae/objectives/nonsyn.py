@@ -4,8 +4,27 @@ The penalty is the KL of the latents that a greedy search leaves out of the most
 subset: ``loss = recon + beta * KL + alpha * KL(A_worst)`` (``beta = 1`` in the paper). A_best is
 chosen without gradient by :func:`nsvae.objectives.selection.select_best`; A_worst is its
 complement, and the gradient of the synergy term flows only through the KL of the latents in
-A_worst. One loss, one backward pass (the seed's code took two optimiser steps, see design
-section 2).
+A_worst.
+
+Two update rules (``config.update``):
+
+``"joint"`` (default)
+    the stated objective, one loss, one gradient, one Adam step per batch.
+``"seed"``
+    the seed author's ``trainers/train_non_syn_vae.py``: per batch, one Adam step on
+    ``recon + beta * KL``, then a second step of the same optimiser on ``alpha * KL(A_worst)``,
+    A_worst chosen on the posterior before the first step and both gradients taken at the
+    parameters before the first step (the seed back-propagated the second loss through the
+    graph built before the first step; nsvae takes both gradients from one graph instead, which
+    gives the same numbers without PyTorch's in-place error). The penalty returns the two terms
+    as a list and :func:`nsvae.train.step.optimizer_steps` takes one step per term.
+
+The two rules differ by more than bookkeeping. Adam divides each step by the square root of its
+running second moment, so a step's size hardly depends on the scale of its loss: in the seed's
+rule alpha changes the *direction* of the second step only through the mixing of the moment
+estimates, not its length, and the ELBO and synergy gradients share one pair of moment estimates
+(each batch advances Adam's step count by two). In the joint rule alpha scales the synergy
+gradient against the ELBO gradient inside one normalised step.
 """
 
 from __future__ import annotations
@@ -22,6 +41,7 @@ from nsvae.objectives.selection import check_selection, select_best
 
 MODES = ("batch", "sample")
 SELECTION_BATCHES = ("same", "independent")
+UPDATES = ("joint", "seed")
 
 
 class NonSynObjective(BetaVAEObjective):
@@ -48,7 +68,8 @@ class NonSynObjective(BetaVAEObjective):
     @dataclass
     class Config(BetaVAEObjective.Config):
         """``alpha`` (synergy weight), ``omega`` (greedy discount), ``policy``, ``mode``,
-        ``selection_batch``, ``epsilon`` (exploration of epsilon-greedy) and ``beta`` (KL weight).
+        ``selection_batch``, ``epsilon`` (exploration of epsilon-greedy), ``update`` (``"joint"``
+        or the seed's two steps, ``"seed"``) and ``beta`` (KL weight).
         """
 
         name: str = "nonsyn"
@@ -59,6 +80,8 @@ class NonSynObjective(BetaVAEObjective):
         selection_batch: str = field(
             default="same", metadata={"check": lambda k, v: choice(k, v, SELECTION_BATCHES)})
         epsilon: float = 0.1
+        update: str = field(default="joint",
+                            metadata={"check": lambda k, v: choice(k, v, UPDATES)})
 
         def validate(self, section: str = "objective") -> NonSynObjective.Config:
             """Field rules, the selection's rule and: an independent batch needs batch mode."""
@@ -87,6 +110,7 @@ class NonSynObjective(BetaVAEObjective):
         self.policy = config.policy
         self.mode = config.mode
         self.epsilon = config.epsilon
+        self.update = config.update
         self.batches_per_step = 2 if config.selection_batch == "independent" else 1
 
     def forward(self, model, batches):
@@ -99,6 +123,8 @@ class NonSynObjective(BetaVAEObjective):
 
     def penalty(self, kl_total, kl_per_sample_latent, outputs, step):
         """``beta * KL + alpha * KL(A_worst)``; logs ``synergy``, ``a_best_freq``, ``a_best_size``.
+
+        With ``update="seed"`` the two terms come as a list: one optimiser step each.
         """
         k = kl_per_sample_latent
         selection_kl = outputs.get("selection_kl")
@@ -112,6 +138,8 @@ class NonSynObjective(BetaVAEObjective):
             synergy = (k * ~best).sum(1).mean()
             a_best = best.to(k.dtype).mean(0)
         logs = {"synergy": synergy.detach(), "a_best_freq": a_best, "a_best_size": a_best.sum()}
+        if self.update == "seed":
+            return [self.beta * kl_total, self.alpha * synergy], logs
         return self.beta * kl_total + self.alpha * synergy, logs
 
     def select(self, kl: torch.Tensor) -> torch.Tensor:

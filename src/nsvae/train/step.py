@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 import torch
 
 from nsvae.data.sampler import BatchSampler
-from nsvae.objectives import Objective
+from nsvae.objectives import Objective, Term
 
 
 def train_step(
@@ -17,18 +19,13 @@ def train_step(
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Draw the objective's batches, compute its loss terms and take one optimiser step per term.
 
-    Every term's gradient is taken at the parameters before any update (one forward graph), with
-    respect to the parameters of that term's optimiser only; then the optimisers step in the order
-    of the terms. With one term (every objective by default) this is ``backward()`` and
-    ``step()``; with several it is, e.g., the seed's two Adam steps per batch, or FactorVAE's VAE
-    and discriminator updates.
-
     Parameters
     ----------
     model : VAE
         In training mode.
     objective : Objective
-        Says how many batches a step consumes and which terms drive which optimiser.
+        Says how many batches a step consumes (``batches_per_step``) and which loss terms drive
+        which optimiser (:meth:`~nsvae.objectives.Objective.terms`).
     optimizers : dict of str to Optimizer
         ``objective.optimizers(...)``.
     sampler : BatchSampler
@@ -44,6 +41,33 @@ def train_step(
     """
     batches = [sampler.next() for _ in range(objective.batches_per_step)]
     terms, logs = objective.terms(model, batches, step)
+    optimizer_steps(optimizers, terms)
+    return sum(term.loss.detach() for term in terms), logs
+
+
+def optimizer_steps(optimizers: dict[str, torch.optim.Optimizer] | torch.optim.Optimizer,
+                    terms: list[Term] | list[torch.Tensor]) -> None:
+    """One optimiser step per loss term, every gradient taken at the current parameters.
+
+    Each term is differentiated on the one graph of the step, before anything moves, with
+    respect to the parameters of its own optimiser; then the optimisers step in the order of the
+    terms. One term is the usual step. Several terms of one optimiser (the seed's Non-Syn update,
+    :mod:`nsvae.objectives.nonsyn`) are applied one after another; a parameter that one of them
+    does not reach gets a zero gradient, not none, for that step, as in the seed's code (PyTorch
+    0.4's ``zero_grad`` zeroed gradients), so Adam still moves it by its momentum. Terms of
+    different optimisers (FactorVAE's VAE and discriminator) each step their own parameters.
+
+    Parameters
+    ----------
+    optimizers : dict of str to Optimizer, or one Optimizer
+        By name (one optimiser is ``{"model": optimizer}``).
+    terms : list of Term, or of scalar tensors
+        Tensors are terms of the ``"model"`` optimiser.
+    """
+    if isinstance(optimizers, torch.optim.Optimizer):
+        optimizers = {"model": optimizers}
+    terms = [term if isinstance(term, Term) else Term(term) for term in terms]
+    steps_of = Counter(term.optimizer for term in terms)
     gradients = [
         torch.autograd.grad(term.loss, _parameters(optimizers[term.optimizer]),
                             retain_graph=index < len(terms) - 1, allow_unused=True)
@@ -52,12 +76,11 @@ def train_step(
     for term, grads in zip(terms, gradients, strict=True):
         optimizer = optimizers[term.optimizer]
         for parameter, gradient in zip(_parameters(optimizer), grads, strict=True):
-            parameter.grad = gradient
+            zero = gradient is None and steps_of[term.optimizer] > 1
+            parameter.grad = torch.zeros_like(parameter) if zero else gradient
         optimizer.step()
-    loss = terms[0].loss.detach()
-    for term in terms[1:]:
-        loss = loss + term.loss.detach()
-    return loss, logs
+    for name in steps_of:
+        optimizers[name].zero_grad(set_to_none=True)
 
 
 def _parameters(optimizer: torch.optim.Optimizer) -> list[torch.Tensor]:
