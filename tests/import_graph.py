@@ -24,6 +24,7 @@ LAYERS = (
     ("nsvae.train", "nsvae.metrics", "nsvae.synergy"),
     ("nsvae.viz",),
     ("nsvae.experiment",),
+    ("nsvae.sweep",),
     ("nsvae.cli",),
 )
 

@@ -24,6 +24,9 @@ app = typer.Typer(
 )
 data_app = typer.Typer(help="Render, fetch and inspect datasets.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
+study_app = typer.Typer(help="Look at the results of a study (nsvae sweep).",
+                        no_args_is_help=True)
+app.add_typer(study_app, name="study")
 
 
 # ----------------------------------------------------------------------------------------- data
@@ -279,6 +282,47 @@ def report(
 
     typer.echo(write_report(run, seed=seed, samples_per_cell=samples_per_cell,
                             num_samples=num_samples))
+
+
+# ---------------------------------------------------------------------------------------- sweep
+
+
+@app.command("sweep")
+def sweep_command(
+    study_file: Annotated[Path, typer.Argument(help="Study file (TOML): see examples/studies/.")],
+    out: Annotated[Path, _flag("--out", "Study directory (trials, results.csv, Ray's logs).")],
+    address: Annotated[str | None, _flag(
+        "--address", "Run on this Ray cluster (auto, ray://HOST:PORT); default: start Ray "
+        "here.")] = None,
+    cpus: Annotated[int | None, _flag(
+        "--cpus", "CPUs of the Ray started here (default: all).", min=1)] = None,
+    cpus_per_trial: Annotated[float, _flag(
+        "--cpus-per-trial", "CPUs each trial reserves; its torch threads follow.",
+        min=0.01)] = 1.0,
+    gpus_per_trial: Annotated[float, _flag(
+        "--gpus-per-trial", "GPUs each trial reserves.", min=0.0)] = 0.0,
+    max_concurrent: Annotated[int | None, _flag(
+        "--max-concurrent", "At most this many trials at once.", min=1)] = None,
+) -> None:
+    """Run every trial of STUDY_FILE with Ray Tune; rerun to resume (finished trials are kept)."""
+    from nsvae.sweep import Resources, load_study, run_sweep
+
+    study = load_study(study_file)
+    resources = Resources(address, cpus, cpus_per_trial, gpus_per_trial, max_concurrent)
+    summary = run_sweep(study, out, resources, say=typer.echo)
+    typer.echo(f"study {study.name}: {summary.done} trials done, {summary.skipped} already "
+               f"finished, in {summary.seconds:.1f} s (Ray start and stop "
+               f"{summary.ray_seconds:.1f} s); results: {summary.results}")
+
+
+@study_app.command("report")
+def study_report_command(
+    out: Annotated[Path, typer.Argument(help="Study directory (from nsvae sweep).")],
+) -> None:
+    """Draw the study's figures into DIR/figures/ and write DIR/report.html (self-contained)."""
+    from nsvae.sweep.report import write_study_report
+
+    typer.echo(write_study_report(out))
 
 
 # ----------------------------------------------------------------------------------------- main

@@ -226,14 +226,29 @@ def parse_assignment(text: str) -> tuple[str, str, Any]:
         Without ``=`` or a ``section.field`` key.
     """
     key, equals, raw = text.partition("=")
-    section, dot, name = key.strip().partition(".")
-    if not (equals and dot and section and name):
-        raise ConfigError(f"--set takes section.field=value, got {text!r}")
+    usage = f"--set takes section.field=value, got {text!r}"
+    if not equals:
+        raise ConfigError(usage)
+    section, name = split_key(key.strip(), usage)
     try:
         value = tomllib.loads(f"value = {raw.strip()}")["value"]
     except tomllib.TOMLDecodeError:
         value = raw.strip()
     return section, name, value
+
+
+def split_key(key: str, message: str = "") -> tuple[str, str]:
+    """``"section.field"`` -> ``(section, field)``: the keys of ``--set`` and of a study's grid.
+
+    Raises
+    ------
+    ConfigError
+        With ``message`` (default: what was expected) when ``key`` is not ``section.field``.
+    """
+    section, dot, name = key.partition(".")
+    if not (dot and section and name) or "." in name:
+        raise ConfigError(message or f"expected a section.field key, got {key!r}")
+    return section, name
 
 
 def load_config(path: str | Path) -> Config:

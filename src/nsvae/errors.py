@@ -49,6 +49,12 @@ class MetricError(NsvaeError, ValueError):
     exit_code = 6
 
 
+class DependencyError(NsvaeError):
+    """An optional package that a command needs is not installed."""
+
+    exit_code = 7
+
+
 def one_line(error: BaseException | str) -> str:
     """The message of ``error`` on one line (its type name when it has none)."""
     return " ".join(str(error).split()) or type(error).__name__

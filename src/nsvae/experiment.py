@@ -6,6 +6,10 @@ evaluation and the report open the run directory that training wrote (:mod:`nsva
 
 from __future__ import annotations
 
+import contextlib
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -29,8 +33,7 @@ def train_run(config: Config | None, run_dir: str | Path, data: GroundTruthData 
     Parameters are those of :func:`nsvae.train.train`.
     """
     run_dir = Path(run_dir)
-    if config is None:
-        config = read_run_config(run_dir)[0] if resume else Config()
+    config = _given_config(config, run_dir, resume)
     data = build_data(config.data) if data is None else data
     run = train(config, run_dir, data=data, resume=resume, progress=progress,
                 on_eval=fast_evaluation(data, config))
@@ -39,19 +42,71 @@ def train_run(config: Config | None, run_dir: str | Path, data: GroundTruthData 
     return run
 
 
+@dataclass
+class Experiment:
+    """What :func:`run_experiment` produced.
+
+    Attributes
+    ----------
+    run : Run
+        The trained run.
+    evaluation : dict
+        Its ``eval.json``.
+    report : Path or None
+        Its ``report.html``, unless the report was not asked for.
+    seconds : dict
+        Wall seconds of each stage of this call: ``train``, ``evaluate`` and ``report``.
+    """
+
+    run: Run
+    evaluation: dict
+    report: Path | None
+    seconds: dict[str, float]
+
+
 def run_experiment(config: Config | None, run_dir: str | Path,
                    data: GroundTruthData | None = None, resume: bool = False,
-                   progress: bool = False, fast: bool = True) -> Path:
+                   progress: bool = False, fast: bool = True, metrics=None,
+                   report: bool = True) -> Experiment:
     """Train (or resume), evaluate (``eval.json``) and report (``report.html``) one run.
 
-    Returns
-    -------
-    Path
-        The run's ``report.html``.
+    Parameters
+    ----------
+    config, run_dir, data, resume, progress
+        As :func:`train_run`; the data is built once and shared by the three stages.
+    fast, metrics
+        As :func:`nsvae.metrics.evaluate.evaluate_model` (default: every metric, fast).
+    report : bool
+        Draw every figure and write ``report.html``.
     """
-    run = train_run(config, run_dir, data=data, resume=resume, progress=progress)
-    evaluate_run(run, data=data, seed=run.config.train.seed, fast=fast)
-    return write_report(run.path, data=data, seed=run.config.train.seed)
+    run_dir = Path(run_dir)
+    config = _given_config(config, run_dir, resume)
+    data = build_data(config.data) if data is None else data
+    seconds = {}
+    with _timed(seconds, "train"):
+        run = train_run(config, run_dir, data=data, resume=resume, progress=progress)
+    with _timed(seconds, "evaluate"):
+        evaluation = evaluate_run(run, data=data, metrics=metrics, seed=run.config.train.seed,
+                                  fast=fast)
+    page = None
+    if report:
+        with _timed(seconds, "report"):
+            page = write_report(run.path, data=data, seed=run.config.train.seed)
+    return Experiment(run, evaluation, page, seconds)
+
+
+@contextlib.contextmanager
+def _timed(seconds: dict[str, float], stage: str) -> Iterator[None]:
+    start = time.perf_counter()
+    yield
+    seconds[stage] = round(time.perf_counter() - start, 3)
+
+
+def _given_config(config: Config | None, run_dir: Path, resume: bool) -> Config:
+    """``config``, or when None the stored one (resume) or the defaults."""
+    if config is not None:
+        return config
+    return read_run_config(run_dir)[0] if resume else Config()
 
 
 def fast_evaluation(data: GroundTruthData, config: Config):

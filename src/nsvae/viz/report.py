@@ -182,7 +182,8 @@ def format_value(value) -> str:
     return str(value)
 
 
-def _table(rows, header=None) -> str:
+def html_table(rows, header=None) -> str:
+    """An HTML table of ``rows`` (cells through :func:`format_value`), with an optional header."""
     head = "".join(f"<th>{html.escape(h)}</th>" for h in header) if header else ""
     body = "".join("<tr>" + "".join(f"<td>{html.escape(format_value(cell))}</td>" for cell in row)
                    + "</tr>" for row in rows)
@@ -203,8 +204,8 @@ def _metric_tables(metrics: Mapping) -> tuple[str, str]:
     synergy = [name for name in metrics if "synergy" in name]
     others = [name for name in metrics if name not in synergy]
     header = ("metric", "key", "value")
-    return (_table(rows(others), header) if others else "",
-            _table(rows(synergy), header) if synergy else "")
+    return (html_table(rows(others), header) if others else "",
+            html_table(rows(synergy), header) if synergy else "")
 
 
 def _summary(name, step, config, train_rows) -> str:
@@ -221,7 +222,7 @@ def _summary(name, step, config, train_rows) -> str:
         items.append(("last log", ", ".join(
             f"{key} {value:.4g}" for key, value in train_rows[-1].items()
             if key not in ("step", "time", "steps_per_s") and isinstance(value, int | float))))
-    return _table(items)
+    return html_table(items)
 
 
 def render_html(name: str, step: int, config: Mapping, versions: Mapping,
@@ -231,9 +232,7 @@ def render_html(name: str, step: int, config: Mapping, versions: Mapping,
     sections = [("summary", "Summary", _summary(name, step, config, list(train_rows)))]
     for figure in FIGURES:
         if figure.name in figures:
-            body = (f'<figure><img src="{data_uri(figures[figure.name])}" '
-                    f'alt="{html.escape(figure.title)}"><figcaption>{html.escape(figure.caption)}'
-                    "</figcaption></figure>")
+            body = figure_html(figures[figure.name], figure.title, figure.caption)
             sections.append((figure.name.split(".")[0].replace("_", "-")
                              + ("-gif" if figure.name.endswith(".gif") else ""),
                              figure.title, body))
@@ -251,15 +250,27 @@ def render_html(name: str, step: int, config: Mapping, versions: Mapping,
                          "<p class=note>No eval.json yet: run <code>nsvae evaluate "
                          f"{html.escape(name)}</code>, then the report again.</p>"))
     config_html = '<div class="columns">' + "".join(
-        f"<div><h3>{html.escape(section)}</h3>{_table(list(values.items()))}</div>"
+        f"<div><h3>{html.escape(section)}</h3>{html_table(list(values.items()))}</div>"
         for section, values in config.items()) + "</div>"
     sections.append(("config", "Configuration", config_html))
-    sections.append(("versions", "Versions", _table(list(versions.items()))))
+    sections.append(("versions", "Versions", html_table(list(versions.items()))))
+    return page_html(name, "nsvae run report", sections)
+
+
+def figure_html(path: Path, title: str, caption: str) -> str:
+    """A ``<figure>`` with the image embedded and its caption."""
+    return (f'<figure><img src="{data_uri(path)}" alt="{html.escape(title)}">'
+            f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+
+
+def page_html(name: str, subtitle: str, sections) -> str:
+    """The self-contained page: a heading, a link bar and one ``<section>`` per
+    ``(anchor, title, html)`` of ``sections``."""
     nav = " ".join(f'<a href="#{anchor}">{html.escape(title)}</a>' for anchor, title, _ in sections)
     body = "\n".join(f'<section id="{anchor}"><h2>{html.escape(title)}</h2>{content}</section>'
                      for anchor, title, content in sections)
     return PAGE.format(title=html.escape(f"nsvae report: {name}"), name=html.escape(name),
-                       nav=nav, body=body)
+                       subtitle=html.escape(subtitle), nav=nav, body=body)
 
 
 PAGE = """<!DOCTYPE html>
@@ -294,6 +305,8 @@ th {{ color: #556070; font-weight: 600; }}
 td:first-child {{ color: #3b4454; white-space: nowrap; }}
 td {{ font-variant-numeric: tabular-nums; word-break: break-word; }}
 code {{ background: #eef0f4; padding: 1px 4px; border-radius: 3px; }}
+pre {{ background: #eef0f4; padding: 8px 12px; border-radius: 4px; overflow-x: auto;
+  font-size: 12.5px; }}
 .columns {{ display: grid; grid-template-columns: repeat(auto-fill, minmax(250px, 1fr));
   gap: 0 28px; }}
 .note {{ color: #556070; font-size: 13.5px; margin: 0 0 8px; }}
@@ -301,7 +314,7 @@ code {{ background: #eef0f4; padding: 1px 4px; border-radius: 3px; }}
 </head>
 <body>
 <main>
-<header><h1>{name}</h1><p>nsvae run report</p></header>
+<header><h1>{name}</h1><p>{subtitle}</p></header>
 <nav>{nav}</nav>
 {body}
 </main>

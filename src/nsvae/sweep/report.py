@@ -1,0 +1,146 @@
+"""``nsvae study report DIR``: the study's figures in ``DIR/figures/`` and ``DIR/report.html``.
+
+The page is self-contained like a run's report (:mod:`nsvae.viz.report`): a summary, the median
+and spread of each headline metric per setting, the figures of :mod:`nsvae.viz.study` with how
+to read them, every trial's row, and the study file. Each metric is shown by its headline
+number (:data:`HEADLINES`, else its first number).
+"""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+
+from nsvae.errors import CheckpointError
+from nsvae.files import atomic_write
+from nsvae.sweep.results import load_results, metric_columns, setting_columns
+from nsvae.viz.report import figure_html, format_value, html_table, page_html
+from nsvae.viz.study import MODEL, save_study_figures
+
+HEADLINES = {"beta_vae": "eval_accuracy", "factor_vae": "eval_accuracy",
+             "dci": "disentanglement", "modularity_explicitness": "modularity_score"}
+MAX_TRIAL_ROWS = 500  # trials listed on the page at most (all are in results.csv)
+CAPTIONS = {
+    "distributions.png": ("Metrics per setting",
+                          "For each metric, a box over the seeds of every setting (the trial "
+                          "name without its seed; median, quartiles, whiskers to 1.5 IQR) and "
+                          "each seed as a dot, coloured by model. Wide boxes mean the seed "
+                          "matters as much as the hyperparameters."),
+    "hyperparameters.png": ("Metrics against hyperparameters",
+                            "One row per model and swept number: each metric of every seed "
+                            "(dots) and its median (line) against the swept value; the model's "
+                            "other swept values are pooled."),
+    "synergy.png": ("Synergy against disentanglement",
+                    "The synergy score of every trial against each disentanglement metric, "
+                    "coloured by model: Non-Syn's claim is less synergy with more "
+                    "disentanglement."),
+    "rank_correlation.png": ("Rank correlation between metrics",
+                             "Spearman rank correlation of every pair of metrics over all "
+                             "finished trials (as Locatello et al. 2019, figure 2): metrics that "
+                             "agree rank the models alike."),
+}
+
+
+def headline_metrics(frame) -> list[str]:
+    """One column per metric of the table: its :data:`HEADLINES` key, else its first."""
+    chosen: dict[str, str] = {}
+    for column in metric_columns(frame):
+        metric, _, key = column.partition(".")
+        if HEADLINES.get(metric) == key or metric not in chosen:
+            chosen[metric] = column
+    return [column for column in chosen.values() if frame[column].notna().any()]
+
+
+def swept_numbers(frame) -> list[tuple[str, str]]:
+    """(model, column) for every numeric swept column with several values within a model."""
+    pairs = []
+    for model, rows in frame.groupby(MODEL, sort=False):
+        for column in setting_columns(frame):
+            values = rows[column].dropna()
+            if column != MODEL and values.nunique() > 1 and _numeric(values):
+                pairs.append((model, column))
+    return pairs
+
+
+def summary_rows(frame, metrics: list[str]) -> list[list]:
+    """Per setting: model, seeds, then ``median (q25 to q75)`` of every metric."""
+    rows = []
+    for setting, group in frame.groupby("setting", sort=False):
+        cells = []
+        for metric in metrics:
+            values = group[metric].dropna().astype(float)
+            cells.append(f"{values.median():.4g} ({values.quantile(0.25):.4g} to "
+                         f"{values.quantile(0.75):.4g})" if len(values) else "")
+        rows.append([setting, group[MODEL].iloc[0], len(group), *cells])
+    return rows
+
+
+def write_study_report(out: str | Path) -> Path:
+    """Draw the figures of the study in ``out`` and write ``out/report.html``; return its path.
+
+    Raises
+    ------
+    CheckpointError
+        If ``out`` has no results table, or no trial has finished.
+    """
+    out = Path(out)
+    table = load_results(out)
+    done = table[table["status"] == "done"].copy()
+    if done.empty:
+        raise CheckpointError(f"no finished trial in {out}/results.csv yet")
+    metrics = headline_metrics(done)
+    synergy = next((m for m in metrics if "synergy" in m), None)
+    figures = save_study_figures(done, metrics, swept_numbers(done), synergy, out / "figures")
+    study_file = out / "study.toml"
+    text = study_file.read_text(encoding="utf-8") if study_file.is_file() else ""
+    page = page_html(_study_name(text, out), "nsvae study report",
+                     _sections(table, done, metrics, figures, text))
+    path = out / "report.html"
+    atomic_write(path, page.encode("utf-8"))
+    return path
+
+
+def _sections(table, done, metrics, figures, text) -> list[tuple[str, str, str]]:
+    counts = table["status"].value_counts()
+    summary = html_table([("trials", len(table)),
+                          *((status, int(count)) for status, count in counts.items()),
+                          ("settings", done["setting"].nunique()),
+                          ("models", ", ".join(dict.fromkeys(done[MODEL])))])
+    sections = [("summary", "Summary", summary),
+                ("settings", "Median and quartiles per setting",
+                 html_table(summary_rows(done, metrics), ["setting", "model", "seeds", *metrics]))]
+    for name, path in figures.items():
+        title, caption = CAPTIONS[name]
+        sections.append((name.split(".")[0].replace("_", "-"), title,
+                         figure_html(path, title, caption)))
+    shown = table.head(MAX_TRIAL_ROWS)
+    columns = [c for c in shown.columns if c not in metric_columns(shown) or c in metrics]
+    note = (f"<p class=note>First {MAX_TRIAL_ROWS} of {len(table)} trials; all are in "
+            "results.csv.</p>" if len(table) > MAX_TRIAL_ROWS else "")
+    sections.append(("trials", "Trials", note + html_table(
+        [[_cell(v) for v in row] for row in shown[columns].itertuples(index=False)], columns)))
+    if text:
+        sections.append(("study-file", "Study file", f"<pre>{html.escape(text)}</pre>"))
+    return sections
+
+
+def _study_name(text: str, out: Path) -> str:
+    import tomllib
+
+    try:
+        return str(tomllib.loads(text).get("study", {}).get("name", out.name))
+    except tomllib.TOMLDecodeError:
+        return out.name
+
+
+def _cell(value):
+    """Empty for missing values, numbers through :func:`format_value`."""
+    return "" if value != value or value is None else format_value(value)
+
+
+def _numeric(values) -> bool:
+    try:
+        values.astype(float)
+    except (TypeError, ValueError):
+        return False
+    return True

@@ -1,0 +1,154 @@
+"""``nsvae sweep``: run every unfinished trial of a study, then keep the results table current.
+
+What to run is decided here, from the trial directories (:mod:`nsvae.sweep.trial`); how it runs
+is Ray Tune's (:mod:`nsvae.sweep.ray_tune`, imported only when there is something to run, so
+everything else works without Ray). Rerunning the same command skips finished trials and
+resumes the others; a changed study file adds its new trials and keeps the old ones.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from nsvae.config import Config
+from nsvae.errors import DependencyError, TrainingError, TrainingInterrupted
+from nsvae.files import atomic_write
+from nsvae.sweep.results import write_results
+from nsvae.sweep.study import Study, Trial
+from nsvae.sweep.trial import TrialSpec, is_finished, read_record, trial_directory
+
+INSTALL_HINT = ("nsvae sweep needs Ray Tune, which is not installed: "
+                "pip install 'nsvae[sweep]' (or pip install 'ray[tune]')")
+
+
+@dataclass
+class Resources:
+    """Where and how wide trials run.
+
+    Attributes
+    ----------
+    address : str or None
+        A Ray cluster (``auto``, ``ray://HOST:PORT``); None starts Ray on this machine.
+    cpus : int or None
+        CPUs of the embedded Ray (default: every CPU of this machine).
+    cpus_per_trial, gpus_per_trial : float
+        What each trial reserves; a trial's torch threads follow its CPU share.
+    max_concurrent : int or None
+        At most this many trials at once (default: as many as the resources allow).
+    """
+
+    address: str | None = None
+    cpus: int | None = None
+    cpus_per_trial: float = 1.0
+    gpus_per_trial: float = 0.0
+    max_concurrent: int | None = None
+
+
+@dataclass
+class SweepSummary:
+    """What one ``nsvae sweep`` did.
+
+    Attributes
+    ----------
+    trials, skipped, done, failed : int
+        Trials of the study; already finished before this call; finished and failed in it.
+    seconds : float
+        Wall time of the call.
+    ray_seconds : float
+        Of which starting and stopping Ray.
+    results : Path
+        ``results.csv``.
+    """
+
+    trials: int
+    skipped: int
+    done: int
+    failed: int
+    seconds: float
+    ray_seconds: float
+    results: Path
+
+
+def run_sweep(study: Study, out: str | Path, resources: Resources | None = None,
+              say: Callable[[str], None] = lambda line: None) -> SweepSummary:
+    """Run the unfinished trials of ``study`` in ``out/trials/`` and write ``out/results.csv``.
+
+    Parameters
+    ----------
+    study : Study
+        From :func:`nsvae.sweep.load_study`.
+    out : path-like
+        The study directory: ``study.toml`` (the file last run), ``trials/``,
+        ``results.csv``, and Ray's own files and logs in ``ray/``.
+    resources : Resources, optional
+        Embedded Ray on every CPU, one CPU per trial, by default.
+    say : callable, optional
+        Receives a line per finished trial and one before starting.
+
+    Raises
+    ------
+    ConfigError
+        A trial directory holds a run trained with a config that the study no longer gives.
+    DependencyError
+        Ray Tune is not installed (and some trial has to run).
+    TrainingInterrupted
+        The sweep was stopped (Ctrl-C) before every trial ended; rerunning resumes it.
+    TrainingError
+        Some trials failed (each one's error is in the table's ``error`` column).
+    """
+    began = time.perf_counter()
+    out = Path(out).absolute()
+    resources = resources or Resources()
+    specs = [_spec(study, trial, out, resources) for trial in study.trials]
+    pending = [spec for spec in specs if not is_finished(spec)]
+    atomic_write(out / "study.toml", study.text.encode("utf-8"))
+    results = write_results(out, specs)
+    say(f"study {study.name}: {len(specs)} trials, {len(specs) - len(pending)} finished, "
+        f"{len(pending)} to run; results: {results}")
+    ray_seconds = _run_on_ray(pending, specs, out, resources, say) if pending else 0.0
+    write_results(out, specs)
+    records = [read_record(spec.directory) for spec in pending]
+    ended = [record for record in records if record is not None]
+    failed = sum(record["status"] == "failed" for record in ended)
+    if len(ended) < len(pending):
+        raise TrainingInterrupted(
+            f"sweep stopped with {len(pending) - len(ended)} of {len(pending)} trials unfinished; "
+            "run the same command again to resume them")
+    if failed:
+        raise TrainingError(f"{failed} of {len(pending)} trials failed; see the error column "
+                            f"of {results}")
+    return SweepSummary(len(specs), len(specs) - len(pending), len(ended) - failed, failed,
+                        time.perf_counter() - began, ray_seconds, results)
+
+
+def trial_config(config: Config, resources: Resources) -> Config:
+    """A trial's config on its resources: torch threads follow its CPU share (unless the study
+    sets ``train.threads``), and ``device = "auto"`` means the CPU when it has no GPU."""
+    train = {}
+    if config.train.threads == 0:
+        train["threads"] = max(1, int(resources.cpus_per_trial))
+    if config.train.device == "auto" and not resources.gpus_per_trial:
+        train["device"] = "cpu"
+    return config.updated({"train": train})
+
+
+def _spec(study: Study, trial: Trial, out: Path, resources: Resources) -> TrialSpec:
+    return TrialSpec.of(study, trial, trial_directory(out, trial.name),
+                        trial_config(trial.config, resources))
+
+
+def _run_on_ray(pending, specs, out, resources, say) -> float:
+    """Run ``pending`` on Ray Tune; return the seconds spent starting and stopping Ray."""
+    for name, value in (("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1"), ("RAY_AIR_NEW_OUTPUT", "0")):
+        os.environ.setdefault(name, value)  # no Tune loggers or status tables: nsvae logs
+    try:
+        from nsvae.sweep import ray_tune
+    except ImportError as error:  # Ray, or a package that ray.tune needs
+        if (error.name or "").startswith("nsvae"):
+            raise
+        raise DependencyError(INSTALL_HINT) from None
+    return ray_tune.fit(pending, specs, out, resources, say)

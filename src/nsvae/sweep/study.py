@@ -1,0 +1,285 @@
+"""A study file: the trials of a sweep, read and checked before anything trains.
+
+A study is a TOML file with three tables::
+
+    [study]                       # all keys optional
+    name = "nonsyn-vs-baselines"  # default: the file's stem
+    seeds = [0, 1, 2]             # default: [0]
+    metrics = "fast"              # "fast", "full", or a list of metric names
+    fast = true                   # with a list: the metrics' smaller sample counts (default)
+    report = true                 # each trial draws its figures and writes report.html
+
+    [base.train]                  # run config sections applied to every trial
+    steps = 30000
+
+    [[grid]]                      # one block per family of trials
+    "objective.name" = "nonsyn"
+    "objective.alpha" = [1.0, 5.0]   # a list is an axis: the block's trials are the product
+
+Keys of a ``[[grid]]`` block are ``section.field``, as ``nsvae train --set`` takes them; a list
+value is always an axis, so a tuple field is swept with a list of lists. The trials are, for each
+block, the product of its axes, times the seeds. A trial is named by every key of its block and
+its seed, e.g. ``nonsyn-alpha=1-seed=0``.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from nsvae.config import Config, split_key
+from nsvae.errors import ConfigError
+from nsvae.metrics import METRICS
+
+STUDY_KEYS = ("name", "seeds", "metrics", "fast", "report")
+SUITES = ("fast", "full")
+NAME_KEY = "objective.name"  # its value leads a trial's name, without the key
+
+
+@dataclass(frozen=True)
+class Trial:
+    """One run of a study.
+
+    Attributes
+    ----------
+    name : str
+        Its directory name: its setting and its seed.
+    setting : str
+        The keys of its grid block with their values.
+    config : Config
+        Its validated run config (``train.seed`` is its seed).
+    swept : dict
+        ``section.field`` -> value, for every key of its grid block.
+    seed : int
+        Its seed.
+    """
+
+    name: str
+    setting: str
+    config: Config
+    swept: dict[str, Any]
+    seed: int
+
+
+@dataclass(frozen=True)
+class Study:
+    """A checked study file.
+
+    Attributes
+    ----------
+    name : str
+        The study's name.
+    metrics : tuple of str or None
+        Metric names to evaluate (None: every metric).
+    fast : bool
+        Evaluate with the metrics' smaller sample counts.
+    report : bool
+        Each trial draws its figures and writes its ``report.html``.
+    trials : tuple of Trial
+        Every trial, block by block, seeds innermost.
+    swept_keys : tuple of str
+        Every key of every grid block, in order of first appearance.
+    text : str
+        The study file as it was read.
+    """
+
+    name: str
+    metrics: tuple[str, ...] | None
+    fast: bool
+    report: bool
+    trials: tuple[Trial, ...]
+    swept_keys: tuple[str, ...]
+    text: str
+
+
+def load_study(path: str | Path) -> Study:
+    """Read and check a study file.
+
+    Raises
+    ------
+    ConfigError
+        One line, prefixed with the file, on a missing or non-TOML file, an unknown table or
+        key, a value of the wrong type, an empty grid, an unknown metric, or trials that would
+        share a name.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"study file not found: {path}") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(f"cannot read study file {path}: {error}") from None
+    try:
+        tables = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"{path} is not valid TOML: {error}") from None
+    return parse_study(tables, path.stem, text, origin=str(path))
+
+
+def parse_study(tables: Mapping[str, Any], default_name: str, text: str = "",
+                origin: str = "study") -> Study:
+    """:func:`load_study` of an already parsed file (``origin`` prefixes every message)."""
+    try:
+        return _parse(tables, default_name, text)
+    except ConfigError as error:
+        raise ConfigError(f"{origin}: {error}") from None
+
+
+def _parse(tables: Mapping[str, Any], default_name: str, text: str) -> Study:
+    _known(tables, ("study", "base", "grid"), "table", "")
+    settings = _table(tables.get("study", {}), "[study]")
+    _known(settings, STUDY_KEYS, "key", "study.")
+    name = _typed(settings.get("name", default_name), str, "study.name")
+    seeds = _seeds(settings.get("seeds", [0]))
+    metrics, fast = _metrics(settings)
+    report = _typed(settings.get("report", True), bool, "study.report")
+    base = _base(tables.get("base", {}))
+    blocks = _blocks(tables.get("grid"))
+    swept_keys = tuple(dict.fromkeys(key for block in blocks for key in block))
+    trials = [trial for number, block in enumerate(blocks, 1)
+              for trial in _block_trials(base, block, number, seeds, swept_keys)]
+    _unique_names(trials)
+    return Study(name, metrics, fast, report, tuple(t for t, _ in trials), swept_keys, text)
+
+
+def _known(table: Mapping, known: tuple[str, ...], what: str, prefix: str) -> None:
+    for key in table:
+        if key not in known:
+            raise ConfigError(f"unknown {what} {prefix}{key} (known: {', '.join(known)})")
+
+
+def _table(value: Any, where: str) -> Mapping:
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{where} must be a table, got {value!r}")
+    return value
+
+
+def _typed(value: Any, kind: type, key: str) -> Any:
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise ConfigError(f"{key} must be of type {kind.__name__}, got {value!r}")
+    return value
+
+
+def _seeds(value: Any) -> tuple[int, ...]:
+    good = isinstance(value, list) and value and all(
+        isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in value)
+    if not good or len(set(value)) != len(value):
+        raise ConfigError(f"study.seeds must be a non-empty list of distinct integers >= 0, "
+                          f"got {value!r}")
+    return tuple(value)
+
+
+def _metrics(settings: Mapping) -> tuple[tuple[str, ...] | None, bool]:
+    """``study.metrics`` and ``study.fast`` -> (names or None for all, fast)."""
+    value = settings.get("metrics", "fast")
+    if isinstance(value, str):
+        if value not in SUITES:
+            raise ConfigError(f"study.metrics must be 'fast', 'full' or a list of metric names, "
+                              f"got {value!r}")
+        if "fast" in settings:
+            raise ConfigError(f"study.fast goes with a list of metrics; {value!r} sets it")
+        return None, value == "fast"
+    if not isinstance(value, list) or not value:
+        raise ConfigError(f"study.metrics must be 'fast', 'full' or a non-empty list of metric "
+                          f"names, got {value!r}")
+    unknown = [name for name in value if name not in METRICS]
+    if unknown:
+        raise ConfigError(f"unknown metric {unknown[0]!r} in study.metrics "
+                          f"(choose from: {', '.join(METRICS)})")
+    return tuple(value), _typed(settings.get("fast", True), bool, "study.fast")
+
+
+def _base(value: Any) -> Config:
+    """The ``[base]`` sections on the default config (type-checked, not yet validated)."""
+    sections = _table(value, "[base]")
+    for section, values in sections.items():
+        _table(values, f"[base.{section}]")
+    if "seed" in sections.get("train", {}):
+        raise ConfigError("base.train.seed: give the seeds in study.seeds")
+    try:
+        return Config().updated(sections)
+    except ConfigError as error:
+        raise ConfigError(f"[base]: {error}") from None
+
+
+def _blocks(value: Any) -> list[dict[str, list]]:
+    """Every ``[[grid]]`` block as ``section.field`` -> list of values (scalars: one value)."""
+    if value is None or value == []:
+        raise ConfigError("the grid is empty: add a [[grid]] block")
+    if not isinstance(value, list) or not all(isinstance(block, Mapping) for block in value):
+        raise ConfigError("grid must be [[grid]] tables")
+    blocks = []
+    for number, block in enumerate(value, 1):
+        if not block:
+            raise ConfigError(f"grid block {number} is empty")
+        axes = {}
+        for key, values in block.items():
+            split_key(key, f"grid block {number}: keys are section.field, got {key!r}")
+            if key == "train.seed":
+                raise ConfigError(f"grid block {number}: give the seeds in study.seeds")
+            if values == []:
+                raise ConfigError(f"grid block {number}: {key} is an empty axis")
+            axes[key] = values if isinstance(values, list) else [values]
+        blocks.append(axes)
+    return blocks
+
+
+def _block_trials(base: Config, block: Mapping[str, list], number: int,
+                  seeds: tuple[int, ...], swept_keys: tuple[str, ...]):
+    """(trial, block number) for every point of a block's product, times the seeds."""
+    for point in itertools.product(*block.values()):
+        swept = dict(zip(block, point, strict=True))
+        overrides: dict[str, dict[str, Any]] = {}
+        for key, value in swept.items():
+            section, field = split_key(key)
+            overrides.setdefault(section, {})[field] = value
+        try:
+            config = base.updated(overrides).validate()
+        except ConfigError as error:
+            raise ConfigError(f"grid block {number}: {error}") from None
+        setting = setting_name(swept, swept_keys)
+        for seed in seeds:
+            seeded = config.updated({"train": {"seed": seed}})
+            yield Trial(trial_name(setting, seed), setting, seeded, swept, seed), number
+
+
+def setting_name(swept: Mapping[str, Any], keys: tuple[str, ...] = ()) -> str:
+    """``nonsyn-alpha=1-omega=0.9``: the objective's name, then ``field=value`` for every other
+    swept key (``section.field`` where two sections of ``keys`` share a field name)."""
+    fields = [split_key(key)[1] for key in keys if key != NAME_KEY]
+    parts = [_text(swept[NAME_KEY])] if NAME_KEY in swept else []
+    for key, value in swept.items():
+        if key != NAME_KEY:
+            field = split_key(key)[1]
+            parts.append(f"{key if fields.count(field) > 1 else field}={_text(value)}")
+    return re.sub(r"[^A-Za-z0-9._=+-]", "_", "-".join(parts))
+
+
+def trial_name(setting: str, seed: int) -> str:
+    """``<setting>-seed=<seed>``."""
+    return f"{setting}-seed={seed}"
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, list | tuple):
+        return "_".join(map(_text, value))
+    return str(value)
+
+
+def _unique_names(trials: list[tuple[Trial, int]]) -> None:
+    seen: dict[str, int] = {}
+    for trial, number in trials:
+        if trial.name in seen:
+            where = (f"grid blocks {seen[trial.name]} and {number} both give"
+                     if seen[trial.name] != number else f"grid block {number} repeats")
+            raise ConfigError(f"{where} trial {trial.name}")
+        seen[trial.name] = number

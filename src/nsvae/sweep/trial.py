@@ -1,0 +1,136 @@
+"""One trial on disk: its run directory ``DIR/trials/<name>/``, its record and how it runs.
+
+A trial's directory is an ordinary run directory (:mod:`nsvae.rundir`) plus ``trial.json``,
+written when the trial ends::
+
+    {"name", "setting", "status": "done" | "failed", "step", "seed", "swept", "resumed",
+     "evaluation": {"metrics", "fast"}, "seconds": {"train", "evaluate", "report"}, "error"}
+
+A trial is finished when its record says done at the study's step count with the study's
+metrics; otherwise it resumes from its last checkpoint (nsvae's own resume, so a resumed trial
+equals an uninterrupted one) or, without one, starts afresh.
+"""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from nsvae.config import Config
+from nsvae.errors import ConfigError, NsvaeError, one_line
+from nsvae.experiment import run_experiment
+from nsvae.files import read_json, write_json
+from nsvae.rundir.checkpoint import list_checkpoints
+from nsvae.rundir.run import training_config
+from nsvae.sweep.study import Study, Trial
+
+RECORD = "trial.json"
+
+
+@dataclass
+class TrialSpec:
+    """What a worker needs to run one trial: plain values, so it travels to any machine.
+
+    Attributes
+    ----------
+    name, setting : str
+        The trial's name and setting.
+    directory : str
+        Its run directory.
+    config : dict
+        Its run config (:meth:`nsvae.config.Config.to_dict`).
+    swept, seed
+        As :class:`nsvae.sweep.study.Trial`.
+    metrics : list of str or None
+        Metrics to evaluate (None: all).
+    fast, report : bool
+        As :class:`nsvae.sweep.study.Study`.
+    """
+
+    name: str
+    setting: str
+    directory: str
+    config: dict
+    swept: dict[str, Any]
+    seed: int
+    metrics: list[str] | None = None
+    fast: bool = True
+    report: bool = True
+
+    @classmethod
+    def of(cls, study: Study, trial: Trial, directory: Path, config: Config) -> TrialSpec:
+        """The spec of ``trial`` of ``study`` in ``directory``, trained with ``config``."""
+        metrics = None if study.metrics is None else list(study.metrics)
+        return cls(trial.name, trial.setting, str(directory), config.to_dict(),
+                   dict(trial.swept), trial.seed, metrics, study.fast, study.report)
+
+    def evaluation(self) -> dict:
+        """What ``trial.json`` records of the evaluation asked for."""
+        return {"metrics": self.metrics, "fast": self.fast}
+
+
+def trial_directory(out: str | Path, name: str) -> Path:
+    """``out/trials/name``."""
+    return Path(out) / "trials" / name
+
+
+def read_record(directory: str | Path) -> dict | None:
+    """The trial's ``trial.json``, or None when it has not ended yet."""
+    path = Path(directory) / RECORD
+    return read_json(path) if path.is_file() else None
+
+
+def is_finished(spec: TrialSpec) -> bool:
+    """Done at the spec's step count, evaluated as the spec asks.
+
+    Raises
+    ------
+    ConfigError
+        The directory holds a run whose config differs from the spec's in a field that
+        resuming cannot change (the study file changed under an existing trial).
+    """
+    directory = Path(spec.directory)
+    if (directory / "config.json").is_file():
+        try:
+            training_config(directory, Config.from_dict(spec.config), resume=True)
+        except ConfigError as error:
+            raise ConfigError(f"trial {spec.name} exists with another config: {error}") from None
+    record = read_record(directory)
+    return bool(record) and record["status"] == "done" and \
+        record["step"] >= spec.config["train"]["steps"] and \
+        record.get("evaluation") == spec.evaluation()
+
+
+def has_checkpoint(directory: str | Path) -> bool:
+    """Whether the run in ``directory`` can be resumed."""
+    return bool(list_checkpoints(Path(directory) / "checkpoints"))
+
+
+def run_trial(spec: TrialSpec) -> dict:
+    """Train (or resume), evaluate and (if asked) report one trial; write and return its record.
+
+    Any error of the trial is recorded as its status ``failed`` with a one-line message, so one
+    failing trial never stops the others.
+    """
+    directory = Path(spec.directory)
+    resume = has_checkpoint(directory)
+    if not resume and directory.exists():  # stopped before its first checkpoint: start again
+        shutil.rmtree(directory)
+    record = {"name": spec.name, "setting": spec.setting, "seed": spec.seed, "swept": spec.swept,
+              "evaluation": spec.evaluation(), "resumed": resume}
+    try:
+        experiment = run_experiment(Config.from_dict(spec.config), directory, resume=resume,
+                                    fast=spec.fast, metrics=spec.metrics, report=spec.report)
+    except NsvaeError as error:
+        record.update(status="failed", error=one_line(error), step=None, seconds={})
+    except Exception as error:  # a trial's bug must not stop the study: record it
+        record.update(status="failed", error=f"{type(error).__name__}: {one_line(error)}",
+                      step=None, seconds={})
+    else:
+        record.update(status="done", error=None, step=experiment.run.step,
+                      seconds=experiment.seconds)
+    write_json(directory / RECORD, record)
+    return record
+
