@@ -106,7 +106,7 @@ def draw_synergy_scatter(frame, synergy: str, others: Sequence[str],
         for model, rows in frame.groupby(MODEL, sort=False):
             ax.scatter(rows[metric], rows[synergy], s=14, color=colors[model], alpha=0.8,
                        label=model)
-        _style(ax, f"{synergy} vs {metric}", metric, synergy)
+        _style(ax, "", metric, synergy)
     axes[0].legend(fontsize=7)
     return figure
 
@@ -121,8 +121,8 @@ def draw_rank_correlation(frame, metrics: Sequence[str]) -> Figure | None:
     if len(metrics) < 2 or len(frame) < 3:
         return None
     matrix = rank_correlation(frame, metrics).to_numpy()
-    size = 1.2 + 0.55 * len(metrics)
-    figure = Figure(figsize=(size + 1.5, size), layout="constrained")
+    size = 2.5 + 0.55 * len(metrics)
+    figure = Figure(figsize=(size + 1.2, size), layout="constrained")
     ax = figure.subplots()
     image = ax.imshow(matrix, vmin=-1, vmax=1, cmap="RdBu_r")
     for (i, j), value in np.ndenumerate(matrix):
@@ -130,7 +130,8 @@ def draw_rank_correlation(frame, metrics: Sequence[str]) -> Figure | None:
             ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=6)
     ax.set_xticks(range(len(metrics)), metrics, rotation=60, ha="right", fontsize=7)
     ax.set_yticks(range(len(metrics)), metrics, fontsize=7)
-    figure.colorbar(image, ax=ax, shrink=0.8, label="Spearman rank correlation")
+    bar = figure.colorbar(image, ax=ax, shrink=0.8)
+    bar.set_label("Spearman rank correlation", fontsize=8)
     return figure
 
 

@@ -1,0 +1,188 @@
+"""Study files, trial names, the results table and the commands' errors, without Ray."""
+
+from __future__ import annotations
+
+import math
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from nsvae.cli import main
+from nsvae.objectives import OBJECTIVES
+from nsvae.sweep import Resources, load_study
+from nsvae.sweep.results import _columns, flat_metrics
+from nsvae.sweep.runner import trial_config
+from nsvae.sweep.study import parse_study, setting_name
+
+STUDIES = Path(__file__).resolve().parents[1] / "examples" / "studies"
+PRESET_SETTINGS = {"locatello2019_dsprites": 36, "nonsyn_alpha_omega": 20, "cpu_study": 6}
+EXAMPLE = """
+[study]
+name = "nonsyn-vs-baselines"
+seeds = [0, 1, 2]
+metrics = ["mig", "latent_synergy"]
+
+[base.train]
+steps = 300
+[base.model]
+z_dim = 4
+
+[[grid]]
+"objective.name" = "nonsyn"
+"objective.alpha" = [1.0, 5.0]
+"objective.omega" = [0.5, 0.9]
+
+[[grid]]
+"objective.name" = "beta_vae"
+"objective.beta" = [4.0]
+"train.lr" = 1e-3
+"""
+
+
+def study(text: str, tmp_path: Path, name: str = "study.toml"):
+    path = tmp_path / name
+    path.write_text(text)
+    return load_study(path)
+
+
+def test_trials_are_the_product_of_each_block_times_the_seeds(tmp_path):
+    found = study(EXAMPLE, tmp_path)
+    assert found.name == "nonsyn-vs-baselines"
+    assert len(found.trials) == (2 * 2 + 1) * 3
+    assert [t.name for t in found.trials[:4]] == [
+        "nonsyn-alpha=1-omega=0.5-seed=0", "nonsyn-alpha=1-omega=0.5-seed=1",
+        "nonsyn-alpha=1-omega=0.5-seed=2", "nonsyn-alpha=1-omega=0.9-seed=0"]
+    last = found.trials[-1]
+    assert last.name == "beta_vae-beta=4-lr=0.001-seed=2"
+    assert last.setting == "beta_vae-beta=4-lr=0.001"
+    assert last.swept == {"objective.name": "beta_vae", "objective.beta": 4.0, "train.lr": 1e-3}
+    # the base applies to every trial, the block's values and the seed on top of it
+    assert (last.config.objective.beta, last.config.train.lr, last.config.train.seed) == \
+        (4.0, 1e-3, 2)
+    assert {(t.config.train.steps, t.config.model.z_dim) for t in found.trials} == {(300, 4)}
+    assert found.swept_keys == ("objective.name", "objective.alpha", "objective.omega",
+                                "objective.beta", "train.lr")
+    assert (found.metrics, found.fast, found.report) == (("mig", "latent_synergy"), True, True)
+
+
+def test_setting_names_use_the_field_unless_two_sections_share_it():
+    swept = {"objective.name": "beta_vae", "data.path": "a/b.npz", "model.z_dim": 4,
+             "train.betas": [0.5, 0.9], "train.figures": False}
+    assert setting_name(swept, tuple(swept)) == \
+        "beta_vae-path=a_b.npz-z_dim=4-betas=0.5_0.9-figures=false"
+    clash = {"data.path": "x", "train.path": "y"}
+    assert setting_name(clash, tuple(clash)) == "data.path=x-train.path=y"
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("[[grid]]\n\"objective.alpah\" = [1.0]\n", "grid block 1: unknown config key objective.alpah"),
+    ("[[grid]]\n\"objective.alpha\" = [\"x\"]\n", "objective.alpha must be of type float"),
+    ("[[grid]]\n\"objective.omega\" = [2.0]\n", "grid block 1: objective.omega"),
+    ("[study]\nname = \"x\"\n", "the grid is empty"),
+    ("[[grid]]\n\"objective.alpha\" = []\n", "objective.alpha is an empty axis"),
+    ("[[grid]]\n", "grid block 1 is empty"),
+    ("[study]\nmetrics = [\"mig\", \"migg\"]\n[[grid]]\n\"objective.alpha\" = 1.0\n",
+     "unknown metric 'migg' in study.metrics"),
+    ("[study]\nmetrics = \"fastest\"\n[[grid]]\n\"objective.alpha\" = 1.0\n",
+     "study.metrics must be 'fast', 'full' or a list"),
+    ("[study]\nseeds = [0, 0]\n[[grid]]\n\"objective.alpha\" = 1.0\n", "study.seeds must be"),
+    ("[study]\nseed = [0]\n[[grid]]\n\"objective.alpha\" = 1.0\n", "unknown key study.seed"),
+    ("[studdy]\n", "unknown table studdy"),
+    ("[base.trian]\nsteps = 1\n[[grid]]\n\"objective.alpha\" = 1.0\n",
+     "unknown config section 'trian'"),
+    ("[base.train]\nseed = 1\n[[grid]]\n\"objective.alpha\" = 1.0\n", "study.seeds"),
+    ("[[grid]]\n\"train.seed\" = [1, 2]\n", "study.seeds"),
+    ("[[grid]]\nalpha = 1.0\n", "keys are section.field, got 'alpha'"),
+    ("[[grid]]\n\"objective.alpha\" = 1.0\n[[grid]]\n\"objective.alpha\" = [1.0]\n",
+     "grid blocks 1 and 2 both give trial alpha=1-seed=0"),
+    ("[[grid]]\n\"objective.alpha\" = [1.0, 1.0]\n", "grid block 1 repeats trial alpha=1-seed=0"),
+    ("[[grid]\n", "is not valid TOML"),
+])
+def test_bad_study_files_are_one_line_errors_before_anything_trains(text, message, tmp_path,
+                                                                    capsys):
+    path = tmp_path / "bad.toml"
+    path.write_text(text)
+    assert main(["sweep", str(path), "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"nsvae: error: {path}") and err.count("\n") == 1
+    assert message in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_missing_study_file(tmp_path, capsys):
+    assert main(["sweep", str(tmp_path / "nope.toml"), "--out", str(tmp_path / "out")]) == 2
+    assert capsys.readouterr().err == f"nsvae: error: study file not found: {tmp_path}/nope.toml\n"
+
+
+@pytest.mark.parametrize("path", sorted(STUDIES.glob("*.toml")), ids=lambda p: p.stem)
+def test_presets_are_valid_studies(path):
+    tables = tomllib.loads(path.read_text())
+    # an objective another branch adds (FactorVAE) is checked once it is registered
+    missing = [b for b in tables["grid"] if b.get("objective.name", "nonsyn") not in OBJECTIVES]
+    tables["grid"] = [b for b in tables["grid"] if b not in missing]
+    found = parse_study(tables, path.stem, origin=str(path))
+    settings = {t.setting for t in found.trials}
+    assert len(found.trials) == len(settings) * len(tables["study"]["seeds"])
+    per_block = [math.prod(len(v) for v in b.values() if isinstance(v, list)) for b in missing]
+    assert len(settings) == PRESET_SETTINGS[path.stem] - sum(per_block)
+
+
+def test_locatello_preset_is_the_paper_protocol():
+    tables = tomllib.loads((STUDIES / "locatello2019_dsprites.toml").read_text())
+    assert tables["study"]["seeds"] == list(range(50))
+    assert tables["base"]["train"]["steps"] == 300_000
+    values = {(b["objective.name"], b.get("objective.dip_type")): next(
+        v for k, v in b.items() if isinstance(v, list)) for b in tables["grid"]}
+    assert values == {
+        ("beta_vae", None): [1.0, 2.0, 4.0, 6.0, 8.0, 16.0],
+        ("annealed_vae", None): [5.0, 10.0, 25.0, 50.0, 75.0, 100.0],
+        ("factor_vae", None): [10.0, 20.0, 30.0, 40.0, 50.0, 100.0],
+        ("dip_vae", "i"): [1.0, 2.0, 5.0, 10.0, 20.0, 50.0],
+        ("dip_vae", "ii"): [1.0, 2.0, 5.0, 10.0, 20.0, 50.0],
+        ("beta_tcvae", None): [1.0, 2.0, 4.0, 6.0, 8.0, 10.0],
+    }
+
+
+def test_threads_follow_the_cpu_share_and_auto_means_cpu_without_gpus(tmp_path):
+    trial = study(EXAMPLE, tmp_path).trials[0]
+    on_two = trial_config(trial.config, Resources(cpus_per_trial=2))
+    assert (on_two.train.threads, on_two.train.device) == (2, "cpu")
+    on_gpu = trial_config(trial.config, Resources(cpus_per_trial=0.5, gpus_per_trial=1))
+    assert (on_gpu.train.threads, on_gpu.train.device) == (1, "auto")
+    pinned = trial.config.updated({"train": {"threads": 3}})
+    assert trial_config(pinned, Resources(cpus_per_trial=1)).train.threads == 3
+
+
+def test_flat_metrics_keeps_every_number_and_leaves_lists_to_eval_json():
+    metrics = {"mig": {"discrete_mig": 0.25, "per_factor": [0.1, 0.4]},
+               "factor_synergy": {"per_factor": {"x": 0.5, "y": 1}, "ok": True}}
+    assert flat_metrics(metrics) == {"mig.discrete_mig": 0.25,
+                                     "factor_synergy.per_factor.x": 0.5,
+                                     "factor_synergy.per_factor.y": 1}
+
+
+def test_columns_are_trial_then_settings_then_metrics():
+    rows = [{"name": "a", "setting": "s", "objective.name": "vae", "seed": 0, "status": "done",
+             "mig.discrete_mig": 0.1, "objective.beta": 4.0, "steps": 3, "seconds": 1.0},
+            {"name": "b", "setting": "t", "objective.name": "vae", "train.lr": 0.1, "seed": 1,
+             "status": "pending"}]
+    assert _columns(rows) == ["name", "setting", "status", "objective.name", "objective.beta",
+                              "train.lr", "seed", "steps", "seconds", "error",
+                              "mig.discrete_mig"]
+
+
+def test_without_ray_the_sweep_says_how_to_install_it(tmp_path, monkeypatch, capsys,
+                                                      squares_npz):
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
+    monkeypatch.delitem(sys.modules, "nsvae.sweep.ray_tune", raising=False)
+    path = tmp_path / "study.toml"
+    path.write_text(f'[base.data]\nname = "array"\npath = "{squares_npz}"\n'
+                    '[[grid]]\n"objective.name" = "vae"\n')
+    assert main(["sweep", str(path), "--out", str(tmp_path / "out")]) == 7
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1
+    assert "needs Ray Tune" in err and "pip install 'nsvae[sweep]'" in err
+    # the rest works: the plan is written, the table lists the trial as pending
+    assert "pending" in (tmp_path / "out" / "results.csv").read_text()
