@@ -39,7 +39,7 @@ def fit(pending: list[TrialSpec], specs: list[TrialSpec], out: Path, resources, 
         trainable,
         param_space={"trial": tune.grid_search([dataclasses.asdict(s) for s in pending])},
         tune_config=tune.TuneConfig(max_concurrent_trials=resources.max_concurrent,
-                                    reuse_actors=True),
+                                    reuse_actors=True, trial_dirname_creator=tune_dirname),
         run_config=tune.RunConfig(storage_path=str(out / "ray"), name="tune", verbose=0,
                                   callbacks=[Progress(out, specs, len(pending), say)]),
     )
@@ -55,6 +55,11 @@ def fit(pending: list[TrialSpec], specs: list[TrialSpec], out: Path, resources, 
 def tune_trial(config: dict) -> None:
     """The Tune trainable: one nsvae trial, described by ``config["trial"]``."""
     run_trial(TrialSpec(**config["trial"]))
+
+
+def tune_dirname(trial) -> str:
+    """Tune's folder of a trial (in ``DIR/ray/tune``) is named as the nsvae trial."""
+    return trial.config["trial"]["name"]
 
 
 class Progress(TrialProgressCallback):
