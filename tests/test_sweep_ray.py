@@ -34,13 +34,7 @@ from nsvae.sweep.results import flat_metrics, metric_columns  # noqa: E402
 
 SOURCE = Path(nsvae.__file__).resolve().parents[1]
 TRAIN = {"steps": 30, "batch_size": 16, "log_every": 10, "checkpoint_every": 10}
-SIX_TRIALS = """
-[study]
-name = "tiny"
-seeds = [0, 1]
-metrics = ["mig", "latent_synergy"]
-report = false
-
+BASE = """
 [base.data]
 name = "array"
 path = "{data}"
@@ -48,7 +42,14 @@ path = "{data}"
 z_dim = 3
 [base.train]
 {train}
-
+"""
+SIX_TRIALS = """
+[study]
+name = "tiny"
+seeds = [0, 1]
+metrics = ["mig", "latent_synergy"]
+report = false
+""" + BASE + """
 [[grid]]
 "objective.name" = "beta_vae"
 "objective.beta" = [1.0, 4.0]
@@ -215,15 +216,7 @@ KILL_STUDY = """
 name = "killed"
 metrics = ["mig"]
 report = false
-
-[base.data]
-name = "array"
-path = "{data}"
-[base.model]
-z_dim = 3
-[base.train]
-{train}
-
+""" + BASE + """
 [[grid]]
 "objective.name" = "beta_vae"
 "objective.beta" = 4.0

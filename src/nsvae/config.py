@@ -259,18 +259,29 @@ def load_config(path: str | Path) -> Config:
     ConfigError
         If the file is missing, unreadable, not TOML, or has unknown keys or mistyped values.
     """
+    return Config.from_dict(read_toml(path, "config file")[1])
+
+
+def read_toml(path: str | Path, what: str) -> tuple[str, dict[str, Any]]:
+    """The text of a TOML file and its tables.
+
+    Raises
+    ------
+    ConfigError
+        ``<what> not found: PATH``, ``cannot read <what> PATH: ...`` or ``PATH is not valid
+        TOML: ...``.
+    """
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError(f"config file not found: {path}") from None
+        raise ConfigError(f"{what} not found: {path}") from None
     except (OSError, UnicodeDecodeError) as error:
-        raise ConfigError(f"cannot read config file {path}: {error}") from None
+        raise ConfigError(f"cannot read {what} {path}: {error}") from None
     try:
-        d = tomllib.loads(text)
+        return text, tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"{path} is not valid TOML: {error}") from None
-    return Config.from_dict(d)
 
 
 def save_config(config: Config, path: str | Path) -> None:

@@ -146,7 +146,7 @@ def _run_on_ray(pending, specs, out, resources, say) -> float:
     for name, value in (("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1"), ("RAY_AIR_NEW_OUTPUT", "0")):
         os.environ.setdefault(name, value)  # no Tune loggers or status tables: nsvae logs
     try:
-        from nsvae.sweep import ray_tune
+        import nsvae.sweep.ray_tune as ray_tune
     except ImportError as error:  # Ray, or a package that ray.tune needs
         if (error.name or "").startswith("nsvae"):
             raise

@@ -26,13 +26,12 @@ from __future__ import annotations
 
 import itertools
 import re
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nsvae.config import Config, split_key
+from nsvae.config import Config, read_toml, split_key
 from nsvae.errors import ConfigError
 from nsvae.metrics import METRICS
 
@@ -107,18 +106,8 @@ def load_study(path: str | Path) -> Study:
         key, a value of the wrong type, an empty grid, an unknown metric, or trials that would
         share a name.
     """
-    path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"study file not found: {path}") from None
-    except (OSError, UnicodeDecodeError) as error:
-        raise ConfigError(f"cannot read study file {path}: {error}") from None
-    try:
-        tables = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as error:
-        raise ConfigError(f"{path} is not valid TOML: {error}") from None
-    return parse_study(tables, path.stem, text, origin=str(path))
+    text, tables = read_toml(path, "study file")
+    return parse_study(tables, Path(path).stem, text, origin=str(path))
 
 
 def parse_study(tables: Mapping[str, Any], default_name: str, text: str = "",
