@@ -37,9 +37,9 @@ class ToyObjective(Objective):
     batches_per_step = 2
     logged = Objective.logged | {"critic": Logged("critic score of the codes")}
 
-    def __init__(self, config, likelihood="bernoulli"):
-        super().__init__(config, likelihood)
-        self.critic = torch.nn.Linear(4, 1)
+    def __init__(self, config, likelihood="bernoulli", **context):
+        super().__init__(config, likelihood, **context)
+        self.critic = torch.nn.Linear(self.z_dim, 1)
 
     def modules(self):
         return {"critic": self.critic}

@@ -92,8 +92,8 @@ def _flag(name: str, text: str, **kwargs):
 @app.command("train")
 def train_command(
     model: Annotated[str | None, _flag(
-        "--model", "Objective: nonsyn, vae, beta_vae, annealed_vae, beta_tcvae, dip_vae "
-        "(their other settings: --config).")] = None,
+        "--model", "Objective: nonsyn, vae, beta_vae, annealed_vae, beta_tcvae, dip_vae, "
+        "factor_vae (their other settings: --set or --config).")] = None,
     alpha: Annotated[float | None, _flag("--alpha", "Non-Syn weight of KL(A_worst).")] = None,
     omega: Annotated[float | None, _flag("--omega", "Greedy discount, in (0, 1].")] = None,
     policy: Annotated[
@@ -107,7 +107,9 @@ def train_command(
     update: Annotated[str | None, _flag(
         "--update", "Non-Syn update: joint (one Adam step on the whole loss) or seed (the "
         "seed's two steps: ELBO, then alpha * KL(A_worst)).")] = None,
-    beta: Annotated[float | None, _flag("--beta", "Weight of the KL (beta_vae, nonsyn).")] = None,
+    beta: Annotated[float | None, _flag(
+        "--beta", "Weight of the KL (beta_vae, nonsyn) or of the TC (beta_tcvae).")] = None,
+    gamma: Annotated[float | None, _flag("--gamma", "FactorVAE weight of the TC.")] = None,
     z_dim: Annotated[int | None, _flag("--z-dim", "Number of latents.")] = None,
     arch: Annotated[str | None, _flag("--arch", "Architecture: dlib, seed, seed-linear.")] = None,
     likelihood: Annotated[
@@ -194,7 +196,7 @@ FLAG_KEYS = {
     "alpha": ("objective", "alpha"), "omega": ("objective", "omega"),
     "policy": ("objective", "policy"), "mode": ("objective", "mode"),
     "selection_batch": ("objective", "selection_batch"), "epsilon": ("objective", "epsilon"),
-    "update": ("objective", "update"),
+    "update": ("objective", "update"), "gamma": ("objective", "gamma"),
     **{name: ("train", name) for name in (
         "steps", "batch_size", "lr", "seed", "device", "threads", "log_every",
         "checkpoint_every", "keep_checkpoints", "eval_every", "figures")},
