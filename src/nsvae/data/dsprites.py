@@ -19,16 +19,21 @@ square or ellipse edge are decided again per image with that image's snapped ver
 from __future__ import annotations
 
 import hashlib
-import http.client
 import json
 import os
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from nsvae.data.files import (
+    OfficialFile,
+    check_checksum,
+    data_root,
+    expected_checksums,
+    fetch,
+)
 from nsvae.data.ground_truth import FactorSpace, GroundTruthData
 from nsvae.data.npz import one_line, read_npz, write_npz
 from nsvae.errors import DataError
@@ -54,6 +59,8 @@ OFFICIAL_CHECKSUMS = {
         "729fa22e884c9c500e1f17415d580746b4c5894fbbb780a1319bbcfa39a745bb",
     ),
 }
+OFFICIAL_FILE = OfficialFile("dsprites", OFFICIAL_FILENAME, OFFICIAL_URL,
+                             OFFICIAL_CHECKSUMS[".npz"])
 
 
 def latents_possible_values() -> dict[str, np.ndarray]:
@@ -334,11 +341,6 @@ def render_all(out: np.ndarray | None = None, exact: bool = True,
 # -------------------------------------------------------------------------------------- cache
 
 
-def data_root(root: str | os.PathLike | None = None) -> Path:
-    """The data root: ``root``, else ``$NSVAE_DATA``, else ``~/.cache/nsvae``."""
-    return Path(root or os.environ.get("NSVAE_DATA") or "~/.cache/nsvae").expanduser()
-
-
 def renderer_hash() -> str:
     """Short hash of the renderer's version and geometry; it names the cache."""
     text = json.dumps(RENDERER_VERSION, sort_keys=True).encode()
@@ -449,8 +451,8 @@ class DSprites(GroundTruthData):
         if not path.is_file():
             raise DataError(f"no dSprites file at {path}")
         kind = ".hdf5" if path.suffix.lower() in (".hdf5", ".h5") else ".npz"
-        if checksum is not None:
-            expected = OFFICIAL_CHECKSUMS[kind] if checksum == "official" else (checksum,)
+        expected = expected_checksums(OFFICIAL_CHECKSUMS[kind], checksum)
+        if expected:
             check_checksum(path, expected)
         arrays = _read_hdf5(path) if kind == ".hdf5" else read_npz(path, tuple(_KEYS))
         _check_layout(arrays, path)
@@ -467,26 +469,6 @@ class DSprites(GroundTruthData):
 # ----------------------------------------------------------------------------- official files
 
 _KEYS = {"imgs": "imgs", "latents_classes": "latents/classes", "latents_values": "latents/values"}
-
-
-def file_digests(path: Path) -> dict[str, str]:
-    """Git blob SHA-1, SHA-1, MD5 and SHA-256 of a file, in one pass."""
-    digests = {"git blob SHA-1": hashlib.sha1(b"blob %d\0" % path.stat().st_size),
-               "SHA-1": hashlib.sha1(), "MD5": hashlib.md5(), "SHA-256": hashlib.sha256()}
-    with open(path, "rb") as file:
-        while chunk := file.read(1 << 22):
-            for digest in digests.values():
-                digest.update(chunk)
-    return {name: digest.hexdigest() for name, digest in digests.items()}
-
-
-def check_checksum(path: Path, expected) -> None:
-    """Raise :class:`DataError` unless one of the file's digests is in ``expected``."""
-    digests = file_digests(path)
-    if not {e.lower() for e in expected} & set(digests.values()):
-        raise DataError(f"{path}: checksum mismatch (git blob SHA-1 {digests['git blob SHA-1']}, "
-                        f"MD5 {digests['MD5']}; expected {' or '.join(expected)}): "
-                        "wrong, truncated or corrupt file")
 
 
 def _read_hdf5(path: Path) -> dict[str, np.ndarray]:
@@ -530,36 +512,16 @@ def _check_layout(arrays: dict[str, np.ndarray], path: Path) -> None:
 
 def official_path(root: str | os.PathLike | None = None) -> Path:
     """Where :func:`fetch_dsprites` puts (and looks for) the official npz."""
-    return data_root(root) / "dsprites" / OFFICIAL_FILENAME
+    return OFFICIAL_FILE.path(root)
 
 
-def fetch_dsprites(root: str | os.PathLike | None = None, url: str = OFFICIAL_URL,
-                   timeout: float = 60.0) -> Path:
+def fetch_dsprites(root: str | os.PathLike | None = None) -> Path:
     """Download the official npz to :func:`official_path` and check its checksum.
 
     A file already there is checked and reused. Without network the :class:`DataError` says
-    where to put a file downloaded by hand.
+    where to put a file downloaded by hand (:func:`nsvae.data.files.fetch`).
     """
-    path = official_path(root)
-    if not path.is_file():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(f"{path.name}.{os.getpid()}.part")
-        try:
-            with urllib.request.urlopen(url, timeout=timeout) as response:
-                partial.write_bytes(response.read())
-        except (OSError, http.client.HTTPException) as error:
-            partial.unlink(missing_ok=True)
-            raise DataError(f"cannot download {url} ({one_line(error)}); download it by hand "
-                            f"and put it at {path}") from None
-        try:
-            check_checksum(partial, OFFICIAL_CHECKSUMS[".npz"])
-        except DataError:
-            partial.unlink(missing_ok=True)
-            raise
-        os.replace(partial, path)
-    else:
-        check_checksum(path, OFFICIAL_CHECKSUMS[".npz"])
-    return path
+    return fetch(OFFICIAL_FILE, root)
 
 
 def save_npz(path: str | os.PathLike, images: np.ndarray, classes: np.ndarray | None = None,
