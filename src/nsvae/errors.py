@@ -47,3 +47,10 @@ class MetricError(NsvaeError, ValueError):
     """A metric cannot be computed on the given data or codes."""
 
     exit_code = 6
+
+
+class DataWarning(UserWarning):
+    """Data was read with a problem that did not stop it (for instance unreadable files skipped).
+
+    The CLI prints it as one line; in Python it is an ordinary warning.
+    """

@@ -27,6 +27,8 @@ import numpy as np
 from nsvae.data.npz import one_line
 from nsvae.errors import DataError
 
+CONVERTER_VERSION = 1  # part of every converted cache's key: bump when a conversion changes
+
 
 def data_root(root: str | os.PathLike | None = None) -> Path:
     """The data root: ``root``, else ``$NSVAE_DATA``, else ``~/.cache/nsvae``."""
@@ -96,6 +98,13 @@ class OfficialFile:
         if not self.checksums:
             return "no published checksum"
         return "checksum " + " or ".join(self.checksums)
+
+    def require(self, path: Path, dataset: str) -> Path:
+        """``path`` if it exists, else a :class:`DataError` saying where to get the file."""
+        if not path.exists():
+            raise DataError(f"no {dataset} file at {path}: download {self.url} "
+                            f"({self.expected()}) and put it there")
+        return path
 
     def check(self, path: Path, checksum: str | None = "official") -> None:
         """Check ``path`` against the published checksums (``"official"``), a given digest or none.
@@ -174,11 +183,11 @@ def open_cache(path: Path, dtype, shape: Sequence[int] | None = None) -> np.ndar
 
 
 def cached_array(path: Path, dtype, shape: Sequence[int],
-                 fill: Callable[[np.ndarray], None]) -> tuple[np.ndarray, bool]:
+                 fill: Callable[[np.ndarray], int | None]) -> tuple[np.ndarray, bool]:
     """The cache ``path`` as a memory map, made first by ``fill(out)`` if it is not there.
 
-    ``fill`` writes every row of ``out``, a writable memory map of ``shape`` and ``dtype``
-    (it may raise; then nothing is left behind).
+    ``fill`` writes the rows of ``out``, a writable memory map of ``shape`` and ``dtype``, and
+    returns how many leading rows it kept (None: all). It may raise; then nothing is left behind.
 
     Returns
     -------
@@ -192,12 +201,52 @@ def cached_array(path: Path, dtype, shape: Sequence[int],
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             out = np.lib.format.open_memmap(temporary, mode="w+", dtype=dtype, shape=tuple(shape))
-            fill(out)
-            out.flush()
+            kept = fill(out)
+            if kept is not None and kept < len(out):
+                _write_rows(path, out[:kept])
+            else:
+                out.flush()
+                os.replace(temporary, path)
             del out
-            os.replace(temporary, path)
         except OSError as error:
             raise DataError(f"cannot write the cache {path}: {one_line(error)}") from None
         finally:
             temporary.unlink(missing_ok=True)
-    return open_cache(path, dtype, shape), reused
+    array = open_cache(path, dtype)
+    if array.shape[1:] != tuple(shape)[1:]:
+        raise DataError(f"corrupt cache {path} ({array.dtype} {list(array.shape)}); delete it")
+    return array, reused
+
+
+def _write_rows(path: Path, rows: np.ndarray, chunk: int = 4096) -> None:
+    """Write ``rows`` as the ``.npy`` file ``path`` atomically, ``chunk`` rows at a time."""
+    temporary = path.with_name(f"{path.name}.{os.getpid()}.rows.tmp")
+    try:
+        out = np.lib.format.open_memmap(temporary, mode="w+", dtype=rows.dtype, shape=rows.shape)
+        for start in range(0, len(rows), chunk):
+            out[start:start + chunk] = rows[start:start + chunk]
+        out.flush()
+        del out
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
+def converted_images(dataset: str, sources: Sequence[Path], shape: Sequence[int],
+                     fill: Callable[[np.ndarray], int | None], root=None) -> np.ndarray:
+    """A dataset's images converted once from its source files, as a uint8 memory map.
+
+    The cache is ``<root>/<dataset>/converted-<key>.npy`` with the key of :func:`source_key`;
+    ``fill`` converts (see :func:`cached_array`).
+    """
+    key = source_key(sources, converter=CONVERTER_VERSION)
+    path = data_root(root) / dataset / f"converted-{key}.npy"
+    return cached_array(path, np.uint8, shape, fill)[0]
+
+
+def copy_channels_first(read: Callable[[int, int], np.ndarray], out: np.ndarray,
+                        chunk: int = 2048) -> None:
+    """Fill ``out`` [N, C, H, W] from ``read(start, stop)`` -> rows [n, H, W, C], in chunks."""
+    for start in range(0, len(out), chunk):
+        stop = min(start + chunk, len(out))
+        out[start:stop] = np.moveaxis(read(start, stop), -1, 1)

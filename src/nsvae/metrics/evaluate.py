@@ -35,6 +35,7 @@ FAST_PARAMS = {
 }
 SYNERGY_METRICS = ("latent_synergy", "factor_synergy")
 REPRESENTATIONS = ("mean", "sampled")
+FACTOR_FREE = ("unsupervised", "latent_synergy")  # what data without ground truth can be scored by
 
 
 def available_metrics() -> dict:
@@ -63,7 +64,8 @@ def evaluate(
     data : GroundTruthData, optional
         Dataset to evaluate on (default: the run's).
     metrics : list of str or str, optional
-        Names (or one comma-separated string) from :func:`available_metrics`; default all.
+        Names (or one comma-separated string) from :func:`available_metrics`; default all, or
+        on data without ground-truth factors (an image collection) those of :data:`FACTOR_FREE`.
     representation : {"mean", "sampled"}
         Posterior means (headline numbers) or one posterior sample per observation.
     seed : int
@@ -92,6 +94,8 @@ def evaluate(
         raise MetricError(f"unknown representation {representation!r} (choose from: mean, sampled)")
     suite = available_metrics()
     names = _names(metrics, suite)
+    if not data.has_factors:
+        names = _factor_free(names, metrics is None)
 
     def arguments(name):  # a fresh representation per metric: its sampling noise restarts too
         if name == "mig_chen":
@@ -189,6 +193,16 @@ def _open(run_or_model):
         kind = type(run_or_model).__name__
         raise MetricError(f"cannot evaluate a {kind}: expected a run directory, a Run or a model")
     return None, run_or_model
+
+
+def _factor_free(names: list[str], default: bool) -> list[str]:
+    """The metrics of ``names`` that need no ground-truth factors (all of the default suite's);
+    a requested metric that needs them is a :class:`MetricError`."""
+    needing = [name for name in names if name not in FACTOR_FREE]
+    if needing and not default:
+        raise MetricError(f"{', '.join(needing)} need ground-truth factors and this dataset has "
+                          f"none (metrics without factors: {', '.join(FACTOR_FREE)})")
+    return [name for name in names if name in FACTOR_FREE]
 
 
 def _names(metrics, suite: dict) -> list[str]:

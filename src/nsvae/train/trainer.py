@@ -137,7 +137,8 @@ def train(
     model = build_model(config.model, num_channels=data.observation_shape[0]).to(device)
     objective = build_objective(config.objective, likelihood=model.likelihood)
     optimizer = torch.optim.Adam(model.parameters(), lr=tc.lr, betas=tc.betas)
-    sampler = BatchSampler(observations, tc.batch_size, seed=tc.seed, scale=scale, device=device)
+    sampler = BatchSampler(observations, tc.batch_size, seed=tc.seed, scale=scale, device=device,
+                           transform=data.observation_transform)
     meter = Meter(device)
     step, elapsed = 0, 0.0
     if resume:
