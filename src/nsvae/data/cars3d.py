@@ -15,7 +15,7 @@ import io
 import os
 import tarfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -90,12 +90,11 @@ def _list(source: Path) -> list[str]:
     """The car names of ``list.txt``, else the sorted mesh file names (without ``.mat``)."""
     text, meshes = None, []
     if source.is_file():
-        with _open_tar(source) as archive:
-            for member in archive:
-                if member.name.endswith("cars/list.txt"):
-                    text = _read_member(archive, member, source).decode("utf-8", "replace")
-                elif _is_mesh(member.name):
-                    meshes.append(Path(member.name).stem)
+        for name, data in _tar_files(source, lambda name: name.endswith("cars/list.txt")):
+            if data is not None:
+                text = data.decode("utf-8", "replace")
+            elif _is_mesh(name):
+                meshes.append(Path(name).stem)
     else:
         lists = sorted(source.rglob("list.txt"))
         text = lists[0].read_text("utf-8", "replace") if lists else None
@@ -109,10 +108,9 @@ def _members(source: Path) -> Iterator[tuple[str, bytes]]:
         for path in sorted(p for p in source.rglob("*.mat") if _is_mesh(p.name)):
             yield path.stem, path.read_bytes()
         return
-    with _open_tar(source) as archive:
-        for member in archive:
-            if member.isfile() and _is_mesh(member.name):
-                yield Path(member.name).stem, _read_member(archive, member, source)
+    for name, data in _tar_files(source, _is_mesh):
+        if data is not None:
+            yield Path(name).stem, data
 
 
 def _is_mesh(name: str) -> bool:
@@ -120,16 +118,15 @@ def _is_mesh(name: str) -> bool:
     return base.startswith("car_") and base.endswith("_mesh.mat")
 
 
-def _open_tar(source: Path) -> tarfile.TarFile:
+def _tar_files(source: Path, wanted: Callable[[str], bool]) -> Iterator[tuple[str, bytes | None]]:
+    """(name, bytes) of each file of the archive in one pass, bytes only for ``wanted`` names
+    (None otherwise); errors reading the archive become one-line :class:`DataError`."""
     try:
-        return tarfile.open(source, "r|*")  # a stream: one pass, no seeking back
-    except UNREADABLE as error:
-        raise DataError(f"{source}: unreadable archive ({one_line(error)})") from None
-
-
-def _read_member(archive: tarfile.TarFile, member: tarfile.TarInfo, source: Path) -> bytes:
-    try:
-        return archive.extractfile(member).read()
+        with tarfile.open(source, "r|*") as archive:  # a stream: no seeking back
+            for member in archive:
+                if member.isfile():
+                    wants = wanted(member.name)
+                    yield member.name, archive.extractfile(member).read() if wants else None
     except UNREADABLE as error:
         raise DataError(f"{source}: unreadable archive ({one_line(error)})") from None
 
