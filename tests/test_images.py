@@ -6,6 +6,7 @@ No real CelebA is available here: the CelebA tests use a zip in the official lay
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import io
@@ -141,19 +142,27 @@ def test_celeba_zip_is_checked_against_the_published_checksum(tmp_path, celeba_z
     assert len(data) == 23 and CORRUPT_NAME not in data.names
 
 
-def test_celeba_trains_evaluates_and_reports_in_rgb(tmp_path, celeba_zip, monkeypatch, capsys):
-    official_celeba(monkeypatch, celeba_zip)
-    run = tmp_path / "run"
-    common = ["--data-root", str(tmp_path / "root")]
-    assert main(["train", "--data", "celeba", "--data-path", str(celeba_zip), *common,
-                 "--steps", "3", "--batch-size", "8", "--z-dim", "4", "--threads", "1",
-                 "--device", "cpu", "--log-every", "1", "--no-figures", "--no-progress",
-                 "--run-dir", str(run)]) == 0
-    err = capsys.readouterr().err
+@pytest.fixture(scope="module")
+def celeba_run(tmp_path_factory, celeba_zip):
+    """A 3-step CelebA run on the generated zip (through ``nsvae train``), and its stderr."""
+    run = tmp_path_factory.mktemp("celeba-run") / "run"
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        official_celeba(monkeypatch, celeba_zip)
+        with contextlib.redirect_stderr(io.StringIO()) as err:
+            code = main(["train", "--data", "celeba", "--data-path", str(celeba_zip),
+                         "--data-root", str(run.parent / "root"), "--steps", "3",
+                         "--batch-size", "8", "--z-dim", "4", "--threads", "1", "--device",
+                         "cpu", "--log-every", "1", "--no-figures", "--no-progress",
+                         "--run-dir", str(run)])
+        yield run, code, err.getvalue()
+
+
+def test_celeba_trains_and_scores_the_metrics_without_factors(celeba_run, capsys):
+    run, code, err = celeba_run
+    assert code == 0
     assert err.startswith("nsvae: warning: ") and err.count("\n") == 1
     assert "skipped 1 of 24" in err and CORRUPT_NAME in err
-    stored = json.loads((run / "config.json").read_text())
-    assert stored["observation_shape"] == [3, 64, 64]
+    assert json.loads((run / "config.json").read_text())["observation_shape"] == [3, 64, 64]
 
     assert main(["evaluate", str(run), "--fast"]) == 0
     evaluation = json.loads((run / "eval.json").read_text())
@@ -164,6 +173,9 @@ def test_celeba_trains_evaluates_and_reports_in_rgb(tmp_path, celeba_zip, monkey
     assert warning.startswith("nsvae: warning: ") and error.startswith("nsvae: error: mig need")
     assert "ground-truth factors and this dataset has none" in error
 
+
+def test_celeba_report_has_rgb_figures_and_no_factor_figures(celeba_run):
+    run = celeba_run[0]
     assert main(["report", str(run), "--num-samples", "64"]) == 0
     figures = {path.name for path in (run / "figures").iterdir()}
     assert {"traversals.png", "reconstructions.png", "prior_traversals.png"} <= figures
