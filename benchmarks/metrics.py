@@ -15,6 +15,7 @@ threads), and the ``forest`` option, with the differences of their scores.
 from __future__ import annotations
 
 import argparse
+import functools
 import time
 
 import numpy as np
@@ -24,9 +25,8 @@ from nsvae.config import Config
 from nsvae.data.dsprites import DSprites
 from nsvae.metrics import METRICS
 from nsvae.metrics.dci import compute_dci
-from nsvae.metrics.evaluate import encoder_function
 from nsvae.metrics.utils import sample_factor_codes
-from nsvae.models import build_model, representation_function
+from nsvae.models import build_model, encode_observations, representation_function
 
 SCALED = {
     "beta_vae": ("num_train", "num_eval"),
@@ -37,7 +37,7 @@ DEFAULT_COUNTS = {"num_train": 10_000, "num_eval": 5_000}
 
 def load_model(run_dir):
     if run_dir:
-        from nsvae.train import load_run
+        from nsvae.rundir import load_run
 
         run = load_run(run_dir)
         return run.model, f"trained run {run_dir} (step {run.step})"
@@ -49,7 +49,8 @@ def time_metrics(names, data, model, fraction):
     representation = representation_function(model, "mean")
     for name in names:
         params = {key: int(DEFAULT_COUNTS[key] * fraction) for key in SCALED.get(name, ())}
-        first = encoder_function(model) if name == "mig_chen" else representation
+        encoder = functools.partial(encode_observations, model)
+        first = encoder if METRICS[name].input_kind == "encoder" else representation
         start = time.perf_counter()
         result = METRICS[name](data, first, np.random.RandomState(0), **params)
         seconds = time.perf_counter() - start

@@ -1,7 +1,7 @@
 """Cost of choosing A_best against the number of latents d: nsvae's policies vs the seed's loop.
 
 For d in 10, 32, 64, 128, 256 and both selection modes (``batch``: one KL vector [d]; ``sample``:
-one per sample, [B, d] with B = 64), each policy of :func:`nsvae.synergy.selection.select_best`
+one per sample, [B, d] with B = 64), each policy of :func:`nsvae.objectives.selection.select_best`
 is timed against a plain-Python greedy loop that follows the seed's way (Barrientos & Sootla,
 2018, github.com/Gonzalob90/non-synergistic-vae): d rounds, each over every latent not yet
 chosen, a candidate subset's KL summed from the tensor and read with ``.item()`` (one host
@@ -25,7 +25,7 @@ import time
 
 import torch
 
-from nsvae.synergy.selection import POLICIES, select_best
+from nsvae.objectives.selection import POLICIES, select_best
 
 
 def seed_loop(kl: torch.Tensor, omega: float) -> list[int]:

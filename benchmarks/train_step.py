@@ -43,12 +43,13 @@ from seed_data import PerItemImages
 from torch.utils.data import DataLoader
 from torch.utils.flop_counter import FlopCounterMode
 
-from nsvae.config import ModelConfig, ObjectiveConfig
+from nsvae.config import ModelConfig
 from nsvae.data import dsprites
 from nsvae.data.sampler import BatchSampler
+from nsvae.device import physical_cores
 from nsvae.models import build_model, reconstruction_loss
-from nsvae.objectives import build_objective, kl_per_latent
-from nsvae.train.trainer import physical_cores
+from nsvae.objectives import build_objective, kl_per_latent, objective_config
+from nsvae.train import train_step
 
 
 def dsprites_images(n: int, seed: int = 0) -> np.ndarray:
@@ -59,23 +60,19 @@ def dsprites_images(n: int, seed: int = 0) -> np.ndarray:
 
 
 class NsvaeStep:
-    """One training step as :func:`nsvae.train.train` takes it."""
+    """One training step as :func:`nsvae.train.train` takes it: :func:`nsvae.train.train_step`."""
 
     def __init__(self, images, args):
         torch.manual_seed(0)
         self.model = build_model(ModelConfig(arch=args.arch, z_dim=args.z_dim))
-        config = ObjectiveConfig(name="nonsyn", alpha=5.0, omega=0.9, policy="sorted")
+        config = objective_config("nonsyn", alpha=5.0, omega=0.9, policy="sorted")
         self.objective = build_objective(config, likelihood=self.model.likelihood)
-        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=1e-4)
+        self.optimizers = self.objective.optimizers(self.model, lr=1e-4, betas=(0.9, 0.999))
         self.sampler = BatchSampler(images, args.batch_size, seed=0)
         self.step = 0
 
     def __call__(self) -> torch.Tensor:
-        batch = self.sampler.next()
-        loss, _ = self.objective.loss(self.model(batch), batch, self.step)
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        self.optimizer.step()
+        loss, _ = train_step(self.model, self.objective, self.optimizers, self.sampler, self.step)
         self.step += 1
         return loss
 

@@ -8,15 +8,14 @@ import numpy as np
 import pytest
 import torch
 
-import nsvae
 from nsvae.cli import main
 from nsvae.config import Config
 from nsvae.data.ground_truth import ArrayGroundTruthData, FactorSpace
 from nsvae.errors import MetricError
 from nsvae.metrics import CODE_METRICS
-from nsvae.metrics.evaluate import evaluate_codes
+from nsvae.metrics.evaluate import evaluate_codes, evaluate_model, evaluate_run
 from nsvae.models import build_model
-from nsvae.train import Run
+from nsvae.rundir import Run
 
 
 def identity_codes(n=1500, sizes=(3, 4, 5), seed=0):
@@ -112,7 +111,7 @@ def test_evaluate_a_run_writes_eval_json_with_provenance(tmp_path):
     model = build_model(config.model).eval()
     run = Run(tmp_path, config, model, 7)
     params = {"mig": {"num_train": 300}, "mig_chen": {"num_points": 200, "num_samples": 100}}
-    result = nsvae.evaluate(
+    result = evaluate_run(
         run, square_data(), metrics=["mig", "mig_chen"], seed=3, fast=True, params=params
     )
     stored = json.loads((tmp_path / "eval.json").read_text())
@@ -122,16 +121,16 @@ def test_evaluate_a_run_writes_eval_json_with_provenance(tmp_path):
     assert result["step"] == 7 and result["seed"] == 3 and result["representation"] == "mean"
     assert result["config"] == config.to_dict()
     assert {"numpy", "scikit-learn", "torch"} <= set(result["versions"])
-    again = nsvae.evaluate(model, square_data(), metrics="mig", seed=3, params=params)
+    again = evaluate_model(model, square_data(), metrics="mig", seed=3, params=params)
     assert again["metrics"]["mig"] == result["metrics"]["mig"] and again["step"] is None
 
 
 def test_evaluate_rejects_unknown_metrics_and_missing_data():
     model = build_model(Config().model).eval()
     with pytest.raises(MetricError, match="unknown metric"):
-        nsvae.evaluate(model, square_data(), metrics="nope")
+        evaluate_model(model, square_data(), metrics="nope")
     with pytest.raises(MetricError, match="needs its ground-truth data"):
-        nsvae.evaluate(model)
+        evaluate_model(model, None)
 
 
 def test_latent_synergy_of_a_nonsyn_run_uses_its_selection_settings(tmp_path):
@@ -139,6 +138,6 @@ def test_latent_synergy_of_a_nonsyn_run_uses_its_selection_settings(tmp_path):
     config = Config().updated({"objective": selection})
     run = Run(tmp_path, config, build_model(config.model).eval(), 1)
     params = {"latent_synergy": {"num_samples": 72, "num_queries": 8}}
-    result = nsvae.evaluate(run, square_data(), metrics="latent_synergy", params=params)
+    result = evaluate_run(run, square_data(), metrics="latent_synergy", params=params)
     used = result["params"]["latent_synergy"]
     assert (used["omega"], used["policy"], used["num_samples"]) == (0.5, "reference", 72)

@@ -3,22 +3,23 @@
 from __future__ import annotations
 
 import math
+from dataclasses import fields
 
 import numpy as np
 import pytest
 import torch
 
-from nsvae.config import ModelConfig, ObjectiveConfig
+from nsvae.config import ModelConfig
 from nsvae.errors import ConfigError
 from nsvae.models import build_model, reconstruction_loss
-from nsvae.objectives import OBJECTIVES, build_objective, kl_per_latent
-from nsvae.synergy.selection import POLICIES
+from nsvae.objectives import OBJECTIVES, build_objective, kl_per_latent, objective_config
+from nsvae.objectives.selection import POLICIES
 
 B, D = 4, 5
 
 
 def objective(name="nonsyn", likelihood="bernoulli", **fields):
-    return build_objective(ObjectiveConfig(name=name, **fields), likelihood)
+    return build_objective(objective_config(name, **fields), likelihood)
 
 
 def outputs_of(mu, logvar, x_logits=None):
@@ -97,7 +98,7 @@ def test_nonsyn_term_is_the_kl_outside_a_best(mode, policy):
     nonsyn = objective(alpha=2.0, mode=mode, policy=policy, epsilon=0.0)
     loss, logs = nonsyn.loss(outputs_of(mu, logvar), torch.zeros(B, 1, 64, 64), 0)
     k = kl_per_latent(mu, logvar).detach()
-    torch.testing.assert_close(logs["a_best"], torch.tensor([1.0, 0, 0, 0, 0]))
+    torch.testing.assert_close(logs["a_best_freq"], torch.tensor([1.0, 0, 0, 0, 0]))
     torch.testing.assert_close(logs["a_best_size"], torch.tensor(1.0))
     torch.testing.assert_close(logs["synergy"], k[:, 1:].sum(1).mean())
     torch.testing.assert_close(loss.detach(), logs["recon"] + logs["kl"] + 2.0 * logs["synergy"])
@@ -111,7 +112,7 @@ def test_synergy_gradient_reaches_only_the_kl_of_a_worst(mode):
     nonsyn_loss, logs = objective(alpha=alpha, mode=mode).loss(outputs_of(mu, logvar), x, 0)
     nonsyn = torch.autograd.grad(nonsyn_loss, (mu, logvar))
     vae = torch.autograd.grad(objective("vae").loss(outputs_of(mu, logvar), x, 0)[0], (mu, logvar))
-    worst = logs["a_best"] == 0
+    worst = logs["a_best_freq"] == 0
     assert worst.any() and not worst.all()
     # d(alpha * mean_b sum_{j in worst} k[b, j]) / d(mu, logvar) on A_worst, exactly zero on A_best.
     synergy = alpha * kl_per_latent(mu, logvar)[:, worst].sum() / B
@@ -128,7 +129,7 @@ def test_sample_and_batch_modes_agree_when_every_sample_chooses_the_same_set():
     batch_loss, batch_logs = objective(mode="batch").loss(outputs, x, 0)
     sample_loss, sample_logs = objective(mode="sample").loss(outputs, x, 0)
     torch.testing.assert_close(sample_loss, batch_loss)
-    for key in ("synergy", "a_best", "a_best_size"):
+    for key in ("synergy", "a_best_freq", "a_best_size"):
         torch.testing.assert_close(sample_logs[key], batch_logs[key])
 
 
@@ -137,7 +138,7 @@ def test_sample_mode_counts_the_share_of_the_batch_in_a_best():
     mu = mu.detach().clone()
     mu[:2, 0], mu[:2, 3] = 0.05, 3.0  # the first two samples choose latent 3 instead of 0
     _, logs = objective(mode="sample").loss(outputs_of(mu, logvar), torch.zeros(B, 1, 64, 64), 0)
-    torch.testing.assert_close(logs["a_best"], torch.tensor([0.5, 0, 0, 0.5, 0]))
+    torch.testing.assert_close(logs["a_best_freq"], torch.tensor([0.5, 0, 0, 0.5, 0]))
     torch.testing.assert_close(logs["a_best_size"], torch.tensor(1.0))
     k = kl_per_latent(mu, logvar)
     expected = (k[:2, [0, 1, 2, 4]].sum() + k[2:, 1:].sum()) / B
@@ -146,13 +147,14 @@ def test_sample_mode_counts_the_share_of_the_batch_in_a_best():
 
 def test_independent_selection_batch_chooses_on_selection_kl():
     nonsyn = objective(selection_batch="independent")
-    assert nonsyn.selection_batch == "independent"
-    assert objective().selection_batch == "same"
+    assert nonsyn.batches_per_step == 2
+    assert objective().batches_per_step == 1
     mu, logvar = one_big_latent()
     other = torch.full((7, D), 0.01)
     other[:, 4] = 5.0
-    _, logs = nonsyn.loss(outputs_of(mu, logvar), torch.zeros(B, 1, 64, 64), 0, selection_kl=other)
-    torch.testing.assert_close(logs["a_best"], torch.tensor([0.0, 0, 0, 0, 1]))
+    outputs = outputs_of(mu, logvar) | {"selection_kl": other}
+    _, logs = nonsyn.loss(outputs, torch.zeros(B, 1, 64, 64), 0)
+    torch.testing.assert_close(logs["a_best_freq"], torch.tensor([0.0, 0, 0, 0, 1]))
     torch.testing.assert_close(logs["synergy"], kl_per_latent(mu, logvar)[:, :4].sum(1).mean())
 
 
@@ -161,7 +163,8 @@ def test_one_optimiser_step_lowers_the_loss_on_a_fixed_batch(name):
     torch.manual_seed(0)
     model = build_model(ModelConfig(arch="dlib", z_dim=6))
     x = (torch.rand(16, 1, 64, 64) > 0.7).float()
-    loss_of = objective(name, model.likelihood, beta=2.0).loss
+    weights = {"beta": 2.0} if "beta" in fields(OBJECTIVES[name].Config) else {}
+    loss_of = objective(name, model.likelihood, **weights).loss
     optimiser = torch.optim.Adam(model.parameters(), lr=1e-4)
 
     def loss_at_fixed_noise():
@@ -178,7 +181,7 @@ def test_one_optimiser_step_lowers_the_loss_on_a_fixed_batch(name):
 
 
 def test_unknown_objective_is_a_config_error():
-    with pytest.raises(ConfigError, match="unknown objective 'gan'"):
+    with pytest.raises(ConfigError, match="unknown objective.name 'gan'"):
         objective("gan")
 
 

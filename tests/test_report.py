@@ -91,7 +91,7 @@ def test_format_value():
 
 
 def test_report_command(report, data, monkeypatch, capsys):
-    monkeypatch.setattr("nsvae.train.trainer.build_data", lambda config: data)
+    monkeypatch.setattr("nsvae.rundir.run.build_data", lambda config: data)
     report.unlink()
     assert main(["report", str(report.parent), "--num-samples", "256"]) == 0
     assert capsys.readouterr().out.strip() == str(report.parent / "report.html")

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from nsvae.errors import ConfigError, DataError
-from nsvae.synergy.selection import POLICIES, select_best
+from nsvae.objectives.selection import POLICIES, select_best
 
 SETTINGS = settings(max_examples=150, derandomize=True, deadline=None, database=None)
 # Values and discounts whose sums and products are exact in float32: comparisons are then the

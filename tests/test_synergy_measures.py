@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -12,8 +13,14 @@ from scipy.special import logsumexp
 
 from nsvae.data.ground_truth import ArrayGroundTruthData
 from nsvae.errors import MetricError
-from nsvae.synergy.measures import factor_synergy, latent_synergy
-from nsvae.synergy.selection import select_best
+from nsvae.metrics.synergy import factor_synergy, latent_synergy
+from nsvae.models import encode_observations
+from nsvae.objectives.selection import select_best
+
+
+def encoder_of(model):
+    """The encoder of a model-like object (``encode(x) -> (mu, logvar)``), as metrics take it."""
+    return functools.partial(encode_observations, model)
 
 
 def grid_data(*sizes: int) -> ArrayGroundTruthData:
@@ -101,7 +108,7 @@ def small_encoder_case():
 
 def test_latent_synergy_matches_brute_force(small_encoder_case):
     data, encoder, (kl, joint, subset) = small_encoder_case
-    out = latent_synergy(encoder, data, 0, num_z=1024)
+    out = latent_synergy(data, encoder_of(encoder), 0, num_z=1024)
     # 1-D KLs: Gauss-Hermite (16 nodes) vs adaptive quadrature, both deterministic: 1e-3 nats.
     np.testing.assert_allclose(out["mutual_info_per_latent"], kl.mean(0), atol=1e-3)
     assert out["i_max"] == pytest.approx(kl.max(1).mean(), abs=1e-3)
@@ -123,7 +130,8 @@ def test_subsampled_mixture_matches_brute_force():
     factors = data.sample_factors(12, np.random.RandomState(7))  # what latent_synergy draws
     x = torch.as_tensor(data.sample_observations_from_factors(factors, None))
     kl, joint, subset = brute_force_latent(*encoder.encode(x), len(data))
-    out = latent_synergy(encoder, data, np.random.RandomState(7), num_samples=12, num_z=1024)
+    out = latent_synergy(data, encoder_of(encoder), np.random.RandomState(7), num_samples=12,
+                         num_z=1024)
     np.testing.assert_allclose(out["mutual_info_per_latent"], kl.mean(0), atol=1e-3)
     assert out["i_max"] == pytest.approx(kl.max(1).mean(), abs=1e-3)
     assert out["mutual_info_xz"] == pytest.approx(joint.mean(), abs=0.01)
@@ -133,7 +141,7 @@ def test_subsampled_mixture_matches_brute_force():
 def test_factorised_code_has_copy_synergy():
     """Two sharp latents copying independent factors of 4 and 8 values: S = log 4 (I_max's copy
     gate), and the subset the policy picks holds both, so S_A = 0."""
-    out = latent_synergy(FixedEncoder(0.01), grid_data(4, 8), 0)
+    out = latent_synergy(grid_data(4, 8), encoder_of(FixedEncoder(0.01)), 0)
     assert out["mutual_info_xz"] == pytest.approx(math.log(32), abs=1e-6)
     np.testing.assert_allclose(out["mutual_info_per_latent"], [math.log(4), math.log(8)], atol=1e-6)
     assert out["i_max"] == pytest.approx(math.log(8), abs=1e-6)
@@ -145,27 +153,28 @@ def test_factorised_code_has_copy_synergy():
 
 def test_subsampled_mixture_does_not_saturate_at_log_m():
     """With 8 of 32 observations as components, I(x; z) still reaches log 32, not log 8."""
-    out = latent_synergy(FixedEncoder(0.01), grid_data(4, 8), 0, num_samples=8)
+    out = latent_synergy(grid_data(4, 8), encoder_of(FixedEncoder(0.01)), 0, num_samples=8)
     assert out["mutual_info_xz"] == pytest.approx(math.log(32), abs=1e-6)
 
 
 def test_uninformative_encoder_has_no_information():
-    out = latent_synergy(FixedEncoder(1e3), grid_data(4, 8), 0)
+    out = latent_synergy(grid_data(4, 8), encoder_of(FixedEncoder(1e3)), 0)
     for key in ("mutual_info_xz", "i_max", "synergy_latent", "synergy_latent_subsets"):
         assert abs(out[key]) < 1e-5
 
 
 def test_latent_synergy_is_deterministic():
     data, encoder = grid_data(10, 10), GaussianEncoder(2, 3, seed=2)
-    runs = [latent_synergy(encoder, data, np.random.RandomState(5), num_samples=40) for _ in "ab"]
+    runs = [latent_synergy(data, encoder_of(encoder), np.random.RandomState(5), num_samples=40)
+            for _ in "ab"]
     assert runs[0] == runs[1]
 
 
 def test_latent_synergy_rejects_bad_counts():
     with pytest.raises(MetricError):
-        latent_synergy(FixedEncoder(1.0), grid_data(4, 8), 0, num_samples=1)
+        latent_synergy(grid_data(4, 8), encoder_of(FixedEncoder(1.0)), 0, num_samples=1)
     with pytest.raises(MetricError):
-        latent_synergy(FixedEncoder(1.0), grid_data(4, 8), 0, num_queries=0)
+        latent_synergy(grid_data(4, 8), encoder_of(FixedEncoder(1.0)), 0, num_queries=0)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -21,8 +21,10 @@ import torch
 import nsvae.train.trainer as trainer
 from nsvae.config import Config
 from nsvae.errors import CheckpointError, ConfigError, TrainingError
+from nsvae.experiment import train_run
+from nsvae.files import atomic_write
+from nsvae.rundir.checkpoint import list_checkpoints, load_checkpoint
 from nsvae.train import Run, TrainingInterrupted, load_run, train
-from nsvae.train.checkpoint import atomic_write, list_checkpoints, load_checkpoint
 
 
 def tiny_config(**train) -> Config:
@@ -58,7 +60,7 @@ def files(folder) -> list[str]:
 
 def test_run_directory_and_round_trip(tmp_path, squares):
     config = tiny_config(figures=True)
-    run = train(config, tmp_path / "run", data=squares)
+    run = train_run(config, tmp_path / "run", data=squares)
 
     assert run.step == 8 and not run.model.training
     assert files(run.path) == ["checkpoints", "config.json", "figures", "metrics.jsonl"]
@@ -188,13 +190,14 @@ def with_loss_hook(monkeypatch, hook):
 
     def build_hooked(*args, **kwargs):
         objective = build(*args, **kwargs)
-        loss_of = objective.loss
+        terms_of = objective.terms
 
-        def loss(outputs, batch, step, selection_kl=None):
-            value, logs = loss_of(outputs, batch, step, selection_kl=selection_kl)
-            return hook(step, value), logs
+        def terms(model, batches, step):
+            parts, logs = terms_of(model, batches, step)
+            parts[0].loss = hook(step, parts[0].loss)
+            return parts, logs
 
-        objective.loss = loss
+        objective.terms = terms
         return objective
 
     monkeypatch.setattr(trainer, "build_objective", build_hooked)
@@ -268,21 +271,20 @@ def test_sigterm_in_a_real_process(tmp_path, squares_npz):
     assert train(longer, run, resume=True).step == interrupted.step + 2  # data from config
 
 
-def test_eval_every_appends_eval_rows_without_touching_training(tmp_path, squares, monkeypatch):
+def test_eval_every_appends_eval_rows_without_touching_training(tmp_path, squares):
     calls = []
 
-    def evaluate(model, data, fast=False, seed=0):
-        calls.append((fast, seed, model.training))
+    def on_eval(model, step):
+        calls.append((step, model.training))
         torch.randn(100)  # consuming the global generator must not change training
         np.random.rand(3)  # noqa: NPY002
-        return {"metrics": {"fake": {"score": np.float64(0.5)}}}
+        return {"fake": {"score": np.float64(0.5)}}
 
-    monkeypatch.setitem(sys.modules, "nsvae.metrics.evaluate",
-                        types.SimpleNamespace(evaluate=evaluate))
-    with_eval = train(tiny_config(eval_every=4, seed=3), tmp_path / "eval", data=squares)
+    with_eval = train(tiny_config(eval_every=4, seed=3), tmp_path / "eval", data=squares,
+                      on_eval=on_eval)
     plain = train(tiny_config(seed=3), tmp_path / "plain", data=squares)
 
-    assert calls == [(True, 3, False), (True, 3, False)]
+    assert calls == [(4, False), (8, False)]
     eval_rows = [row for row in with_eval.metrics() if "eval" in row]
     assert eval_rows == [{"step": 4, "eval": {"fake": {"score": 0.5}}},
                          {"step": 8, "eval": {"fake": {"score": 0.5}}}]

@@ -6,6 +6,7 @@ a non-zero exit code; nothing below this module prints or exits.
 
 from __future__ import annotations
 
+import os
 import sys
 import warnings
 from pathlib import Path
@@ -109,6 +110,9 @@ def train_command(
         str | None, _flag("--selection-batch", "Select on the same or an independent batch.")
     ] = None,
     epsilon: Annotated[float | None, _flag("--epsilon", "Exploration of epsilon-greedy.")] = None,
+    update: Annotated[str | None, _flag(
+        "--update", "Non-Syn update: joint (one Adam step on the whole loss) or seed (the "
+        "seed's two steps: ELBO, then alpha * KL(A_worst)).")] = None,
     beta: Annotated[float | None, _flag("--beta", "Weight of the KL (beta_vae, nonsyn).")] = None,
     z_dim: Annotated[int | None, _flag("--z-dim", "Number of latents.")] = None,
     arch: Annotated[str | None, _flag("--arch", "Architecture: dlib, seed, seed-linear.")] = None,
@@ -148,6 +152,10 @@ def train_command(
     config_file: Annotated[
         Path | None, _flag("--config", "TOML config; flags given override it.")
     ] = None,
+    assignments: Annotated[
+        list[str] | None, _flag("--set", "Any config value, e.g. --set objective.c_max=25 "
+                                "(repeatable; values read as TOML).")
+    ] = None,
     run_dir: Annotated[
         Path | None, _flag("--run-dir", "Run directory (default runs/<model>-<time>).")
     ] = None,
@@ -156,29 +164,26 @@ def train_command(
     ] = None,
     progress: Annotated[bool, _flag("--progress/--no-progress", "Show a progress bar.")] = True,
 ) -> None:
-    """Train a VAE (Non-Syn by default); flags override --config, then defaults.
+    """Train a VAE (Non-Syn by default); flags override --set, then --config, then defaults.
 
     The data is dSprites by default, or another dataset with --data NAME (see the README's
     datasets table), your own npz with --data array --data-path FILE.npz, or a folder or zip
     of images with --data images --data-path DIR_OR_ZIP.
     """
-    from nsvae.config import Config, load_config
+    from nsvae.config import Config, load_config, parse_assignment
     from nsvae.errors import ConfigError
-    from nsvae.train import train
-    from nsvae.train.trainer import read_run_config
+    from nsvae.experiment import train_run
+    from nsvae.rundir import read_run_config
 
-    overrides = {
-        "data": {"name": data, "path": data_path and str(data_path.absolute()),
-                 "data_root": data_root},
-        "model": {"arch": arch, "z_dim": z_dim, "likelihood": likelihood},
-        "objective": {"name": model, "beta": beta, "alpha": alpha, "omega": omega,
-                      "policy": policy, "mode": mode, "selection_batch": selection_batch,
-                      "epsilon": epsilon},
-        "train": {"steps": steps, "batch_size": batch_size, "lr": lr, "seed": seed,
-                  "device": device, "threads": threads, "log_every": log_every,
-                  "checkpoint_every": checkpoint_every, "keep_checkpoints": keep_checkpoints,
-                  "eval_every": eval_every, "figures": figures},
-    }
+    given = dict(locals())
+    given["data_path"] = data_path and str(data_path.absolute())
+    overrides: dict[str, dict] = {}
+    for text in assignments or ():
+        section, key, value = parse_assignment(text)
+        overrides.setdefault(section, {})[key] = value
+    for flag, (section, key) in FLAG_KEYS.items():
+        if given[flag] is not None:
+            overrides.setdefault(section, {})[key] = given[flag]
     if resume is not None:
         if config_file is not None or run_dir is not None:
             raise ConfigError("--resume takes the run's own config and directory; "
@@ -189,8 +194,23 @@ def train_command(
         config = base.updated(overrides).validate()
         run_dir = run_dir or _new_run_dir(config.objective.name)
     typer.echo(f"run: {run_dir}")
-    run = train(config, run_dir, resume=resume is not None, progress=progress)
+    run = train_run(config, run_dir, resume=resume is not None, progress=progress)
     typer.echo(f"done: {run.step} steps; run in {run.path}")
+
+
+# Headline flags of `nsvae train`: flag parameter -> (section, key). Anything else: --set.
+FLAG_KEYS = {
+    "data": ("data", "name"), "data_path": ("data", "path"), "data_root": ("data", "data_root"),
+    "arch": ("model", "arch"), "z_dim": ("model", "z_dim"), "likelihood": ("model", "likelihood"),
+    "model": ("objective", "name"), "beta": ("objective", "beta"),
+    "alpha": ("objective", "alpha"), "omega": ("objective", "omega"),
+    "policy": ("objective", "policy"), "mode": ("objective", "mode"),
+    "selection_batch": ("objective", "selection_batch"), "epsilon": ("objective", "epsilon"),
+    "update": ("objective", "update"),
+    **{name: ("train", name) for name in (
+        "steps", "batch_size", "lr", "seed", "device", "threads", "log_every",
+        "checkpoint_every", "keep_checkpoints", "eval_every", "figures")},
+}
 
 
 def _new_run_dir(name: str) -> Path:
@@ -230,9 +250,8 @@ def evaluate_command(
     ] = None,
 ) -> None:
     """Score RUN (writes RUN/eval.json) or, with --codes, given codes; print a table."""
-    import json
-
     from nsvae.errors import ConfigError
+    from nsvae.files import write_json
     from nsvae.metrics import evaluate as ev
 
     if (run is None) == (codes is None):
@@ -240,10 +259,9 @@ def evaluate_command(
     if codes is not None:
         result = ev.evaluate_codes(*ev.load_codes(codes), metrics=metrics, seed=seed)
         if output is not None:
-            text = json.dumps(result, indent=2) + "\n"
-            Path(output).write_text(text, encoding="utf-8")
+            write_json(output, result, DataError)
     else:
-        result = ev.evaluate(
+        result = ev.evaluate_run(
             run, metrics=metrics, representation=representation, seed=seed, fast=fast
         )
     for name, values in result["metrics"].items():
@@ -280,6 +298,10 @@ def report(
 
 def main(argv: list[str] | None = None) -> int:
     """Run the command line; library errors become one line on stderr and an exit code."""
+    # Idle OpenMP threads sleep instead of spinning: on a small shared CPU, spinning threads of
+    # one process slow every other process (training steps measured 3-5x slower under
+    # contention). Set before anything imports torch; a value in the environment wins.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     try:
         with warnings.catch_warnings():
             warnings.showwarning = _show_warning

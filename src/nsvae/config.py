@@ -9,7 +9,6 @@ is one :class:`~nsvae.errors.ConfigError` with a one-line message naming the off
 from __future__ import annotations
 
 import dataclasses
-import math
 import tomllib
 import typing
 from collections.abc import Mapping
@@ -19,11 +18,16 @@ from typing import Any
 
 import tomli_w
 
+from nsvae.checks import at_least, check, check_fields, positive
 from nsvae.errors import ConfigError
+from nsvae.objectives import OBJECTIVES, ObjectiveConfig, objective_class, objective_config
 
-LIKELIHOODS = ("auto", "bernoulli", "gaussian")
-MODES = ("batch", "sample")
-SELECTION_BATCHES = ("same", "independent")
+# Fields of the flat objective section written before each objective had its own config class.
+LEGACY_OBJECTIVE_FIELDS = frozenset({
+    "beta", "alpha", "omega", "policy", "mode", "selection_batch", "epsilon", "capacity_gamma",
+    "c_max", "capacity_steps", "lambda_od", "lambda_d_factor", "dip_type",
+})
+RESUMABLE = {"resumable": True}  # field metadata: may change when a run is resumed
 
 
 @dataclass
@@ -35,8 +39,15 @@ class DataConfig:
     """
 
     name: str = "dsprites"
-    path: str | None = None
-    data_root: str | None = None
+    path: str | None = field(default=None, metadata=RESUMABLE)
+    data_root: str | None = field(default=None, metadata=RESUMABLE)
+
+    def validate(self) -> DataConfig:
+        """The name must be registered (the dataset registry's rule)."""
+        from nsvae.data import check_dataset_name
+
+        check_dataset_name(self.name)
+        return self
 
 
 @dataclass
@@ -52,32 +63,22 @@ class ModelConfig:
     z_dim: int = 10
     likelihood: str = "auto"
 
+    def validate(self) -> ModelConfig:
+        """Architecture, latents and likelihood (the model builder's rules)."""
+        from nsvae.models import check_model
 
-@dataclass
-class ObjectiveConfig:
-    """Training objective and its hyperparameters (see :mod:`nsvae.objectives`).
+        check_model(self.arch, self.z_dim, self.likelihood)
+        return self
 
-    ``beta`` weighs the KL of ``beta_vae`` (and of ``nonsyn``; the total correlation of
-    ``beta_tcvae``); ``alpha`` (synergy weight), ``omega`` (greedy discount), ``policy``,
-    ``mode``, ``selection_batch`` and ``epsilon`` belong to ``nonsyn``; ``capacity_gamma``,
-    ``c_max`` and ``capacity_steps`` to ``annealed_vae``; ``lambda_od``, ``lambda_d_factor``
-    and ``dip_type`` to ``dip_vae``. Defaults follow the papers and disentanglement_lib.
-    """
 
-    name: str = "nonsyn"
-    beta: float = 1.0
-    alpha: float = 5.0
-    omega: float = 0.9
-    policy: str = "sorted"
-    mode: str = "batch"
-    selection_batch: str = "same"
-    epsilon: float = 0.1
-    capacity_gamma: float = 1000.0
-    c_max: float = 25.0
-    capacity_steps: int = 100000
-    lambda_od: float = 10.0
-    lambda_d_factor: float = 10.0
-    dip_type: str = "i"
+def _betas(key: str, value: tuple[float, float]) -> None:
+    check(all(0 <= b < 1 for b in value), f"{key} must be in [0, 1), got {value}")
+
+
+def _device(key: str, value: str) -> None:
+    head, _, index = value.partition(":")
+    known = value in ("auto", "cpu", "cuda") or (head == "cuda" and index.isdigit())
+    check(known, f"unknown {key} {value!r} (auto, cpu, cuda, cuda:N)")
 
 
 @dataclass
@@ -85,30 +86,40 @@ class TrainConfig:
     """Optimisation, logging and checkpointing of the training loop.
 
     ``threads=0`` lets the trainer pick all physical cores; ``eval_every=0`` disables evaluation
-    during training.
+    during training. Fields marked resumable may change when a run is resumed: none of them
+    changes what a step computes.
     """
 
-    steps: int = 15000
-    batch_size: int = 64
-    lr: float = 5e-4
-    betas: tuple[float, float] = (0.9, 0.999)
-    seed: int = 0
-    device: str = "auto"
-    threads: int = 0
-    log_every: int = 100
-    checkpoint_every: int = 1000
-    keep_checkpoints: int = 3
-    eval_every: int = 0
-    figures: bool = True
+    steps: int = field(default=15000, metadata={**RESUMABLE, "check": at_least(1)})
+    batch_size: int = field(default=64, metadata={"check": at_least(1)})
+    lr: float = field(default=5e-4, metadata={"check": positive})
+    betas: tuple[float, float] = field(default=(0.9, 0.999), metadata={"check": _betas})
+    seed: int = field(default=0, metadata={"check": at_least(0)})
+    device: str = field(default="auto", metadata={**RESUMABLE, "check": _device})
+    threads: int = field(default=0, metadata={**RESUMABLE, "check": at_least(0, " (0 = auto)")})
+    log_every: int = field(default=100, metadata={**RESUMABLE, "check": at_least(1)})
+    checkpoint_every: int = field(default=1000, metadata={**RESUMABLE, "check": at_least(1)})
+    keep_checkpoints: int = field(default=3, metadata={**RESUMABLE, "check": at_least(1)})
+    eval_every: int = field(default=0, metadata={**RESUMABLE, "check": at_least(0, " (0 = off)")})
+    figures: bool = field(default=True, metadata=RESUMABLE)
+
+    def validate(self) -> TrainConfig:
+        """Every field's own rule."""
+        check_fields(self, "train")
+        return self
 
 
 @dataclass
 class Config:
-    """A full run configuration: ``data``, ``model``, ``objective`` and ``train`` sections."""
+    """A full run configuration: ``data``, ``model``, ``objective`` and ``train`` sections.
+
+    The ``objective`` section is the config class of the objective it names
+    (``NonSynObjective.Config`` by default), looked up in :data:`nsvae.objectives.OBJECTIVES`.
+    """
 
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
-    objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
+    objective: ObjectiveConfig = field(default_factory=objective_config)
     train: TrainConfig = field(default_factory=TrainConfig)
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
@@ -128,7 +139,7 @@ class Config:
         Raises
         ------
         ConfigError
-            On an unknown section or key, or a value of the wrong type.
+            On an unknown section, key or objective name, or a value of the wrong type.
         """
         if not isinstance(d, Mapping):
             raise ConfigError(f"a config must be a table of sections, got {type(d).__name__}")
@@ -138,7 +149,8 @@ class Config:
                 raise ConfigError(f"unknown config section {name!r} (known: {', '.join(sections)})")
         return cls(
             **{
-                name: _section_from_dict(_section_type(cls, name), d.get(name, {}), name)
+                name: _section_from_dict(_section_type(cls, name, d.get(name, {})),
+                                         d.get(name, {}), name)
                 for name in sections
             }
         )
@@ -147,71 +159,81 @@ class Config:
         """A copy with some values replaced, e.g. ``{"objective": {"alpha": 2.0}}``.
 
         Values that are ``None`` are skipped, so command-line flags that were not given can be
-        passed through as they are. The result is type-checked like :meth:`from_dict`.
+        passed through as they are. A new ``objective.name`` starts that section from the new
+        objective's defaults. The result is type-checked like :meth:`from_dict`.
         """
         d = self.to_dict()
         for section, values in overrides.items():
             if section not in d:
                 raise ConfigError(f"unknown config section {section!r}")
-            d[section].update({k: v for k, v in values.items() if v is not None})
+            given = {k: v for k, v in values.items() if v is not None}
+            if section == "objective" and given.get("name", d[section]["name"]) != \
+                    d[section]["name"]:
+                d[section] = {}
+            d[section].update(given)
         return Config.from_dict(d)
 
     def validate(self) -> Config:
-        """Check ranges and names; return ``self`` so calls chain.
+        """Check ranges and names, each by the owner of its rule; return ``self``.
+
+        The dataset registry checks ``data``, the model builder ``model``, the objective's own
+        config class ``objective`` and :class:`TrainConfig` ``train``.
 
         Raises
         ------
         ConfigError
             With a one-line message naming the first invalid value.
         """
-        from nsvae.models import ARCHS
-        from nsvae.objectives import OBJECTIVES
-        from nsvae.objectives.dip_vae import DIP_TYPES
-        from nsvae.synergy.selection import POLICIES
-
-        d, m, o, t = self.data, self.model, self.objective, self.train
-        _check(bool(d.name), "data.name must not be empty")
-        _choice("model.arch", m.arch, ARCHS)
-        _check(m.z_dim >= 1, f"model.z_dim must be >= 1, got {m.z_dim}")
-        _choice("model.likelihood", m.likelihood, LIKELIHOODS)
-        _choice("objective.name", o.name, tuple(OBJECTIVES))
-        for key in ("beta", "alpha", "capacity_gamma", "c_max", "lambda_od", "lambda_d_factor"):
-            value = getattr(o, key)
-            _check(
-                value >= 0 and math.isfinite(value), f"objective.{key} must be >= 0, got {value}"
-            )
-        _check(0 < o.omega <= 1, f"objective.omega must be in (0, 1], got {o.omega}")
-        _choice("objective.policy", o.policy, POLICIES)
-        _choice("objective.mode", o.mode, MODES)
-        _choice("objective.selection_batch", o.selection_batch, SELECTION_BATCHES)
-        _check(
-            o.mode == "batch" or o.selection_batch == "same",
-            "objective.selection_batch 'independent' needs objective.mode 'batch' "
-            "(a per-sample subset has no counterpart in another batch)",
-        )
-        _check(0 <= o.epsilon <= 1, f"objective.epsilon must be in [0, 1], got {o.epsilon}")
-        _check(
-            o.capacity_steps >= 1, f"objective.capacity_steps must be >= 1, got {o.capacity_steps}"
-        )
-        _choice("objective.dip_type", o.dip_type, DIP_TYPES)
-        _check(t.steps >= 1, f"train.steps must be >= 1, got {t.steps}")
-        _check(t.batch_size >= 1, f"train.batch_size must be >= 1, got {t.batch_size}")
-        _check(t.lr > 0 and math.isfinite(t.lr), f"train.lr must be > 0, got {t.lr}")
-        _check(all(0 <= b < 1 for b in t.betas), f"train.betas must be in [0, 1), got {t.betas}")
-        _check(t.seed >= 0, f"train.seed must be >= 0, got {t.seed}")
-        _check(_is_device(t.device), f"unknown train.device {t.device!r} (auto, cpu, cuda, cuda:N)")
-        _check(t.threads >= 0, f"train.threads must be >= 0 (0 = auto), got {t.threads}")
-        _check(t.log_every >= 1, f"train.log_every must be >= 1, got {t.log_every}")
-        _check(
-            t.checkpoint_every >= 1,
-            f"train.checkpoint_every must be >= 1, got {t.checkpoint_every}",
-        )
-        _check(
-            t.keep_checkpoints >= 1,
-            f"train.keep_checkpoints must be >= 1, got {t.keep_checkpoints}",
-        )
-        _check(t.eval_every >= 0, f"train.eval_every must be >= 0 (0 = off), got {t.eval_every}")
+        self.data.validate()
+        self.model.validate()
+        self.objective.validate("objective")
+        self.train.validate()
         return self
+
+    @classmethod
+    def from_stored(cls, d: Mapping[str, Any]) -> Config:
+        """:meth:`from_dict` of a run's ``config.json``, including those written before each
+        objective had its own config class (a flat objective section with every objective's
+        fields: the fields of other objectives, which training never read, are dropped).
+        """
+        objective = d.get("objective") if isinstance(d, Mapping) else None
+        if isinstance(objective, Mapping) and set(objective) >= LEGACY_OBJECTIVE_FIELDS:
+            own = objective_class(objective.get("name", "nonsyn")).Config
+            hints = typing.get_type_hints(own)
+            others = {key for other in OBJECTIVES.values()
+                      for key in typing.get_type_hints(other.Config)}
+            d = {**d, "objective": {k: v for k, v in objective.items()
+                                    if k in hints or k not in others}}
+        return cls.from_dict(d)
+
+
+def resumable_fields(config: Config) -> dict[str, set[str]]:
+    """Per section, the fields that may change when a run is resumed."""
+    return {
+        section.name: {f.name for f in dataclasses.fields(getattr(config, section.name))
+                       if f.metadata.get("resumable")}
+        for section in dataclasses.fields(config)
+    }
+
+
+def parse_assignment(text: str) -> tuple[str, str, Any]:
+    """``"section.field=value"`` -> ``(section, field, value)``; the value is read as TOML
+    (``2``, ``0.5``, ``true``, ``[0.9, 0.99]``, ``"text"``), or kept as text when it is not TOML.
+
+    Raises
+    ------
+    ConfigError
+        Without ``=`` or a ``section.field`` key.
+    """
+    key, equals, raw = text.partition("=")
+    section, dot, name = key.strip().partition(".")
+    if not (equals and dot and section and name):
+        raise ConfigError(f"--set takes section.field=value, got {text!r}")
+    try:
+        value = tomllib.loads(f"value = {raw.strip()}")["value"]
+    except tomllib.TOMLDecodeError:
+        value = raw.strip()
+    return section, name, value
 
 
 def load_config(path: str | Path) -> Config:
@@ -245,7 +267,12 @@ def save_config(config: Config, path: str | Path) -> None:
     Path(path).write_text(tomli_w.dumps(d), encoding="utf-8")
 
 
-def _section_type(cls: type, name: str) -> type:
+def _section_type(cls: type, name: str, values: Any) -> type:
+    if name == "objective":
+        chosen = values.get("name", "nonsyn") if isinstance(values, Mapping) else "nonsyn"
+        if not isinstance(chosen, str):
+            raise ConfigError(f"objective.name must be of type str, got {chosen!r}")
+        return objective_class(chosen).Config
     return typing.get_type_hints(cls)[name]
 
 
@@ -255,10 +282,24 @@ def _section_from_dict(section_type: type, values: Any, section: str) -> Any:
     hints = typing.get_type_hints(section_type)
     for key in values:
         if key not in hints:
+            if section == "objective":
+                _other_objectives_key(section_type, key, values[key])
             raise ConfigError(f"unknown config key {section}.{key} (known: {', '.join(hints)})")
     return section_type(
         **{key: _coerce(values[key], hints[key], f"{section}.{key}") for key in values}
     )
+
+
+def _other_objectives_key(section_type: type, key: str, value: Any) -> None:
+    """Name the objectives that have ``key`` when the chosen one has not."""
+    owners = [name for name, objective in OBJECTIVES.items()
+              if key in typing.get_type_hints(objective.Config)]
+    if owners:
+        known = ", ".join(typing.get_type_hints(section_type))
+        raise ConfigError(
+            f"objective.{key} {value!r} needs objective.name "
+            f"{' or '.join(map(repr, owners))} (objective {section_type().name!r} takes: {known})"
+        )
 
 
 def _coerce(value: Any, hint: Any, key: str) -> Any:
@@ -282,17 +323,3 @@ def _coerce(value: Any, hint: Any, key: str) -> Any:
     if base in (str, bool) and isinstance(value, base):
         return value
     raise ConfigError(f"{key} must be of type {base.__name__}, got {value!r}")
-
-
-def _check(ok: bool, message: str) -> None:
-    if not ok:
-        raise ConfigError(message)
-
-
-def _choice(key: str, value: str, choices: tuple[str, ...]) -> None:
-    _check(value in choices, f"unknown {key} {value!r} (choose from: {', '.join(choices)})")
-
-
-def _is_device(device: str) -> bool:
-    head, _, index = device.partition(":")
-    return device in ("auto", "cpu", "cuda") or (head == "cuda" and index.isdigit())

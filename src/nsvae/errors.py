@@ -54,3 +54,8 @@ class DataWarning(UserWarning):
 
     The CLI prints it as one line; in Python it is an ordinary warning.
     """
+
+
+def one_line(error: BaseException | str) -> str:
+    """The message of ``error`` on one line (its type name when it has none)."""
+    return " ".join(str(error).split()) or type(error).__name__

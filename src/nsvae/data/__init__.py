@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
+from nsvae.checks import check
 from nsvae.data import cars3d, mpi3d, norb, shapes3d
 from nsvae.data.dsprites import OFFICIAL_FILE as DSPRITES_FILE
 from nsvae.data.dsprites import DSprites, official_path
@@ -104,8 +105,7 @@ def get_dataset(name: str, **kwargs) -> GroundTruthData:
     DataError
         The data cannot be read or rendered.
     """
-    if name not in DATASETS:
-        raise ConfigError(f"unknown dataset {name!r}; choose from {sorted(DATASETS)}")
+    check_dataset_name(name)
     unknown = sorted(set(kwargs) - {"path", "data_root"})
     if unknown:
         raise ConfigError(f"unknown dataset options {unknown} for {name!r}")
@@ -137,6 +137,23 @@ def fetch_dataset(name: str, data_root=None) -> list[Path]:
     return paths
 
 
+def check_dataset_name(name: str) -> None:
+    """The rule for ``data.name``: a key of :data:`DATASETS`.
+
+    Raises
+    ------
+    ConfigError
+        ``unknown dataset 'x' (data.name); choose from [...]``.
+    """
+    check(name in DATASETS, f"unknown dataset {name!r} (data.name); choose from {sorted(DATASETS)}")
+
+
+def build_data(data_config) -> GroundTruthData:
+    """The dataset of a :class:`nsvae.config.DataConfig` (``name``, ``path``, ``data_root``)."""
+    options = {"path": data_config.path, "data_root": data_config.data_root}
+    return get_dataset(data_config.name, **{k: v for k, v in options.items() if v is not None})
+
+
 __all__ = [
     "DATASETS",
     "OFFICIAL_FILES",
@@ -147,6 +164,8 @@ __all__ = [
     "GroundTruthData",
     "ImageCollection",
     "ProceduralDSprites",
+    "build_data",
+    "check_dataset_name",
     "fetch_dataset",
     "get_dataset",
     "load_array_dataset",

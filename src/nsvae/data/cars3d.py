@@ -23,8 +23,7 @@ import numpy as np
 from nsvae.data.files import OfficialFile, converted_images
 from nsvae.data.ground_truth import ArrayGroundTruthData
 from nsvae.data.images import resize
-from nsvae.data.npz import one_line
-from nsvae.errors import DataError
+from nsvae.errors import DataError, one_line
 
 FACTOR_NAMES = ("elevation", "azimuth", "object_type")
 NUM_CARS = 183

@@ -29,14 +29,16 @@ from numpy.lib.stride_tricks import as_strided
 
 from nsvae.data.files import (
     OfficialFile,
+    cached_array,
     check_checksum,
     data_root,
     expected_checksums,
     fetch,
 )
 from nsvae.data.ground_truth import FactorSpace, GroundTruthData
-from nsvae.data.npz import one_line, read_npz, write_npz
-from nsvae.errors import DataError
+from nsvae.data.npz import read_npz, write_npz
+from nsvae.errors import DataError, one_line
+from nsvae.files import atomic_path
 
 # ------------------------------------------------------------------------------ official layout
 
@@ -357,8 +359,8 @@ def cached_images(root: str | os.PathLike | None = None) -> tuple[np.ndarray, bo
 
     The cache is a plain ``.npy`` file (2.8 GB) opened as a copy-on-write memory map: it opens in
     milliseconds with no decoding, pages come in on first use, and processes on one machine share
-    them through the page cache. It is written to a temporary file and renamed, so a cache file is
-    always complete.
+    them through the page cache. It is made by :func:`nsvae.data.files.cached_array`, so a cache
+    file is always complete.
 
     Returns
     -------
@@ -366,32 +368,13 @@ def cached_images(root: str | os.PathLike | None = None) -> tuple[np.ndarray, bo
     reused : bool
         False if the grid was rendered by this call.
     """
-    path = cache_path(root)
-    reused = path.is_file()
-    if not reused:
-        _render_to(path)
-    try:
-        images = np.load(path, mmap_mode="c", allow_pickle=False)
-    except (ValueError, OSError) as error:
-        raise DataError(f"corrupt dSprites cache {path} ({one_line(error)}); delete it") from None
-    if images.dtype != np.uint8 or images.shape != (NUM_IMAGES, IMAGE_SIZE, IMAGE_SIZE):
-        raise DataError(f"corrupt dSprites cache {path} ({images.dtype} {images.shape}); delete it")
+    shape = (NUM_IMAGES, IMAGE_SIZE, IMAGE_SIZE)
+    images, reused = cached_array(cache_path(root), np.uint8, shape,
+                                  lambda out: len(render_all(out=out)), "dSprites cache")
+    if images.shape != shape:
+        raise DataError(f"corrupt dSprites cache {cache_path(root)} ({list(images.shape)}); "
+                        "delete it")
     return images, reused
-
-
-def _render_to(path: Path) -> None:
-    temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        shape = (NUM_IMAGES, IMAGE_SIZE, IMAGE_SIZE)
-        images = np.lib.format.open_memmap(temporary, mode="w+", dtype=np.uint8, shape=shape)
-        render_all(out=images)
-        images.flush()
-        del images
-        os.replace(temporary, path)
-    except OSError as error:
-        temporary.unlink(missing_ok=True)
-        raise DataError(f"cannot write the dSprites cache {path}: {one_line(error)}") from None
 
 
 # ------------------------------------------------------------------------------------- dataset
@@ -597,11 +580,8 @@ def save_contact_sheet(path: str | os.PathLike, images_of) -> Path:
 
     path = Path(path)
     sheet = contact_sheet(images_of)
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        image = Image.fromarray(sheet)
-        image.resize((sheet.shape[1] * 2, sheet.shape[0] * 2), Image.NEAREST).save(path)
-    except OSError as error:
-        raise DataError(f"cannot write {path}: {one_line(error)}") from None
+    image = Image.fromarray(sheet).resize((sheet.shape[1] * 2, sheet.shape[0] * 2), Image.NEAREST)
+    with atomic_path(path, DataError) as temporary:
+        image.save(temporary, format="PNG")
     return path
 

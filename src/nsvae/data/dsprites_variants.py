@@ -25,8 +25,7 @@ from PIL import Image
 from nsvae.data.files import OfficialFile
 from nsvae.data.ground_truth import GroundTruthData
 from nsvae.data.images import UNDECODABLE
-from nsvae.data.npz import one_line
-from nsvae.errors import DataError
+from nsvae.errors import DataError, one_line
 
 PATCH = 64
 SCREAM = OfficialFile("scream", "scream.jpg",

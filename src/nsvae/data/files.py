@@ -6,9 +6,10 @@ network its one-line error names the URL, the expected checksum and the path to 
 
 Decoded or converted data is cached once as a plain ``.npy`` file under the data root and opened
 as a copy-on-write memory map (:func:`cached_array`): it opens in milliseconds, pages come in on
-first use, and data larger than memory trains from disk. Caches are written to a temporary file
-and renamed, so a cache file is always complete; their names carry a key of the source files'
-names, sizes and modification times (:func:`source_key`), so a changed source is converted again.
+first use, and data larger than memory trains from disk. Caches and downloads are written through
+:func:`nsvae.files.atomic_path` (a temporary file renamed into place), so a file is always
+complete. Cache names carry a key of the source files' names, sizes and modification times
+(:func:`source_key`), so a changed source is converted again.
 """
 
 from __future__ import annotations
@@ -24,8 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from nsvae.data.npz import one_line
-from nsvae.errors import DataError
+from nsvae.errors import DataError, one_line
+from nsvae.files import atomic_path
 
 CONVERTER_VERSION = 1  # part of every converted cache's key: bump when a conversion changes
 
@@ -120,7 +121,8 @@ def fetch(file: OfficialFile, root: str | os.PathLike | None = None,
           timeout: float = 60.0) -> Path:
     """Download ``file`` to :meth:`OfficialFile.path` and check its checksum.
 
-    A file already there is checked and reused; a download that fails the check is deleted.
+    A file already there is checked and reused. The download goes through
+    :func:`nsvae.files.atomic_path`, so a failed or rejected download leaves nothing behind.
 
     Raises
     ------
@@ -132,23 +134,16 @@ def fetch(file: OfficialFile, root: str | os.PathLike | None = None,
     if path.is_file():
         file.check(path)
         return path
-    partial = path.with_name(f"{path.name}.{os.getpid()}.part")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with urllib.request.urlopen(file.url, timeout=timeout) as response, \
-                open(partial, "wb") as out:
-            while chunk := response.read(1 << 22):
-                out.write(chunk)
-    except (OSError, http.client.HTTPException) as error:
-        partial.unlink(missing_ok=True)
-        raise DataError(f"cannot download {file.url} ({one_line(error)}); download it by hand "
-                        f"({file.expected()}) and put it at {path}") from None
-    try:
+    with atomic_path(path, DataError) as partial:
+        try:
+            with urllib.request.urlopen(file.url, timeout=timeout) as response, \
+                    open(partial, "wb") as out:
+                while chunk := response.read(1 << 22):
+                    out.write(chunk)
+        except (OSError, http.client.HTTPException) as error:
+            raise DataError(f"cannot download {file.url} ({one_line(error)}); download it by "
+                            f"hand ({file.expected()}) and put it at {path}") from None
         file.check(partial)
-    except DataError:
-        partial.unlink(missing_ok=True)
-        raise
-    os.replace(partial, path)
     return path
 
 
@@ -165,71 +160,73 @@ def source_key(paths: Sequence[Path], **settings) -> str:
     return hashlib.sha1(text).hexdigest()[:16]
 
 
-def open_cache(path: Path, dtype, shape: Sequence[int] | None = None) -> np.ndarray:
+def open_cache(path: Path, dtype, shape: Sequence[int] | None = None,
+               what: str = "cache") -> np.ndarray:
     """A cached ``.npy`` as a copy-on-write memory map, checked for dtype (and shape).
 
     Raises
     ------
     DataError
-        The cache is unreadable or of another dtype or shape (delete it to convert again).
+        ``corrupt <what> <path> (...); delete it``: the cache is unreadable or of another dtype
+        or shape (deleting it makes it again).
     """
     try:
         array = np.load(path, mmap_mode="c", allow_pickle=False)
     except (ValueError, OSError) as error:
-        raise DataError(f"corrupt cache {path} ({one_line(error)}); delete it") from None
+        raise DataError(f"corrupt {what} {path} ({one_line(error)}); delete it") from None
     if array.dtype != dtype or (shape is not None and array.shape != tuple(shape)):
-        raise DataError(f"corrupt cache {path} ({array.dtype} {list(array.shape)}); delete it")
+        raise DataError(f"corrupt {what} {path} ({array.dtype} {list(array.shape)}); delete it")
     return array
 
 
 def cached_array(path: Path, dtype, shape: Sequence[int],
-                 fill: Callable[[np.ndarray], int | None]) -> tuple[np.ndarray, bool]:
+                 fill: Callable[[np.ndarray], int | None],
+                 what: str = "cache") -> tuple[np.ndarray, bool]:
     """The cache ``path`` as a memory map, made first by ``fill(out)`` if it is not there.
 
     ``fill`` writes the rows of ``out``, a writable memory map of ``shape`` and ``dtype``, and
-    returns how many leading rows it kept (None: all). It may raise; then nothing is left behind.
+    returns how many leading rows it kept (None: all). It may raise; then nothing is left behind
+    (the cache is written through :func:`nsvae.files.atomic_path`).
+
+    Parameters
+    ----------
+    what : str
+        What the cache holds, for messages (``"dSprites cache"``).
 
     Returns
     -------
     array : memory-mapped ndarray
     reused : bool
         False if this call made the cache.
+
+    Raises
+    ------
+    DataError
+        The cache cannot be written, or is corrupt (see :func:`open_cache`).
     """
     reused = path.is_file()
     if not reused:
-        temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-        try:
-            path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_path(path, DataError, f"the {what} {path}") as temporary:
             out = np.lib.format.open_memmap(temporary, mode="w+", dtype=dtype, shape=tuple(shape))
             kept = fill(out)
+            out.flush()
             if kept is not None and kept < len(out):
-                _write_rows(path, out[:kept])
-            else:
-                out.flush()
-                os.replace(temporary, path)
+                _write_rows(temporary, out[:kept])
             del out
-        except OSError as error:
-            raise DataError(f"cannot write the cache {path}: {one_line(error)}") from None
-        finally:
-            temporary.unlink(missing_ok=True)
-    array = open_cache(path, dtype)
+    array = open_cache(path, dtype, what=what)
     if array.shape[1:] != tuple(shape)[1:]:
-        raise DataError(f"corrupt cache {path} ({array.dtype} {list(array.shape)}); delete it")
+        raise DataError(f"corrupt {what} {path} ({array.dtype} {list(array.shape)}); delete it")
     return array, reused
 
 
 def _write_rows(path: Path, rows: np.ndarray, chunk: int = 4096) -> None:
-    """Write ``rows`` as the ``.npy`` file ``path`` atomically, ``chunk`` rows at a time."""
-    temporary = path.with_name(f"{path.name}.{os.getpid()}.rows.tmp")
-    try:
+    """Replace the ``.npy`` file ``path`` with ``rows`` atomically, ``chunk`` rows at a time."""
+    with atomic_path(path, DataError) as temporary:
         out = np.lib.format.open_memmap(temporary, mode="w+", dtype=rows.dtype, shape=rows.shape)
         for start in range(0, len(rows), chunk):
             out[start:start + chunk] = rows[start:start + chunk]
         out.flush()
         del out
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
 
 
 def converted_images(dataset: str, sources: Sequence[Path], shape: Sequence[int],

@@ -31,8 +31,8 @@ from tqdm.auto import tqdm
 from nsvae.data.files import OfficialFile, cached_array, source_key
 from nsvae.data.files import data_root as data_folder
 from nsvae.data.ground_truth import FactorSpace, GroundTruthData
-from nsvae.data.npz import one_line
-from nsvae.errors import DataError, DataWarning
+from nsvae.errors import DataError, DataWarning, one_line
+from nsvae.files import write_json
 
 IMAGE_SIZE = 64
 PREPROCESSING = {"version": 1, "crop": "centre square", "size": IMAGE_SIZE, "resample": "lanczos"}
@@ -217,7 +217,7 @@ def load_images(source: str | os.PathLike, data_root=None,
     if reused:
         record = _read_index(index_path)
     else:
-        _write_index(index_path, record)
+        write_json(index_path, record, DataError)
     if record["skipped"]:
         warnings.warn(f"{source}: skipped {len(record['skipped'])} of "
                       f"{len(record['skipped']) + len(images)} files that are not readable "
@@ -250,12 +250,6 @@ def load_celeba(path: str | os.PathLike | None = None, data_root=None,
 def _first(skipped) -> str:
     shown = [f"{name} ({reason})" for name, reason in skipped[:SHOWN_NAMES]]
     return ", ".join(shown) + (", ..." if len(skipped) > SHOWN_NAMES else "")
-
-
-def _write_index(path: Path, record: dict) -> None:
-    temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    temporary.write_text(json.dumps(record), encoding="utf-8")
-    os.replace(temporary, path)
 
 
 def _read_index(path: Path) -> dict:

@@ -24,8 +24,7 @@ import numpy as np
 
 from nsvae.data.files import OfficialFile, converted_images, copy_channels_first
 from nsvae.data.ground_truth import ArrayGroundTruthData
-from nsvae.data.npz import one_line
-from nsvae.errors import DataError
+from nsvae.errors import DataError, one_line
 
 FACTOR_NAMES = ("object_color", "object_shape", "object_size", "camera_height",
                 "background_color", "first_dof", "second_dof")

@@ -27,8 +27,7 @@ from nsvae.data.files import OfficialFile, converted_images
 from nsvae.data.files import data_root as data_folder
 from nsvae.data.ground_truth import FactorSpace, GroundTruthData
 from nsvae.data.images import resize
-from nsvae.data.npz import one_line
-from nsvae.errors import DataError
+from nsvae.errors import DataError, one_line
 
 FACTOR_NAMES = ("category", "elevation", "azimuth", "lighting")
 #: the full grid: category, instance, elevation, azimuth, lighting

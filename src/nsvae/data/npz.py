@@ -22,16 +22,12 @@ from pathlib import Path
 import numpy as np
 
 from nsvae.data.ground_truth import ArrayGroundTruthData
-from nsvae.errors import DataError
+from nsvae.errors import DataError, one_line
+from nsvae.files import atomic_path
 
 UNREADABLE = (zipfile.BadZipFile, zlib.error, ValueError, EOFError, OSError)
 ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a zip's first entry, or an empty zip
 IMAGE_SIZE = 64
-
-
-def one_line(error: BaseException) -> str:
-    """The message of ``error`` on one line (its type name when it has none)."""
-    return " ".join(str(error).split()) or type(error).__name__
 
 
 def read_npz(path: Path, required: Sequence[str], optional: Sequence[str] = ()) -> dict:
@@ -70,16 +66,9 @@ def write_npz(path: str | os.PathLike, arrays: dict, compress: bool = True) -> P
         The file cannot be written.
     """
     path = Path(path)
-    temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp")
     save = np.savez_compressed if compress else np.savez
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with open(temporary, "wb") as file:
-            save(file, **arrays)
-        os.replace(temporary, path)
-    except OSError as error:
-        temporary.unlink(missing_ok=True)
-        raise DataError(f"cannot write {path}: {one_line(error)}") from None
+    with atomic_path(path, DataError) as temporary, open(temporary, "wb") as file:
+        save(file, **arrays)
     return path
 
 

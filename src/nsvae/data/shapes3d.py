@@ -17,8 +17,7 @@ import numpy as np
 
 from nsvae.data.files import OfficialFile, converted_images, copy_channels_first
 from nsvae.data.ground_truth import ArrayGroundTruthData, FactorSpace, classes_of_values
-from nsvae.data.npz import one_line
-from nsvae.errors import DataError
+from nsvae.errors import DataError, one_line
 
 FACTOR_NAMES = ("floor_hue", "wall_hue", "object_hue", "scale", "shape", "orientation")
 FACTOR_SIZES = (10, 10, 10, 8, 4, 15)

@@ -1,9 +1,15 @@
-"""Disentanglement metrics with google-research/disentanglement_lib's definitions and defaults.
+"""Disentanglement and synergy metrics with google-research/disentanglement_lib's definitions.
 
-Every metric is ``name(data, representation, random_state, **params) -> dict``; ``METRICS`` maps
-names to them. Metrics that need only (factor, code) pairs also take given arrays:
-``CODE_METRICS[name](factors, codes, random_state, **params)``; both paths share one core function
-per metric. ``mig_chen`` takes an encoder returning ``(mu, logvar)`` in place of the representation.
+Every metric is ``name(data, first, random_state, **params) -> dict``; ``METRICS`` maps names to
+them. ``first`` is what the metric declares beside its definition
+(:func:`nsvae.metrics.utils.metric`, the function's ``input_kind``): a representation function
+(observations -> codes) for most, an encoder (observations -> ``(mu, logvar)``) for
+``mig_chen`` and ``latent_synergy``. Each also declares its ``--fast`` parameters
+(``fast_params``) and whether it reads the ground-truth factors (``needs_factors``); those
+that do not also score data without any, such as an image collection. Metrics that need only
+(factor, code) pairs also take given arrays:
+``CODE_METRICS[name](factors, codes, random_state, **params)``; both paths share one core
+function per metric. Adding a metric is one module plus one line here.
 """
 
 from __future__ import annotations
@@ -14,6 +20,7 @@ from nsvae.metrics.factor_vae import factor_vae
 from nsvae.metrics.mig import mig, mig_chen, mig_codes
 from nsvae.metrics.modularity import modularity_explicitness, modularity_explicitness_codes
 from nsvae.metrics.sap import sap, sap_codes
+from nsvae.metrics.synergy import factor_synergy, latent_synergy
 from nsvae.metrics.unsupervised import unsupervised, unsupervised_codes
 
 METRICS = {
@@ -25,6 +32,8 @@ METRICS = {
     "sap": sap,
     "modularity_explicitness": modularity_explicitness,
     "unsupervised": unsupervised,
+    "latent_synergy": latent_synergy,
+    "factor_synergy": factor_synergy,
 }
 
 CODE_METRICS = {

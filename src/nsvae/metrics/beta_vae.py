@@ -8,9 +8,10 @@ import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 
-from nsvae.metrics.utils import require_count, sample_and_represent
+from nsvae.metrics.utils import metric, require_count, sample_and_represent
 
 
+@metric(fast={"num_train": 500, "num_eval": 250})
 def beta_vae(
     data,
     representation,

@@ -13,8 +13,8 @@ from sklearn.ensemble import GradientBoostingClassifier, RandomForestClassifier
 
 from nsvae.errors import MetricError
 from nsvae.metrics.utils import (
-    check_codes,
-    check_factors,
+    check_split,
+    metric,
     require_factor_sizes,
     require_latents,
     require_variation,
@@ -25,6 +25,7 @@ from nsvae.metrics.utils import (
 ESTIMATORS = ("gbt", "forest")
 
 
+@metric(fast={"num_train": 1_000, "num_test": 500})
 def dci(
     data,
     representation,
@@ -134,10 +135,7 @@ def compute_dci(train, test, random_state, estimator: str = "gbt", n_jobs: int =
         raise MetricError(
             f"unknown dci estimator {estimator!r} (choose from: {', '.join(ESTIMATORS)})"
         )
-    codes_train = check_codes(train[1], name="train codes")
-    factors_train = check_factors(train[0], codes_train)
-    codes_test = check_codes(test[1], name="test codes")
-    factors_test = check_factors(test[0], codes_test)
+    factors_train, codes_train, factors_test, codes_test = check_split(train, test)
     if (
         codes_test.shape[1] != codes_train.shape[1]
         or factors_test.shape[1] != factors_train.shape[1]

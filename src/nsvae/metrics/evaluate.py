@@ -1,4 +1,4 @@
-"""Run a suite of metrics on a trained model or on given codes, with provenance (``eval.json``).
+"""Run a suite of metrics on a run, a model or given codes, with provenance (``eval.json``).
 
 Each metric gets its own ``numpy.random.RandomState(seed)``, as disentanglement_lib evaluates
 every metric in a separate run with ``evaluation.random_seed``.
@@ -10,6 +10,7 @@ import functools
 import inspect
 import json
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -17,36 +18,16 @@ import numpy as np
 import nsvae
 from nsvae.data.npz import read_npz
 from nsvae.errors import DataError, MetricError
+from nsvae.files import to_json, write_json
 from nsvae.metrics import CODE_METRICS, METRICS
-from nsvae.train.logs import to_json
+from nsvae.models import encode_observations, representation_function
+from nsvae.rundir import Run, load_run
 
-# Smaller sample counts of ``fast=True`` (``nsvae evaluate --fast``, ``nsvae train --eval-every``).
-FAST_PARAMS = {
-    "beta_vae": {"num_train": 500, "num_eval": 250},
-    "factor_vae": {"num_train": 500, "num_eval": 250, "num_variance_estimate": 1_000},
-    "mig": {"num_train": 3_000},
-    "mig_chen": {"num_points": 2_000, "num_samples": 2_000},
-    "dci": {"num_train": 1_000, "num_test": 500},
-    "sap": {"num_train": 2_000, "num_test": 1_000},
-    "modularity_explicitness": {"num_train": 2_000, "num_test": 1_000},
-    "unsupervised": {"num_train": 3_000},
-    "latent_synergy": {"fast": True},
-    "factor_synergy": {"fast": True},
-}
-SYNERGY_METRICS = ("latent_synergy", "factor_synergy")
 REPRESENTATIONS = ("mean", "sampled")
-FACTOR_FREE = ("unsupervised", "latent_synergy")  # what data without ground truth can be scored by
 
 
-def available_metrics() -> dict:
-    """The default suite: :data:`METRICS` and the synergy measures."""
-    from nsvae.synergy import measures
-
-    return METRICS | {name: getattr(measures, name) for name in SYNERGY_METRICS}
-
-
-def evaluate(
-    run_or_model,
+def evaluate_run(
+    run: str | Path | Run,
     data=None,
     metrics=None,
     representation: str = "mean",
@@ -54,74 +35,100 @@ def evaluate(
     fast: bool = False,
     params: dict | None = None,
 ) -> dict:
-    """Evaluate a run or a model on its ground-truth data; for a run, also write ``eval.json``.
+    """Evaluate a run at its last checkpoint and write ``eval.json`` into its directory.
 
     Parameters
     ----------
-    run_or_model : str, Path, nsvae.train.Run or nsvae.models.VAE
-        A run directory (its last checkpoint and the dataset of its config), a loaded run, or a
-        model (then ``data`` is required).
+    run : str, Path or Run
+        A run directory or a loaded run.
     data : GroundTruthData, optional
-        Dataset to evaluate on (default: the run's).
+        Dataset to evaluate on (default: the run's, rebuilt from its config).
+    metrics, representation, seed, fast
+        As :func:`evaluate_model`.
+    params : dict, optional
+        Per-metric parameter overrides, ``{name: {param: value}}``, applied last. The run's
+        objective supplies its own first
+        (:meth:`nsvae.objectives.ObjectiveConfig.evaluation_params`: a Non-Syn run's
+        ``latent_synergy`` chooses its subsets with the run's omega, policy and epsilon).
+
+    Returns
+    -------
+    dict
+        As :func:`evaluate_model`, with the run's ``step`` and ``config``.
+    """
+    run = load_run(run) if isinstance(run, str | Path) else run
+    params = merge_params(run.config.objective.evaluation_params(), params)
+    result = evaluate_model(run.model, run.data() if data is None else data, metrics,
+                            representation, seed, fast, params)
+    result.update(step=run.step, config=run.config.to_dict())
+    write_json(Path(run.path) / "eval.json", result)
+    return result
+
+
+def evaluate_model(
+    model,
+    data,
+    metrics=None,
+    representation: str = "mean",
+    seed: int = 0,
+    fast: bool = False,
+    params: dict | None = None,
+) -> dict:
+    """Evaluate a model on its ground-truth data (writes nothing).
+
+    Parameters
+    ----------
+    model : nsvae.models.VAE
+        Anything with ``encode(x) -> (mu, logvar)`` (run as it is: put it in eval mode).
+    data : GroundTruthData
+        Dataset to evaluate on.
     metrics : list of str or str, optional
-        Names (or one comma-separated string) from :func:`available_metrics`; default all, or
-        on data without ground-truth factors (an image collection) those of :data:`FACTOR_FREE`.
+        Names (or one comma-separated string) from :data:`nsvae.metrics.METRICS`; default all,
+        or on data without ground-truth factors (an image collection) all those declared
+        ``factors=False`` (:func:`nsvae.metrics.utils.metric`).
     representation : {"mean", "sampled"}
-        Posterior means (headline numbers) or one posterior sample per observation.
+        Posterior means (headline numbers) or one posterior sample per observation, for the
+        metrics whose input is a representation.
     seed : int
         Seed of every metric's random state.
     fast : bool
-        Use the smaller sample counts of :data:`FAST_PARAMS`.
+        Use the smaller sample counts each metric declares (``fast_params``).
     params : dict, optional
-        Per-metric parameter overrides, ``{name: {param: value}}``, applied last. For a Non-Syn
-        run, ``latent_synergy`` chooses its subsets with the run's omega, policy and epsilon.
+        Per-metric parameter overrides, ``{name: {param: value}}``, applied last.
 
     Returns
     -------
     dict
         ``metrics`` ({name: {key: value}}), ``params`` (every parameter each metric ran with),
-        ``seconds``, ``representation``, ``seed``, ``fast``, ``versions``, ``step`` and
-        ``config`` (None for a bare model).
+        ``seconds``, ``representation``, ``seed``, ``fast``, ``versions``, and ``step`` and
+        ``config`` (None: see :func:`evaluate_run`).
     """
-    from nsvae.models import encode_observations, representation_function
-
-    run, model = _open(run_or_model)
     if data is None:
-        if run is None:
-            raise MetricError("evaluating a model needs its ground-truth data")
-        data = run.data()
+        raise MetricError("evaluating a model needs its ground-truth data")
+    if not hasattr(model, "encode"):
+        kind = type(model).__name__
+        raise MetricError(f"cannot evaluate a {kind}: expected a model with encode()")
     if representation not in REPRESENTATIONS:
         raise MetricError(f"unknown representation {representation!r} (choose from: mean, sampled)")
-    suite = available_metrics()
-    names = _names(metrics, suite)
+    inputs = {  # a fresh representation per metric: its sampling noise restarts too
+        "encoder": lambda: functools.partial(encode_observations, model),
+        "representation": lambda: representation_function(model, kind=representation, seed=seed),
+    }
+    names = _names(metrics, METRICS)
     if not data.has_factors:
         names = _factor_free(names, metrics is None)
-
-    def arguments(name):  # a fresh representation per metric: its sampling noise restarts too
-        if name == "mig_chen":
-            return data, functools.partial(encode_observations, model)
-        if name == "latent_synergy":
-            return model, data
-        return data, representation_function(model, kind=representation, seed=seed)
-
-    if run is not None and run.config.objective.name == "nonsyn":  # subsets as in training
-        objective = run.config.objective
-        selection = {"omega": objective.omega, "policy": objective.policy,
-                     "epsilon": objective.epsilon}
-        params = {**(params or {}),
-                  "latent_synergy": selection | (params or {}).get("latent_synergy", {})}
-    result = _run_suite(suite, names, arguments, seed, fast, params)
-    result.update(
-        representation=representation,
-        step=None if run is None else run.step,
-        config=None if run is None else run.config.to_dict(),
-    )
-    if run is not None:
-        from nsvae.train.checkpoint import atomic_write
-
-        text = json.dumps(result, indent=2, default=to_json) + "\n"
-        atomic_write(Path(run.path) / "eval.json", text.encode("utf-8"))
+    result = _run_suite(METRICS, names, lambda name: (data, inputs[METRICS[name].input_kind]()),
+                        seed, fast, params)
+    result.update(representation=representation, step=None, config=None)
     return result
+
+
+def merge_params(first: Mapping | None, then: Mapping | None) -> dict:
+    """Per-metric parameters of ``first`` updated, metric by metric, with those of ``then``."""
+    merged = {name: dict(values) for name, values in (first or {}).items()}
+    for name, values in (then or {}).items():
+        merged[name] = {**merged.get(name, {}), **values}
+    return merged
 
 
 def evaluate_codes(
@@ -181,28 +188,15 @@ def load_codes(path) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     return arrays["factors"], arrays["codes"], arrays.get("factor_sizes")
 
 
-def _open(run_or_model):
-    """(run or None, model) of a run directory, a Run, or a model."""
-    from nsvae.train import Run, load_run
-
-    if isinstance(run_or_model, str | Path):
-        run_or_model = load_run(run_or_model)
-    if isinstance(run_or_model, Run):
-        return run_or_model, run_or_model.model
-    if not hasattr(run_or_model, "encode"):
-        kind = type(run_or_model).__name__
-        raise MetricError(f"cannot evaluate a {kind}: expected a run directory, a Run or a model")
-    return None, run_or_model
-
-
 def _factor_free(names: list[str], default: bool) -> list[str]:
     """The metrics of ``names`` that need no ground-truth factors (all of the default suite's);
     a requested metric that needs them is a :class:`MetricError`."""
-    needing = [name for name in names if name not in FACTOR_FREE]
+    needing = [name for name in names if METRICS[name].needs_factors]
     if needing and not default:
+        free = [name for name, function in METRICS.items() if not function.needs_factors]
         raise MetricError(f"{', '.join(needing)} need ground-truth factors and this dataset has "
-                          f"none (metrics without factors: {', '.join(FACTOR_FREE)})")
-    return [name for name in names if name in FACTOR_FREE]
+                          f"none (metrics without factors: {', '.join(free)})")
+    return [name for name in names if name not in needing]
 
 
 def _names(metrics, suite: dict) -> list[str]:
@@ -222,7 +216,8 @@ def _run_suite(suite, names, arguments, seed, fast, overrides) -> dict:
     results, used, seconds = {}, {}, {}
     for name in names:
         function = suite[name]
-        params = {**(FAST_PARAMS.get(name, {}) if fast else {}), **overrides.get(name, {})}
+        params = {**(getattr(function, "fast_params", {}) if fast else {}),
+                  **overrides.get(name, {})}
         used[name] = _resolve(name, function, params)
         args = arguments(name)
         start = time.perf_counter()

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from nsvae.metrics.utils import represent, require_count, sample_and_represent
+from nsvae.metrics.utils import metric, represent, require_count, sample_and_represent
 
 
+@metric(fast={"num_train": 500, "num_eval": 250, "num_variance_estimate": 1_000})
 def factor_vae(
     data,
     representation,

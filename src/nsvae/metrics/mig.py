@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from nsvae.gaussian import mixture_entropy
 from nsvae.metrics.utils import (
     NUM_BINS,
     check_pairs,
@@ -12,6 +13,7 @@ from nsvae.metrics.utils import (
     discrete_mutual_info,
     encode_factors,
     histogram_discretize,
+    metric,
     require_count,
     require_factor_sizes,
     require_latents,
@@ -20,6 +22,7 @@ from nsvae.metrics.utils import (
 )
 
 
+@metric(fast={"num_train": 3_000})
 def mig(
     data,
     representation,
@@ -97,6 +100,7 @@ def compute_mig(factors, codes, num_bins: int = NUM_BINS) -> dict:
     return {"discrete_mig": float(np.mean((top[0] - top[1]) / discrete_entropy(factors)))}
 
 
+@metric(fast={"num_points": 2_000, "num_samples": 2_000}, input="encoder")
 def mig_chen(
     data,
     encoder,
@@ -179,17 +183,7 @@ def _mixture_entropy(z, mu, logvar, num_samples, random_state) -> np.ndarray:
     """Per-latent entropy [d] of the mixture ``1/N sum_n N(mu_n, exp(logvar_n))`` by Monte Carlo.
 
     Uses ``min(num_samples, N)`` of the samples ``z`` (one per mixture component, drawn without
-    replacement): ``H_j = mean_s [log N - logsumexp_n log N(z_sj; mu_nj, var_nj)]``.
+    replacement): ``H_j = -mean_s log q(z_sj)`` (:func:`nsvae.gaussian.mixture_entropy`).
     """
-    n = len(z)
-    samples = torch.as_tensor(z[random_state.permutation(n)[: min(num_samples, n)]])
-    mu, logvar = torch.as_tensor(mu), torch.as_tensor(logvar)
-    inv_var = torch.exp(-logvar)
-    const = -0.5 * (np.log(2 * np.pi) + logvar)
-    total = torch.zeros(mu.shape[1], dtype=torch.float64)
-    chunk = max(1, 4_000_000 // mu.numel())  # about 32 MB of log-densities at a time
-    for start in range(0, len(samples), chunk):
-        s = samples[start : start + chunk, None, :]
-        log_density = const - 0.5 * (s - mu) ** 2 * inv_var
-        total += (np.log(n) - torch.logsumexp(log_density, dim=1)).sum(0)
-    return (total / len(samples)).numpy()
+    samples = torch.as_tensor(z[random_state.permutation(len(z))[: min(num_samples, len(z))]])
+    return mixture_entropy(samples, torch.as_tensor(mu), torch.as_tensor(logvar)).numpy()

@@ -12,10 +12,10 @@ from sklearn.metrics import roc_auc_score
 from nsvae.errors import MetricError
 from nsvae.metrics.utils import (
     NUM_BINS,
-    check_codes,
-    check_factors,
+    check_split,
     discrete_mutual_info,
     histogram_discretize,
+    metric,
     require_factor_sizes,
     require_variation,
     sample_train_test,
@@ -23,6 +23,7 @@ from nsvae.metrics.utils import (
 )
 
 
+@metric(fast={"num_train": 2_000, "num_test": 1_000})
 def modularity_explicitness(
     data,
     representation,
@@ -99,10 +100,7 @@ def compute_modularity_explicitness(train, test, num_bins: int = NUM_BINS) -> di
     dict
         ``modularity_score``, ``explicitness_score_train``, ``explicitness_score_test``.
     """
-    codes = check_codes(train[1], name="train codes")
-    factors = check_factors(train[0], codes)
-    codes_test = check_codes(test[1], name="test codes")
-    factors_test = check_factors(test[0], codes_test)
+    factors, codes, factors_test, codes_test = check_split(train, test)
     if factors.shape[1] < 2:
         raise MetricError("modularity_explicitness needs at least two factors")
     require_variation(factors, "modularity_explicitness")

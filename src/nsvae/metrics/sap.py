@@ -9,8 +9,8 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.svm import LinearSVC
 
 from nsvae.metrics.utils import (
-    check_codes,
-    check_factors,
+    check_split,
+    metric,
     require_factor_sizes,
     require_latents,
     require_variation,
@@ -19,6 +19,7 @@ from nsvae.metrics.utils import (
 )
 
 
+@metric(fast={"num_train": 2_000, "num_test": 1_000})
 def sap(
     data,
     representation,
@@ -91,10 +92,7 @@ def compute_sap(train, test, continuous_factors: bool = False) -> dict:
     dict
         ``SAP_score``.
     """
-    codes = check_codes(train[1], name="train codes")
-    factors = check_factors(train[0], codes)
-    codes_test = check_codes(test[1], name="test codes")
-    factors_test = check_factors(test[0], codes_test)
+    factors, codes, factors_test, codes_test = check_split(train, test)
     require_latents(codes, "sap")
     require_variation(factors, "sap")
     scores = np.zeros((codes.shape[1], factors.shape[1]))

@@ -10,11 +10,13 @@ from nsvae.metrics.utils import (
     check_codes,
     discrete_mutual_info,
     histogram_discretize,
+    metric,
     require_latents,
     sample_factor_codes,
 )
 
 
+@metric(fast={"num_train": 3_000}, factors=False)
 def unsupervised(
     data,
     representation,

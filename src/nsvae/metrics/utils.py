@@ -79,6 +79,9 @@ def require_latents(codes: np.ndarray, metric: str, minimum: int = 2) -> None:
         raise MetricError(f"{metric} needs at least {minimum} latents, got {codes.shape[1]}")
 
 
+INPUTS = ("representation", "encoder")
+
+
 def require_count(value: int, name: str, minimum: int = 1) -> None:
     """Raise :class:`MetricError` if a sample count is below ``minimum``."""
     if int(value) != value or value < minimum:
@@ -200,6 +203,40 @@ def check_pairs(factors, codes) -> tuple[np.ndarray, np.ndarray]:
     """Given (factors, codes) rows, validated (see :func:`check_codes`, :func:`check_factors`)."""
     codes = check_codes(codes)
     return check_factors(factors, codes), codes
+
+
+def check_split(train, test) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Validated ``(factors, codes, factors_test, codes_test)`` of train and test pairs."""
+    codes = check_codes(train[1], name="train codes")
+    codes_test = check_codes(test[1], name="test codes")
+    return check_factors(train[0], codes), codes, check_factors(test[0], codes_test), codes_test
+
+
+def metric(*, fast: dict | None = None, input: str = "representation", factors: bool = True):
+    """Declare a metric's inputs and its ``--fast`` parameters beside its definition.
+
+    Parameters
+    ----------
+    fast : dict, optional
+        Smaller sample counts for ``nsvae evaluate --fast`` and evaluation during training.
+    input : {"representation", "encoder"}
+        The second argument the metric takes after ``data``: a representation function
+        (observations -> codes, disentanglement_lib's contract) or an encoder (observations ->
+        ``(mu, logvar)``), for metrics that need the posterior's variance.
+    factors : bool
+        Whether the metric reads the dataset's ground-truth factors; one that reads only its
+        observations (``factors=False``) also scores data without them (an image collection).
+    """
+    if input not in INPUTS:
+        raise ValueError(f"unknown metric input {input!r} (choose from: {', '.join(INPUTS)})")
+
+    def declare(function):
+        function.input_kind = input
+        function.needs_factors = factors
+        function.fast_params = dict(fast or {})
+        return function
+
+    return declare
 
 
 def split_codes(factors, codes, random_state, test_fraction: float = 1 / 3):

@@ -7,6 +7,7 @@ from collections.abc import Callable
 import numpy as np
 import torch
 
+from nsvae.checks import at_least, choice
 from nsvae.errors import ConfigError, DataError
 from nsvae.models.conv64 import ARCHS, VAE
 from nsvae.models.likelihoods import LIKELIHOODS, reconstruction_loss
@@ -16,6 +17,8 @@ __all__ = [
     "LIKELIHOODS",
     "VAE",
     "build_model",
+    "check_model",
+    "decode_codes",
     "encode_observations",
     "model_device",
     "reconstruction_loss",
@@ -24,15 +27,28 @@ __all__ = [
 ]
 
 
+BATCH_SIZE = 256  # observations (or codes) a model sees at a time outside training
+
+
 def resolve_likelihood(likelihood: str, num_channels: int) -> str:
     """``"auto"`` -> Bernoulli for one channel (binary images), Gaussian otherwise."""
+    choice("model.likelihood", likelihood, ("auto", *LIKELIHOODS))
     if likelihood == "auto":
         return "bernoulli" if num_channels == 1 else "gaussian"
-    if likelihood not in LIKELIHOODS:
-        raise ConfigError(
-            f"unknown model.likelihood {likelihood!r} (choose from: auto, bernoulli, gaussian)"
-        )
     return likelihood
+
+
+def check_model(arch: str, z_dim: int, likelihood: str) -> None:
+    """The rules for ``model.arch``, ``model.z_dim`` and ``model.likelihood``.
+
+    Raises
+    ------
+    ConfigError
+        One line naming the first invalid value.
+    """
+    choice("model.arch", arch, ARCHS)
+    at_least(1)("model.z_dim", z_dim)
+    choice("model.likelihood", likelihood, ("auto", *LIKELIHOODS))
 
 
 def build_model(model_config, num_channels: int = 1) -> VAE:
@@ -45,12 +61,7 @@ def build_model(model_config, num_channels: int = 1) -> VAE:
     num_channels : int
         Channels of the observations (``data.observation_shape[0]``).
     """
-    if model_config.arch not in ARCHS:
-        raise ConfigError(
-            f"unknown model.arch {model_config.arch!r} (choose from: {', '.join(ARCHS)})"
-        )
-    if model_config.z_dim < 1:
-        raise ConfigError(f"model.z_dim must be >= 1, got {model_config.z_dim}")
+    check_model(model_config.arch, model_config.z_dim, model_config.likelihood)
     if num_channels < 1:
         raise ConfigError(f"num_channels must be >= 1, got {num_channels}")
     likelihood = resolve_likelihood(model_config.likelihood, num_channels)
@@ -65,23 +76,38 @@ def model_device(model) -> torch.device:
 
 
 @torch.no_grad()
+def _batched(function, inputs: np.ndarray, batch_size: int, device) -> list:
+    """``function`` of float32 tensors of at most ``batch_size`` rows of ``inputs``."""
+    inputs = np.asarray(inputs, dtype=np.float32)
+    return [function(torch.from_numpy(inputs[i : i + batch_size]).to(device))
+            for i in range(0, len(inputs), batch_size)]
+
+
 def encode_observations(
-    model, observations: np.ndarray, batch_size: int = 256
+    model, observations: np.ndarray, batch_size: int = BATCH_SIZE
 ) -> tuple[np.ndarray, np.ndarray]:
     """Posterior means and log-variances ``([n, d], [n, d])`` float32 of observations [n, ...].
 
     The model (anything with ``encode(x) -> (mu, logvar)``) sees at most ``batch_size``
     observations at a time, on the device of its parameters, without gradient.
     """
-    observations = np.asarray(observations, dtype=np.float32)
-    device = model_device(model)
-    parts = [model.encode(torch.from_numpy(observations[i : i + batch_size]).to(device))
-             for i in range(0, len(observations), batch_size)]
+    parts = _batched(model.encode, observations, batch_size, model_device(model))
     return tuple(torch.cat(p).cpu().numpy() for p in zip(*parts, strict=True))
 
 
+def decode_codes(model, codes: np.ndarray, batch_size: int = BATCH_SIZE) -> np.ndarray:
+    """Mean images ``sigmoid(decode(z))`` float32 [n, C, H, W] of codes [n, d], in batches.
+
+    The model (anything with ``decode(z) -> logits``) sees at most ``batch_size`` codes at a
+    time, on the device of its parameters, without gradient.
+    """
+    parts = _batched(lambda z: torch.sigmoid(model.decode(z)), codes, batch_size,
+                     model_device(model))
+    return torch.cat(parts).cpu().numpy() if parts else np.zeros((0,), np.float32)
+
+
 def representation_function(
-    model: VAE, kind: str = "mean", batch_size: int = 256, seed: int = 0
+    model: VAE, kind: str = "mean", batch_size: int = BATCH_SIZE, seed: int = 0
 ) -> Callable[[np.ndarray], np.ndarray]:
     """A function mapping observations to codes, for metrics (disentanglement_lib's contract).
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from nsvae.errors import ConfigError
+from nsvae.checks import choice
 
 
 def bernoulli(x_logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -37,8 +37,5 @@ def reconstruction_loss(x_logits: torch.Tensor, x: torch.Tensor, likelihood: str
     likelihood : str
         Name of the likelihood.
     """
-    if likelihood not in LIKELIHOODS:
-        raise ConfigError(
-            f"unknown likelihood {likelihood!r} (choose from: {', '.join(LIKELIHOODS)})"
-        )
+    choice("likelihood", likelihood, LIKELIHOODS)
     return LIKELIHOODS[likelihood](x_logits, x)

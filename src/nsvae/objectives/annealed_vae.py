@@ -1,8 +1,11 @@
-"""The AnnealedVAE objective: KL pulled towards a growing capacity (Burgess et al., 2018)."""
+"""The AnnealedVAE objective: KL pressed towards a growing capacity (Burgess et al., 2018)."""
 
 from __future__ import annotations
 
-from nsvae.objectives.base import Objective
+from dataclasses import dataclass, field
+
+from nsvae.checks import at_least, non_negative
+from nsvae.objectives.base import Logged, Objective, ObjectiveConfig
 
 
 class AnnealedVAEObjective(Objective):
@@ -10,9 +13,19 @@ class AnnealedVAEObjective(Objective):
 
     Burgess et al., "Understanding disentangling in beta-VAE", NIPS 2017 workshop on Learning
     Disentangled Representations (arXiv:1804.03599). The capacity C grows linearly from 0 to
-    ``c_max`` nats over ``capacity_steps`` steps, as in disentanglement_lib. Reads
-    ``config.capacity_gamma`` (gamma), ``config.c_max`` and ``config.capacity_steps``.
+    ``c_max`` nats over ``capacity_steps`` steps, as in disentanglement_lib.
     """
+
+    @dataclass
+    class Config(ObjectiveConfig):
+        """``capacity_gamma`` (gamma), ``c_max`` (nats) and ``capacity_steps``."""
+
+        name: str = "annealed_vae"
+        capacity_gamma: float = field(default=1000.0, metadata={"check": non_negative})
+        c_max: float = field(default=25.0, metadata={"check": non_negative})
+        capacity_steps: int = field(default=100000, metadata={"check": at_least(1)})
+
+    logged = Objective.logged | {"capacity": Logged("capacity C")}
 
     def __init__(self, config, likelihood: str = "bernoulli"):
         super().__init__(config, likelihood)
@@ -20,7 +33,8 @@ class AnnealedVAEObjective(Objective):
         self.c_max = config.c_max
         self.capacity_steps = config.capacity_steps
 
-    def penalty(self, kl, k, outputs, step, selection_kl):
+    def penalty(self, kl_total, kl_per_sample_latent, outputs, step):
         """``gamma * |KL - C|``; logs the capacity C."""
         capacity = min(self.c_max, self.c_max * step / self.capacity_steps)
-        return self.gamma * (kl - capacity).abs(), {"capacity": kl.new_full((), capacity)}
+        return (self.gamma * (kl_total - capacity).abs(),
+                {"capacity": kl_total.new_full((), capacity)})

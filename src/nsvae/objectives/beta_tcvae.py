@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import math
+from dataclasses import dataclass, field
 
 import torch
 
-from nsvae.objectives.base import Objective
-
-
-def gaussian_log_density(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """Elementwise log N(z; mu, exp(logvar)) (broadcasting)."""
-    return -0.5 * (math.log(2 * math.pi) + logvar + (z - mu).square() * torch.exp(-logvar))
+from nsvae.checks import non_negative
+from nsvae.gaussian import log_density
+from nsvae.objectives.base import Logged, Objective, ObjectiveConfig
 
 
 def total_correlation(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
@@ -27,7 +24,7 @@ def total_correlation(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -
     z, mu, logvar : tensor [B, d]
         Samples of q(z|x) and its parameters, for the same batch.
     """
-    log_q = gaussian_log_density(z[:, None, :], mu[None, :, :], logvar[None, :, :])  # [B, B, d]
+    log_q = log_density(z[:, None, :], mu[None, :, :], logvar[None, :, :])  # [B, B, d]
     log_q_joint = torch.logsumexp(log_q.sum(2), dim=1)
     log_q_marginals = torch.logsumexp(log_q, dim=1).sum(1)
     return (log_q_joint - log_q_marginals).mean()
@@ -38,14 +35,23 @@ class BetaTCVAEObjective(Objective):
 
     Chen, Li, Grosse & Duvenaud, "Isolating sources of disentanglement in variational
     autoencoders", NeurIPS 2018, with the minibatch-weighted-sampling estimator as
-    disentanglement_lib computes it (:func:`total_correlation`). Reads ``config.beta``.
+    disentanglement_lib computes it (:func:`total_correlation`).
     """
+
+    @dataclass
+    class Config(ObjectiveConfig):
+        """``beta``: weight of the total correlation (1 is the VAE); not beta-VAE's KL weight."""
+
+        name: str = "beta_tcvae"
+        beta: float = field(default=1.0, metadata={"check": non_negative})
+
+    logged = Objective.logged | {"tc": Logged("total correlation (minibatch estimate)")}
 
     def __init__(self, config, likelihood: str = "bernoulli"):
         super().__init__(config, likelihood)
         self.beta = config.beta
 
-    def penalty(self, kl, k, outputs, step, selection_kl):
+    def penalty(self, kl_total, kl_per_sample_latent, outputs, step):
         """``KL + (beta - 1) * TC``; logs ``tc``."""
         tc = total_correlation(outputs["z"], outputs["mu"], outputs["logvar"])
-        return kl + (self.beta - 1) * tc, {"tc": tc.detach()}
+        return kl_total + (self.beta - 1) * tc, {"tc": tc.detach()}

@@ -2,20 +2,30 @@
 
 from __future__ import annotations
 
-from nsvae.objectives.base import Objective
+from dataclasses import dataclass, field
+
+from nsvae.checks import non_negative
+from nsvae.objectives.base import Objective, ObjectiveConfig
 
 
 class BetaVAEObjective(Objective):
     """``recon + beta * KL``: beta > 1 presses the posterior towards the factorised prior.
 
     Higgins et al., "beta-VAE: Learning basic visual concepts with a constrained variational
-    framework", ICLR 2017. Reads ``config.beta``.
+    framework", ICLR 2017.
     """
+
+    @dataclass
+    class Config(ObjectiveConfig):
+        """``beta``: weight of the KL (1 is the VAE)."""
+
+        name: str = "beta_vae"
+        beta: float = field(default=1.0, metadata={"check": non_negative})
 
     def __init__(self, config, likelihood: str = "bernoulli"):
         super().__init__(config, likelihood)
         self.beta = config.beta
 
-    def penalty(self, kl, k, outputs, step, selection_kl):
+    def penalty(self, kl_total, kl_per_sample_latent, outputs, step):
         """``beta * KL``."""
-        return self.beta * kl, {}
+        return self.beta * kl_total, {}

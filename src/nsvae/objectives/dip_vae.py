@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import torch
 
-from nsvae.objectives.base import Objective
+from nsvae.checks import choice, non_negative
+from nsvae.objectives.base import Logged, Objective, ObjectiveConfig
 
 DIP_TYPES = ("i", "ii")
+
+
+def _dip_type(key: str, value: str) -> None:
+    choice(key, value, DIP_TYPES)
 
 
 def dip_covariance(mu: torch.Tensor, logvar: torch.Tensor, dip_type: str) -> torch.Tensor:
@@ -31,16 +38,27 @@ class DIPVAEObjective(Objective):
     (disentanglement_lib's parameterisation: factor 10 for DIP-VAE-I, 1 for DIP-VAE-II).
     """
 
+    @dataclass
+    class Config(ObjectiveConfig):
+        """``lambda_od``, ``lambda_d_factor`` and ``dip_type`` ("i" or "ii")."""
+
+        name: str = "dip_vae"
+        lambda_od: float = field(default=10.0, metadata={"check": non_negative})
+        lambda_d_factor: float = field(default=10.0, metadata={"check": non_negative})
+        dip_type: str = field(default="i", metadata={"check": _dip_type})
+
+    logged = Objective.logged | {"dip": Logged("DIP moment-matching penalty")}
+
     def __init__(self, config, likelihood: str = "bernoulli"):
         super().__init__(config, likelihood)
         self.dip_type = config.dip_type
         self.lambda_od = config.lambda_od
         self.lambda_d = config.lambda_d_factor * config.lambda_od
 
-    def penalty(self, kl, k, outputs, step, selection_kl):
+    def penalty(self, kl_total, kl_per_sample_latent, outputs, step):
         """``KL`` plus the moment-matching penalty; logs it as ``dip``."""
         covariance = dip_covariance(outputs["mu"], outputs["logvar"], self.dip_type)
         diagonal = torch.diagonal(covariance)
         off_diagonal = covariance.square().sum() - diagonal.square().sum()
         dip = self.lambda_od * off_diagonal + self.lambda_d * (diagonal - 1).square().sum()
-        return kl + dip, {"dip": dip.detach()}
+        return kl_total + dip, {"dip": dip.detach()}

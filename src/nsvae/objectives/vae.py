@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
-from nsvae.objectives.base import Objective
+from dataclasses import dataclass
+
+from nsvae.objectives.base import Objective, ObjectiveConfig
 
 
 class VAEObjective(Objective):
     """Negative evidence lower bound of Kingma & Welling (2014): ``recon + KL(q(z|x) || p(z))``."""
+
+    @dataclass
+    class Config(ObjectiveConfig):
+        """No hyperparameters."""
+
+        name: str = "vae"

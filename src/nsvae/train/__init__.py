@@ -1,6 +1,12 @@
-"""Training: the loop (:func:`train`), run directories (:func:`load_run`, :class:`Run`)."""
+"""Training: the loop (:func:`train`) and one step (:func:`train_step`).
+
+Run directories (:class:`Run`, :func:`load_run`) live in :mod:`nsvae.rundir`; they are
+re-exported here because :func:`train` returns a :class:`Run`.
+"""
 
 from nsvae.errors import TrainingInterrupted
-from nsvae.train.trainer import Run, load_run, train
+from nsvae.rundir import Run, load_run
+from nsvae.train.step import train_step
+from nsvae.train.trainer import train
 
-__all__ = ["Run", "TrainingInterrupted", "load_run", "train"]
+__all__ = ["Run", "TrainingInterrupted", "load_run", "train", "train_step"]

@@ -1,4 +1,4 @@
-"""Training logs: device-side accumulation, ``metrics.jsonl`` rows and optional TensorBoard.
+"""Training logs: device-side accumulation and an optional TensorBoard mirror of the rows.
 
 The training step never waits for the device: :class:`Meter` adds each step's detached logs to
 sums that stay on the device, and keeps a device flag of whether every loss so far was finite.
@@ -7,15 +7,11 @@ Only at a logging step (or before a checkpoint) are they copied to the host, onc
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from nsvae.errors import CheckpointError
-
-RENAMED = {"a_best": "a_best_freq"}  # per-step 0/1 membership becomes a frequency once averaged
 
 
 class Meter:
@@ -65,7 +61,7 @@ class Meter:
         for key in keys:
             size = self.sums[key].numel()
             value = flat[start] if self.sums[key].ndim == 0 else flat[start:start + size]
-            means[RENAMED.get(key, key)] = value
+            means[key] = value
             start += size
         self.sums, self.count = {}, 0
         return means
@@ -83,46 +79,6 @@ class Meter:
         except (KeyError, TypeError, ValueError) as error:
             raise CheckpointError(f"checkpoint log state is corrupt: {error}") from None
         self.checked_step = step
-
-
-def to_json(value):
-    """``json.dumps`` fallback for numpy scalars and arrays and paths (as found in results)."""
-    if isinstance(value, np.generic | np.ndarray):
-        return value.tolist()
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
-
-
-def append_row(path: Path, row: dict) -> None:
-    """Append one JSON object as a line of ``metrics.jsonl``."""
-    with open(path, "a", encoding="utf-8") as file:
-        file.write(json.dumps(row, default=to_json) + "\n")
-
-
-def read_rows(path: Path) -> list[dict]:
-    """Every row of a ``metrics.jsonl`` file; an unfinished last line (a crash) is skipped.
-
-    Raises
-    ------
-    CheckpointError
-        If the file is unreadable or a line other than the last is not JSON.
-    """
-    path = Path(path)
-    if not path.exists():
-        return []
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as error:
-        raise CheckpointError(f"cannot read {path}: {error}") from None
-    rows = []
-    for number, line in enumerate(lines, 1):
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
-            if number < len(lines):
-                raise CheckpointError(f"corrupt {path}: line {number} is not JSON") from None
-    return rows
 
 
 class TensorBoard:

@@ -1,90 +1,45 @@
-"""The training loop: one objective, one Adam optimiser, logs and checkpoints, top to bottom.
+"""The training loop: the objective's step, logs and checkpoints, top to bottom.
 
-Each step draws a batch from an in-memory sampler, runs the model, asks the objective for one
-scalar loss (recomputing the selection KL on an independent batch when the objective wants it),
-and takes one backward pass and one optimiser step. Nothing waits for the device between logging
-steps. A run lives in one directory (design section 5)::
+Each step draws the batches the objective asks for, runs :func:`nsvae.train.step.train_step`
+and adds the step's logs to device-side sums; nothing waits for the device between logging
+steps. Every ``log_every`` steps a row goes to ``metrics.jsonl``, every ``eval_every`` steps the
+``on_eval`` callback scores the model, and every ``checkpoint_every`` steps a checkpoint is
+written (:mod:`nsvae.rundir` describes the run directory). The trainer neither evaluates nor
+draws: :mod:`nsvae.experiment` passes it the evaluation and draws the figures afterwards.
 
-    run_dir/config.json        {"config", "versions", "observation_shape"}
-    run_dir/metrics.jsonl      one row per logging step (and per evaluation)
-    run_dir/checkpoints/       step-XXXXXXXX.safetensors + .json, the newest K
-    run_dir/figures/           traversals.png, reconstructions.png
-
-Resuming restores the parameters, the optimiser, every random generator and the log sums, so on
-CPU ``N`` steps + resume + ``N`` steps gives bit-identical parameters to ``2N`` steps.
+Resuming restores the parameters, every optimiser, every random generator and the log sums, so
+on CPU ``N`` steps + resume + ``N`` steps gives bit-identical parameters to ``2N`` steps.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
-import os
 import signal
 import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
-import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-import nsvae
 from nsvae.config import Config
+from nsvae.data import build_data
 from nsvae.data.ground_truth import GroundTruthData
 from nsvae.data.sampler import BatchSampler
-from nsvae.errors import CheckpointError, ConfigError, TrainingError, TrainingInterrupted
-from nsvae.models import VAE, build_model
-from nsvae.objectives import build_objective, kl_per_latent
-from nsvae.train.checkpoint import (
-    atomic_write,
-    join_optimizer,
-    list_checkpoints,
-    load_checkpoint,
-    rng_state,
-    save_checkpoint,
-    set_rng_state,
-    split_optimizer,
-)
-from nsvae.train.logs import Meter, TensorBoard, append_row, read_rows
+from nsvae.device import physical_cores, resolve_device, seed_everything
+from nsvae.errors import TrainingError, TrainingInterrupted
+from nsvae.files import append_row
+from nsvae.models import build_model
+from nsvae.objectives import Objective, build_objective
+from nsvae.rundir.checkpoint import list_checkpoints, rng_state, set_rng_state
+from nsvae.rundir.run import Run, training_config, write_run_files
+from nsvae.train.logs import Meter, TensorBoard
+from nsvae.train.state import TrainingState
+from nsvae.train.step import train_step
 
-# Settings that may differ when a run is resumed: none of them changes what a step computes.
-RESUMABLE = {
-    "data": {"path", "data_root"},
-    "train": {"steps", "device", "threads", "log_every", "checkpoint_every", "keep_checkpoints",
-              "eval_every", "figures"},
-}
-FIGURE_IMAGES = 20
-
-
-@dataclass
-class Run:
-    """A training run on disk, with its model at the last checkpoint.
-
-    Attributes
-    ----------
-    path : Path
-        The run directory.
-    config : Config
-        The configuration that produced it.
-    model : VAE
-        In eval mode, with the parameters of the last checkpoint.
-    step : int
-        Steps taken at that checkpoint.
-    """
-
-    path: Path
-    config: Config
-    model: VAE
-    step: int
-
-    def data(self) -> GroundTruthData:
-        """The dataset named by the run's config."""
-        return build_data(self.config.data)
-
-    def metrics(self) -> list[dict]:
-        """Every row of ``metrics.jsonl``: training rows, then ``{"step", "eval"}`` rows."""
-        return read_rows(self.path / "metrics.jsonl")
+OnEval = Callable[[torch.nn.Module, int], dict]
 
 
 def train(
@@ -93,6 +48,7 @@ def train(
     data: GroundTruthData | None = None,
     resume: bool = False,
     progress: bool = False,
+    on_eval: OnEval | None = None,
 ) -> Run:
     """Train a VAE as ``config`` says, in ``run_dir``; return the finished run.
 
@@ -100,19 +56,24 @@ def train(
     ----------
     config : Config or None
         The run's configuration (defaults when None). With ``resume``, None means the stored
-        one; otherwise only the settings in :data:`RESUMABLE` may differ from it.
+        one; otherwise only fields marked resumable may differ from it.
     run_dir : path-like
         A new (or empty) directory, or with ``resume`` the run to continue.
     data : GroundTruthData, optional
-        Training data; by default built from ``config.data`` (:func:`nsvae.data.get_dataset`).
+        Training data; by default built from ``config.data`` (:func:`nsvae.data.build_data`).
     resume : bool
         Continue from the run's last checkpoint, exactly where it stopped.
     progress : bool
-        Show a progress bar on stderr (loss, KL, synergy term, steps/s, ETA).
+        Show a progress bar on stderr (loss, KL, the objective's own terms, steps/s, ETA).
+    on_eval : callable, optional
+        ``on_eval(model, step) -> dict``, called every ``train.eval_every`` steps with the model
+        in eval mode; its result is logged as ``{"step", "eval"}``. Whatever random numbers it
+        draws, training continues as without it.
 
     Returns
     -------
     Run
+        With the model in eval mode.
 
     Raises
     ------
@@ -126,212 +87,79 @@ def train(
         SIGINT or SIGTERM arrived; a checkpoint of the current step was written first.
     """
     run_dir = Path(run_dir)
-    config = _resume_config(run_dir, config) if resume else _fresh_config(run_dir, config)
-    tc = config.train
-    device = resolve_device(tc.device)
-    torch.set_num_threads(tc.threads or physical_cores())
-
+    config = training_config(run_dir, config, resume)
+    settings = config.train
+    device = resolve_device(settings.device)
+    torch.set_num_threads(settings.threads or physical_cores())
     data = build_data(config.data) if data is None else data
-    observations, scale = data.observations_array()
-    seed_everything(tc.seed)
-    model = build_model(config.model, num_channels=data.observation_shape[0]).to(device)
-    objective = build_objective(config.objective, likelihood=model.likelihood)
-    optimizer = torch.optim.Adam(model.parameters(), lr=tc.lr, betas=tc.betas)
-    sampler = BatchSampler(observations, tc.batch_size, seed=tc.seed, scale=scale, device=device,
-                           transform=data.observation_transform)
-    meter = Meter(device)
-    step, elapsed = 0, 0.0
-    if resume:
-        step, elapsed = restore(run_dir, model, optimizer, sampler, meter)
-    _write_run_files(run_dir, config, data, step)
-    metrics_path = run_dir / "metrics.jsonl"
+    state = _training_state(config, data, device)
+    step, elapsed = state.restore(run_dir) if resume else (0, 0.0)
+    write_run_files(run_dir, config, data.observation_shape, step)
+    log = _Log(run_dir, state.meter, step, elapsed, progress, settings.steps, state.objective)
 
-    saved_step = step if resume else None
-    start = last_log_time = time.perf_counter()
-    last_log_step = step
-    with (
-        _StopSignals() as stop,
-        contextlib.closing(TensorBoard(run_dir / "tensorboard")) as board,
-        tqdm(total=tc.steps, initial=step, unit="step", disable=not progress) as bar,
-    ):
-        while step < tc.steps and not stop.signal:
-            batch = sampler.next()
-            outputs = model(batch)
-            selection_kl = None
-            if objective.selection_batch == "independent":
-                with torch.no_grad():
-                    selection_kl = kl_per_latent(*model.encode(sampler.next()))
-            loss, logs = objective.loss(outputs, batch, step, selection_kl=selection_kl)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+    with _StopSignals() as stop, log:
+        while step < settings.steps and not stop.signal:
+            loss, logs = train_step(state.model, state.objective, state.optimizers,
+                                    state.sampler, step)
             step += 1
-            meter.add(loss, logs)
-            bar.update()
-
-            log_due = step % tc.log_every == 0 or step == tc.steps
-            eval_due = bool(tc.eval_every) and step % tc.eval_every == 0
-            checkpoint_due = step % tc.checkpoint_every == 0 or step == tc.steps
+            log.add(loss, logs)
+            log_due = step % settings.log_every == 0 or step == settings.steps
+            eval_due = bool(settings.eval_every) and step % settings.eval_every == 0
+            checkpoint_due = step % settings.checkpoint_every == 0 or step == settings.steps
             if log_due or eval_due or checkpoint_due:
-                _check_finite(meter, step, run_dir)
+                _check_finite(state.meter, step, run_dir)
             if log_due:
-                now = time.perf_counter()
-                row = {"step": step, "time": round(elapsed + now - start, 3), **meter.flush(),
-                       "steps_per_s": (step - last_log_step) / max(now - last_log_time, 1e-9)}
-                append_row(metrics_path, row)
-                board.write(row)
-                bar.set_postfix_str(_postfix(row), refresh=False)
-                last_log_step, last_log_time = step, now
-            if eval_due:
-                began = time.perf_counter()
-                row = {"step": step, "eval": evaluate_fast(model, data, tc.seed, device)}
-                append_row(metrics_path, row)
-                board.write(row)
-                last_log_time += time.perf_counter() - began  # keep steps/s about training
+                log.row(step)
+            if eval_due and on_eval is not None:
+                log.evaluation(step, partial(_isolated, on_eval, state.model, step, device))
             if checkpoint_due:
-                save(run_dir, step, elapsed + time.perf_counter() - start, model, optimizer,
-                     sampler, meter, device, tc.keep_checkpoints)
-                saved_step = step
+                state.save(run_dir, step, log.elapsed(), device, settings.keep_checkpoints)
+                log.saved_step = step
 
-    if stop.signal and step < tc.steps:
-        if saved_step != step:
-            _check_finite(meter, step, run_dir)
-            save(run_dir, step, elapsed + time.perf_counter() - start, model, optimizer, sampler,
-                 meter, device, tc.keep_checkpoints)
+    if stop.signal and step < settings.steps:
+        _save_on_stop(state, log, run_dir, step, device, settings.keep_checkpoints)
         raise TrainingInterrupted(
             f"interrupted by {stop.signal} at step {step}; checkpoint saved, "
             f"continue with: nsvae train --resume {run_dir}"
         )
+    return Run(run_dir, config, state.model.eval(), step)
+
+
+def _training_state(config: Config, data: GroundTruthData, device: torch.device) -> TrainingState:
+    """Seeded model, objective (and its modules), optimisers, sampler and meter, on ``device``."""
+    settings = config.train
+    observations, scale = data.observations_array()
+    seed_everything(settings.seed)
+    model = build_model(config.model, num_channels=data.observation_shape[0]).to(device)
+    objective = build_objective(config.objective, likelihood=model.likelihood)
+    for module in objective.modules().values():
+        module.to(device)
+    return TrainingState(
+        model=model,
+        objective=objective,
+        optimizers=objective.optimizers(model, lr=settings.lr, betas=settings.betas),
+        sampler=BatchSampler(observations, settings.batch_size, seed=settings.seed, scale=scale,
+                             device=device, transform=data.observation_transform),
+        meter=Meter(device),
+    )
+
+
+def _save_on_stop(state, log, run_dir, step, device, keep) -> None:
+    """Checkpoint the current step on a stop signal, unless it was just saved."""
+    if log.saved_step != step:
+        _check_finite(state.meter, step, run_dir)
+        state.save(run_dir, step, log.elapsed(), device, keep)
+
+
+def _isolated(on_eval: OnEval, model: torch.nn.Module, step: int, device: torch.device) -> dict:
+    """``on_eval(model, step)`` in eval mode, leaving the training's RNG streams untouched."""
+    state = rng_state(device)
     model.eval()
-    if tc.figures:
-        save_figures(model, data, run_dir / "figures", tc.seed, _last_kl(metrics_path))
-    return Run(run_dir, config, model, step)
-
-
-def load_run(run_dir: str | Path, device: str = "cpu") -> Run:
-    """Open a run directory: its config and its model at the last checkpoint (eval mode).
-
-    Raises
-    ------
-    CheckpointError
-        If the directory, its ``config.json`` or its last checkpoint is missing or corrupt.
-    """
-    run_dir = Path(run_dir)
-    config, observation_shape = read_run_config(run_dir)
-    model = build_model(config.model, num_channels=observation_shape[0])
-    tensors, state = load_checkpoint(_last_checkpoint(run_dir))
-    _load_model(model, tensors)
-    return Run(run_dir, config, model.to(resolve_device(device)).eval(), state["step"])
-
-
-# ----------------------------------------------------------------------------- run directory
-
-
-def read_run_config(run_dir: Path) -> tuple[Config, tuple[int, ...]]:
-    """The config and observation shape stored in ``run_dir/config.json``.
-
-    Raises
-    ------
-    CheckpointError
-        If the file is missing or corrupt.
-    """
-    path = Path(run_dir) / "config.json"
-    if not path.is_file():
-        raise CheckpointError(f"not a run directory (no config.json): {run_dir}")
     try:
-        stored = json.loads(path.read_text(encoding="utf-8"))
-        return Config.from_dict(stored["config"]), tuple(stored["observation_shape"])
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError,
-            ConfigError) as error:
-        raise CheckpointError(f"corrupt {path}: {error}") from None
-
-
-def _fresh_config(run_dir: Path, config: Config | None) -> Config:
-    if run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
-        raise CheckpointError(
-            f"{run_dir} already exists and is not empty; resume it or choose another run directory"
-        )
-    return (Config() if config is None else config).validate()
-
-
-def _resume_config(run_dir: Path, config: Config | None) -> Config:
-    stored, _ = read_run_config(run_dir)
-    if config is None:
-        return stored.validate()
-    old, new = stored.to_dict(), config.to_dict()
-    for section, values in new.items():
-        for key, value in values.items():
-            if value != old[section][key] and key not in RESUMABLE.get(section, ()):
-                raise ConfigError(
-                    f"cannot change {section}.{key} when resuming {run_dir} "
-                    f"(run has {old[section][key]!r}, got {value!r})"
-                )
-    return config.validate()
-
-
-def _write_run_files(run_dir: Path, config: Config, data: GroundTruthData, step: int) -> None:
-    """Create the run's folders, write ``config.json`` and drop metrics rows after ``step``."""
-    (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
-    (run_dir / "figures").mkdir(exist_ok=True)
-    record = {"config": config.to_dict(), "versions": nsvae.versions(),
-              "observation_shape": list(data.observation_shape)}
-    atomic_write(run_dir / "config.json", (json.dumps(record, indent=2) + "\n").encode())
-    metrics = run_dir / "metrics.jsonl"
-    if metrics.exists():  # rows logged after the checkpoint we resume from will be logged again
-        rows = [row for row in read_rows(metrics) if row["step"] <= step]
-        atomic_write(metrics, "".join(json.dumps(row) + "\n" for row in rows).encode())
-
-
-def build_data(data_config) -> GroundTruthData:
-    """The dataset of a :class:`nsvae.config.DataConfig` from the registry."""
-    from nsvae.data import get_dataset
-
-    options = {"path": data_config.path, "data_root": data_config.data_root}
-    return get_dataset(data_config.name, **{k: v for k, v in options.items() if v is not None})
-
-
-# ----------------------------------------------------------------------------- checkpoints
-
-
-def save(run_dir, step, elapsed, model, optimizer, sampler, meter, device, keep) -> Path:
-    """Write a checkpoint of everything the next step depends on."""
-    optimizer_tensors, optimizer_layout = split_optimizer(optimizer)
-    meter_tensors, meter_state = meter.state()
-    tensors = {**{f"model.{k}": v for k, v in model.state_dict().items()},
-               **optimizer_tensors, **meter_tensors}
-    state = {"elapsed": elapsed, "optimizer": optimizer_layout, "rng": rng_state(device),
-             "sampler": sampler.state_dict(), "meter": meter_state}
-    return save_checkpoint(run_dir / "checkpoints", step, tensors, state, keep)
-
-
-def restore(run_dir, model, optimizer, sampler, meter) -> tuple[int, float]:
-    """Load the last checkpoint of ``run_dir`` into the training objects; return (step, elapsed)."""
-    tensors, state = load_checkpoint(_last_checkpoint(run_dir))
-    _load_model(model, tensors)
-    join_optimizer(optimizer, tensors, state.get("optimizer", {}))
-    try:
-        sampler.load_state_dict(state["sampler"])
-    except (KeyError, TypeError, ValueError, RuntimeError) as error:
-        raise CheckpointError(f"checkpoint sampler state is corrupt: {error}") from None
-    meter.load_state(tensors, state.get("meter", {}), state["step"])
-    set_rng_state(state.get("rng", {}))
-    return state["step"], float(state.get("elapsed", 0.0))
-
-
-def _last_checkpoint(run_dir: Path) -> Path:
-    found = list_checkpoints(Path(run_dir) / "checkpoints")
-    if not found:
-        raise CheckpointError(f"no checkpoint in {run_dir}")
-    return found[-1]
-
-
-def _load_model(model: VAE, tensors: dict[str, torch.Tensor]) -> None:
-    weights = {k.removeprefix("model."): v for k, v in tensors.items() if k.startswith("model.")}
-    try:
-        model.load_state_dict(weights)
-    except RuntimeError as error:
-        first = str(error).strip().splitlines()[-1].strip()
-        raise CheckpointError(f"checkpoint does not fit the model of the config: {first}") from None
+        return on_eval(model, step)
+    finally:
+        model.train()
+        set_rng_state(state)
 
 
 def _check_finite(meter: Meter, step: int, run_dir: Path) -> None:
@@ -345,45 +173,53 @@ def _check_finite(meter: Meter, step: int, run_dir: Path) -> None:
         )
 
 
-# ----------------------------------------------------------------------------- environment
+class _Log:
+    """``metrics.jsonl`` rows, their TensorBoard mirror, the progress bar and the clock."""
 
+    def __init__(self, run_dir: Path, meter: Meter, step: int, elapsed: float, progress: bool,
+                 total: int, objective: Objective):
+        self.path, self.meter, self.before = run_dir / "metrics.jsonl", meter, elapsed
+        self.saved_step = step if step else None
+        self.start = self.last_time = time.perf_counter()
+        self.last_step = step
+        self.shown = ["loss", "kl", *(key for key, logged in objective.logged.items()
+                                      if logged.kind == "scalar" and key not in ("recon", "kl"))]
+        self.stack = contextlib.ExitStack()
+        self.board = self.stack.enter_context(
+            contextlib.closing(TensorBoard(run_dir / "tensorboard")))
+        self.bar = self.stack.enter_context(
+            tqdm(total=total, initial=step, unit="step", disable=not progress))
 
-def resolve_device(name: str) -> torch.device:
-    """``auto`` -> CUDA when available, else CPU; an unavailable CUDA device is a ConfigError."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ConfigError("train.device is cuda but CUDA is not available (use cpu or auto)")
-        if (device.index or 0) >= torch.cuda.device_count():
-            raise ConfigError(f"no CUDA device {device.index} ({torch.cuda.device_count()} found)")
-    return device
+    def __enter__(self) -> _Log:
+        return self
 
+    def __exit__(self, *exc_info) -> None:
+        self.stack.close()
 
-def physical_cores() -> int:
-    """Physical cores this process may run on (hyper-threads of one core count once)."""
-    if hasattr(os, "sched_getaffinity"):
-        cpus = os.sched_getaffinity(0)
-    else:
-        cpus = range(os.cpu_count() or 1)
-    cores = set()
-    for cpu in cpus:
-        siblings = Path(f"/sys/devices/system/cpu/cpu{cpu}/topology/thread_siblings_list")
-        try:
-            cores.add(siblings.read_text())
-        except OSError:
-            cores.add(str(cpu))
-    return max(1, len(cores))
+    def elapsed(self) -> float:
+        return self.before + time.perf_counter() - self.start
 
+    def add(self, loss: torch.Tensor, logs: dict) -> None:
+        self.meter.add(loss, logs)
+        self.bar.update()
 
-def seed_everything(seed: int) -> None:
-    """Seed torch (CPU and CUDA), numpy's and Python's global generators."""
-    import random
+    def row(self, step: int) -> None:
+        now = time.perf_counter()
+        row = {"step": step, "time": round(self.elapsed(), 3), **self.meter.flush(),
+               "steps_per_s": (step - self.last_step) / max(now - self.last_time, 1e-9)}
+        self._write(row)
+        self.bar.set_postfix_str(" ".join(f"{key}={row[key]:.4g}" for key in self.shown
+                                          if key in row), refresh=False)
+        self.last_step, self.last_time = step, now
 
-    torch.manual_seed(seed)
-    np.random.seed(seed)  # noqa: NPY002 (the global generator, for code that uses it)
-    random.seed(seed)
+    def evaluation(self, step: int, evaluate: Callable[[], dict]) -> None:
+        began = time.perf_counter()
+        self._write({"step": step, "eval": evaluate()})
+        self.last_time += time.perf_counter() - began  # keep steps/s about training
+
+    def _write(self, row: dict) -> None:
+        append_row(self.path, row)
+        self.board.write(row)
 
 
 class _StopSignals:
@@ -409,39 +245,3 @@ class _StopSignals:
     def __exit__(self, *exc_info):
         for number, handler in self.previous.items():
             signal.signal(number, handler)
-
-
-# ----------------------------------------------------------------------------- evaluation, figures
-
-
-def evaluate_fast(model: VAE, data: GroundTruthData, seed: int, device: torch.device) -> dict:
-    """The fast metric suite on the current model, leaving the training's RNG streams untouched."""
-    from nsvae.metrics.evaluate import evaluate
-
-    state = rng_state(device)
-    model.eval()
-    try:
-        return evaluate(model, data, fast=True, seed=seed)["metrics"]
-    finally:
-        model.train()
-        set_rng_state(state)
-
-
-def save_figures(model: VAE, data: GroundTruthData, folder: Path, seed: int, kl) -> None:
-    """``traversals.png`` and ``reconstructions.png`` of a fixed sample of observations."""
-    from nsvae.viz.traversals import save_reconstructions, save_traversals
-
-    observations = data.sample_observations(FIGURE_IMAGES, np.random.RandomState(seed))
-    save_traversals(model, observations, folder / "traversals.png", kl_per_latent=kl)
-    save_reconstructions(model, observations, folder / "reconstructions.png")
-
-
-def _last_kl(metrics_path: Path) -> list[float] | None:
-    rows = [row for row in read_rows(metrics_path) if "kl_per_latent" in row]
-    return rows[-1]["kl_per_latent"] if rows else None
-
-
-def _postfix(row: dict) -> str:
-    text = f"loss={row['loss']:.4g} kl={row['kl']:.4g}"
-    return text + (f" syn={row['synergy']:.4g}" if "synergy" in row else "")
-

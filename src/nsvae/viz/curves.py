@@ -1,24 +1,27 @@
 """Training curves from a run's ``metrics.jsonl`` rows.
 
-Training rows carry ``step, loss, recon, kl, kl_per_latent`` and, for the Non-Syn objective,
-``synergy`` (the unweighted KL(A_worst) term), ``a_best_size`` and ``a_best_freq`` (fraction of
-steps since the previous log in which each latent was in A_best). Evaluation rows are
-``{"step": int, "eval": {metric: {key: value}}}`` (written with ``--eval-every``).
+Training rows carry ``step, time, loss, steps_per_s, recon, kl, kl_per_latent`` and the terms
+the objective logs, which it declares with their titles (``Objective.logged``: Non-Syn's
+``synergy``, ``a_best_size`` and ``a_best_freq``, beta-TCVAE's ``tc``, DIP-VAE's ``dip``,
+AnnealedVAE's ``capacity``). Every logged quantity gets a panel; one that no declaration names
+is drawn under its key. Evaluation rows are ``{"step": int, "eval": {metric: {key: value}}}``
+(written with ``--eval-every``).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
 from matplotlib.figure import Figure
 
 from nsvae.errors import DataError
+from nsvae.objectives import Logged, Objective
 from nsvae.viz.grid import save_figure
 
-SCALARS = ("loss", "recon", "kl", "synergy", "a_best_size", "steps_per_s")
-PER_LATENT = ("kl_per_latent", "a_best_freq")
+NOT_PLOTTED = ("step", "time", "loss", "steps_per_s")  # bookkeeping of every row
+KINDS = ("scalar", "per_latent", "share")  # panel order
 MAX_LEGEND = 12  # latents named in a legend at most
 
 
@@ -30,16 +33,38 @@ def split_rows(rows: Sequence[dict]) -> tuple[list[dict], list[dict]]:
 def training_series(rows: Sequence[dict]) -> dict[str, np.ndarray]:
     """Arrays over the training rows: ``step`` [T], each scalar key [T], each per-latent key [T, d].
 
-    A key appears only if every training row has it.
+    A key appears only if every training row has a number (or a list of numbers) under it.
     """
     train, _ = split_rows(rows)
     if not train:
         raise DataError("metrics.jsonl has no training rows")
     series = {"step": np.array([r["step"] for r in train], dtype=np.int64)}
-    for key in SCALARS + PER_LATENT:
-        if all(key in r for r in train):
+    for key in train[0]:
+        if key != "step" and all(_numeric(r.get(key)) for r in train):
             series[key] = np.array([r[key] for r in train], dtype=np.float64)
     return series
+
+
+def training_panels(rows: Sequence[dict],
+                    logged: Mapping[str, Logged] | None = None) -> list[tuple[str, Logged]]:
+    """The panels of the training curves: ``(key, how it is drawn)``, scalars first.
+
+    ``logged`` is the objective's declaration (``Objective.logged``; the base objective's when
+    None); logged keys it does not name are drawn as plain scalars or one line per latent.
+    """
+    series = training_series(rows)
+    declared = dict(Objective.logged if logged is None else logged)
+    panels = [(key, declared.get(key) or Logged(key, unit="",
+                                                kind="per_latent" if series[key].ndim == 2
+                                                else "scalar"))
+              for key in series if key not in NOT_PLOTTED]
+    return sorted(panels, key=lambda panel: KINDS.index(panel[1].kind))
+
+
+def _numeric(value) -> bool:
+    if isinstance(value, list):
+        return bool(value) and all(_numeric(item) for item in value)
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def eval_series(rows: Sequence[dict]) -> dict[str, dict[str, tuple[np.ndarray, np.ndarray]]]:
@@ -66,20 +91,20 @@ def _style(axes, title, ylabel=None):
     axes.tick_params(labelsize=7)
 
 
-def _per_latent_lines(axes, steps, values, title):
+def _per_latent_lines(axes, steps, values, title, unit):
     for j in range(values.shape[1]):
         axes.plot(steps, values[:, j], lw=1.0, label=f"z{j}")
-    _style(axes, title, "nats")
+    _style(axes, title, unit)
     if values.shape[1] <= MAX_LEGEND:
         axes.legend(fontsize=6, ncol=2, loc="upper left", framealpha=0.8)
 
 
-def _frequency_map(figure, axes, steps, freq):
+def _frequency_map(figure, axes, steps, freq, title):
     half = (steps[-1] - steps[0]) / max(2 * (len(steps) - 1), 1)
     image = axes.imshow(freq.T, aspect="auto", cmap="magma", vmin=0.0, vmax=1.0,
                         interpolation="nearest", origin="lower",
                         extent=(steps[0] - half, steps[-1] + half, -0.5, freq.shape[1] - 0.5))
-    axes.set_title("share of steps each latent was in A_best", fontsize=9)
+    axes.set_title(title, fontsize=9)
     axes.set_xlabel("step", fontsize=8)
     axes.set_ylabel("latent", fontsize=8)
     axes.tick_params(labelsize=7)
@@ -87,33 +112,28 @@ def _frequency_map(figure, axes, steps, freq):
     figure.colorbar(image, ax=axes, fraction=0.05, pad=0.02).ax.tick_params(labelsize=7)
 
 
-def draw_training_curves(rows: Sequence[dict]) -> Figure:
-    """Reconstruction, KL, KL per latent and, for Non-Syn runs, the synergy term, |A_best| and
-    the A_best frequency of each latent (a latents x steps heat map), against the step."""
+def draw_training_curves(rows: Sequence[dict],
+                         logged: Mapping[str, Logged] | None = None) -> Figure:
+    """One panel per logged quantity against the step (:func:`training_panels`): a line per
+    scalar, a line per latent for per-latent values (KL per latent), a latents x steps heat map
+    for shares (how often each latent was in Non-Syn's A_best)."""
     s = training_series(rows)
     steps = s["step"]
-    panels = [("recon", "reconstruction", "nats"), ("kl", "KL(q(z|x) || p(z))", "nats")]
-    if "synergy" in s:
-        panels += [("synergy", "synergy term KL(A_worst) (unweighted)", "nats"),
-                   ("a_best_size", "mean |A_best|", "latents")]
-    panels = [p for p in panels if p[0] in s]
-    extra = [key for key in PER_LATENT if key in s]
-    count = len(panels) + len(extra)
-    cols = 2 if count <= 4 else 3
-    grid_rows = -(-count // cols)
+    panels = training_panels(rows, logged)
+    cols = 2 if len(panels) <= 4 else 3
+    grid_rows = -(-len(panels) // cols)
     figure = Figure(figsize=(4.2 * cols, 3.0 * grid_rows), dpi=100, facecolor="white")
     grid = figure.add_gridspec(grid_rows, cols, wspace=0.3, hspace=0.5, left=0.07, right=0.97,
                                top=1 - 0.35 / (3.0 * grid_rows), bottom=0.5 / (3.0 * grid_rows))
-    cells = iter(grid)
-    for key, title, unit in panels:
-        axes = figure.add_subplot(next(cells))
-        axes.plot(steps, s[key], lw=1.2)
-        _style(axes, title, unit)
-    if "kl_per_latent" in s:
-        _per_latent_lines(figure.add_subplot(next(cells)), steps, s["kl_per_latent"],
-                          "KL per latent")
-    if "a_best_freq" in s:
-        _frequency_map(figure, figure.add_subplot(next(cells)), steps, s["a_best_freq"])
+    for cell, (key, how) in zip(grid, panels, strict=False):
+        axes = figure.add_subplot(cell)
+        if how.kind == "share":
+            _frequency_map(figure, axes, steps, s[key], how.title)
+        elif how.kind == "per_latent":
+            _per_latent_lines(axes, steps, s[key], how.title, how.unit)
+        else:
+            axes.plot(steps, s[key], lw=1.2)
+            _style(axes, how.title, how.unit)
     return figure
 
 
@@ -137,9 +157,10 @@ def draw_eval_curves(rows: Sequence[dict]) -> Figure | None:
     return figure
 
 
-def save_training_curves(rows: Sequence[dict], path) -> Path:
+def save_training_curves(rows: Sequence[dict], path,
+                         logged: Mapping[str, Logged] | None = None) -> Path:
     """Write :func:`draw_training_curves` as a PNG; returns the path."""
-    return save_figure(draw_training_curves(rows), path)
+    return save_figure(draw_training_curves(rows, logged), path)
 
 
 def save_eval_curves(rows: Sequence[dict], path) -> Path | None:

@@ -12,16 +12,16 @@ from __future__ import annotations
 
 import base64
 import html
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from nsvae.errors import CheckpointError
+from nsvae.files import atomic_write, read_json
 from nsvae.models import representation_function
-from nsvae.train import load_run
+from nsvae.objectives import objective_class
+from nsvae.rundir import load_run
 from nsvae.viz.curves import save_eval_curves, save_training_curves, split_rows
 from nsvae.viz.factors import (
     latent_factor_labels,
@@ -31,6 +31,7 @@ from nsvae.viz.factors import (
     save_mutual_information,
 )
 from nsvae.viz.traversals import (
+    FIGURE_IMAGES,
     encode,
     mean_kl_per_latent,
     save_prior_traversals,
@@ -40,7 +41,6 @@ from nsvae.viz.traversals import (
 )
 
 KL_SAMPLES = 1024  # observations whose posteriors give the KL per latent
-FIGURE_IMAGES = 20  # observations shown in reconstructions and traversals
 
 
 @dataclass
@@ -54,11 +54,11 @@ class ReportFigure:
 
 FIGURES = (
     ReportFigure("training_curves.png", "Training curves",
-           "Reconstruction and KL per logging step. For the Non-Syn objective also the synergy "
-           "term KL(A_worst) (before the alpha weight), the mean size of A_best and, as a heat "
-           "map, how often each latent was in A_best: latents the selection keeps choosing are "
-           "the informative ones, and the synergy term should fall as information concentrates "
-           "in them."),
+           "Reconstruction, KL and every term the objective logs, per logging step. For the "
+           "Non-Syn objective: the synergy term KL(A_worst) (before the alpha weight), the mean "
+           "size of A_best and, as a heat map, how often each latent was in A_best: latents the "
+           "selection keeps choosing are the informative ones, and the synergy term should fall "
+           "as information concentrates in them."),
     ReportFigure("eval_curves.png", "Metrics over training",
            "The fast metric suite evaluated every --eval-every steps."),
     ReportFigure("factors.png", "Latents against factors",
@@ -94,7 +94,7 @@ def draw_figures(run, data=None, seed: int = 0, samples_per_cell: int = 16,
 
     Parameters
     ----------
-    run : nsvae.train.Run
+    run : nsvae.rundir.Run
         The loaded run (model in eval mode).
     data : GroundTruthData, optional
         The run's data; ``run.data()`` by default.
@@ -115,7 +115,9 @@ def draw_figures(run, data=None, seed: int = 0, samples_per_cell: int = 16,
     rows = run.metrics() if (run.path / "metrics.jsonl").exists() else []
     train_rows, eval_rows = split_rows(rows)
     if train_rows:
-        written["training_curves.png"] = save_training_curves(rows, folder / "training_curves.png")
+        logged = objective_class(run.config.objective.name).logged
+        written["training_curves.png"] = save_training_curves(
+            rows, folder / "training_curves.png", logged)
     if eval_rows:
         written["eval_curves.png"] = save_eval_curves(rows, folder / "eval_curves.png")
 
@@ -157,23 +159,14 @@ def write_report(run_dir, data=None, seed: int = 0, samples_per_cell: int = 16,
     """
     run = load_run(run_dir)
     figures = draw_figures(run, data, seed, samples_per_cell, num_samples)
-    record = _read_json(run.path / "config.json")
-    evaluation = _read_json(run.path / "eval.json") if (run.path / "eval.json").exists() else None
+    record = run.record()
+    evaluation = read_json(run.path / "eval.json") if (run.path / "eval.json").exists() else None
     rows = run.metrics() if (run.path / "metrics.jsonl").exists() else []
     page = render_html(run.path.resolve().name, run.step, run.config.to_dict(),
                        record.get("versions", {}), figures, evaluation, split_rows(rows)[0])
     path = run.path / "report.html"
-    tmp = path.with_suffix(".html.tmp")
-    tmp.write_text(page, encoding="utf-8")
-    tmp.replace(path)
+    atomic_write(path, page.encode("utf-8"))
     return path
-
-
-def _read_json(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise CheckpointError(f"cannot read {path}: {error}") from None
 
 
 # ----------------------------------------------------------------------------------- HTML
@@ -224,13 +217,13 @@ def _summary(name, step, config, train_rows) -> str:
              ("model", f"{config.get('model', {}).get('arch')}, "
                        f"z_dim {config.get('model', {}).get('z_dim')}"),
              ("data", format_value(config.get("data", {}).get("name")))]
-    if objective.get("name") == "nonsyn":
-        items.append(("alpha / omega / policy", f"{objective.get('alpha')} / "
-                      f"{objective.get('omega')} / {objective.get('policy')}"))
+    settings = {key: value for key, value in objective.items() if key != "name"}
+    if settings:
+        items.append(("objective settings", format_value(settings)))
     if train_rows:
-        last = train_rows[-1]
-        items.append(("last log", ", ".join(f"{key} {last[key]:.4g}" for key in
-                                           ("loss", "recon", "kl", "synergy") if key in last)))
+        items.append(("last log", ", ".join(
+            f"{key} {value:.4g}" for key, value in train_rows[-1].items()
+            if key not in ("step", "time", "steps_per_s") and isinstance(value, int | float))))
     return _table(items)
 
 

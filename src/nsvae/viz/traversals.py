@@ -20,11 +20,12 @@ import numpy as np
 import torch
 
 from nsvae.errors import DataError
-from nsvae.models import encode_observations, model_device
-from nsvae.objectives import kl_per_latent as latent_kl
+from nsvae.gaussian import kl_per_latent
+from nsvae.models import decode_codes, encode_observations
 from nsvae.viz.grid import render_grid, save_png
 
-BATCH = 256
+FIGURE_IMAGES = 20  # observations shown in reconstructions and traversals
+
 
 
 def check_observations(observations) -> np.ndarray:
@@ -38,25 +39,19 @@ def check_observations(observations) -> np.ndarray:
 
 def encode(model: torch.nn.Module, observations: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Posterior means and log-variances ``([n, d], [n, d])`` of observations ``[n, C, H, W]``."""
-    return encode_observations(model, check_observations(observations), BATCH)
+    return encode_observations(model, check_observations(observations))
 
 
-@torch.no_grad()
 def decode(model: torch.nn.Module, codes: np.ndarray) -> np.ndarray:
     """Mean images ``sigmoid(decode(z))`` ``[..., C, H, W]`` of codes ``[..., d]``."""
     codes = np.asarray(codes, dtype=np.float32)
-    flat = codes.reshape(-1, codes.shape[-1])
-    device = model_device(model)
-    images = np.concatenate([
-        torch.sigmoid(model.decode(torch.from_numpy(flat[i:i + BATCH]).to(device))).cpu().numpy()
-        for i in range(0, len(flat), BATCH)
-    ]).astype(np.float32)
+    images = decode_codes(model, codes.reshape(-1, codes.shape[-1]))
     return images.reshape(*codes.shape[:-1], *images.shape[1:])
 
 
 def mean_kl_per_latent(mu: np.ndarray, logvar: np.ndarray) -> np.ndarray:
     """KL(q(z_j|x) || N(0, 1)) in nats averaged over the samples, ``[d]`` (design section 2)."""
-    return latent_kl(torch.from_numpy(mu), torch.from_numpy(logvar)).mean(0).numpy()
+    return kl_per_latent(torch.from_numpy(mu), torch.from_numpy(logvar)).mean(0).numpy()
 
 
 def kl_order(kl: Sequence[float]) -> np.ndarray:

@@ -28,7 +28,8 @@ import math
 import torch
 import torch.nn.functional as F
 
-from nsvae.errors import ConfigError, DataError
+from nsvae.checks import check, choice, unit_interval
+from nsvae.errors import DataError
 
 POLICIES = ("reference", "sorted", "epsilon-greedy")
 
@@ -127,18 +128,25 @@ def select_best(
     return best.reshape(kl.shape)
 
 
+def check_selection(omega: float, policy: str, epsilon: float, prefix: str = "") -> None:
+    """The one rule for a selection's settings; ``prefix`` names their config section.
+
+    Raises
+    ------
+    ConfigError
+        Unknown ``policy``, ``omega`` outside (0, 1] or ``epsilon`` outside [0, 1].
+    """
+    choice(f"{prefix}policy", policy, POLICIES)
+    check(0.0 < float(omega) <= 1.0, f"{prefix}omega must be in (0, 1], got {omega}")
+    unit_interval(f"{prefix}epsilon", float(epsilon))
+
+
 def _check(kl: torch.Tensor, omega: float, policy: str, epsilon: float) -> tuple[float, float]:
     """Validated ``(omega, epsilon)`` as floats; a one-line typed error otherwise."""
-    if policy not in POLICIES:
-        raise ConfigError(f"unknown selection policy {policy!r}; expected one of {POLICIES}")
-    omega, epsilon = float(omega), float(epsilon)
-    if not 0.0 < omega <= 1.0:
-        raise ConfigError(f"omega must be in (0, 1], got {omega}")
-    if policy == "epsilon-greedy" and not 0.0 <= epsilon <= 1.0:
-        raise ConfigError(f"epsilon must be in [0, 1], got {epsilon}")
+    check_selection(omega, policy, epsilon)
     if kl.ndim == 0 or kl.shape[-1] == 0:
         raise DataError(f"kl must have shape [..., d] with d >= 1 latents, got {tuple(kl.shape)}")
-    return omega, epsilon
+    return float(omega), float(epsilon)
 
 
 def _kl_order(k: torch.Tensor) -> torch.Tensor:

@@ -33,35 +33,35 @@ References
 
 from __future__ import annotations
 
-import functools
 import math
 
 import numpy as np
 import torch
 
 from nsvae.errors import MetricError
+from nsvae.gaussian import LOG_2PI, log_density
 from nsvae.metrics.utils import (
     NUM_BINS,
     REPRESENTATION_BATCH,
     discrete_entropy,
     encode_factors,
     histogram_discretize,
+    metric,
     require_count,
     require_factor_sizes,
     require_variation,
     sample_factor_codes,
 )
-from nsvae.models import encode_observations
-from nsvae.synergy.selection import select_best
+from nsvae.objectives.selection import select_best
 
-LOG_2PI = math.log(2.0 * math.pi)
 CHUNK_ELEMENTS = 1 << 22  # float64 entries of one [queries, points, components] block (32 MiB)
 
 
 @torch.no_grad()
+@metric(fast={"fast": True}, input="encoder", factors=False)
 def latent_synergy(
-    model,
     data,
+    encoder,
     random_state: np.random.RandomState,
     *,
     num_samples: int | None = None,
@@ -92,7 +92,7 @@ def latent_synergy(
         S_A = I(x; z) - E_x KL(q(z_A | x) || q(z_A)),   A = A*(x) = select_best(k(x), omega, ...),
 
     with ``k(x)_i = KL(q(z_i | x) || q(z_i))`` the per-latent KL *to the aggregate posterior* and
-    :func:`nsvae.synergy.selection.select_best` the Non-Syn VAE's greedy search (per x, as the
+    :func:`nsvae.objectives.selection.select_best` the Non-Syn VAE's greedy search (per x, as the
     objective's ``sample`` mode). ``S_A <= S`` whenever A*(x) contains the argmax of k(x), which
     the ``sorted`` and ``reference`` policies always do.
 
@@ -138,12 +138,12 @@ def latent_synergy(
 
     Parameters
     ----------
-    model : object with ``encode``
-        ``encode(x) -> (mu, logvar)``, tensors [B, d], for x a float32 tensor of observations
-        [B, *data.observation_shape] (the VAE contract); run without gradient on the device of
-        its parameters (CPU if it has none), in whatever mode it is in.
     data : GroundTruthData
         Observations to average over (uniformly).
+    encoder : callable
+        Observations [n, ...] -> ``(mu, logvar)``, two arrays [n, d] of the Gaussian posterior
+        (as :func:`nsvae.metrics.mig.mig_chen`; for a model,
+        ``functools.partial(nsvae.models.encode_observations, model)``).
     random_state : numpy.random.RandomState
         Source of all randomness (an int seeds a new one).
     num_samples : int, optional
@@ -196,7 +196,7 @@ def latent_synergy(
 
     if len(data) < 2:
         raise MetricError(f"latent_synergy needs at least 2 observations, got {len(data)}")
-    mu, logvar = _encode(model, data, num_samples, random_state, batch_size)
+    mu, logvar = _encode(encoder, data, num_samples, random_state, batch_size)
     population, num, dim = len(data), mu.shape[0], mu.shape[1]
     num_queries = min(num_queries, num)
     log_other = math.log1p(-1.0 / population) - math.log(num - 1)
@@ -226,6 +226,7 @@ def latent_synergy(
     }
 
 
+@metric(fast={"fast": True})
 def factor_synergy(
     data,
     representation,
@@ -356,7 +357,7 @@ def _random_state(random_state) -> np.random.RandomState:
     return np.random.RandomState(random_state)
 
 
-def _encode(model, data, num_samples, random_state, batch_size):
+def _encode(encoder, data, num_samples, random_state, batch_size):
     """Posterior (mu, logvar) [M, d] float64 on the CPU of M observations of ``data``.
 
     Every observation once, in index order, when ``len(data) <= num_samples``; otherwise
@@ -366,8 +367,7 @@ def _encode(model, data, num_samples, random_state, batch_size):
         factors = data.index_to_factors(np.arange(len(data)))
     else:
         factors = data.sample_factors(num_samples, random_state)
-    mu, logvar = encode_factors(data, functools.partial(encode_observations, model), factors,
-                                random_state, batch_size)
+    mu, logvar = encode_factors(data, encoder, factors, random_state, batch_size)
     return torch.from_numpy(mu), torch.from_numpy(logvar)
 
 
@@ -397,8 +397,7 @@ class _Mixture:
 
     def _log_own(self, rows: slice, z: torch.Tensor) -> torch.Tensor:
         """Per-latent log q(z_i | x_q) of points z [q, p, d] under each query's own posterior."""
-        mu, logvar = self.mu[rows, None], self.logvar[rows, None]
-        return -0.5 * ((z - mu) ** 2 * torch.exp(-logvar) + logvar + LOG_2PI)
+        return log_density(z, self.mu[rows, None], self.logvar[rows, None])
 
     def _log_mixture(self, rows: slice, exponents: torch.Tensor) -> torch.Tensor:
         """logsumexp over components [..., q, p, M] of exponents plus the query's weights."""

@@ -6,8 +6,8 @@ A checkpoint of step N is two files in a run's ``checkpoints/`` folder:
 - ``step-0000000N.json``: the step, optimiser hyperparameters and state layout, RNG states and
   the SHA-256 of the tensors file.
 
-Each file is written to a temporary name and renamed into place (``os.replace`` is atomic), the
-tensors first and the JSON last, so the JSON is the commit marker: a tensors file without its JSON
+Each file is written atomically (:func:`nsvae.files.atomic_write`), the tensors first and the
+JSON last, so the JSON is the commit marker: a tensors file without its JSON
 is an unfinished checkpoint and is ignored. Loading reads only safetensors and JSON; nothing is
 ever unpickled.
 """
@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import random
 import re
 from pathlib import Path
@@ -26,35 +25,47 @@ import safetensors.torch
 import torch
 
 from nsvae.errors import CheckpointError
+from nsvae.files import atomic_write
 
 FORMAT = 1
 _NAME = re.compile(r"step-(\d{8,})\.json")
 
 
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` through a temporary file and a rename; readers never see half.
+def checkpoint_name(step: int) -> str:
+    """File stem of the checkpoint of ``step``: ``step-00001000``."""
+    return f"step-{step:08d}"
+
+
+def last_checkpoint(run_dir: Path) -> Path:
+    """The newest committed checkpoint of a run directory.
 
     Raises
     ------
     CheckpointError
-        If the file cannot be written (the temporary file is removed).
+        If there is none.
     """
-    path = Path(path)
-    temporary = path.with_name(f"{path.name}.tmp")
+    found = list_checkpoints(Path(run_dir) / "checkpoints")
+    if not found:
+        raise CheckpointError(f"no checkpoint in {run_dir}")
+    return found[-1]
+
+
+def load_module(module: torch.nn.Module, tensors: dict[str, torch.Tensor], prefix: str) -> None:
+    """Load the ``<prefix>.*`` tensors of a checkpoint into ``module``.
+
+    Raises
+    ------
+    CheckpointError
+        If they do not fit the module (one line, the last line of torch's message).
+    """
+    weights = {k.removeprefix(f"{prefix}."): v for k, v in tensors.items()
+               if k.startswith(f"{prefix}.")}
     try:
-        with open(temporary, "wb") as file:
-            file.write(data)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except OSError as error:
-        temporary.unlink(missing_ok=True)
-        raise CheckpointError(f"cannot write {path}: {error.strerror or error}") from None
-
-
-def checkpoint_name(step: int) -> str:
-    """File stem of the checkpoint of ``step``: ``step-00001000``."""
-    return f"step-{step:08d}"
+        module.load_state_dict(weights)
+    except RuntimeError as error:
+        first = str(error).strip().splitlines()[-1].strip()
+        raise CheckpointError(f"checkpoint does not fit the {prefix} of the config: {first}") \
+            from None
 
 
 def list_checkpoints(directory: Path) -> list[Path]:
@@ -154,16 +165,17 @@ def load_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
     return tensors, state
 
 
-def split_optimizer(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], dict]:
-    """Split an optimiser's state into tensors (``optimizer.<param>.<name>``) and a JSON layout."""
+def split_optimizer(optimizer: torch.optim.Optimizer,
+                    prefix: str = "optimizer") -> tuple[dict[str, torch.Tensor], dict]:
+    """Split an optimiser's state into tensors (``<prefix>.<param>.<name>``) and a JSON layout."""
     state_dict = optimizer.state_dict()
     tensors, layout = {}, {}
     for index, entry in state_dict["state"].items():
         layout[str(index)] = {}
         for name, value in entry.items():
             if torch.is_tensor(value):
-                tensors[f"optimizer.{index}.{name}"] = value
-                layout[str(index)][name] = {"tensor": f"optimizer.{index}.{name}"}
+                tensors[f"{prefix}.{index}.{name}"] = value
+                layout[str(index)][name] = {"tensor": f"{prefix}.{index}.{name}"}
             else:
                 layout[str(index)][name] = {"value": value}
     return tensors, {"param_groups": state_dict["param_groups"], "state": layout}

@@ -1,0 +1,62 @@
+"""One-line checks of configuration values, shared by every owner of a config section.
+
+Each rule is written once, by the module that owns the value (the dataset registry, the model
+builder, each objective's config class, the training config); these helpers only format the
+message as ``section.key must ..., got value``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Iterable
+
+from nsvae.errors import ConfigError
+
+
+def check(ok: bool, message: str) -> None:
+    """Raise :class:`ConfigError` with ``message`` unless ``ok``."""
+    if not ok:
+        raise ConfigError(message)
+
+
+def choice(key: str, value: str, choices: Iterable[str]) -> None:
+    """``value`` must be one of ``choices``."""
+    choices = tuple(choices)
+    check(value in choices, f"unknown {key} {value!r} (choose from: {', '.join(choices)})")
+
+
+def non_negative(key: str, value: float) -> None:
+    """A finite number >= 0."""
+    check(value >= 0 and math.isfinite(value), f"{key} must be >= 0, got {value}")
+
+
+def positive(key: str, value: float) -> None:
+    """A finite number > 0."""
+    check(value > 0 and math.isfinite(value), f"{key} must be > 0, got {value}")
+
+
+def at_least(minimum: int, note: str = ""):
+    """A check that an integer is >= ``minimum`` (``note`` follows the bound in the message)."""
+
+    def at_least_minimum(key: str, value: int) -> None:
+        check(value >= minimum, f"{key} must be >= {minimum}{note}, got {value}")
+
+    return at_least_minimum
+
+
+def unit_interval(key: str, value: float) -> None:
+    """A number in [0, 1]."""
+    check(0 <= value <= 1, f"{key} must be in [0, 1], got {value}")
+
+
+def check_fields(config, section: str) -> None:
+    """Run the ``check`` of each dataclass field's metadata on its value.
+
+    A field declares its rule beside its default, e.g.
+    ``alpha: float = field(default=5.0, metadata={"check": non_negative})``.
+    """
+    for item in dataclasses.fields(config):
+        rule = item.metadata.get("check")
+        if rule is not None:
+            rule(f"{section}.{item.name}", getattr(config, item.name))

@@ -1,0 +1,78 @@
+"""One run end to end: train -> evaluate -> report. What the CLI, ``make demo`` and sweeps call.
+
+The stages know nothing of each other: the trainer takes the fast evaluation as a callback, and
+evaluation and the report open the run directory that training wrote (:mod:`nsvae.rundir`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from nsvae.config import Config
+from nsvae.data import build_data
+from nsvae.data.ground_truth import GroundTruthData
+from nsvae.metrics.evaluate import evaluate_model, evaluate_run
+from nsvae.rundir import Run, read_run_config
+from nsvae.train import train
+from nsvae.viz.report import write_report
+from nsvae.viz.traversals import FIGURE_IMAGES, save_reconstructions, save_traversals
+
+
+def train_run(config: Config | None, run_dir: str | Path, data: GroundTruthData | None = None,
+              resume: bool = False, progress: bool = False) -> Run:
+    """:func:`nsvae.train.train` with the fast metric suite every ``train.eval_every`` steps and,
+    when ``train.figures``, ``figures/traversals.png`` and ``reconstructions.png`` at the end.
+
+    Parameters are those of :func:`nsvae.train.train`.
+    """
+    run_dir = Path(run_dir)
+    if config is None:
+        config = read_run_config(run_dir)[0] if resume else Config()
+    data = build_data(config.data) if data is None else data
+    run = train(config, run_dir, data=data, resume=resume, progress=progress,
+                on_eval=fast_evaluation(data, config))
+    if run.config.train.figures:
+        save_figures(run, data)
+    return run
+
+
+def run_experiment(config: Config | None, run_dir: str | Path,
+                   data: GroundTruthData | None = None, resume: bool = False,
+                   progress: bool = False, fast: bool = True) -> Path:
+    """Train (or resume), evaluate (``eval.json``) and report (``report.html``) one run.
+
+    Returns
+    -------
+    Path
+        The run's ``report.html``.
+    """
+    run = train_run(config, run_dir, data=data, resume=resume, progress=progress)
+    evaluate_run(run, data=data, seed=run.config.train.seed, fast=fast)
+    return write_report(run.path, data=data, seed=run.config.train.seed)
+
+
+def fast_evaluation(data: GroundTruthData, config: Config):
+    """``on_eval(model, step)``: the fast metric suite, with the objective's evaluation settings
+    (so ``eval_curves.png`` measures what ``eval.json`` measures)."""
+    params = config.objective.evaluation_params()
+
+    def on_eval(model: torch.nn.Module, step: int) -> dict:
+        return evaluate_model(model, data, fast=True, seed=config.train.seed,
+                              params=params)["metrics"]
+
+    return on_eval
+
+
+def save_figures(run: Run, data: GroundTruthData) -> None:
+    """``traversals.png`` and ``reconstructions.png`` of a fixed sample of observations, latents
+    ordered by the last logged KL."""
+    observations = data.sample_observations(FIGURE_IMAGES,
+                                            np.random.RandomState(run.config.train.seed))
+    rows = [row for row in run.metrics() if "kl_per_latent" in row]
+    kl = rows[-1]["kl_per_latent"] if rows else None
+    folder = run.path / "figures"
+    save_traversals(run.model, observations, folder / "traversals.png", kl_per_latent=kl)
+    save_reconstructions(run.model, observations, folder / "reconstructions.png")

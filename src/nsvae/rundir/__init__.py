@@ -1,0 +1,8 @@
+"""The run directory: :class:`Run`, :func:`load_run`, ``config.json`` and checkpoints.
+
+Training writes a run through this layer; evaluation, the report and sweeps read it back.
+"""
+
+from nsvae.rundir.run import Run, load_run, read_run_config
+
+__all__ = ["Run", "load_run", "read_run_config"]

@@ -1,0 +1,151 @@
+"""A run directory: what training writes and every later stage reads (design section 5)::
+
+    run_dir/config.json        {"config", "versions", "observation_shape"}
+    run_dir/metrics.jsonl      one row per logging step (and per evaluation)
+    run_dir/checkpoints/       step-XXXXXXXX.safetensors + .json, the newest K
+    run_dir/figures/           figures (the report's, and traversals after training)
+    run_dir/tensorboard/       a mirror of metrics.jsonl, when TensorBoard is installed
+    run_dir/eval.json          metrics with their parameters and provenance
+    run_dir/report.html        one self-contained page
+
+This module sits below training and evaluation: both open runs through it, neither imports
+the other.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import nsvae
+from nsvae.config import Config, resumable_fields
+from nsvae.data import build_data
+from nsvae.data.ground_truth import GroundTruthData
+from nsvae.device import resolve_device
+from nsvae.errors import CheckpointError, ConfigError, one_line
+from nsvae.files import read_json, read_rows, write_json, write_rows
+from nsvae.models import VAE, build_model
+from nsvae.rundir.checkpoint import last_checkpoint, load_checkpoint, load_module
+
+CONVERT_HINT = ("write its objective section with only the fields of its objective "
+                "(see nsvae.objectives.OBJECTIVES[name].Config)")
+
+
+@dataclass
+class Run:
+    """A training run on disk, with its model at the last checkpoint.
+
+    Attributes
+    ----------
+    path : Path
+        The run directory.
+    config : Config
+        The configuration that produced it.
+    model : VAE
+        In eval mode, with the parameters of the last checkpoint.
+    step : int
+        Steps taken at that checkpoint.
+    """
+
+    path: Path
+    config: Config
+    model: VAE
+    step: int
+
+    def data(self) -> GroundTruthData:
+        """Build the dataset named by the run's config (a new object at every call)."""
+        return build_data(self.config.data)
+
+    def metrics(self) -> list[dict]:
+        """Every row of ``metrics.jsonl``: training rows, then ``{"step", "eval"}`` rows."""
+        return read_rows(self.path / "metrics.jsonl")
+
+    def record(self) -> dict:
+        """The whole ``config.json``: ``config``, ``versions`` and ``observation_shape``."""
+        return read_json(self.path / "config.json")
+
+
+def load_run(run_dir: str | Path, device: str = "cpu") -> Run:
+    """Open a run directory: its config and its model at the last checkpoint (eval mode).
+
+    Raises
+    ------
+    CheckpointError
+        If the directory, its ``config.json`` or its last checkpoint is missing or corrupt.
+    """
+    run_dir = Path(run_dir)
+    config, observation_shape = read_run_config(run_dir)
+    model = build_model(config.model, num_channels=observation_shape[0])
+    tensors, state = load_checkpoint(last_checkpoint(run_dir))
+    load_module(model, tensors, "model")
+    return Run(run_dir, config, model.to(resolve_device(device)).eval(), state["step"])
+
+
+def read_run_config(run_dir: str | Path) -> tuple[Config, tuple[int, ...]]:
+    """The config and observation shape stored in ``run_dir/config.json``.
+
+    Files written before each objective had its own config section load too
+    (:meth:`Config.from_stored`).
+
+    Raises
+    ------
+    CheckpointError
+        If the file is missing or corrupt.
+    """
+    path = Path(run_dir) / "config.json"
+    if not path.is_file():
+        raise CheckpointError(f"not a run directory (no config.json): {run_dir}")
+    stored = read_json(path)
+    try:
+        return Config.from_stored(stored["config"]), tuple(stored["observation_shape"])
+    except (KeyError, TypeError) as error:
+        raise CheckpointError(f"corrupt {path}: {one_line(error)}") from None
+    except ConfigError as error:
+        raise CheckpointError(f"corrupt {path}: {error}; {CONVERT_HINT}") from None
+
+
+def training_config(run_dir: Path, config: Config | None, resume: bool) -> Config:
+    """The validated config to train ``run_dir`` with.
+
+    A fresh run needs a new or empty directory (``config`` None means the defaults). A resumed
+    run takes the stored config when ``config`` is None; otherwise ``config`` may differ from it
+    only in fields marked resumable (:func:`nsvae.config.resumable_fields`).
+
+    Raises
+    ------
+    CheckpointError
+        A fresh run in a used directory, or a resumed one that is not a run.
+    ConfigError
+        Invalid values, or a change on resume that would alter training.
+    """
+    if not resume:
+        if run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
+            raise CheckpointError(
+                f"{run_dir} already exists and is not empty; resume it or choose another run "
+                "directory"
+            )
+        return (Config() if config is None else config).validate()
+    stored, _ = read_run_config(run_dir)
+    if config is None:
+        return stored.validate()
+    old, new, free = stored.to_dict(), config.to_dict(), resumable_fields(config)
+    for section, values in new.items():
+        for key, value in values.items():
+            before = old[section].get(key)
+            if value != before and key not in free[section]:
+                raise ConfigError(
+                    f"cannot change {section}.{key} when resuming {run_dir} "
+                    f"(run has {before!r}, got {value!r})"
+                )
+    return config.validate()
+
+
+def write_run_files(run_dir: Path, config: Config, observation_shape, step: int) -> None:
+    """Create the run's folders, write ``config.json`` and drop metrics rows after ``step``."""
+    (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
+    (run_dir / "figures").mkdir(exist_ok=True)
+    write_json(run_dir / "config.json", {"config": config.to_dict(), "versions": nsvae.versions(),
+                                         "observation_shape": list(observation_shape)})
+    metrics = run_dir / "metrics.jsonl"
+    if metrics.exists():  # rows logged after the checkpoint we resume from will be logged again
+        write_rows(metrics, [row for row in read_rows(metrics) if row["step"] <= step])
