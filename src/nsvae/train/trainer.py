@@ -140,7 +140,7 @@ def _training_state(config: Config, data: GroundTruthData, device: torch.device)
         objective=objective,
         optimizers=objective.optimizers(model, lr=settings.lr, betas=settings.betas),
         sampler=BatchSampler(observations, settings.batch_size, seed=settings.seed, scale=scale,
-                             device=device),
+                             device=device, transform=data.observation_transform),
         meter=Meter(device),
     )
 
