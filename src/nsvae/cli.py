@@ -132,6 +132,11 @@ def train_command(
     figures: Annotated[
         bool | None, _flag("--figures/--no-figures", "Write traversal figures at the end.")
     ] = None,
+    precision: Annotated[str | None, _flag(
+        "--precision", "fp32, or bf16 (autocast; posterior, KL, selection, losses stay fp32).")
+    ] = None,
+    compile_model: Annotated[bool | None, _flag(
+        "--compile/--no-compile", "torch.compile the model (first-step cost printed).")] = None,
     data: Annotated[
         str | None, _flag("--data", "Dataset: dsprites (default), dsprites-file, array.")
     ] = None,
@@ -197,7 +202,8 @@ FLAG_KEYS = {
     "update": ("objective", "update"),
     **{name: ("train", name) for name in (
         "steps", "batch_size", "lr", "seed", "device", "threads", "log_every",
-        "checkpoint_every", "keep_checkpoints", "eval_every", "figures")},
+        "checkpoint_every", "keep_checkpoints", "eval_every", "figures", "precision")},
+    "compile_model": ("train", "compile"),
 }
 
 
