@@ -72,8 +72,12 @@ class GroundTruthData:
     Subclasses set ``factor_names``, ``factor_space`` and ``observation_shape`` and implement
     :meth:`sample_observations_from_factors`. Observations are float32 arrays shaped
     ``[n, *observation_shape]``; images are channel-first with values in [0, 1].
+    ``deterministic`` is True when an observation is a function of its factors alone (the
+    random state is not used to render it), so that evaluation may encode each grid point once
+    and reuse its code (:mod:`nsvae.metrics.codes`).
     """
 
+    deterministic = False
     factor_names: tuple[str, ...]
     factor_space: FactorSpace
     observation_shape: tuple[int, ...]
@@ -141,6 +145,8 @@ class ArrayGroundTruthData(GroundTruthData):
         ``observations.astype(float32) * scale`` are the observations, so images can stay
         compact (uint8 0..255 with scale 1/255, or 0/1 with scale 1).
     """
+
+    deterministic = True
 
     def __init__(
         self, observations, factor_sizes: Sequence[int], factor_names=None, scale: float = 1.0

@@ -212,7 +212,7 @@ def check_split(train, test) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.nda
     return check_factors(train[0], codes), codes, check_factors(test[0], codes_test), codes_test
 
 
-def metric(*, fast: dict | None = None, input: str = "representation"):
+def metric(*, fast: dict | None = None, input: str = "representation", pixels: bool = False):
     """Declare a metric's input kind and its ``--fast`` parameters beside its definition.
 
     Parameters
@@ -223,6 +223,10 @@ def metric(*, fast: dict | None = None, input: str = "representation"):
         The second argument the metric takes after ``data``: a representation function
         (observations -> codes, disentanglement_lib's contract) or an encoder (observations ->
         ``(mu, logvar)``), for metrics that need the posterior's variance.
+    pixels : bool
+        The metric reads the values of the observations it draws, not only through its
+        representation or encoder. Otherwise a cached evaluation may hand it grid indices in
+        place of observations (:mod:`nsvae.metrics.codes`), which it must pass on as they are.
     """
     if input not in INPUTS:
         raise ValueError(f"unknown metric input {input!r} (choose from: {', '.join(INPUTS)})")
@@ -230,6 +234,7 @@ def metric(*, fast: dict | None = None, input: str = "representation"):
     def declare(function):
         function.input_kind = input
         function.fast_params = dict(fast or {})
+        function.reads_pixels = pixels
         return function
 
     return declare
