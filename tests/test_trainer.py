@@ -102,10 +102,12 @@ def test_checkpoint_holds_model_optimizer_rng_and_sampler(tmp_path, squares):
         assert torch.equal(tensors[key], run.model.state_dict()[key.removeprefix("model.")])
 
 
-def test_resume_is_bit_identical(tmp_path, squares):
-    whole = train(tiny_config(steps=8), tmp_path / "whole", data=squares)
-    train(tiny_config(steps=4), tmp_path / "split", data=squares)
-    resumed = train(tiny_config(steps=8), tmp_path / "split", data=squares, resume=True)
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_resume_is_bit_identical(tmp_path, squares, precision):
+    whole = train(tiny_config(steps=8, precision=precision), tmp_path / "whole", data=squares)
+    train(tiny_config(steps=4, precision=precision), tmp_path / "split", data=squares)
+    resumed = train(tiny_config(steps=8, precision=precision), tmp_path / "split", data=squares,
+                    resume=True)
 
     assert resumed.step == 8
     assert_same_parameters(whole.model, resumed.model)
