@@ -24,20 +24,15 @@ import statistics
 import tempfile
 from pathlib import Path
 
+from evaluate import squares  # the benchmark's 64-image grid, for a quick check
+
 from nsvae.config import Config
-from nsvae.data import ArrayGroundTruthData, build_data
+from nsvae.data import build_data
 from nsvae.metrics.evaluate import evaluate_run
 from nsvae.train import train
 
 PRECISIONS = ("fp32", "bf16")
 TRAINED = ("recon", "kl", "synergy")
-
-
-def squares() -> ArrayGroundTruthData:
-    """64 images of an 8 x 8 square on an 8 x 8 grid (for a quick check)."""
-    from evaluate import squares as build
-
-    return build()
 
 
 def run_config(precision: str, seed: int, args) -> Config:
