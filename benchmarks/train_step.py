@@ -28,6 +28,10 @@ the figures are medians over blocks, with each nsvae variant's ratio to the seed
 (recomputed forward). The script also prints the FLOPs of nsvae's step and the share of the
 machine's measured matrix-product peak, fp32 or bf16 as the variant computes, that it reaches.
 
+``--models all`` adds every other objective of :data:`MODELS` (FactorVAE's discriminator, the
+seed's two-step Non-Syn update, beta-TCVAE's [B, B, d] density table...) so their cost shows
+beside the Non-Syn step.
+
 Run: ``OMP_WAIT_POLICY=PASSIVE python benchmarks/train_step.py`` (``--help`` for options). On a
 machine shared with other processes, OpenMP threads that spin while waiting slow every variant
 several-fold; the passive policy (set before torch loads OpenMP) lets them sleep instead.
@@ -62,17 +66,38 @@ def dsprites_images(n: int, seed: int = 0) -> np.ndarray:
     return dsprites.render(classes[rows])[:, None]
 
 
-class NsvaeStep:
-    """One training step as :func:`nsvae.train.train` takes it: :func:`nsvae.train.train_step`."""
+# Every objective at the settings a user would train it with (disentanglement_lib's / the seed's).
+MODELS = {
+    "nonsyn": {"alpha": 5.0, "omega": 0.9, "policy": "sorted"},
+    "nonsyn (seed update)": {"name": "nonsyn", "alpha": 5.0, "omega": 0.9, "policy": "sorted",
+                             "update": "seed"},
+    "vae": {},
+    "beta_vae": {"beta": 4.0},
+    "annealed_vae": {},
+    "factor_vae": {"gamma": 30.0},
+    "beta_tcvae": {"beta": 6.0},
+    "dip_vae": {},
+}
 
-    def __init__(self, images, args, precision: str = "fp32", compile: bool = False):
+
+class NsvaeStep:
+    """One training step as :func:`nsvae.train.train` takes it: :func:`nsvae.train.train_step`.
+
+    ``model`` is a key of :data:`MODELS` (Non-Syn by default); ``precision`` is
+    ``train.precision`` and ``compile`` compiles the model (``train.compile``).
+    """
+
+    def __init__(self, images, args, model: str = "nonsyn", precision: str = "fp32",
+                 compile: bool = False):
         torch.manual_seed(0)
         self.model = build_model(ModelConfig(arch=args.arch, z_dim=args.z_dim))
         if compile:
             self.model.compile()
         self.precision = precision
-        config = objective_config("nonsyn", alpha=5.0, omega=0.9, policy="sorted")
-        self.objective = build_objective(config, likelihood=self.model.likelihood)
+        fields = dict(MODELS[model])
+        config = objective_config(fields.pop("name", model), **fields)
+        self.objective = build_objective(config, likelihood=self.model.likelihood,
+                                         z_dim=args.z_dim, dataset_size=len(images))
         self.optimizers = self.objective.optimizers(self.model, lr=1e-4, betas=(0.9, 0.999))
         self.sampler = BatchSampler(images, args.batch_size, seed=0)
         self.step = 0
@@ -187,12 +212,15 @@ def matmul_peak(dtype: torch.dtype = torch.float32, n: int = 2048, repeats: int 
     return 2 * n**3 / min(times)
 
 
-def variants(images, args) -> dict:
-    """The steps to time, by name: nsvae's (precision, compile) and the seed's two."""
-    steps = {"nsvae fp32": NsvaeStep(images, args, "fp32"),
-             "nsvae bf16": NsvaeStep(images, args, "bf16")}
+def variants(images, args, models: list[str]) -> dict:
+    """The steps to time, by name: nsvae's Non-Syn in fp32, bf16 (and compiled), the other
+    ``models`` in fp32, and the seed's two."""
+    steps = {"nsvae fp32": NsvaeStep(images, args),
+             "nsvae bf16": NsvaeStep(images, args, precision="bf16")}
     if args.compile:
-        steps["nsvae bf16 + compile"] = NsvaeStep(images, args, "bf16", compile=True)
+        steps["nsvae bf16 + compile"] = NsvaeStep(images, args, precision="bf16", compile=True)
+    for name in (name for name in models if name != "nonsyn"):
+        steps[f"nsvae {name} fp32"] = NsvaeStep(images, args, name)
     steps[SEED] = SeedStep(images, args, recompute=True)
     steps["seed (one forward)"] = SeedStep(images, args, recompute=False)
     return steps
@@ -248,11 +276,17 @@ def main() -> None:
     parser.add_argument("--blocks", type=int, default=5, help="timed blocks per variant")
     parser.add_argument("--threads", type=int, default=0, help="0: physical cores")
     parser.add_argument("--compile", action="store_true", help="also time bf16 + torch.compile")
+    parser.add_argument("--models", default="nonsyn",
+                        help=f"comma-separated, or 'all' (fp32): {', '.join(MODELS)}")
     args = parser.parse_args()
+    models = list(MODELS) if args.models == "all" else args.models.split(",")
+    unknown = [name for name in models if name not in MODELS]
+    if unknown:
+        parser.error(f"unknown model {unknown[0]!r} (choose from: {', '.join(MODELS)})")
 
     threads = args.threads or physical_cores()
     torch.set_num_threads(threads)
-    steps = variants(dsprites_images(args.images), args)
+    steps = variants(dsprites_images(args.images), args, models)
     first = warm_up(steps)  # allocator, oneDNN primitives, DataLoader, compilation
     flops = step_flops(steps["nsvae fp32"])
     rates = {name: [] for name in steps}

@@ -49,6 +49,13 @@ class MetricError(NsvaeError, ValueError):
     exit_code = 6
 
 
+class DataWarning(UserWarning):
+    """Data was read with a problem that did not stop it (for instance unreadable files skipped).
+
+    The CLI prints it as one line; in Python it is an ordinary warning.
+    """
+
+
 def one_line(error: BaseException | str) -> str:
     """The message of ``error`` on one line (its type name when it has none)."""
     return " ".join(str(error).split()) or type(error).__name__

@@ -43,7 +43,8 @@ SCAN = 1 << 16  # grid points looked at per pass when topping up a batch
 
 def cacheable(data: GroundTruthData, z_dim: int) -> bool:
     """Whether the posteriors of every grid point of ``data`` may be cached by index."""
-    return bool(getattr(data, "deterministic", False)) and len(data) * z_dim * 8 <= MAX_TABLE_BYTES
+    deterministic = getattr(data, "deterministic", False) and data.observation_transform is None
+    return bool(deterministic) and len(data) * z_dim * 8 <= MAX_TABLE_BYTES
 
 
 class GridKeys(GroundTruthData):
@@ -59,6 +60,7 @@ class GridKeys(GroundTruthData):
         self.factor_space = data.factor_space
         self.factor_names = data.factor_names
         self.observation_shape = data.observation_shape
+        self.has_factors = data.has_factors
 
     def sample_factors(self, num: int, random_state: np.random.RandomState) -> np.ndarray:
         return self.data.sample_factors(num, random_state)

@@ -212,8 +212,9 @@ def check_split(train, test) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.nda
     return check_factors(train[0], codes), codes, check_factors(test[0], codes_test), codes_test
 
 
-def metric(*, fast: dict | None = None, input: str = "representation", pixels: bool = False):
-    """Declare a metric's input kind and its ``--fast`` parameters beside its definition.
+def metric(*, fast: dict | None = None, input: str = "representation", factors: bool = True,
+           pixels: bool = False):
+    """Declare a metric's inputs and its ``--fast`` parameters beside its definition.
 
     Parameters
     ----------
@@ -223,6 +224,9 @@ def metric(*, fast: dict | None = None, input: str = "representation", pixels: b
         The second argument the metric takes after ``data``: a representation function
         (observations -> codes, disentanglement_lib's contract) or an encoder (observations ->
         ``(mu, logvar)``), for metrics that need the posterior's variance.
+    factors : bool
+        Whether the metric reads the dataset's ground-truth factors; one that reads only its
+        observations (``factors=False``) also scores data without them (an image collection).
     pixels : bool
         The metric reads the values of the observations it draws, not only through its
         representation or encoder. Otherwise a cached evaluation may hand it grid indices in
@@ -233,6 +237,7 @@ def metric(*, fast: dict | None = None, input: str = "representation", pixels: b
 
     def declare(function):
         function.input_kind = input
+        function.needs_factors = factors
         function.fast_params = dict(fast or {})
         function.reads_pixels = pixels
         return function

@@ -141,7 +141,8 @@ def _training_state(config: Config, data: GroundTruthData, device: torch.device)
     model = build_model(config.model, num_channels=data.observation_shape[0]).to(device)
     if settings.compile:
         model.compile()
-    objective = build_objective(config.objective, likelihood=model.likelihood)
+    objective = build_objective(config.objective, likelihood=model.likelihood,
+                                z_dim=config.model.z_dim, dataset_size=len(observations))
     for module in objective.modules().values():
         module.to(device)
     return TrainingState(
@@ -149,7 +150,7 @@ def _training_state(config: Config, data: GroundTruthData, device: torch.device)
         objective=objective,
         optimizers=objective.optimizers(model, lr=settings.lr, betas=settings.betas),
         sampler=BatchSampler(observations, settings.batch_size, seed=settings.seed, scale=scale,
-                             device=device),
+                             device=device, transform=data.observation_transform),
         meter=Meter(device),
     )
 
