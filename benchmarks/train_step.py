@@ -1,8 +1,10 @@
-"""Training steps per second: nsvae's Non-Syn step against the seed's algorithm, same run.
+"""Training steps per second: nsvae's Non-Syn step in fp32 and bf16 against the seed's algorithm.
 
-nsvae's step is the trainer's loop body: a batch from :class:`nsvae.data.sampler.BatchSampler`
-(uint8 images in memory, random indices, one float conversion per batch), one forward pass, the
-Non-Syn objective with the vectorised ``sorted`` selection, one backward pass, one Adam step.
+nsvae's step is the trainer's loop body (``train.precision`` fp32, bf16 and, with ``--compile``,
+bf16 with the model compiled; the first compiled call, which pays the compilation, is timed): a
+batch from :class:`nsvae.data.sampler.BatchSampler` (uint8 images in memory, random indices, one
+float conversion per batch), one forward pass, the Non-Syn objective with the vectorised
+``sorted`` selection, one backward pass, one Adam step.
 
 The baseline follows the seed's algorithm (Barrientos & Sootla, 2018, github.com/Gonzalob90/
 non-synergistic-vae) on the same architecture, batch and optimiser:
@@ -22,8 +24,9 @@ non-synergistic-vae) on the same architecture, batch and optimiser:
 Images are dSprites rendered at a few thousand random rows of the grid (so the full grid need not
 be rendered; dense convolutions cost the same whatever the pixels).
 Steps are timed in alternating blocks, so load from other processes hits all variants alike;
-the figures are medians over blocks. The script also prints the FLOPs of nsvae's step and the share
-of the machine's measured fp32 matrix-product peak that it reaches.
+the figures are medians over blocks, with each nsvae variant's ratio to the seed's algorithm
+(recomputed forward). The script also prints the FLOPs of nsvae's step and the share of the
+machine's measured matrix-product peak, fp32 or bf16 as the variant computes, that it reaches.
 
 ``--models all`` adds every other objective of :data:`MODELS` (FactorVAE's discriminator, the
 seed's two-step Non-Syn update, beta-TCVAE's [B, B, d] density table...) so their cost shows
@@ -80,12 +83,17 @@ MODELS = {
 class NsvaeStep:
     """One training step as :func:`nsvae.train.train` takes it: :func:`nsvae.train.train_step`.
 
-    ``model`` is a key of :data:`MODELS` (Non-Syn by default).
+    ``model`` is a key of :data:`MODELS` (Non-Syn by default); ``precision`` is
+    ``train.precision`` and ``compile`` compiles the model (``train.compile``).
     """
 
-    def __init__(self, images, args, model: str = "nonsyn"):
+    def __init__(self, images, args, model: str = "nonsyn", precision: str = "fp32",
+                 compile: bool = False):
         torch.manual_seed(0)
         self.model = build_model(ModelConfig(arch=args.arch, z_dim=args.z_dim))
+        if compile:
+            self.model.compile()
+        self.precision = precision
         fields = dict(MODELS[model])
         config = objective_config(fields.pop("name", model), **fields)
         self.objective = build_objective(config, likelihood=self.model.likelihood,
@@ -95,7 +103,8 @@ class NsvaeStep:
         self.step = 0
 
     def __call__(self) -> torch.Tensor:
-        loss, _ = train_step(self.model, self.objective, self.optimizers, self.sampler, self.step)
+        loss, _ = train_step(self.model, self.objective, self.optimizers, self.sampler, self.step,
+                             self.precision)
         self.step += 1
         return loss
 
@@ -191,9 +200,9 @@ def step_flops(step) -> float:
     return counter.get_total_flops()
 
 
-def matmul_peak(n: int = 2048, repeats: int = 5) -> float:
-    """Best fp32 FLOP/s of an n x n matrix product on this machine, threads as set."""
-    a, b = torch.randn(n, n), torch.randn(n, n)
+def matmul_peak(dtype: torch.dtype = torch.float32, n: int = 2048, repeats: int = 5) -> float:
+    """Best FLOP/s of an n x n matrix product in ``dtype`` on this machine, threads as set."""
+    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
     a @ b
     times = []
     for _ in range(repeats):
@@ -201,6 +210,60 @@ def matmul_peak(n: int = 2048, repeats: int = 5) -> float:
         a @ b
         times.append(time.perf_counter() - start)
     return 2 * n**3 / min(times)
+
+
+def variants(images, args, models: list[str]) -> dict:
+    """The steps to time, by name: nsvae's Non-Syn in fp32, bf16 (and compiled), the other
+    ``models`` in fp32, and the seed's two."""
+    steps = {"nsvae fp32": NsvaeStep(images, args),
+             "nsvae bf16": NsvaeStep(images, args, precision="bf16")}
+    if args.compile:
+        steps["nsvae bf16 + compile"] = NsvaeStep(images, args, precision="bf16", compile=True)
+    for name in (name for name in models if name != "nonsyn"):
+        steps[f"nsvae {name} fp32"] = NsvaeStep(images, args, name)
+    steps[SEED] = SeedStep(images, args, recompute=True)
+    steps["seed (one forward)"] = SeedStep(images, args, recompute=False)
+    return steps
+
+
+SEED = "seed (recomputed forward)"
+
+
+def warm_up(steps: dict) -> dict[str, float]:
+    """Three untimed calls of each step; the seconds of each one's first call."""
+    first = {}
+    for name, step in steps.items():
+        start = time.perf_counter()
+        step().item()
+        first[name] = time.perf_counter() - start
+        time_block(step, 2)
+    return first
+
+
+def report(args, threads, rates, first, flops) -> None:
+    """Print the medians, the ratios to the seed's algorithm and the shares of the peaks."""
+    print(
+        f"train step, arch={args.arch}, z_dim={args.z_dim}, batch={args.batch_size}, "
+        f"threads={threads}, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}, "
+        f"torch {torch.__version__}, "
+        f"{args.blocks} blocks x {args.steps} steps, median steps/s"
+    )
+    medians = {name: statistics.median(values) for name, values in rates.items()}
+    for name, values in rates.items():
+        spread = f"[{min(values):.2f}, {max(values):.2f}]"
+        print(f"  {name:28s} {medians[name]:7.2f} steps/s  {spread:18s} "
+              f"x{medians[name] / medians[SEED]:.2f} the seed's")
+    peaks = {"fp32": matmul_peak(torch.float32), "bf16": matmul_peak(torch.bfloat16)}
+    print(f"measured matmul peaks: fp32 {peaks['fp32'] / 1e9:.0f} GFLOP/s, "
+          f"bf16 {peaks['bf16'] / 1e9:.0f} GFLOP/s; nsvae step {flops / 1e9:.2f} GFLOP "
+          "(forward + backward)")
+    for name in (n for n in medians if n.startswith("nsvae")):
+        dtype = "bf16" if "bf16" in name else "fp32"
+        print(f"  {name:28s} {flops * medians[name] / 1e9:6.0f} GFLOP/s = "
+              f"{flops * medians[name] / peaks[dtype]:.0%} of the {dtype} peak")
+    if "nsvae bf16 + compile" in first:
+        print(f"torch.compile: first call {first['nsvae bf16 + compile']:.1f} s "
+              f"(uncompiled bf16: {first['nsvae bf16']:.2f} s)")
 
 
 def main() -> None:
@@ -212,8 +275,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20, help="steps per timed block")
     parser.add_argument("--blocks", type=int, default=5, help="timed blocks per variant")
     parser.add_argument("--threads", type=int, default=0, help="0: physical cores")
+    parser.add_argument("--compile", action="store_true", help="also time bf16 + torch.compile")
     parser.add_argument("--models", default="nonsyn",
-                        help=f"comma-separated, or 'all': {', '.join(MODELS)}")
+                        help=f"comma-separated, or 'all' (fp32): {', '.join(MODELS)}")
     args = parser.parse_args()
     models = list(MODELS) if args.models == "all" else args.models.split(",")
     unknown = [name for name in models if name not in MODELS]
@@ -222,38 +286,14 @@ def main() -> None:
 
     threads = args.threads or physical_cores()
     torch.set_num_threads(threads)
-    images = dsprites_images(args.images)
-    variants = {
-        **{("nsvae" if name == "nonsyn" else f"nsvae {name}"): NsvaeStep(images, args, name)
-           for name in dict.fromkeys(["nonsyn", *models])},
-        "seed (recomputed forward)": SeedStep(images, args, recompute=True),
-        "seed (one forward)": SeedStep(images, args, recompute=False),
-    }
-    for step in variants.values():  # warm-up: allocator, oneDNN primitives, DataLoader
-        time_block(step, 3)
-    flops = step_flops(variants["nsvae"])
-    rates = {name: [] for name in variants}
+    steps = variants(dsprites_images(args.images), args, models)
+    first = warm_up(steps)  # allocator, oneDNN primitives, DataLoader, compilation
+    flops = step_flops(steps["nsvae fp32"])
+    rates = {name: [] for name in steps}
     for _ in range(args.blocks):
-        for name, step in variants.items():
+        for name, step in steps.items():
             rates[name].append(time_block(step, args.steps))
-
-    print(
-        f"train step, arch={args.arch}, z_dim={args.z_dim}, batch={args.batch_size}, "
-        f"threads={threads}, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}, "
-        f"torch {torch.__version__}, "
-        f"{args.blocks} blocks x {args.steps} steps, median steps/s"
-    )
-    ours = statistics.median(rates["nsvae"])
-    for name, values in rates.items():
-        median = statistics.median(values)
-        spread = f"[{min(values):.2f}, {max(values):.2f}]"
-        print(f"  {name:28s} {median:7.2f} steps/s  {spread:18s} nsvae x{ours / median:.2f}")
-    peak = matmul_peak()
-    print(
-        f"nsvae step: {flops / 1e9:.2f} GFLOP (forward + backward), {flops * ours / 1e9:.0f} "
-        f"GFLOP/s at the median = {flops * ours / peak:.0%} of the measured fp32 matmul peak "
-        f"({peak / 1e9:.0f} GFLOP/s)"
-    )
+    report(args, threads, rates, first, flops)
 
 
 if __name__ == "__main__":

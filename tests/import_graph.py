@@ -16,7 +16,8 @@ SOURCE = Path(__file__).resolve().parents[1] / "src"
 
 # Lowest first; a package may import only packages of a lower (or its own) layer.
 LAYERS = (
-    ("nsvae", "nsvae.errors", "nsvae.files", "nsvae.checks", "nsvae.device", "nsvae.gaussian"),
+    ("nsvae", "nsvae.errors", "nsvae.files", "nsvae.checks", "nsvae.device", "nsvae.gaussian",
+     "nsvae.precision"),
     ("nsvae.data", "nsvae.models"),
     ("nsvae.objectives",),
     ("nsvae.config",),

@@ -81,6 +81,7 @@ def test_resume_refuses_a_changed_objective(tmp_path, capsys, run_toml, squares_
         (["--model", "gan"], 2, "unknown objective.name 'gan'"),
         (["--policy", "random"], 2, "unknown objective.policy"),
         (["--steps", "0"], 2, "train.steps must be >= 1"),
+        (["--precision", "fp16"], 2, "unknown train.precision 'fp16' (choose from: fp32, bf16)"),
         (["--data", "mnist"], 2, "unknown dataset 'mnist'"),
         (["--data-path", "MISSING/dsprites.npz"], 3,
          "no dSprites file at {cwd}/MISSING/dsprites.npz"),  # stored absolute

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from nsvae.cli import main
-from nsvae.config import Config
+from nsvae.config import Config, ModelConfig
 from nsvae.data.ground_truth import ArrayGroundTruthData, FactorSpace
 from nsvae.errors import MetricError
 from nsvae.metrics import CODE_METRICS
@@ -141,3 +141,55 @@ def test_latent_synergy_of_a_nonsyn_run_uses_its_selection_settings(tmp_path):
     result = evaluate_run(run, square_data(), metrics="latent_synergy", params=params)
     used = result["params"]["latent_synergy"]
     assert (used["omega"], used["policy"], used["num_samples"]) == (0.5, "reference", 72)
+
+
+# Every metric, at sample counts small enough for a test (the mixture metrics on the whole grid).
+SMALL = {"beta_vae": {"batch_size": 8, "num_train": 60, "num_eval": 30},
+         "factor_vae": {"batch_size": 8, "num_train": 60, "num_eval": 30,
+                        "num_variance_estimate": 100},
+         "mig": {"num_train": 300}, "mig_chen": {"num_points": 64, "num_samples": 64},
+         "dci": {"num_train": 200, "num_test": 100, "estimator": "forest", "n_jobs": 1},
+         "sap": {"num_train": 200, "num_test": 100},
+         "modularity_explicitness": {"num_train": 200, "num_test": 100},
+         "unsupervised": {"num_train": 300},
+         "latent_synergy": {"num_samples": 64, "num_queries": 16},
+         "factor_synergy": {"num_samples": 300}}
+
+
+def counted_model(monkeypatch):
+    """A small model in eval mode, and the list of the batch sizes it encodes."""
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(z_dim=4)).eval()
+    encoded, encode = [], model.encode
+
+    def counting_encode(x):
+        encoded.append(len(x))
+        return encode(x)
+
+    monkeypatch.setattr(model, "encode", counting_encode)
+    return model, encoded
+
+
+@pytest.mark.parametrize("representation", ["mean", "sampled"])
+def test_the_cached_evaluation_equals_encoding_metric_by_metric(squares, representation,
+                                                               monkeypatch):
+    model, encoded = counted_model(monkeypatch)
+
+    def evaluate(cache):
+        encoded.clear()
+        return evaluate_model(model, squares, representation=representation, params=SMALL,
+                              cache=cache, progress=False)["metrics"]
+
+    cached = evaluate(cache=True)
+    assert sum(encoded) == 256  # the 64 grid points once, in one padded batch
+    uncached = evaluate(cache=False)
+    assert sum(encoded) > 10 * len(squares)
+    assert cached == uncached
+
+
+def test_data_whose_observations_are_random_is_encoded_metric_by_metric(squares, monkeypatch):
+    noisy = ArrayGroundTruthData(squares.observations, [8, 8])
+    noisy.deterministic = False
+    model, encoded = counted_model(monkeypatch)
+    evaluate_model(model, noisy, metrics="mig,unsupervised", params=SMALL, progress=False)
+    assert sum(encoded) >= 2 * 300

@@ -104,10 +104,12 @@ def test_checkpoint_holds_model_optimizer_rng_and_sampler(tmp_path, squares):
         assert torch.equal(tensors[key], run.model.state_dict()[key.removeprefix("model.")])
 
 
-def test_resume_is_bit_identical(tmp_path, squares):
-    whole = train(tiny_config(steps=8), tmp_path / "whole", data=squares)
-    train(tiny_config(steps=4), tmp_path / "split", data=squares)
-    resumed = train(tiny_config(steps=8), tmp_path / "split", data=squares, resume=True)
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_resume_is_bit_identical(tmp_path, squares, precision):
+    whole = train(tiny_config(steps=8, precision=precision), tmp_path / "whole", data=squares)
+    train(tiny_config(steps=4, precision=precision), tmp_path / "split", data=squares)
+    resumed = train(tiny_config(steps=8, precision=precision), tmp_path / "split", data=squares,
+                    resume=True)
 
     assert resumed.step == 8
     assert_same_parameters(whole.model, resumed.model)
@@ -312,3 +314,31 @@ def test_rows_are_mirrored_to_tensorboard_when_it_is_installed(tmp_path, squares
     assert {("loss", 2), ("synergy", 2), ("kl_per_latent/3", 2), ("a_best_freq/0", 2)} <= set(
         written)
     assert written[-1] == "closed"
+
+
+def test_tensorboard_takes_nested_evaluation_rows(tmp_path, monkeypatch):
+    """Evaluation rows hold matrices, per-factor lists and text: numbers become tag paths."""
+    from nsvae.train.logs import TensorBoard
+
+    written = {}
+
+    class SummaryWriter:
+        def __init__(self, log_dir):
+            pass
+
+        def add_scalar(self, tag, value, step):
+            assert isinstance(value, int | float)
+            written[tag] = (value, step)
+
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard",
+                        types.SimpleNamespace(SummaryWriter=SummaryWriter))
+    board = TensorBoard(tmp_path)
+    board.write({"step": 7, "eval": {"mig": {"discrete_mig": 0.2,
+                                             "normalized_mi": [[0.5, 0.1], [0.0, 0.9]],
+                                             "captured_by": [0, -1]},
+                                     "note": "text", "missing": None}})
+    assert written == {"eval/mig/discrete_mig": (0.2, 7), "eval/mig/normalized_mi/0/0": (0.5, 7),
+                       "eval/mig/normalized_mi/0/1": (0.1, 7),
+                       "eval/mig/normalized_mi/1/0": (0.0, 7),
+                       "eval/mig/normalized_mi/1/1": (0.9, 7), "eval/mig/captured_by/0": (0, 7),
+                       "eval/mig/captured_by/1": (-1, 7)}

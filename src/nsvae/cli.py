@@ -143,6 +143,11 @@ def train_command(
     figures: Annotated[
         bool | None, _flag("--figures/--no-figures", "Write traversal figures at the end.")
     ] = None,
+    precision: Annotated[str | None, _flag(
+        "--precision", "fp32, or bf16 (autocast; posterior, KL, selection, losses stay fp32).")
+    ] = None,
+    compile_model: Annotated[bool | None, _flag(
+        "--compile/--no-compile", "torch.compile the model (first-step cost printed).")] = None,
     data: Annotated[
         str | None, _flag("--data", "Dataset: dsprites (default), dsprites-file, color-dsprites, "
                           "noisy-dsprites, scream-dsprites, 3dshapes, mpi3d-toy, "
@@ -214,7 +219,8 @@ FLAG_KEYS = {
     "update": ("objective", "update"), "gamma": ("objective", "gamma"),
     **{name: ("train", name) for name in (
         "steps", "batch_size", "lr", "seed", "device", "threads", "log_every",
-        "checkpoint_every", "keep_checkpoints", "eval_every", "figures")},
+        "checkpoint_every", "keep_checkpoints", "eval_every", "figures", "precision")},
+    "compile_model": ("train", "compile"),
 }
 
 

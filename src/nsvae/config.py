@@ -21,6 +21,7 @@ import tomli_w
 from nsvae.checks import adam_betas, at_least, check, check_fields, positive
 from nsvae.errors import ConfigError
 from nsvae.objectives import OBJECTIVES, ObjectiveConfig, objective_class, objective_config
+from nsvae.precision import check_precision
 
 # Fields of the flat objective section written before each objective had its own config class.
 LEGACY_OBJECTIVE_FIELDS = frozenset({
@@ -82,8 +83,11 @@ class TrainConfig:
     """Optimisation, logging and checkpointing of the training loop.
 
     ``threads=0`` lets the trainer pick all physical cores; ``eval_every=0`` disables evaluation
-    during training. Fields marked resumable may change when a run is resumed: none of them
-    changes what a step computes.
+    during training. ``precision`` is ``"fp32"`` or ``"bf16"`` (autocast of the convolutions and
+    products, :mod:`nsvae.precision`; evaluation encodes at the same precision); ``compile``
+    compiles the model's forward pass with :func:`torch.compile` (its first step, which pays the
+    compilation, is timed and logged as ``compile_s``). Fields marked resumable may change when a
+    run is resumed: none of them changes what a step computes.
     """
 
     steps: int = field(default=15000, metadata={**RESUMABLE, "check": at_least(1)})
@@ -98,6 +102,8 @@ class TrainConfig:
     keep_checkpoints: int = field(default=3, metadata={**RESUMABLE, "check": at_least(1)})
     eval_every: int = field(default=0, metadata={**RESUMABLE, "check": at_least(0, " (0 = off)")})
     figures: bool = field(default=True, metadata=RESUMABLE)
+    precision: str = field(default="fp32", metadata={"check": check_precision})
+    compile: bool = False
 
     def validate(self) -> TrainConfig:
         """Every field's own rule."""

@@ -115,8 +115,8 @@ def fast_evaluation(data: GroundTruthData, config: Config):
     params = config.objective.evaluation_params()
 
     def on_eval(model: torch.nn.Module, step: int) -> dict:
-        return evaluate_model(model, data, fast=True, seed=config.train.seed,
-                              params=params)["metrics"]
+        return evaluate_model(model, data, fast=True, seed=config.train.seed, params=params,
+                              precision=config.train.precision, progress=False)["metrics"]
 
     return on_eval
 

@@ -396,6 +396,7 @@ class DSprites(GroundTruthData):
 
     factor_names = FACTOR_NAMES
     observation_shape = (1, IMAGE_SIZE, IMAGE_SIZE)
+    deterministic = True
 
     def __init__(self, images: np.ndarray, source: str = "rendered"):
         if images.dtype != np.uint8 or images.shape != (NUM_IMAGES, IMAGE_SIZE, IMAGE_SIZE):

@@ -90,6 +90,9 @@ class GroundTruthData:
     Subclasses set ``factor_names``, ``factor_space`` and ``observation_shape`` and implement
     :meth:`sample_observations_from_factors`. Observations are float32 arrays shaped
     ``[n, *observation_shape]``; images are channel-first with values in [0, 1].
+    ``deterministic`` is True when an observation is a function of its factors alone (the
+    random state is not used to render it, and there is no ``observation_transform``), so that
+    evaluation may encode each grid point once and reuse its code (:mod:`nsvae.metrics.codes`).
 
     ``has_factors`` is False for a collection of images without ground truth (its one "factor"
     is the image index): training, traversals and the unsupervised metrics work on it, metrics
@@ -99,6 +102,7 @@ class GroundTruthData:
     colours and backgrounds there, at sampling time).
     """
 
+    deterministic = False
     factor_names: tuple[str, ...]
     factor_space: FactorSpace
     observation_shape: tuple[int, ...]
@@ -168,6 +172,8 @@ class ArrayGroundTruthData(GroundTruthData):
         ``observations.astype(float32) * scale`` are the observations, so images can stay
         compact (uint8 0..255 with scale 1/255, or 0/1 with scale 1).
     """
+
+    deterministic = True
 
     def __init__(
         self, observations, factor_sizes: Sequence[int], factor_names=None, scale: float = 1.0

@@ -1,12 +1,13 @@
 """Run a suite of metrics on a run, a model or given codes, with provenance (``eval.json``).
 
 Each metric gets its own ``numpy.random.RandomState(seed)``, as disentanglement_lib evaluates
-every metric in a separate run with ``evaluation.random_seed``.
+every metric in a separate run with ``evaluation.random_seed``. The metrics of one evaluation
+share the encoding of the observations they draw (:mod:`nsvae.metrics.codes`): each grid point
+is encoded at most once, and the values are those of encoding metric by metric.
 """
 
 from __future__ import annotations
 
-import functools
 import inspect
 import json
 import time
@@ -20,7 +21,7 @@ from nsvae.data.npz import read_npz
 from nsvae.errors import DataError, MetricError
 from nsvae.files import to_json, write_json
 from nsvae.metrics import CODE_METRICS, METRICS
-from nsvae.models import encode_observations, representation_function
+from nsvae.metrics.codes import MetricInputs
 from nsvae.rundir import Run, load_run
 
 REPRESENTATIONS = ("mean", "sampled")
@@ -34,8 +35,12 @@ def evaluate_run(
     seed: int = 0,
     fast: bool = False,
     params: dict | None = None,
+    cache: bool = True,
+    progress: bool | None = None,
 ) -> dict:
     """Evaluate a run at its last checkpoint and write ``eval.json`` into its directory.
+
+    The model encodes at the run's ``train.precision``.
 
     Parameters
     ----------
@@ -43,7 +48,7 @@ def evaluate_run(
         A run directory or a loaded run.
     data : GroundTruthData, optional
         Dataset to evaluate on (default: the run's, rebuilt from its config).
-    metrics, representation, seed, fast
+    metrics, representation, seed, fast, cache, progress
         As :func:`evaluate_model`.
     params : dict, optional
         Per-metric parameter overrides, ``{name: {param: value}}``, applied last. The run's
@@ -59,7 +64,8 @@ def evaluate_run(
     run = load_run(run) if isinstance(run, str | Path) else run
     params = merge_params(run.config.objective.evaluation_params(), params)
     result = evaluate_model(run.model, run.data() if data is None else data, metrics,
-                            representation, seed, fast, params)
+                            representation, seed, fast, params,
+                            precision=run.config.train.precision, cache=cache, progress=progress)
     result.update(step=run.step, config=run.config.to_dict())
     write_json(Path(run.path) / "eval.json", result)
     return result
@@ -73,6 +79,9 @@ def evaluate_model(
     seed: int = 0,
     fast: bool = False,
     params: dict | None = None,
+    precision: str = "fp32",
+    cache: bool = True,
+    progress: bool | None = None,
 ) -> dict:
     """Evaluate a model on its ground-truth data (writes nothing).
 
@@ -95,6 +104,14 @@ def evaluate_model(
         Use the smaller sample counts each metric declares (``fast_params``).
     params : dict, optional
         Per-metric parameter overrides, ``{name: {param: value}}``, applied last.
+    precision : {"fp32", "bf16"}
+        Autocast of the encoder (:mod:`nsvae.precision`); codes and metrics are fp32 or wider.
+    cache : bool
+        Encode each grid point at most once for all the metrics (where the data allows it,
+        :func:`nsvae.metrics.codes.cacheable`); False encodes metric by metric, as
+        disentanglement_lib does. Both give the same values.
+    progress : bool or None
+        A bar of the observations encoded; None: only on a terminal.
 
     Returns
     -------
@@ -110,15 +127,12 @@ def evaluate_model(
         raise MetricError(f"cannot evaluate a {kind}: expected a model with encode()")
     if representation not in REPRESENTATIONS:
         raise MetricError(f"unknown representation {representation!r} (choose from: mean, sampled)")
-    inputs = {  # a fresh representation per metric: its sampling noise restarts too
-        "encoder": lambda: functools.partial(encode_observations, model),
-        "representation": lambda: representation_function(model, kind=representation, seed=seed),
-    }
     names = _names(metrics, METRICS)
     if not data.has_factors:
         names = _factor_free(names, metrics is None)
-    result = _run_suite(METRICS, names, lambda name: (data, inputs[METRICS[name].input_kind]()),
-                        seed, fast, params)
+    with MetricInputs(model, data, representation, seed, precision, cache, progress) as inputs:
+        result = _run_suite(METRICS, names, lambda name: inputs(METRICS[name]), seed, fast,
+                            params)
     result.update(representation=representation, step=None, config=None)
     return result
 

@@ -212,7 +212,8 @@ def check_split(train, test) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.nda
     return check_factors(train[0], codes), codes, check_factors(test[0], codes_test), codes_test
 
 
-def metric(*, fast: dict | None = None, input: str = "representation", factors: bool = True):
+def metric(*, fast: dict | None = None, input: str = "representation", factors: bool = True,
+           pixels: bool = False):
     """Declare a metric's inputs and its ``--fast`` parameters beside its definition.
 
     Parameters
@@ -226,6 +227,10 @@ def metric(*, fast: dict | None = None, input: str = "representation", factors: 
     factors : bool
         Whether the metric reads the dataset's ground-truth factors; one that reads only its
         observations (``factors=False``) also scores data without them (an image collection).
+    pixels : bool
+        The metric reads the values of the observations it draws, not only through its
+        representation or encoder. Otherwise a cached evaluation may hand it grid indices in
+        place of observations (:mod:`nsvae.metrics.codes`), which it must pass on as they are.
     """
     if input not in INPUTS:
         raise ValueError(f"unknown metric input {input!r} (choose from: {', '.join(INPUTS)})")
@@ -234,6 +239,7 @@ def metric(*, fast: dict | None = None, input: str = "representation", factors: 
         function.input_kind = input
         function.needs_factors = factors
         function.fast_params = dict(fast or {})
+        function.reads_pixels = pixels
         return function
 
     return declare

@@ -18,12 +18,18 @@ transposed convolutions):
 Speed without changing the function: ReLUs work in place (each follows a layer that keeps only
 its input for the backward pass) and convolution weights are stored channels-last (oneDNN's and
 tensor cores' preferred layout); together about 15% faster training steps on CPU.
+
+Under bf16 autocast (:mod:`nsvae.precision`) the posterior stays fp32: the encoder's last linear
+layer (the mean and log-variance head) runs with autocast off on fp32 features, and the decoder's
+logits are returned in fp32, so the KL and every loss are fp32 sums.
 """
 
 from __future__ import annotations
 
 import torch
 from torch import nn
+
+from nsvae.precision import full_precision
 
 ARCHS = ("dlib", "seed", "seed-linear")
 # (out channels, kernel, padding) of the encoder convolutions; all have stride 2.
@@ -102,13 +108,23 @@ class VAE(nn.Module):
         self.to(memory_format=torch.channels_last)
 
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Posterior mean and log-variance [B, z_dim] of images x [B, C, 64, 64] in [0, 1]."""
-        mu, logvar = self.encoder(x).chunk(2, dim=1)
+        """Posterior mean and log-variance [B, z_dim] of images x [B, C, 64, 64] in [0, 1].
+
+        Both are fp32 under autocast too: the head runs in full precision.
+        """
+        *body, head = self.encoder
+        for layer in body:
+            x = layer(x)
+        with full_precision(x.device):
+            mu, logvar = head(x.float()).chunk(2, dim=1)
         return mu, logvar
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
-        """Decoder logits [B, C, 64, 64] at codes z [B, z_dim]; sigmoid gives the mean image."""
-        return self.decoder(z)
+        """Decoder logits [B, C, 64, 64] at codes z [B, z_dim]; sigmoid gives the mean image.
+
+        The logits are fp32 (cast back under autocast), so every loss is an fp32 reduction.
+        """
+        return self.decoder(z).float()
 
     @staticmethod
     def reparameterize(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:

@@ -92,21 +92,25 @@ class TensorBoard:
         else:
             self.writer = SummaryWriter(str(log_dir))
 
-    def write(self, row: dict, prefix: str = "") -> None:
-        """Add every number of a row at its step: lists one scalar per index, dicts nested."""
-        if self.writer is None:
+    def write(self, row: dict) -> None:
+        """Add every number of a row at its step; dicts and lists (nested too) become tag paths
+        (``eval/mig/normalized_mi/3/1``), anything else (text, None) is left out."""
+        if self.writer is not None:
+            for key, value in row.items():
+                if key != "step":
+                    self._add(key, value, row["step"])
+
+    def _add(self, tag: str, value, step: int) -> None:
+        if isinstance(value, dict):
+            items = value.items()
+        elif isinstance(value, list | tuple):
+            items = enumerate(value)
+        else:
+            if isinstance(value, int | float):
+                self.writer.add_scalar(tag, value, step)
             return
-        for key, value in row.items():
-            if key == "step":
-                continue
-            tag = f"{prefix}{key}"
-            if isinstance(value, dict):
-                self.write({"step": row["step"], **value}, f"{tag}/")
-            elif isinstance(value, list):
-                for index, item in enumerate(value):
-                    self.writer.add_scalar(f"{tag}/{index}", item, row["step"])
-            elif isinstance(value, int | float):
-                self.writer.add_scalar(tag, value, row["step"])
+        for key, item in items:
+            self._add(f"{tag}/{key}", item, step)
 
     def close(self) -> None:
         if self.writer is not None:

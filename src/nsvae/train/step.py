@@ -8,6 +8,7 @@ import torch
 
 from nsvae.data.sampler import BatchSampler
 from nsvae.objectives import Objective, Term
+from nsvae.precision import autocast
 
 
 def train_step(
@@ -16,8 +17,12 @@ def train_step(
     optimizers: dict[str, torch.optim.Optimizer],
     sampler: BatchSampler,
     step: int,
+    precision: str = "fp32",
 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Draw the objective's batches, compute its loss terms and take one optimiser step per term.
+
+    The forward pass and the loss terms run under :func:`nsvae.precision.autocast`; the
+    gradients are taken outside it (autocast's recommended use) and the optimisers step in fp32.
 
     Parameters
     ----------
@@ -32,6 +37,8 @@ def train_step(
         Source of the batches.
     step : int
         Steps taken before this one.
+    precision : {"fp32", "bf16"}
+        ``train.precision``.
 
     Returns
     -------
@@ -40,7 +47,8 @@ def train_step(
     logs : dict of detached tensors
     """
     batches = [sampler.next() for _ in range(objective.batches_per_step)]
-    terms, logs = objective.terms(model, batches, step)
+    with autocast(batches[0].device, precision):
+        terms, logs = objective.terms(model, batches, step)
     optimizer_steps(optimizers, terms)
     return sum(term.loss.detach() for term in terms), logs
 

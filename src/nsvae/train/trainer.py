@@ -7,6 +7,12 @@ steps. Every ``log_every`` steps a row goes to ``metrics.jsonl``, every ``eval_e
 written (:mod:`nsvae.rundir` describes the run directory). The trainer neither evaluates nor
 draws: :mod:`nsvae.experiment` passes it the evaluation and draws the figures afterwards.
 
+``train.precision`` sets the autocast of every step (:mod:`nsvae.precision`); with
+``train.compile`` the model's forward pass is compiled (:meth:`torch.nn.Module.compile`, which
+keeps the parameter names of checkpoints) and the first step, which pays the compilation, is
+timed: its seconds go into the first ``metrics.jsonl`` row as ``compile_s`` and, with
+``progress``, onto stderr.
+
 Resuming restores the parameters, every optimiser, every random generator and the log sums, so
 on CPU ``N`` steps + resume + ``N`` steps gives bit-identical parameters to ``2N`` steps.
 """
@@ -15,6 +21,7 @@ from __future__ import annotations
 
 import contextlib
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -96,11 +103,12 @@ def train(
     step, elapsed = state.restore(run_dir) if resume else (0, 0.0)
     write_run_files(run_dir, config, data.observation_shape, step)
     log = _Log(run_dir, state.meter, step, elapsed, progress, settings.steps, state.objective)
+    log.timing_first_step = settings.compile
 
     with _StopSignals() as stop, log:
         while step < settings.steps and not stop.signal:
             loss, logs = train_step(state.model, state.objective, state.optimizers,
-                                    state.sampler, step)
+                                    state.sampler, step, settings.precision)
             step += 1
             log.add(loss, logs)
             log_due = step % settings.log_every == 0 or step == settings.steps
@@ -131,6 +139,8 @@ def _training_state(config: Config, data: GroundTruthData, device: torch.device)
     observations, scale = data.observations_array()
     seed_everything(settings.seed)
     model = build_model(config.model, num_channels=data.observation_shape[0]).to(device)
+    if settings.compile:
+        model.compile()
     objective = build_objective(config.objective, likelihood=model.likelihood,
                                 z_dim=config.model.z_dim, dataset_size=len(observations))
     for module in objective.modules().values():
@@ -183,6 +193,7 @@ class _Log:
         self.saved_step = step if step else None
         self.start = self.last_time = time.perf_counter()
         self.last_step = step
+        self.timing_first_step, self.first_step_s = False, None
         self.shown = ["loss", "kl", *(key for key, logged in objective.logged.items()
                                       if logged.kind == "scalar" and key not in ("recon", "kl"))]
         self.stack = contextlib.ExitStack()
@@ -201,13 +212,25 @@ class _Log:
         return self.before + time.perf_counter() - self.start
 
     def add(self, loss: torch.Tensor, logs: dict) -> None:
+        if self.timing_first_step:
+            self._time_first_step()
         self.meter.add(loss, logs)
         self.bar.update()
+
+    def _time_first_step(self) -> None:
+        """Note how long the first step took (a compiled model compiles during it)."""
+        self.timing_first_step = False
+        self.first_step_s = round(time.perf_counter() - self.start, 3)
+        if not self.bar.disable:
+            self.bar.write(f"torch.compile: first step took {self.first_step_s:.1f} s",
+                           file=sys.stderr)
 
     def row(self, step: int) -> None:
         now = time.perf_counter()
         row = {"step": step, "time": round(self.elapsed(), 3), **self.meter.flush(),
                "steps_per_s": (step - self.last_step) / max(now - self.last_time, 1e-9)}
+        if self.first_step_s is not None:
+            row["compile_s"], self.first_step_s = self.first_step_s, None
         self._write(row)
         self.bar.set_postfix_str(" ".join(f"{key}={row[key]:.4g}" for key in self.shown
                                           if key in row), refresh=False)

@@ -20,7 +20,8 @@ from nsvae.errors import DataError
 from nsvae.objectives import Logged, Objective
 from nsvae.viz.grid import save_figure
 
-NOT_PLOTTED = ("step", "time", "loss", "steps_per_s")  # bookkeeping of every row
+BOOKKEEPING = ("step", "time", "steps_per_s", "compile_s")  # of the rows, not of the model
+NOT_PLOTTED = (*BOOKKEEPING, "loss")
 KINDS = ("scalar", "per_latent", "share")  # panel order
 MAX_LEGEND = 12  # latents named in a legend at most
 

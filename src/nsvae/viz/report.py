@@ -22,7 +22,7 @@ from nsvae.files import atomic_write, read_json
 from nsvae.models import representation_function
 from nsvae.objectives import objective_class
 from nsvae.rundir import load_run
-from nsvae.viz.curves import save_eval_curves, save_training_curves, split_rows
+from nsvae.viz.curves import BOOKKEEPING, save_eval_curves, save_training_curves, split_rows
 from nsvae.viz.factors import (
     latent_factor_labels,
     latent_factor_mi,
@@ -224,7 +224,7 @@ def _summary(name, step, config, train_rows) -> str:
     if train_rows:
         items.append(("last log", ", ".join(
             f"{key} {value:.4g}" for key, value in train_rows[-1].items()
-            if key not in ("step", "time", "steps_per_s") and isinstance(value, int | float))))
+            if key not in BOOKKEEPING and isinstance(value, int | float))))
     return html_table(items)
 
 
