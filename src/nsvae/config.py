@@ -18,7 +18,7 @@ from typing import Any
 
 import tomli_w
 
-from nsvae.checks import at_least, check, check_fields, positive
+from nsvae.checks import at_least, check, check_fields, check_seed, positive
 from nsvae.errors import ConfigError
 from nsvae.objectives import OBJECTIVES, ObjectiveConfig, objective_class, objective_config
 
@@ -94,7 +94,7 @@ class TrainConfig:
     batch_size: int = field(default=64, metadata={"check": at_least(1)})
     lr: float = field(default=5e-4, metadata={"check": positive})
     betas: tuple[float, float] = field(default=(0.9, 0.999), metadata={"check": _betas})
-    seed: int = field(default=0, metadata={"check": at_least(0)})
+    seed: int = field(default=0, metadata={"check": check_seed})
     device: str = field(default="auto", metadata={**RESUMABLE, "check": _device})
     threads: int = field(default=0, metadata={**RESUMABLE, "check": at_least(0, " (0 = auto)")})
     log_every: int = field(default=100, metadata={**RESUMABLE, "check": at_least(1)})
