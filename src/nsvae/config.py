@@ -239,6 +239,9 @@ def parse_assignment(text: str) -> tuple[str, str, Any]:
 def load_config(path: str | Path) -> Config:
     """Read a TOML config file (missing keys take their defaults); not yet validated.
 
+    Relative ``data.path`` and ``data.data_root`` are taken relative to the file's folder and
+    stored absolute, so a run reads the same data from any working directory.
+
     Raises
     ------
     ConfigError
@@ -255,6 +258,11 @@ def load_config(path: str | Path) -> Config:
         d = tomllib.loads(text)
     except tomllib.TOMLDecodeError as error:
         raise ConfigError(f"{path} is not valid TOML: {error}") from None
+    data = d.get("data")
+    if isinstance(data, dict):
+        for key in ("path", "data_root"):
+            if isinstance(data.get(key), str):
+                data[key] = str((path.parent / Path(data[key]).expanduser()).absolute())
     return Config.from_dict(d)
 
 
