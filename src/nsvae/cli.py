@@ -404,9 +404,9 @@ def main(argv: list[str] | None = None) -> int:
             return _stopped("SIGTERM" if isinstance(stop, Terminated) else "SIGINT")
         except Exception as error:  # click usage errors and anything unexpected stay one line
             return _report_unexpected(error)
-    if code == signal_exit_code("SIGINT"):  # typer turns Ctrl-C into this return value
-        return _stopped("SIGINT")
-    return code if isinstance(code, int) else 0
+        if code == signal_exit_code("SIGINT"):  # typer turns Ctrl-C into this return value
+            return _stopped("SIGINT")
+        return code if isinstance(code, int) else 0
 
 
 def run() -> int:
