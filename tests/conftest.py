@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import numpy as np
 import pytest
+
+import nsvae
 
 from nsvae.data import ArrayGroundTruthData, save_array_dataset
 
@@ -28,3 +33,9 @@ def squares_npz(tmp_path_factory):
     """The same data as an array dataset file (``--data array --data-path``)."""
     path = tmp_path_factory.mktemp("data") / "squares.npz"
     return save_array_dataset(path, square_images(), [8, 8], ["x", "y"])
+
+
+@pytest.fixture(scope="session")
+def source_env() -> dict:
+    """The environment for subprocesses that must import the nsvae under test."""
+    return {**os.environ, "PYTHONPATH": str(Path(nsvae.__file__).parents[1])}

@@ -117,9 +117,10 @@ def test_evaluate_a_run_writes_eval_json_with_provenance(tmp_path):
     stored = json.loads((tmp_path / "eval.json").read_text())
     assert stored["metrics"] == result["metrics"] and result["failed"] == {}
     entry = {entry["metric"]: entry for entry in stored["entries"]}["mig"]
-    assert entry["values"] == result["metrics"]["mig"] and entry["params"] == result["params"]["mig"]
-    assert (entry["step"], entry["seed"], entry["representation"], entry["fast"]) == (7, 3, "mean",
-                                                                                       True)
+    assert entry["values"] == result["metrics"]["mig"]
+    assert entry["params"] == result["params"]["mig"]
+    provenance = (entry["step"], entry["seed"], entry["representation"], entry["fast"])
+    assert provenance == (7, 3, "mean", True)
     assert set(result["metrics"]) == {"mig", "mig_chen"}
     assert result["params"]["mig"] == {"num_train": 300, "batch_size": 16, "num_bins": 20}
     assert result["step"] == 7 and result["seed"] == 3 and result["representation"] == "mean"

@@ -14,7 +14,6 @@ import subprocess
 import sys
 import textwrap
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -29,7 +28,6 @@ from nsvae.metrics.evaluate import evaluate_run
 from nsvae.metrics.results import read_evaluation, save_evaluation
 from nsvae.rundir import load_run
 
-SOURCE_ENV = {**os.environ, "PYTHONPATH": str(Path(nsvae.__file__).parents[1])}  # this nsvae
 TINY = ["--data", "array", "--steps", "4", "--batch-size", "8", "--z-dim", "3", "--log-every",
         "2", "--checkpoint-every", "2", "--threads", "1", "--device", "cpu", "--no-figures",
         "--no-progress"]
@@ -87,7 +85,7 @@ def test_sigterm_outside_the_training_loop_exits_143(good_codes, monkeypatch, ca
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
 
 
-def test_a_second_ctrl_c_while_shutting_down_prints_no_traceback(tmp_path):
+def test_a_second_ctrl_c_while_shutting_down_prints_no_traceback(tmp_path, source_env):
     """A real process: Ctrl-C in a command, then Ctrl-C again while the interpreter exits."""
     script = textwrap.dedent("""
         import atexit, sys, time
@@ -110,7 +108,7 @@ def test_a_second_ctrl_c_while_shutting_down_prints_no_traceback(tmp_path):
     """)
     (tmp_path / "x.npz").write_bytes(b"")
     process = subprocess.Popen([sys.executable, "-c", script], cwd=tmp_path, text=True,
-                               env=SOURCE_ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                               env=source_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
         assert process.stdout.readline() == "ready\n"
         process.send_signal(signal.SIGINT)

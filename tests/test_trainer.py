@@ -429,3 +429,38 @@ def test_collapsed_model_warns(tmp_path):
     (tmp_path / "metrics.jsonl").write_text(json.dumps({"step": 2, "kl_per_latent": [0.001, 0]}))
     with pytest.warns(NsvaeWarning, match="every latent of .* has collapsed"):
         run.warn_if_collapsed()
+
+
+def test_two_trainers_on_one_run_directory(tmp_path, squares_npz, capsys, source_env):
+    """Issue 15, item 2: a second trainer (fresh or --resume) is refused in one line while the
+    first trains in another process; the first's run stays intact and resumable."""
+    from nsvae.cli import main
+
+    run = tmp_path / "run"
+    flags = ["--data", "array", "--data-path", str(squares_npz), "--batch-size", "8",
+             "--z-dim", "4", "--log-every", "1", "--checkpoint-every", "5", "--threads", "1",
+             "--device", "cpu", "--no-figures", "--no-progress"]
+    first = subprocess.Popen(
+        [sys.executable, "-m", "nsvae.cli", "train", *flags, "--steps", "100000", "--run-dir",
+         str(run)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=source_env)
+    try:
+        for _ in range(600):
+            if first.poll() is not None or list_checkpoints(run / "checkpoints"):
+                break
+            threading.Event().wait(0.1)
+        for second in (["--resume", str(run)], [*flags, "--steps", "9", "--run-dir", str(run)]):
+            assert main(["train", *second]) == 7
+            err = capsys.readouterr().err
+            assert err == (f"nsvae: error: {run} is in use by another nsvae process "
+                           f"(pid {first.pid}); wait for it to finish or choose another run "
+                           "directory\n")
+        first.send_signal(signal.SIGTERM)
+        _, stderr = first.communicate(timeout=60)
+    finally:
+        first.kill()
+    assert first.returncode == 143, stderr
+    stopped = load_run(run)
+    steps = [row["step"] for row in stopped.metrics()]
+    assert steps == list(range(1, len(steps) + 1))  # no interleaved rows
+    assert main(["train", "--resume", str(run), "--steps", str(stopped.step + 2)]) == 0
+    assert load_run(run).step == stopped.step + 2

@@ -14,7 +14,6 @@ import numpy as np
 
 from nsvae.errors import DataError
 
-
 MAX_GRID = 2**48  # grid points: flat indices and their products stay exact in int64
 
 

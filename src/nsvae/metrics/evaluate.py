@@ -197,7 +197,11 @@ def evaluate_codes(
 
     factors, codes = check_pairs(factors, codes)
     if factor_sizes is not None:
-        factor_sizes = [int(s) for s in np.asarray(factor_sizes).ravel()]
+        sizes = np.asarray(factor_sizes).ravel()
+        if not np.issubdtype(sizes.dtype, np.integer) or np.any(sizes < 1):
+            raise MetricError(f"factor_sizes must be positive integers, got {sizes.dtype} "
+                              f"{sizes.tolist()[:8]}")
+        factor_sizes = [int(s) for s in sizes]
         if len(factor_sizes) != factors.shape[1]:
             raise MetricError(f"{len(factor_sizes)} factor sizes for {factors.shape[1]} factors")
         if np.any(factors < 0) or np.any(factors >= np.asarray(factor_sizes)):

@@ -230,7 +230,7 @@ class _Log:
         self.stack = contextlib.ExitStack()
         self.board = self.stack.enter_context(
             contextlib.closing(TensorBoard(run_dir / "tensorboard")))
-        self.lines = progress and not sys.stderr.isatty()  # a log file gets lines, not a redrawn bar
+        self.lines = progress and not sys.stderr.isatty()  # a log gets lines, not a bar
         self.bar = self.stack.enter_context(
             tqdm(total=total, initial=step, unit="step", disable=not progress or self.lines))
         self.total, self.last_line = total, 0.0
