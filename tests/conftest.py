@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 
 import nsvae
-
 from nsvae.data import ArrayGroundTruthData, save_array_dataset
 
 
