@@ -25,6 +25,10 @@ Steps are timed in alternating blocks, so load from other processes hits all var
 the figures are medians over blocks. The script also prints the FLOPs of nsvae's step and the share
 of the machine's measured fp32 matrix-product peak that it reaches.
 
+``--models all`` adds every other objective of :data:`MODELS` (FactorVAE's discriminator, the
+seed's two-step Non-Syn update, beta-TCVAE's [B, B, d] density table...) so their cost shows
+beside the Non-Syn step.
+
 Run: ``OMP_WAIT_POLICY=PASSIVE python benchmarks/train_step.py`` (``--help`` for options). On a
 machine shared with other processes, OpenMP threads that spin while waiting slow every variant
 several-fold; the passive policy (set before torch loads OpenMP) lets them sleep instead.
@@ -59,14 +63,33 @@ def dsprites_images(n: int, seed: int = 0) -> np.ndarray:
     return dsprites.render(classes[rows])[:, None]
 
 
-class NsvaeStep:
-    """One training step as :func:`nsvae.train.train` takes it: :func:`nsvae.train.train_step`."""
+# Every objective at the settings a user would train it with (disentanglement_lib's / the seed's).
+MODELS = {
+    "nonsyn": {"alpha": 5.0, "omega": 0.9, "policy": "sorted"},
+    "nonsyn (seed update)": {"name": "nonsyn", "alpha": 5.0, "omega": 0.9, "policy": "sorted",
+                             "update": "seed"},
+    "vae": {},
+    "beta_vae": {"beta": 4.0},
+    "annealed_vae": {},
+    "factor_vae": {"gamma": 30.0},
+    "beta_tcvae": {"beta": 6.0},
+    "dip_vae": {},
+}
 
-    def __init__(self, images, args):
+
+class NsvaeStep:
+    """One training step as :func:`nsvae.train.train` takes it: :func:`nsvae.train.train_step`.
+
+    ``model`` is a key of :data:`MODELS` (Non-Syn by default).
+    """
+
+    def __init__(self, images, args, model: str = "nonsyn"):
         torch.manual_seed(0)
         self.model = build_model(ModelConfig(arch=args.arch, z_dim=args.z_dim))
-        config = objective_config("nonsyn", alpha=5.0, omega=0.9, policy="sorted")
-        self.objective = build_objective(config, likelihood=self.model.likelihood)
+        fields = dict(MODELS[model])
+        config = objective_config(fields.pop("name", model), **fields)
+        self.objective = build_objective(config, likelihood=self.model.likelihood,
+                                         z_dim=args.z_dim, dataset_size=len(images))
         self.optimizers = self.objective.optimizers(self.model, lr=1e-4, betas=(0.9, 0.999))
         self.sampler = BatchSampler(images, args.batch_size, seed=0)
         self.step = 0
@@ -189,13 +212,20 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=20, help="steps per timed block")
     parser.add_argument("--blocks", type=int, default=5, help="timed blocks per variant")
     parser.add_argument("--threads", type=int, default=0, help="0: physical cores")
+    parser.add_argument("--models", default="nonsyn",
+                        help=f"comma-separated, or 'all': {', '.join(MODELS)}")
     args = parser.parse_args()
+    models = list(MODELS) if args.models == "all" else args.models.split(",")
+    unknown = [name for name in models if name not in MODELS]
+    if unknown:
+        parser.error(f"unknown model {unknown[0]!r} (choose from: {', '.join(MODELS)})")
 
     threads = args.threads or physical_cores()
     torch.set_num_threads(threads)
     images = dsprites_images(args.images)
     variants = {
-        "nsvae": NsvaeStep(images, args),
+        **{("nsvae" if name == "nonsyn" else f"nsvae {name}"): NsvaeStep(images, args, name)
+           for name in dict.fromkeys(["nonsyn", *models])},
         "seed (recomputed forward)": SeedStep(images, args, recompute=True),
         "seed (one forward)": SeedStep(images, args, recompute=False),
     }

@@ -94,7 +94,7 @@ def test_a_flat_objective_section_of_old_runs_loads():
             "capacity_gamma": 1000.0, "c_max": 25.0, "capacity_steps": 100000,
             "lambda_od": 10.0, "lambda_d_factor": 10.0, "dip_type": "i"}
     config = Config.from_stored({"objective": flat})
-    assert config.to_dict()["objective"] == {"name": "beta_tcvae", "beta": 6.0}
+    assert config.to_dict()["objective"] == {"name": "beta_tcvae", "beta": 6.0, "estimator": "mws"}
     nonsyn = Config.from_stored({"objective": {**flat, "name": "nonsyn", "alpha": 2.0}})
     assert (nonsyn.objective.alpha, nonsyn.objective.beta) == (2.0, 6.0)
     with pytest.raises(ConfigError, match="objective.alpha"):

@@ -20,6 +20,7 @@ from matplotlib.path import Path as Polygon
 from nsvae import cli
 from nsvae.data import BatchSampler, DSprites, get_dataset
 from nsvae.data import dsprites as ds
+from nsvae.data import files as data_files
 from nsvae.errors import ConfigError, DataError
 
 REAL = Path(__file__).parents[2] / "shared" / "data" / "dsprites-real"
@@ -365,7 +366,7 @@ def test_checksums(tmp_path):
     for good in (blob, hashlib.md5(content).hexdigest(), hashlib.sha256(content).hexdigest()):
         with pytest.raises(DataError, match="imgs has shape"):  # past the checksum
             DSprites.from_file(path, checksum=good.upper())
-    digests = ds.file_digests(path)
+    digests = data_files.file_digests(path)
     assert digests["git blob SHA-1"] == blob and digests["MD5"] == hashlib.md5(content).hexdigest()
 
 
@@ -382,7 +383,7 @@ def test_loaders_accept_the_official_layout(tmp_path, eight_image_grid):
     good = dict(eight_image_grid, imgs=ds.render(eight_image_grid["latents_classes"]))
     np.savez_compressed(tmp_path / "ok.npz", metadata=np.array({"pickled": True}), **good)
     for path in (tmp_path / "ok.npz", write_hdf5(tmp_path / "ok.hdf5", good)):
-        loaded = DSprites.from_file(path, checksum=ds.file_digests(path)["MD5"])
+        loaded = DSprites.from_file(path, checksum=data_files.file_digests(path)["MD5"])
         assert np.array_equal(loaded.images, good["imgs"]) and loaded.source == str(path)
 
 
@@ -416,7 +417,7 @@ def test_fetch_without_network_says_where_to_put_the_file(tmp_path, monkeypatch,
     def offline(*args, **kwargs):
         raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
 
-    monkeypatch.setattr(ds.urllib.request, "urlopen", offline)
+    monkeypatch.setattr(data_files.urllib.request, "urlopen", offline)
     monkeypatch.setenv("NSVAE_DATA", str(tmp_path))
     with pytest.raises(DataError, match=re.escape(f"put it at {ds.official_path(tmp_path)}")):
         ds.fetch_dsprites()
@@ -424,7 +425,7 @@ def test_fetch_without_network_says_where_to_put_the_file(tmp_path, monkeypatch,
     err = capsys.readouterr().err
     assert err.startswith("nsvae: error: cannot download https://") and err.count("\n") == 1
     assert str(ds.official_path(tmp_path)) in err
-    assert not list(tmp_path.rglob("*.part"))
+    assert not [path for path in tmp_path.rglob("*") if path.is_file()]  # no partial download
 
 
 def test_fetch_rejects_a_wrong_download_and_keeps_nothing(tmp_path, monkeypatch):
@@ -435,13 +436,15 @@ def test_fetch_rejects_a_wrong_download_and_keeps_nothing(tmp_path, monkeypatch)
         def __exit__(self, *exc):
             return False
 
-        def read(self):
-            return b"<html>not the dataset</html>"
+        body = [b"<html>not the dataset</html>"]
 
-    monkeypatch.setattr(ds.urllib.request, "urlopen", lambda *a, **k: Response())
+        def read(self, size=-1):
+            return self.body.pop() if self.body else b""
+
+    monkeypatch.setattr(data_files.urllib.request, "urlopen", lambda *a, **k: Response())
     with pytest.raises(DataError, match="checksum mismatch"):
         ds.fetch_dsprites(tmp_path)
-    assert not ds.official_path(tmp_path).exists() and not list(tmp_path.rglob("*.part"))
+    assert not [path for path in tmp_path.rglob("*") if path.is_file()]  # nothing kept
     ds.official_path(tmp_path).write_bytes(b"a file put there by hand, but the wrong one")
     with pytest.raises(DataError, match="checksum mismatch"):
         ds.fetch_dsprites(tmp_path)

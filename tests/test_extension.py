@@ -15,7 +15,8 @@ import torch
 
 from nsvae.checks import non_negative
 from nsvae.config import Config
-from nsvae.errors import ConfigError
+from nsvae.data import ImageCollection
+from nsvae.errors import ConfigError, MetricError
 from nsvae.metrics import METRICS
 from nsvae.metrics.evaluate import evaluate_model
 from nsvae.metrics.utils import metric
@@ -37,9 +38,9 @@ class ToyObjective(Objective):
     batches_per_step = 2
     logged = Objective.logged | {"critic": Logged("critic score of the codes")}
 
-    def __init__(self, config, likelihood="bernoulli"):
-        super().__init__(config, likelihood)
-        self.critic = torch.nn.Linear(4, 1)
+    def __init__(self, config, likelihood="bernoulli", **context):
+        super().__init__(config, likelihood, **context)
+        self.critic = torch.nn.Linear(self.z_dim, 1)
 
     def modules(self):
         return {"critic": self.critic}
@@ -125,3 +126,27 @@ def test_a_registered_metric_runs_in_the_suite_with_its_fast_parameters(monkeypa
     result = evaluate_model(model, squares, metrics="mean_code", fast=True)
     assert result["metrics"]["mean_code"]["num_points"] == 20
     assert result["params"]["mean_code"] == {"num_points": 20}
+
+
+@metric(fast={"num_points": 20}, factors=False)
+def mean_code_of_any_data(data, representation, random_state, num_points=100):
+    """:func:`mean_code` declared as reading observations only (no ground-truth factors)."""
+    return mean_code(data, representation, random_state, num_points)
+
+
+def test_a_metric_declared_without_factors_scores_images_that_have_none(monkeypatch):
+    assert {name for name, f in METRICS.items() if not f.needs_factors} == {
+        "unsupervised", "latent_synergy"}
+    monkeypatch.setitem(METRICS, "mean_code", mean_code)
+    monkeypatch.setitem(METRICS, "mean_code_of_any_data", mean_code_of_any_data)
+    images = np.random.RandomState(0).randint(0, 256, (12, 3, 64, 64), dtype=np.uint8)
+    photos = ImageCollection(images, [f"{i}.png" for i in range(12)], "generated")
+    torch.manual_seed(0)
+    from nsvae.models import build_model
+
+    model = build_model(Config().model, num_channels=3).eval()
+    result = evaluate_model(model, photos, metrics="mean_code_of_any_data", fast=True)
+    assert result["metrics"]["mean_code_of_any_data"]["num_points"] == 20
+    with pytest.raises(MetricError, match=r"^mean_code need ground-truth factors .*none \(metrics "
+                       r"without factors: unsupervised, latent_synergy, mean_code_of_any_data\)$"):
+        evaluate_model(model, photos, metrics="mean_code_of_any_data,mean_code")

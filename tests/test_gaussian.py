@@ -67,8 +67,10 @@ def test_synergy_mixture_matmul_form_matches_the_plain_density():
 
 
 def test_total_correlation_of_independent_codes_is_the_density_gap():
-    """TC (up to its dropped constant) from log_density, written out with scipy."""
+    """The minibatch-weighted TC from log_density, written out with scipy (N = 100, B = 4)."""
     z, mu, logvar = t(Z[:4]), t(MU[:4]), t(LOGVAR[:4])
     log_q = stats.norm.logpdf(Z[:4, None], MU[None, :4], np.exp(0.5 * LOGVAR[:4])[None])
-    expected = np.mean(logsumexp(log_q.sum(2), axis=1) - logsumexp(log_q, axis=1).sum(1))
-    assert abs(total_correlation(z, mu, logvar).item() - expected) < 1e-10
+    log_w = -np.log(100 * 4)
+    expected = np.mean(logsumexp(log_q.sum(2) + log_w, axis=1)
+                       - (logsumexp(log_q, axis=1) + log_w).sum(1))
+    assert abs(total_correlation(z, mu, logvar, dataset_size=100).item() - expected) < 1e-10

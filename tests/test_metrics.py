@@ -341,3 +341,28 @@ def test_nan_codes_wrong_length_and_single_valued_factors_are_one_line_errors(da
         mig(data, lambda x: identity(x)[:, :1], np.random.RandomState(0), num_train=100)
     errors.append(str(error.value))
     assert all("\n" not in message for message in errors)
+
+
+# ------------------------------------------------------------------- captured factors
+
+
+def test_every_factor_is_captured_by_its_own_latent_in_the_identity(data):
+    scores = run("mig", data, identity)
+    assert scores["captured_by"] == list(range(len(SIZES)))
+    assert np.asarray(scores["normalized_mi"]).shape == (len(SIZES), len(SIZES))
+
+
+def test_noise_and_rotations_capture_no_factor_on_their_own(data):
+    assert run("mig", data, Noise())["captured_by"] == [-1] * len(SIZES)
+    rotated = run("mig", data, rotation)["captured_by"]
+    assert rotated.count(-1) >= 2  # a random rotation mixes the factors into every latent
+
+
+def test_a_latent_informative_about_two_factors_captures_neither():
+    nmi = np.array([[0.9, 0.5, 0.0],    # latent 0: factor 0, but half as much of factor 1
+                    [0.1, 0.6, 0.0],    # latent 1: factor 1, six times its factor 0
+                    [0.0, 0.0, 0.4]])   # latent 2: factor 2 below the 0.5 share
+    from nsvae.metrics.mig import captured_factors
+
+    assert captured_factors(nmi) == [-1, 1, -1]
+    assert captured_factors(nmi, share=0.3, ratio=1.5) == [0, 1, 2]

@@ -18,8 +18,10 @@ from nsvae.objectives.selection import POLICIES
 B, D = 4, 5
 
 
-def objective(name="nonsyn", likelihood="bernoulli", **fields):
-    return build_objective(objective_config(name, **fields), likelihood)
+def objective(name="nonsyn", likelihood="bernoulli", z_dim=D, **fields):
+    """An objective of a run with ``z_dim`` latents and 64 training observations."""
+    return build_objective(objective_config(name, **fields), likelihood, z_dim=z_dim,
+                           dataset_size=64)
 
 
 def outputs_of(mu, logvar, x_logits=None):
@@ -164,7 +166,7 @@ def test_one_optimiser_step_lowers_the_loss_on_a_fixed_batch(name):
     model = build_model(ModelConfig(arch="dlib", z_dim=6))
     x = (torch.rand(16, 1, 64, 64) > 0.7).float()
     weights = {"beta": 2.0} if "beta" in fields(OBJECTIVES[name].Config) else {}
-    loss_of = objective(name, model.likelihood, **weights).loss
+    loss_of = objective(name, model.likelihood, z_dim=6, **weights).loss
     optimiser = torch.optim.Adam(model.parameters(), lr=1e-4)
 
     def loss_at_fixed_noise():
@@ -195,47 +197,6 @@ def test_annealed_vae_pulls_the_kl_towards_a_growing_capacity(step, capacity):
     loss, logs = annealed.loss(outputs_of(mu, logvar), torch.ones(B, 1, 64, 64), step)
     torch.testing.assert_close(logs["capacity"], torch.tensor(capacity))
     torch.testing.assert_close(loss, logs["recon"] + 10.0 * abs(2.5 - capacity))
-
-
-def loop_total_correlation(z, mu, logvar):
-    """Twin of the minibatch-weighted TC estimate, one sample and one latent at a time."""
-    n, d = z.shape
-
-    def log_density(b, i, j):  # log q(z[b, j] | x_i)
-        variance = math.exp(logvar[i, j])
-        return -0.5 * (math.log(2 * math.pi * variance) + (z[b, j] - mu[i, j]) ** 2 / variance)
-
-    def logsumexp(values):
-        top = max(values)
-        return top + math.log(sum(math.exp(v - top) for v in values))
-
-    total = 0.0
-    for b in range(n):
-        joint = logsumexp([sum(log_density(b, i, j) for j in range(d)) for i in range(n)])
-        marginals = sum(logsumexp([log_density(b, i, j) for i in range(n)]) for j in range(d))
-        total += joint - marginals
-    return total / n
-
-
-def test_total_correlation_equals_its_loop_twin_and_sees_dependence():
-    from nsvae.objectives.beta_tcvae import total_correlation
-
-    generator = torch.Generator().manual_seed(0)
-    mu, logvar = (
-        torch.randn(6, 3, generator=generator, dtype=torch.float64),
-        torch.randn(6, 3, generator=generator, dtype=torch.float64),
-    )
-    z = mu + torch.randn(6, 3, generator=generator, dtype=torch.float64)
-    expected = loop_total_correlation(z.numpy(), mu.numpy(), logvar.numpy())
-    assert total_correlation(z, mu, logvar).item() == pytest.approx(expected, rel=1e-9)
-
-    independent = torch.randn(256, 2, generator=generator)
-    dependent = independent[:, :1].repeat(1, 2)
-    small = torch.full((256, 2), math.log(0.01))
-    assert (
-        total_correlation(dependent, dependent, small)
-        > total_correlation(independent, independent, small) + 1.0
-    )
 
 
 @pytest.mark.parametrize("beta", [1.0, 6.0])

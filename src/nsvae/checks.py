@@ -59,6 +59,11 @@ def unit_interval(key: str, value: float) -> None:
     check(0 <= value <= 1, f"{key} must be in [0, 1], got {value}")
 
 
+def adam_betas(key: str, value: tuple[float, float]) -> None:
+    """Adam's two moment decays, each in [0, 1)."""
+    check(all(0 <= b < 1 for b in value), f"{key} must be in [0, 1), got {value}")
+
+
 def check_fields(config, section: str) -> None:
     """Run the ``check`` of each dataclass field's metadata on its value.
 

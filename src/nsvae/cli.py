@@ -120,12 +120,17 @@ def data_render(
 
 
 @data_app.command("fetch")
-def data_fetch(dataset: DatasetArgument, data_root: DataRootOption = None) -> None:
-    """Download the official file and check its checksum."""
-    from nsvae.data import dsprites
+def data_fetch(
+    dataset: Annotated[str, typer.Argument(
+        help="Dataset: dsprites, color-dsprites, noisy-dsprites, scream-dsprites, 3dshapes, "
+        "mpi3d-toy, mpi3d-realistic, mpi3d-real, smallnorb, cars3d, celeba.")],
+    data_root: DataRootOption = None,
+) -> None:
+    """Download the official files and check their checksums (offline: says where to put them)."""
+    from nsvae.data import fetch_dataset
 
-    _dsprites_only(dataset)
-    typer.echo(f"dSprites official file (checksum OK): {dsprites.fetch_dsprites(data_root)}")
+    for path in fetch_dataset(dataset, data_root):
+        typer.echo(f"{dataset} official file (checksum OK): {path}")
 
 
 # ---------------------------------------------------------------------------------------- train
@@ -138,8 +143,8 @@ def _flag(name: str, text: str, **kwargs):
 @app.command("train", cls=LibraryHelp)
 def train_command(
     model: Annotated[str | None, _flag(
-        "--model", "Objective: nonsyn, vae, beta_vae, annealed_vae, beta_tcvae, dip_vae "
-        "(their other settings: --config).")] = None,
+        "--model", "Objective: nonsyn, vae, beta_vae, annealed_vae, beta_tcvae, dip_vae, "
+        "factor_vae (their other settings: --set or --config).")] = None,
     alpha: Annotated[float | None, _flag("--alpha", "Non-Syn weight of KL(A_worst).")] = None,
     omega: Annotated[float | None, _flag("--omega", "Greedy discount, in (0, 1].")] = None,
     policy: Annotated[
@@ -153,7 +158,9 @@ def train_command(
     update: Annotated[str | None, _flag(
         "--update", "Non-Syn update: joint (one Adam step on the whole loss) or seed (the "
         "seed's two steps: ELBO, then alpha * KL(A_worst)).")] = None,
-    beta: Annotated[float | None, _flag("--beta", "Weight of the KL (beta_vae, nonsyn).")] = None,
+    beta: Annotated[float | None, _flag(
+        "--beta", "Weight of the KL (beta_vae, nonsyn) or of the TC (beta_tcvae).")] = None,
+    gamma: Annotated[float | None, _flag("--gamma", "FactorVAE weight of the TC.")] = None,
     z_dim: Annotated[int | None, _flag("--z-dim", "Number of latents.")] = None,
     arch: Annotated[str | None, _flag("--arch", "Architecture: dlib, seed, seed-linear.")] = None,
     likelihood: Annotated[
@@ -179,10 +186,14 @@ def train_command(
         bool | None, _flag("--figures/--no-figures", "Write traversal figures at the end.")
     ] = None,
     data: Annotated[
-        str | None, _flag("--data", "Dataset: dsprites (default), dsprites-file, array.")
+        str | None, _flag("--data", "Dataset: dsprites (default), dsprites-file, color-dsprites, "
+                          "noisy-dsprites, scream-dsprites, 3dshapes, mpi3d-toy, "
+                          "mpi3d-realistic, mpi3d-real, smallnorb, cars3d, celeba, images, "
+                          "array.")
     ] = None,
     data_path: Annotated[
-        Path | None, _flag("--data-path", "Dataset file (array: your own npz).")
+        Path | None, _flag("--data-path", "Dataset file or folder (array: your own npz; images: "
+                           "a folder or zip; scream-dsprites: the scream image).")
     ] = None,
     data_root: Annotated[str | None, _flag("--data-root", "Data cache folder.")] = None,
     config_file: Annotated[
@@ -202,7 +213,9 @@ def train_command(
 ) -> None:
     """Train a VAE (Non-Syn by default); flags override --set, then --config, then defaults.
 
-    The data is dSprites by default, or your own npz with --data array --data-path FILE.npz.
+    The data is dSprites by default, or another dataset with --data NAME (see the README's
+    datasets table), your own npz with --data array --data-path FILE.npz, or a folder or zip
+    of images with --data images --data-path DIR_OR_ZIP.
     """
     from nsvae.config import Config, load_config, parse_assignment
     from nsvae.errors import ConfigError
@@ -253,7 +266,7 @@ FLAG_KEYS = {
     "alpha": ("objective", "alpha"), "omega": ("objective", "omega"),
     "policy": ("objective", "policy"), "mode": ("objective", "mode"),
     "selection_batch": ("objective", "selection_batch"), "epsilon": ("objective", "epsilon"),
-    "update": ("objective", "update"),
+    "update": ("objective", "update"), "gamma": ("objective", "gamma"),
     **{name: ("train", name) for name in (
         "steps", "batch_size", "lr", "seed", "device", "threads", "log_every",
         "checkpoint_every", "keep_checkpoints", "eval_every", "figures")},

@@ -18,7 +18,7 @@ from typing import Any
 
 import tomli_w
 
-from nsvae.checks import at_least, check, check_fields, check_seed, positive
+from nsvae.checks import adam_betas, at_least, check, check_fields, check_seed, positive
 from nsvae.errors import ConfigError
 from nsvae.objectives import OBJECTIVES, ObjectiveConfig, objective_class, objective_config
 
@@ -71,10 +71,6 @@ class ModelConfig:
         return self
 
 
-def _betas(key: str, value: tuple[float, float]) -> None:
-    check(all(0 <= b < 1 for b in value), f"{key} must be in [0, 1), got {value}")
-
-
 def _device(key: str, value: str) -> None:
     head, _, index = value.partition(":")
     known = value in ("auto", "cpu", "cuda") or (head == "cuda" and index.isdigit())
@@ -93,7 +89,7 @@ class TrainConfig:
     steps: int = field(default=15000, metadata={**RESUMABLE, "check": at_least(1)})
     batch_size: int = field(default=64, metadata={"check": at_least(1)})
     lr: float = field(default=5e-4, metadata={"check": positive})
-    betas: tuple[float, float] = field(default=(0.9, 0.999), metadata={"check": _betas})
+    betas: tuple[float, float] = field(default=(0.9, 0.999), metadata={"check": adam_betas})
     seed: int = field(default=0, metadata={"check": check_seed})
     device: str = field(default="auto", metadata={**RESUMABLE, "check": _device})
     threads: int = field(default=0, metadata={**RESUMABLE, "check": at_least(0, " (0 = auto)")})

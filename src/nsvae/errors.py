@@ -86,6 +86,13 @@ def signal_exit_code(signal_name: str) -> int:
     return SIGNAL_EXIT_CODES.get(signal_name, 130)
 
 
+class DataWarning(NsvaeWarning):
+    """Data was read with a problem that did not stop it (for instance unreadable files skipped).
+
+    The CLI prints it as one line; in Python it is an ordinary warning.
+    """
+
+
 def one_line(error: BaseException | str) -> str:
     """The message of ``error`` on one line (its type name when it has none)."""
     return " ".join(str(error).split()) or type(error).__name__

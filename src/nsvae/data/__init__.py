@@ -1,17 +1,27 @@
-"""Ground-truth datasets and in-memory batches.
+"""Ground-truth datasets, image collections and in-memory batches.
 
-``get_dataset(name, **kw)`` builds a dataset by name; every dataset implements
-:class:`GroundTruthData`, the contract the metrics rely on.
+``get_dataset(name, **kw)`` builds a dataset by name (:data:`DATASETS`); every dataset implements
+:class:`GroundTruthData`, the contract the metrics rely on (an image collection has no factors:
+``has_factors`` is False). ``fetch_dataset(name)`` downloads a dataset's official files
+(:data:`OFFICIAL_FILES`).
 """
 
 from __future__ import annotations
 
+import functools
+from pathlib import Path
+
 from nsvae.checks import check
+from nsvae.data import cars3d, mpi3d, norb, shapes3d
+from nsvae.data.dsprites import OFFICIAL_FILE as DSPRITES_FILE
 from nsvae.data.dsprites import DSprites, official_path
+from nsvae.data.dsprites_variants import SCREAM, ProceduralDSprites, Screamer, add_noise, colorize
+from nsvae.data.files import fetch
 from nsvae.data.ground_truth import ArrayGroundTruthData, FactorSpace, GroundTruthData
+from nsvae.data.images import CELEBA, ImageCollection, load_celeba, load_images
 from nsvae.data.npz import load_array_dataset, save_array_dataset
 from nsvae.data.sampler import BatchSampler
-from nsvae.errors import ConfigError
+from nsvae.errors import ConfigError, DataError
 
 
 def _dsprites(path=None, data_root=None) -> DSprites:
@@ -34,7 +44,54 @@ def _array(path=None, data_root=None) -> ArrayGroundTruthData:
     return load_array_dataset(path)
 
 
-DATASETS = {"dsprites": _dsprites, "dsprites-file": _dsprites_file, "array": _array}
+def _images(path=None, data_root=None) -> ImageCollection:
+    """Your own images: the folder or zip ``path`` (:mod:`nsvae.data.images`)."""
+    if path is None:
+        raise ConfigError("dataset 'images' needs a folder or zip of images: give --data-path "
+                          "(data.path)")
+    return load_images(path, data_root)
+
+
+def _variant(transform, name, path=None, data_root=None) -> ProceduralDSprites:
+    """A procedural dSprites variant of rendered dSprites (or of the official file ``path``)."""
+    return ProceduralDSprites(_dsprites(path, data_root), transform, name)
+
+
+def _scream(path=None, data_root=None) -> ProceduralDSprites:
+    """scream-dSprites: rendered dSprites on patches of the scream image ``path``
+    (default: ``<data root>/scream/scream.jpg``)."""
+    screamer = Screamer(SCREAM.path(data_root) if path is None else path)
+    return ProceduralDSprites(DSprites.load(data_root), screamer, "scream-dsprites")
+
+
+DATASETS = {
+    "dsprites": _dsprites,
+    "dsprites-file": _dsprites_file,
+    "color-dsprites": functools.partial(_variant, colorize, "color-dsprites"),
+    "noisy-dsprites": functools.partial(_variant, add_noise, "noisy-dsprites"),
+    "scream-dsprites": _scream,
+    "3dshapes": shapes3d.load_shapes3d,
+    **{f"mpi3d-{name}": functools.partial(mpi3d.load_mpi3d, name) for name in mpi3d.VARIANTS},
+    "smallnorb": norb.load_smallnorb,
+    "cars3d": cars3d.load_cars3d,
+    "celeba": load_celeba,
+    "images": _images,
+    "array": _array,
+}
+
+#: The published files of each dataset (``nsvae data fetch NAME``).
+OFFICIAL_FILES = {
+    "dsprites": (DSPRITES_FILE,),
+    "dsprites-file": (DSPRITES_FILE,),
+    "color-dsprites": (DSPRITES_FILE,),
+    "noisy-dsprites": (DSPRITES_FILE,),
+    "scream-dsprites": (SCREAM,),
+    "3dshapes": (shapes3d.OFFICIAL,),
+    **{f"mpi3d-{name}": (file,) for name, file in mpi3d.VARIANTS.items()},
+    "smallnorb": norb.OFFICIAL_FILES,
+    "cars3d": (cars3d.OFFICIAL,),
+    "celeba": (CELEBA,),
+}
 
 
 def get_dataset(name: str, **kwargs) -> GroundTruthData:
@@ -53,6 +110,31 @@ def get_dataset(name: str, **kwargs) -> GroundTruthData:
     if unknown:
         raise ConfigError(f"unknown dataset options {unknown} for {name!r}")
     return DATASETS[name](**kwargs)
+
+
+def fetch_dataset(name: str, data_root=None) -> list[Path]:
+    """Download every official file of ``name`` that is not already there, and check them.
+
+    Raises
+    ------
+    ConfigError
+        ``name`` has no official files (your own ``images`` or ``array``; unknown names).
+    DataError
+        One line for all files that could not be had: for each, the URL, the expected checksum
+        and where to put it by hand; or a checksum mismatch.
+    """
+    if name not in OFFICIAL_FILES:
+        raise ConfigError(f"no official files to fetch for {name!r}; datasets with files: "
+                          f"{', '.join(OFFICIAL_FILES)}")
+    paths, failures = [], []
+    for file in OFFICIAL_FILES[name]:
+        try:
+            paths.append(fetch(file, data_root))
+        except DataError as error:
+            failures.append(str(error))
+    if failures:
+        raise DataError("; ".join(failures))
+    return paths
 
 
 def check_dataset_name(name: str) -> None:
@@ -74,13 +156,17 @@ def build_data(data_config) -> GroundTruthData:
 
 __all__ = [
     "DATASETS",
+    "OFFICIAL_FILES",
     "ArrayGroundTruthData",
     "BatchSampler",
     "DSprites",
     "FactorSpace",
     "GroundTruthData",
+    "ImageCollection",
+    "ProceduralDSprites",
     "build_data",
     "check_dataset_name",
+    "fetch_dataset",
     "get_dataset",
     "load_array_dataset",
     "save_array_dataset",

@@ -19,16 +19,22 @@ square or ellipse edge are decided again per image with that image's snapped ver
 from __future__ import annotations
 
 import hashlib
-import http.client
 import json
 import os
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
+from nsvae.data.files import (
+    OfficialFile,
+    cached_array,
+    check_checksum,
+    data_root,
+    expected_checksums,
+    fetch,
+)
 from nsvae.data.ground_truth import FactorSpace, GroundTruthData
 from nsvae.data.npz import read_npz, write_npz
 from nsvae.errors import DataError, one_line
@@ -55,6 +61,8 @@ OFFICIAL_CHECKSUMS = {
         "729fa22e884c9c500e1f17415d580746b4c5894fbbb780a1319bbcfa39a745bb",
     ),
 }
+OFFICIAL_FILE = OfficialFile("dsprites", OFFICIAL_FILENAME, OFFICIAL_URL,
+                             OFFICIAL_CHECKSUMS[".npz"])
 
 
 def latents_possible_values() -> dict[str, np.ndarray]:
@@ -335,11 +343,6 @@ def render_all(out: np.ndarray | None = None, exact: bool = True,
 # -------------------------------------------------------------------------------------- cache
 
 
-def data_root(root: str | os.PathLike | None = None) -> Path:
-    """The data root: ``root``, else ``$NSVAE_DATA``, else ``~/.cache/nsvae``."""
-    return Path(root or os.environ.get("NSVAE_DATA") or "~/.cache/nsvae").expanduser()
-
-
 def renderer_hash() -> str:
     """Short hash of the renderer's version and geometry; it names the cache."""
     text = json.dumps(RENDERER_VERSION, sort_keys=True).encode()
@@ -356,8 +359,8 @@ def cached_images(root: str | os.PathLike | None = None) -> tuple[np.ndarray, bo
 
     The cache is a plain ``.npy`` file (2.8 GB) opened as a copy-on-write memory map: it opens in
     milliseconds with no decoding, pages come in on first use, and processes on one machine share
-    them through the page cache. It is written to a temporary file and renamed, so a cache file is
-    always complete.
+    them through the page cache. It is made by :func:`nsvae.data.files.cached_array`, so a cache
+    file is always complete.
 
     Returns
     -------
@@ -365,26 +368,13 @@ def cached_images(root: str | os.PathLike | None = None) -> tuple[np.ndarray, bo
     reused : bool
         False if the grid was rendered by this call.
     """
-    path = cache_path(root)
-    reused = path.is_file()
-    if not reused:
-        _render_to(path)
-    try:
-        images = np.load(path, mmap_mode="c", allow_pickle=False)
-    except (ValueError, OSError) as error:
-        raise DataError(f"corrupt dSprites cache {path} ({one_line(error)}); delete it") from None
-    if images.dtype != np.uint8 or images.shape != (NUM_IMAGES, IMAGE_SIZE, IMAGE_SIZE):
-        raise DataError(f"corrupt dSprites cache {path} ({images.dtype} {images.shape}); delete it")
+    shape = (NUM_IMAGES, IMAGE_SIZE, IMAGE_SIZE)
+    images, reused = cached_array(cache_path(root), np.uint8, shape,
+                                  lambda out: len(render_all(out=out)), "dSprites cache")
+    if images.shape != shape:
+        raise DataError(f"corrupt dSprites cache {cache_path(root)} ({list(images.shape)}); "
+                        "delete it")
     return images, reused
-
-
-def _render_to(path: Path) -> None:
-    with atomic_path(path, DataError, f"the dSprites cache {path}") as temporary:
-        shape = (NUM_IMAGES, IMAGE_SIZE, IMAGE_SIZE)
-        images = np.lib.format.open_memmap(temporary, mode="w+", dtype=np.uint8, shape=shape)
-        render_all(out=images)
-        images.flush()
-        del images
 
 
 # ------------------------------------------------------------------------------------- dataset
@@ -444,8 +434,8 @@ class DSprites(GroundTruthData):
         if not path.is_file():
             raise DataError(f"no dSprites file at {path}")
         kind = ".hdf5" if path.suffix.lower() in (".hdf5", ".h5") else ".npz"
-        if checksum is not None:
-            expected = OFFICIAL_CHECKSUMS[kind] if checksum == "official" else (checksum,)
+        expected = expected_checksums(OFFICIAL_CHECKSUMS[kind], checksum)
+        if expected:
             check_checksum(path, expected)
         arrays = _read_hdf5(path) if kind == ".hdf5" else read_npz(path, tuple(_KEYS))
         _check_layout(arrays, path)
@@ -462,26 +452,6 @@ class DSprites(GroundTruthData):
 # ----------------------------------------------------------------------------- official files
 
 _KEYS = {"imgs": "imgs", "latents_classes": "latents/classes", "latents_values": "latents/values"}
-
-
-def file_digests(path: Path) -> dict[str, str]:
-    """Git blob SHA-1, SHA-1, MD5 and SHA-256 of a file, in one pass."""
-    digests = {"git blob SHA-1": hashlib.sha1(b"blob %d\0" % path.stat().st_size),
-               "SHA-1": hashlib.sha1(), "MD5": hashlib.md5(), "SHA-256": hashlib.sha256()}
-    with open(path, "rb") as file:
-        while chunk := file.read(1 << 22):
-            for digest in digests.values():
-                digest.update(chunk)
-    return {name: digest.hexdigest() for name, digest in digests.items()}
-
-
-def check_checksum(path: Path, expected) -> None:
-    """Raise :class:`DataError` unless one of the file's digests is in ``expected``."""
-    digests = file_digests(path)
-    if not {e.lower() for e in expected} & set(digests.values()):
-        raise DataError(f"{path}: checksum mismatch (git blob SHA-1 {digests['git blob SHA-1']}, "
-                        f"MD5 {digests['MD5']}; expected {' or '.join(expected)}): "
-                        "wrong, truncated or corrupt file")
 
 
 def _read_hdf5(path: Path) -> dict[str, np.ndarray]:
@@ -525,30 +495,16 @@ def _check_layout(arrays: dict[str, np.ndarray], path: Path) -> None:
 
 def official_path(root: str | os.PathLike | None = None) -> Path:
     """Where :func:`fetch_dsprites` puts (and looks for) the official npz."""
-    return data_root(root) / "dsprites" / OFFICIAL_FILENAME
+    return OFFICIAL_FILE.path(root)
 
 
-def fetch_dsprites(root: str | os.PathLike | None = None, url: str = OFFICIAL_URL,
-                   timeout: float = 60.0) -> Path:
+def fetch_dsprites(root: str | os.PathLike | None = None) -> Path:
     """Download the official npz to :func:`official_path` and check its checksum.
 
     A file already there is checked and reused. Without network the :class:`DataError` says
-    where to put a file downloaded by hand.
+    where to put a file downloaded by hand (:func:`nsvae.data.files.fetch`).
     """
-    path = official_path(root)
-    if path.is_file():
-        check_checksum(path, OFFICIAL_CHECKSUMS[".npz"])
-        return path
-    try:
-        with urllib.request.urlopen(url, timeout=timeout) as response:
-            content = response.read()
-    except (OSError, http.client.HTTPException) as error:
-        raise DataError(f"cannot download {url} ({one_line(error)}); download it by hand "
-                        f"and put it at {path}") from None
-    with atomic_path(path, DataError) as partial:
-        partial.write_bytes(content)
-        check_checksum(partial, OFFICIAL_CHECKSUMS[".npz"])
-    return path
+    return fetch(OFFICIAL_FILE, root)
 
 
 def save_npz(path: str | os.PathLike, images: np.ndarray, classes: np.ndarray | None = None,

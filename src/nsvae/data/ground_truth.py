@@ -75,6 +75,24 @@ class FactorSpace:
             [random_state.randint(size, size=num) for size in self.factor_sizes], axis=1
         ).astype(np.int64)
 
+    def check_grid(self, classes: np.ndarray, where: str) -> None:
+        """Raise :class:`DataError` unless ``classes`` [N, K] are the full grid in row-major order.
+
+        ``where`` names the file in the message.
+        """
+        if classes.shape != (self.num_total, self.num_factors):
+            raise DataError(f"{where}: labels have shape {list(classes.shape)}, expected "
+                            f"{[self.num_total, self.num_factors]}")
+        if not np.array_equal(classes, self.index_to_factors(np.arange(self.num_total))):
+            raise DataError(f"{where}: labels are not the factor grid "
+                            f"{self.factor_sizes.tolist()} in row-major order")
+
+
+def classes_of_values(values: np.ndarray) -> np.ndarray:
+    """Class indices [N, K] of factor values [N, K]: the rank of each value in its column."""
+    return np.stack([np.unique(column, return_inverse=True)[1].ravel() for column in values.T],
+                    axis=1).astype(np.int64)
+
 
 class GroundTruthData:
     """A dataset with discrete ground-truth factors on a full grid (disentanglement_lib contract).
@@ -82,11 +100,20 @@ class GroundTruthData:
     Subclasses set ``factor_names``, ``factor_space`` and ``observation_shape`` and implement
     :meth:`sample_observations_from_factors`. Observations are float32 arrays shaped
     ``[n, *observation_shape]``; images are channel-first with values in [0, 1].
+
+    ``has_factors`` is False for a collection of images without ground truth (its one "factor"
+    is the image index): training, traversals and the unsupervised metrics work on it, metrics
+    that need factors do not. ``observation_transform``, when set, is a function
+    ``(observations [n, ...] float32, random_state) -> observations`` that turns the rows of
+    :meth:`observations_array` into observations (the procedural dSprites variants draw their
+    colours and backgrounds there, at sampling time).
     """
 
     factor_names: tuple[str, ...]
     factor_space: FactorSpace
     observation_shape: tuple[int, ...]
+    has_factors: bool = True
+    observation_transform = None
 
     @property
     def factor_sizes(self) -> list[int]:

@@ -5,7 +5,9 @@ them. ``first`` is what the metric declares beside its definition
 (:func:`nsvae.metrics.utils.metric`, the function's ``input_kind``): a representation function
 (observations -> codes) for most, an encoder (observations -> ``(mu, logvar)``) for
 ``mig_chen`` and ``latent_synergy``. Each also declares its ``--fast`` parameters
-(``fast_params``). Metrics that need only (factor, code) pairs also take given arrays:
+(``fast_params``) and whether it reads the ground-truth factors (``needs_factors``); those
+that do not also score data without any, such as an image collection. Metrics that need only
+(factor, code) pairs also take given arrays:
 ``CODE_METRICS[name](factors, codes, random_state, **params)``; both paths share one core
 function per metric. Adding a metric is one module plus one line here.
 """

@@ -102,7 +102,9 @@ def evaluate_model(
     data : GroundTruthData
         Dataset to evaluate on.
     metrics : list of str or str, optional
-        Names (or one comma-separated string) from :data:`nsvae.metrics.METRICS`; default all.
+        Names (or one comma-separated string) from :data:`nsvae.metrics.METRICS`; default all,
+        or on data without ground-truth factors (an image collection) all those declared
+        ``factors=False`` (:func:`nsvae.metrics.utils.metric`).
     representation : {"mean", "sampled"}
         Posterior means (headline numbers) or one posterior sample per observation, for the
         metrics whose input is a representation.
@@ -143,6 +145,8 @@ def evaluate_model(
         "representation": lambda: representation_function(model, kind=representation, seed=seed),
     }
     names = _names(metrics, METRICS)
+    if not data.has_factors:
+        names = _factor_free(names, metrics is None)
     result = _run_suite(METRICS, names, lambda name: (data, inputs[METRICS[name].input_kind]()),
                         seed, fast, params, progress)
     result.update(representation=representation, step=None, config=None)
@@ -226,6 +230,17 @@ def load_codes(path) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         raise DataError(f"no such codes file: {path}")
     arrays = read_npz(path, ("factors", "codes"), ("factor_sizes",))
     return arrays["factors"], arrays["codes"], arrays.get("factor_sizes")
+
+
+def _factor_free(names: list[str], default: bool) -> list[str]:
+    """The metrics of ``names`` that need no ground-truth factors (all of the default suite's);
+    a requested metric that needs them is a :class:`MetricError`."""
+    needing = [name for name in names if METRICS[name].needs_factors]
+    if needing and not default:
+        free = [name for name, function in METRICS.items() if not function.needs_factors]
+        raise MetricError(f"{', '.join(needing)} need ground-truth factors and this dataset has "
+                          f"none (metrics without factors: {', '.join(free)})")
+    return [name for name in names if name not in needing]
 
 
 def _names(metrics, suite: dict) -> list[str]:

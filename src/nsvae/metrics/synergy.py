@@ -58,7 +58,7 @@ CHUNK_ELEMENTS = 1 << 22  # float64 entries of one [queries, points, components]
 
 
 @torch.no_grad()
-@metric(fast={"fast": True}, input="encoder")
+@metric(fast={"fast": True}, input="encoder", factors=False)
 def latent_synergy(
     data,
     encoder,

@@ -16,7 +16,7 @@ from nsvae.metrics.utils import (
 )
 
 
-@metric(fast={"num_train": 3_000})
+@metric(fast={"num_train": 3_000}, factors=False)
 def unsupervised(
     data,
     representation,

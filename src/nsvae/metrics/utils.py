@@ -220,8 +220,8 @@ def check_split(train, test) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.nda
     return check_factors(train[0], codes), codes, check_factors(test[0], codes_test), codes_test
 
 
-def metric(*, fast: dict | None = None, input: str = "representation"):
-    """Declare a metric's input kind and its ``--fast`` parameters beside its definition.
+def metric(*, fast: dict | None = None, input: str = "representation", factors: bool = True):
+    """Declare a metric's inputs and its ``--fast`` parameters beside its definition.
 
     Parameters
     ----------
@@ -231,12 +231,16 @@ def metric(*, fast: dict | None = None, input: str = "representation"):
         The second argument the metric takes after ``data``: a representation function
         (observations -> codes, disentanglement_lib's contract) or an encoder (observations ->
         ``(mu, logvar)``), for metrics that need the posterior's variance.
+    factors : bool
+        Whether the metric reads the dataset's ground-truth factors; one that reads only its
+        observations (``factors=False``) also scores data without them (an image collection).
     """
     if input not in INPUTS:
         raise ValueError(f"unknown metric input {input!r} (choose from: {', '.join(INPUTS)})")
 
     def declare(function):
         function.input_kind = input
+        function.needs_factors = factors
         function.fast_params = dict(fast or {})
         return function
 

@@ -13,6 +13,7 @@ from nsvae.objectives.base import Logged, Objective, ObjectiveConfig, Term
 from nsvae.objectives.beta_tcvae import BetaTCVAEObjective
 from nsvae.objectives.beta_vae import BetaVAEObjective
 from nsvae.objectives.dip_vae import DIPVAEObjective
+from nsvae.objectives.factor_vae import FactorVAEObjective
 from nsvae.objectives.nonsyn import NonSynObjective
 from nsvae.objectives.vae import VAEObjective
 
@@ -22,6 +23,7 @@ __all__ = [
     "BetaTCVAEObjective",
     "BetaVAEObjective",
     "DIPVAEObjective",
+    "FactorVAEObjective",
     "Logged",
     "NonSynObjective",
     "Objective",
@@ -41,6 +43,7 @@ OBJECTIVES: dict[str, type[Objective]] = {
     "annealed_vae": AnnealedVAEObjective,
     "beta_tcvae": BetaTCVAEObjective,
     "dip_vae": DIPVAEObjective,
+    "factor_vae": FactorVAEObjective,
 }
 
 
@@ -61,7 +64,8 @@ def objective_config(name: str = "nonsyn", **fields) -> ObjectiveConfig:
     return objective_class(name).Config(name=name, **fields)
 
 
-def build_objective(config: ObjectiveConfig, likelihood: str = "bernoulli") -> Objective:
+def build_objective(config: ObjectiveConfig, likelihood: str = "bernoulli",
+                    **context) -> Objective:
     """The objective of a config section (validated here), e.g. ``NonSynObjective.Config()``.
 
     Parameters
@@ -70,5 +74,8 @@ def build_objective(config: ObjectiveConfig, likelihood: str = "bernoulli") -> O
         ``objective_class(config.name).Config`` instance.
     likelihood : str
         The model's likelihood (``model.likelihood``): how reconstructions are scored.
+    **context
+        ``z_dim`` and ``dataset_size`` of the run, for the objectives that need them
+        (:class:`Objective`).
     """
-    return objective_class(config.name)(config.validate(), likelihood)
+    return objective_class(config.name)(config.validate(), likelihood, **context)

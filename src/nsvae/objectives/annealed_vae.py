@@ -27,8 +27,8 @@ class AnnealedVAEObjective(Objective):
 
     logged = Objective.logged | {"capacity": Logged("capacity C")}
 
-    def __init__(self, config, likelihood: str = "bernoulli"):
-        super().__init__(config, likelihood)
+    def __init__(self, config, likelihood: str = "bernoulli", **context):
+        super().__init__(config, likelihood, **context)
         self.gamma = config.capacity_gamma
         self.c_max = config.c_max
         self.capacity_steps = config.capacity_steps

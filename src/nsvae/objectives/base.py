@@ -93,6 +93,14 @@ class Objective:
         This objective's config section.
     likelihood : str
         ``"bernoulli"`` or ``"gaussian"``, the model's ``likelihood``.
+    z_dim : int, optional
+        Number of latents (for objectives with networks of their own, e.g. FactorVAE's
+        discriminator).
+    dataset_size : int, optional
+        Number of training observations N (for estimators of q(z), e.g. beta-TCVAE's).
+
+    A subclass that defines ``__init__`` passes these keywords on:
+    ``def __init__(self, config, likelihood="bernoulli", **context)``.
     """
 
     Config = ObjectiveConfig
@@ -103,9 +111,12 @@ class Objective:
         "kl_per_latent": Logged("KL per latent", kind="per_latent"),
     }
 
-    def __init__(self, config: ObjectiveConfig, likelihood: str = "bernoulli"):
+    def __init__(self, config: ObjectiveConfig, likelihood: str = "bernoulli", *,
+                 z_dim: int | None = None, dataset_size: int | None = None):
         self.config = config
         self.likelihood = likelihood
+        self.z_dim = z_dim
+        self.dataset_size = dataset_size
 
     # --------------------------------------------------------------------- what a step needs
 

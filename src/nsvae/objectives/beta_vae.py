@@ -22,8 +22,8 @@ class BetaVAEObjective(Objective):
         name: str = "beta_vae"
         beta: float = field(default=1.0, metadata={"check": non_negative})
 
-    def __init__(self, config, likelihood: str = "bernoulli"):
-        super().__init__(config, likelihood)
+    def __init__(self, config, likelihood: str = "bernoulli", **context):
+        super().__init__(config, likelihood, **context)
         self.beta = config.beta
 
     def penalty(self, kl_total, kl_per_sample_latent, outputs, step):

@@ -49,8 +49,8 @@ class DIPVAEObjective(Objective):
 
     logged = Objective.logged | {"dip": Logged("DIP moment-matching penalty")}
 
-    def __init__(self, config, likelihood: str = "bernoulli"):
-        super().__init__(config, likelihood)
+    def __init__(self, config, likelihood: str = "bernoulli", **context):
+        super().__init__(config, likelihood, **context)
         self.dip_type = config.dip_type
         self.lambda_od = config.lambda_od
         self.lambda_d = config.lambda_d_factor * config.lambda_od

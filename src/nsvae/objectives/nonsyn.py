@@ -103,8 +103,8 @@ class NonSynObjective(BetaVAEObjective):
         "a_best_freq": Logged("share of steps each latent was in A_best", kind="share"),
     }
 
-    def __init__(self, config, likelihood: str = "bernoulli"):
-        super().__init__(config, likelihood)
+    def __init__(self, config, likelihood: str = "bernoulli", **context):
+        super().__init__(config, likelihood, **context)
         self.alpha = config.alpha
         self.omega = config.omega
         self.policy = config.policy

@@ -174,7 +174,8 @@ def _training_state(config: Config, data: GroundTruthData, device: torch.device)
     observations, scale = data.observations_array()
     seed_everything(settings.seed)
     model = build_model(config.model, num_channels=data.observation_shape[0]).to(device)
-    objective = build_objective(config.objective, likelihood=model.likelihood)
+    objective = build_objective(config.objective, likelihood=model.likelihood,
+                                z_dim=config.model.z_dim, dataset_size=len(observations))
     for module in objective.modules().values():
         module.to(device)
     return TrainingState(
@@ -182,7 +183,7 @@ def _training_state(config: Config, data: GroundTruthData, device: torch.device)
         objective=objective,
         optimizers=objective.optimizers(model, lr=settings.lr, betas=settings.betas),
         sampler=BatchSampler(observations, settings.batch_size, seed=settings.seed, scale=scale,
-                             device=device),
+                             device=device, transform=data.observation_transform),
         meter=Meter(device),
     )
 

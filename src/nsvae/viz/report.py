@@ -69,7 +69,8 @@ FIGURES = (
            "the other factors (x to the right, y down), then against scale and orientation with "
            "one line per shape; colours and y axes share one scale. A disentangled latent varies "
            "in one panel only: a left-right gradient is x position, a top-bottom gradient y "
-           "position, a rising line in the scale panel is scale."),
+           "position, a rising line in the scale panel is scale. For other data: the mean code "
+           "against each factor's value index, one panel per factor."),
     ReportFigure("mutual_information.png", "Mutual information between latents and factors",
            "I(z_j; v_k) / H(v_k) from 20-bin histograms of the mean code. A disentangled "
            "representation has at most one bright cell per row and per column."),
@@ -128,17 +129,19 @@ def draw_figures(run, data=None, seed: int = 0, samples_per_cell: int = 16,
     tell(f"encoding {KL_SAMPLES} + {num_samples} samples")
     observations = data.sample_observations(KL_SAMPLES, np.random.RandomState(seed))
     kl = mean_kl_per_latent(*encode(model, observations))
-    factors, codes = sample_codes(data, representation_function(model, "mean", seed=seed),
-                                  np.random.RandomState(seed), samples_per_cell, num_samples)
-    mi = latent_factor_mi(codes, factors)
-    labels = latent_factor_labels(codes, mi, data.factor_names)
     shown = observations[:FIGURE_IMAGES]
     figure = {name: folder / name for name in (f.name for f in FIGURES)}
-    tell("drawing factors.png, mutual_information.png, traversals and reconstructions")
-    written["factors.png"] = save_factor_figure(codes, factors, data.factor_names,
-                                                data.factor_sizes, figure["factors.png"], kl)
-    written["mutual_information.png"] = save_mutual_information(
-        mi, data.factor_names, figure["mutual_information.png"], kl)
+    tell("drawing the figures")
+    labels = None
+    if data.has_factors:  # an image collection has none to plot latents against
+        factors, codes = sample_codes(data, representation_function(model, "mean", seed=seed),
+                                      np.random.RandomState(seed), samples_per_cell, num_samples)
+        mi = latent_factor_mi(codes, factors)
+        labels = latent_factor_labels(codes, mi, data.factor_names)
+        written["factors.png"] = save_factor_figure(codes, factors, data.factor_names,
+                                                    data.factor_sizes, figure["factors.png"], kl)
+        written["mutual_information.png"] = save_mutual_information(
+            mi, data.factor_names, figure["mutual_information.png"], kl)
     written["traversals.png"] = save_traversals(model, shown, figure["traversals.png"], kl,
                                                 labels, num_images=2)
     written["traversals.gif"] = save_traversal_gif(model, shown, figure["traversals.gif"], kl,
