@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import numpy as np
 import pytest
 
+import nsvae
 from nsvae.data import ArrayGroundTruthData, save_array_dataset
 
 
@@ -84,3 +88,9 @@ def write_celeba_zip(path, num: int = 24, seed: int = 0):
 def celeba_zip(tmp_path_factory):
     """A CelebA-format zip of 24 generated JPEGs, one of them corrupt."""
     return write_celeba_zip(tmp_path_factory.mktemp("celeba") / "img_align_celeba.zip")
+
+
+@pytest.fixture(scope="session")
+def source_env() -> dict:
+    """The environment for subprocesses that must import the nsvae under test."""
+    return {**os.environ, "PYTHONPATH": str(Path(nsvae.__file__).parents[1])}

@@ -21,7 +21,7 @@ from nsvae.metrics import METRICS
 from nsvae.metrics.evaluate import evaluate_model
 from nsvae.metrics.utils import metric
 from nsvae.objectives import OBJECTIVES, Logged, Objective, ObjectiveConfig, Term
-from nsvae.rundir.checkpoint import last_checkpoint, load_checkpoint
+from nsvae.rundir.checkpoint import load_latest
 from nsvae.train import train
 from nsvae.viz.curves import training_panels
 
@@ -79,7 +79,7 @@ def test_a_registered_objective_trains_logs_and_plots(toy, tmp_path, squares):
     assert [row["step"] for row in rows] == [2, 4, 6]
     assert all(isinstance(row["critic"], float) for row in rows)
     assert ("critic", ToyObjective.logged["critic"]) in training_panels(rows, ToyObjective.logged)
-    tensors, state = load_checkpoint(last_checkpoint(run.path))
+    tensors, state = load_latest(run.path)
     assert {"objective.critic.weight", "objective.critic.bias"} <= tensors.keys()
     assert any(k.startswith("optimizer.critic.") for k in tensors)
     assert state["optimizers"]["critic"]["param_groups"][0]["betas"] == [0.5, 0.9]
@@ -95,9 +95,9 @@ def test_its_own_network_and_optimiser_resume_bit_exactly(toy, tmp_path, squares
     train(toy_config(steps=4), tmp_path / "split", data=squares)
     resumed = train(toy_config(), tmp_path / "split", data=squares, resume=True)
     for path in ("whole", "split"):
-        assert load_checkpoint(last_checkpoint(tmp_path / path))[1]["step"] == 6
-    a = load_checkpoint(last_checkpoint(tmp_path / "whole"))[0]
-    b = load_checkpoint(last_checkpoint(tmp_path / "split"))[0]
+        assert load_latest(tmp_path / path)[1]["step"] == 6
+    a = load_latest(tmp_path / "whole")[0]
+    b = load_latest(tmp_path / "split")[0]
     assert a.keys() == b.keys()
     for key in a:
         if not key.startswith("meter."):

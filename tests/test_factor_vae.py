@@ -11,7 +11,7 @@ from nsvae.errors import ConfigError
 from nsvae.models import build_model
 from nsvae.objectives import build_objective, objective_config
 from nsvae.objectives.factor_vae import permute_dims
-from nsvae.rundir.checkpoint import last_checkpoint, load_checkpoint
+from nsvae.rundir.checkpoint import load_latest
 from nsvae.train import train
 from nsvae.train.step import optimizer_steps
 
@@ -126,8 +126,8 @@ def test_a_factor_vae_run_resumes_bit_exactly(tmp_path, squares):
     whole = train(factor_config(), tmp_path / "whole", data=squares)
     train(factor_config(steps=4), tmp_path / "split", data=squares)
     resumed = train(factor_config(), tmp_path / "split", data=squares, resume=True)
-    a = load_checkpoint(last_checkpoint(whole.path))[0]
-    b = load_checkpoint(last_checkpoint(resumed.path))[0]
+    a = load_latest(whole.path)[0]
+    b = load_latest(resumed.path)[0]
     assert {"objective.discriminator.0.weight", "optimizer.discriminator.state.0.exp_avg"} & set(a)
     assert a.keys() == b.keys()
     for key in a:

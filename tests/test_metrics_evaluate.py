@@ -115,7 +115,12 @@ def test_evaluate_a_run_writes_eval_json_with_provenance(tmp_path):
         run, square_data(), metrics=["mig", "mig_chen"], seed=3, fast=True, params=params
     )
     stored = json.loads((tmp_path / "eval.json").read_text())
-    assert stored == result
+    assert stored["metrics"] == result["metrics"] and result["failed"] == {}
+    entry = {entry["metric"]: entry for entry in stored["entries"]}["mig"]
+    assert entry["values"] == result["metrics"]["mig"]
+    assert entry["params"] == result["params"]["mig"]
+    provenance = (entry["step"], entry["seed"], entry["representation"], entry["fast"])
+    assert provenance == (7, 3, "mean", True)
     assert set(result["metrics"]) == {"mig", "mig_chen"}
     assert result["params"]["mig"] == {"num_train": 300, "batch_size": 16, "num_bins": 20}
     assert result["step"] == 7 and result["seed"] == 3 and result["representation"] == "mean"
@@ -178,7 +183,7 @@ def test_the_cached_evaluation_equals_encoding_metric_by_metric(squares, represe
     def evaluate(cache):
         encoded.clear()
         return evaluate_model(model, squares, representation=representation, params=SMALL,
-                              cache=cache, progress=False)["metrics"]
+                              cache=cache, bar=False)["metrics"]
 
     cached = evaluate(cache=True)
     assert sum(encoded) == 256  # the 64 grid points once, in one padded batch
@@ -191,5 +196,5 @@ def test_data_whose_observations_are_random_is_encoded_metric_by_metric(squares,
     noisy = ArrayGroundTruthData(squares.observations, [8, 8])
     noisy.deterministic = False
     model, encoded = counted_model(monkeypatch)
-    evaluate_model(model, noisy, metrics="mig,unsupervised", params=SMALL, progress=False)
+    evaluate_model(model, noisy, metrics="mig,unsupervised", params=SMALL, bar=False)
     assert sum(encoded) >= 2 * 300

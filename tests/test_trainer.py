@@ -5,6 +5,7 @@ Every test trains a small VAE for a few steps on 64 images of an 8x8 square at 8
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
 import math
@@ -14,17 +15,21 @@ import subprocess
 import sys
 import threading
 import types
+import warnings
 
 import numpy as np
 import pytest
+import safetensors.torch
 import torch
 
 import nsvae.train.trainer as trainer
 from nsvae.config import Config
-from nsvae.errors import CheckpointError, ConfigError, TrainingError
+from nsvae.data import ArrayGroundTruthData
+from nsvae.errors import CheckpointError, ConfigError, NsvaeWarning, RunLockedError, TrainingError
 from nsvae.experiment import train_run
-from nsvae.files import atomic_write
+from nsvae.files import atomic_write, file_lock
 from nsvae.rundir.checkpoint import list_checkpoints, load_checkpoint
+from nsvae.rundir.run import run_lock
 from nsvae.train import Run, TrainingInterrupted, load_run, train
 
 
@@ -56,7 +61,8 @@ def without_timing(rows: list[dict]) -> list[dict]:
 
 
 def files(folder) -> list[str]:
-    return sorted(p.name for p in folder.iterdir())
+    """Names in ``folder`` but its lock file (``.lock``, left empty of meaning once released)."""
+    return sorted(p.name for p in folder.iterdir() if p.name != ".lock")
 
 
 def test_run_directory_and_round_trip(tmp_path, squares):
@@ -236,7 +242,7 @@ def test_sigterm_saves_a_checkpoint_that_resumes_exactly(tmp_path, squares, monk
     config = tiny_config(steps=9, log_every=3)
     with pytest.raises(TrainingInterrupted, match="SIGTERM at step 5") as error:
         train(config, tmp_path / "split", data=squares)
-    assert error.value.exit_code == 130
+    assert error.value.exit_code == 143  # 128 + SIGTERM, the shell convention
     assert load_run(tmp_path / "split").step == 5
     monkeypatch.undo()
 
@@ -248,7 +254,7 @@ def test_sigterm_saves_a_checkpoint_that_resumes_exactly(tmp_path, squares, monk
 
 
 def test_sigterm_in_a_real_process(tmp_path, squares_npz):
-    """``nsvae train`` gets SIGTERM after its first metrics row: exit 130, one line, resumable."""
+    """``nsvae train`` gets SIGTERM after its first metrics row: exit 143, one line, resumable."""
     run = tmp_path / "run"
     command = [sys.executable, "-m", "nsvae.cli", "train", "--data", "array", "--data-path",
                str(squares_npz), "--steps", "100000", "--batch-size", "8", "--z-dim", "4",
@@ -265,7 +271,7 @@ def test_sigterm_in_a_real_process(tmp_path, squares_npz):
         stdout, stderr = process.communicate(timeout=60)
     finally:
         process.kill()
-    assert process.returncode == 130, stderr
+    assert process.returncode == 143, stderr
     assert stdout == f"run: {run}\n"
     assert stderr.startswith("nsvae: error: interrupted by SIGTERM at step ")
     assert stderr.count("\n") == 1
@@ -342,3 +348,150 @@ def test_tensorboard_takes_nested_evaluation_rows(tmp_path, monkeypatch):
                        "eval/mig/normalized_mi/1/0": (0.0, 7),
                        "eval/mig/normalized_mi/1/1": (0.9, 7), "eval/mig/captured_by/0": (0, 7),
                        "eval/mig/captured_by/1": (-1, 7)}
+
+
+# ------------------------------------------------------------------ reliability (issue 15)
+
+
+def test_a_run_with_nan_at_step_2_starts_over_fresh_or_resumed(tmp_path, squares, monkeypatch):
+    """Issue 15, item 3: no checkpoint yet (NaN at step 2, or killed) is not a stuck run."""
+    with_loss_hook(monkeypatch, lambda step, loss: loss * math.nan if step == 1 else loss)
+    with pytest.raises(TrainingError, match="no checkpoint"):
+        train(tiny_config(), tmp_path / "run", data=squares)
+    assert list_checkpoints(tmp_path / "run" / "checkpoints") == []
+    monkeypatch.undo()
+    for resume in (False, True):
+        with pytest.warns(NsvaeWarning, match="no checkpoint .* starting it over"):
+            run = train(tiny_config(steps=2, checkpoint_every=1000), tmp_path / "run",
+                        data=squares, resume=resume)
+        assert run.step == 2 and [row["step"] for row in run.metrics()] == [2]
+        for path in list_checkpoints(run.path / "checkpoints"):  # stuck again, for the resume
+            path.unlink()
+
+
+def test_a_run_directory_trained_by_another_process_is_refused(tmp_path, squares):
+    """Issue 15, item 2: the lock, held here as another trainer holds it."""
+    run = train(tiny_config(steps=4), tmp_path / "run", data=squares)
+    before = (run.path / "config.json").read_bytes()
+    with run_lock(run.path):
+        with pytest.raises(RunLockedError, match=f"{run.path} is in use by another nsvae process "
+                                                 f"\\(pid {os.getpid()}\\)"):
+            train(tiny_config(steps=8), run.path, data=squares, resume=True)
+        with pytest.raises(RunLockedError):
+            train(tiny_config(steps=8), run.path, data=squares)
+    assert (run.path / "config.json").read_bytes() == before
+    assert train(tiny_config(steps=8), run.path, data=squares, resume=True).step == 8
+
+
+def test_readers_wait_while_a_checkpoint_is_written(tmp_path, squares):
+    """Issue 15, items 2 and 8: load_run takes the checkpoint lock that writers hold."""
+    run = train(tiny_config(steps=4), tmp_path / "run", data=squares)
+    loaded = []
+    with file_lock(run.path / "checkpoints" / ".lock"):
+        reader = threading.Thread(target=lambda: loaded.append(load_run(run.path).step))
+        reader.start()
+        reader.join(0.5)
+        assert reader.is_alive() and not loaded  # blocked while the "writer" holds the lock
+    reader.join(30)
+    assert loaded == [4]
+
+
+def test_a_corrupt_newest_checkpoint_falls_back_to_the_newest_intact_one(tmp_path, squares):
+    """Issue 15, items 5 and 8: NaN weights (checksum intact) and a torn file both fall back."""
+    run = train(tiny_config(steps=8, checkpoint_every=2, keep_checkpoints=3), tmp_path / "run",
+                data=squares)
+    folder = run.path / "checkpoints"
+    tensors, state = load_checkpoint(folder / "step-00000008.json")
+    tensors = {k: v.fill_(math.nan) if k.startswith("model.") else v for k, v in tensors.items()}
+    blob = safetensors.torch.save(tensors)
+    (folder / "step-00000008.safetensors").write_bytes(blob)
+    state["sha256"] = hashlib.sha256(blob).hexdigest()
+    (folder / "step-00000008.json").write_text(json.dumps(state))
+    (folder / "step-00000006.safetensors").write_bytes(b"torn")
+    with pytest.warns(NsvaeWarning, match="NaN or infinite.*newest intact checkpoint, step 4"):
+        assert load_run(run.path).step == 4
+    with pytest.warns(NsvaeWarning):
+        assert train(tiny_config(steps=10, checkpoint_every=2, keep_checkpoints=3), run.path,
+                     data=squares, resume=True).step == 10
+    for path in list_checkpoints(folder)[:-1]:
+        path.unlink()
+    (folder / "step-00000010.safetensors").write_bytes(b"torn")
+    with pytest.raises(CheckpointError, match="no intact checkpoint"):
+        load_run(run.path)
+
+
+def test_a_corrupt_metrics_line_is_skipped_with_a_warning(tmp_path, squares):
+    """Issue 15, item 8: one bad line in metrics.jsonl no longer blocks resume."""
+    run = train(tiny_config(steps=4), tmp_path / "run", data=squares)
+    lines = (run.path / "metrics.jsonl").read_text().splitlines()
+    (run.path / "metrics.jsonl").write_text("\n".join([lines[0], "{garbage", *lines[1:]]) + "\n")
+    with pytest.warns(NsvaeWarning, match="skipped 1 corrupt line"):
+        resumed = train(tiny_config(steps=8), run.path, data=squares, resume=True)
+    assert [row["step"] for row in resumed.metrics()] == [2, 4, 6, 8]
+
+
+def test_resume_refuses_other_data_and_fewer_steps_without_rewriting_config(tmp_path, squares):
+    """Issue 15, item 7."""
+    run = train(tiny_config(steps=4), tmp_path / "run", data=squares)
+    before = (run.path / "config.json").read_bytes()
+    regridded = ArrayGroundTruthData(squares.observations, [4, 16], ["a", "b"])
+    with pytest.raises(ConfigError, match="other data: it was trained on factor grid"):
+        train(tiny_config(steps=8), run.path, data=regridded, resume=True)
+    with pytest.raises(ConfigError, match="train.steps 2 is below the step 4"):
+        train(tiny_config(steps=2), run.path, data=squares, resume=True)
+    assert (run.path / "config.json").read_bytes() == before
+    assert train(tiny_config(steps=6), run.path, data=squares, resume=True).step == 6
+
+
+def test_progress_without_a_terminal_writes_lines_not_a_bar(tmp_path, squares, capsys):
+    """Issue 15, item 8: stderr is not a TTY under capsys."""
+    train(tiny_config(steps=4), tmp_path / "run", data=squares, progress=True)
+    err = capsys.readouterr().err
+    assert "\r" not in err and "step 4/4 loss=" in err
+
+
+def test_collapsed_model_warns(tmp_path):
+    """Issue 15, item 8: every latent below 0.01 nats at the last logged row."""
+    run = Run(tmp_path, tiny_config(), None, 2)
+    (tmp_path / "metrics.jsonl").write_text(json.dumps({"step": 2, "kl_per_latent": [0.3, 0.0]}))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        run.warn_if_collapsed()  # one latent is alive
+    (tmp_path / "metrics.jsonl").write_text(json.dumps({"step": 2, "kl_per_latent": [0.001, 0]}))
+    with pytest.warns(NsvaeWarning, match="every latent of .* has collapsed"):
+        run.warn_if_collapsed()
+
+
+def test_two_trainers_on_one_run_directory(tmp_path, squares_npz, capsys, source_env):
+    """Issue 15, item 2: a second trainer (fresh or --resume) is refused in one line while the
+    first trains in another process; the first's run stays intact and resumable."""
+    from nsvae.cli import main
+
+    run = tmp_path / "run"
+    flags = ["--data", "array", "--data-path", str(squares_npz), "--batch-size", "8",
+             "--z-dim", "4", "--log-every", "1", "--checkpoint-every", "5", "--threads", "1",
+             "--device", "cpu", "--no-figures", "--no-progress"]
+    first = subprocess.Popen(
+        [sys.executable, "-m", "nsvae.cli", "train", *flags, "--steps", "100000", "--run-dir",
+         str(run)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=source_env)
+    try:
+        for _ in range(600):
+            if first.poll() is not None or list_checkpoints(run / "checkpoints"):
+                break
+            threading.Event().wait(0.1)
+        for second in (["--resume", str(run)], [*flags, "--steps", "9", "--run-dir", str(run)]):
+            assert main(["train", *second]) == 7
+            err = capsys.readouterr().err
+            assert err == (f"nsvae: error: {run} is in use by another nsvae process "
+                           f"(pid {first.pid}); wait for it to finish or choose another run "
+                           "directory\n")
+        first.send_signal(signal.SIGTERM)
+        _, stderr = first.communicate(timeout=60)
+    finally:
+        first.kill()
+    assert first.returncode == 143, stderr
+    stopped = load_run(run)
+    steps = [row["step"] for row in stopped.metrics()]
+    assert steps == list(range(1, len(steps) + 1))  # no interleaved rows
+    assert main(["train", "--resume", str(run), "--steps", str(stopped.step + 2)]) == 0
+    assert load_run(run).step == stopped.step + 2

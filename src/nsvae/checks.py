@@ -45,6 +45,15 @@ def at_least(minimum: int, note: str = ""):
     return at_least_minimum
 
 
+SEED_LIMIT = 2**32  # numpy's RandomState takes seeds in [0, 2**32)
+
+
+def check_seed(key: str, value: int) -> None:
+    """A seed every generator takes: an int in [0, 2**32)."""
+    ok = isinstance(value, int) and not isinstance(value, bool) and 0 <= value < SEED_LIMIT
+    check(ok, f"{key} must be an integer in [0, 2**32), got {value!r}")
+
+
 def unit_interval(key: str, value: float) -> None:
     """A number in [0, 1]."""
     check(0 <= value <= 1, f"{key} must be in [0, 1], got {value}")

@@ -1,20 +1,36 @@
 """The ``nsvae`` command.
 
 Every library error (:class:`nsvae.errors.NsvaeError`) becomes a one-line message on stderr and
-a non-zero exit code; nothing below this module prints or exits.
+a non-zero exit code, every library warning (:class:`nsvae.errors.NsvaeWarning`) a line
+``nsvae: warning: ...``; nothing below this module prints or exits. Exit codes: 0 success,
+2 usage or configuration, the typed codes of :mod:`nsvae.errors` (3 data, 4 run directory or
+checkpoint, 5 training, 6 metric, 7 run directory in use), 70 an unexpected internal error,
+130 SIGINT (Ctrl-C), 143 SIGTERM.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import sys
+import threading
 import warnings
 from pathlib import Path
 from typing import Annotated
 
 import typer
+from typer.core import TyperCommand
 
-from nsvae.errors import DataError, DataWarning, NsvaeError
+import nsvae
+from nsvae.errors import (
+    CheckpointError,
+    DataError,
+    NsvaeError,
+    NsvaeWarning,
+    Terminated,
+    signal_exit_code,
+)
 
 app = typer.Typer(
     name="nsvae",
@@ -28,6 +44,31 @@ app.add_typer(data_app, name="data")
 study_app = typer.Typer(help="Look at the results of a study (nsvae sweep).",
                         no_args_is_help=True)
 app.add_typer(study_app, name="study")
+SEED = {"min": 0, "max": 2**32 - 1}  # what every random generator takes
+
+
+def _show_version(value: bool) -> None:
+    if value:
+        typer.echo(f"nsvae {nsvae.__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: Annotated[bool, typer.Option(
+        "--version", help="Print the version and exit.", is_eager=True,
+        callback=_show_version)] = False,
+) -> None:
+    pass
+
+
+class LibraryHelp(TyperCommand):
+    """A command whose help is completed from the library when shown, so that no command
+    imports torch (through the config or the metrics) just to parse its arguments."""
+
+    def format_help(self, ctx, formatter) -> None:
+        HELP_FROM_LIBRARY[self.name](self)
+        super().format_help(ctx, formatter)
 
 
 # ----------------------------------------------------------------------------------------- data
@@ -63,6 +104,10 @@ def data_render(
     from nsvae.data import dsprites
 
     _dsprites_only(dataset)
+    if sheet is not None and sheet.suffix.lower() != ".png":
+        from nsvae.errors import ConfigError
+
+        raise ConfigError(f"--sheet writes a PNG: give a file name ending in .png, got {sheet}")
     start = time.perf_counter()
     images, reused = dsprites.cached_images(data_root)
     data = dsprites.DSprites(images)
@@ -98,7 +143,7 @@ def _flag(name: str, text: str, **kwargs):
     return typer.Option(name, help=text, **kwargs)
 
 
-@app.command("train")
+@app.command("train", cls=LibraryHelp)
 def train_command(
     model: Annotated[str | None, _flag(
         "--model", "Objective: nonsyn, vae, beta_vae, annealed_vae, beta_tcvae, dip_vae, "
@@ -127,7 +172,7 @@ def train_command(
     steps: Annotated[int | None, _flag("--steps", "Optimisation steps in all.")] = None,
     batch_size: Annotated[int | None, _flag("--batch-size", "Batch size.")] = None,
     lr: Annotated[float | None, _flag("--lr", "Adam learning rate.")] = None,
-    seed: Annotated[int | None, _flag("--seed", "Seed of every random generator.")] = None,
+    seed: Annotated[int | None, _flag("--seed", "Seed of every random generator.", **SEED)] = None,
     device: Annotated[str | None, _flag("--device", "auto, cpu, cuda or cuda:N.")] = None,
     threads: Annotated[int | None, _flag("--threads", "CPU threads (0: physical cores).")] = None,
     log_every: Annotated[int | None, _flag("--log-every", "Steps between metrics rows.")] = None,
@@ -208,6 +253,19 @@ def train_command(
     typer.echo(f"done: {run.step} steps; run in {run.path}")
 
 
+def _train_defaults(command) -> None:
+    """Append to the help of each headline flag its default (from :class:`Config`)."""
+    from nsvae.config import Config
+
+    defaults = Config().to_dict()
+    for param in command.params:
+        if param.name in FLAG_KEYS and "(default " not in (param.help or ""):
+            section, key = FLAG_KEYS[param.name]
+            value = defaults[section].get(key)
+            if value is not None:
+                param.help = f"{param.help} (default {value})"
+
+
 # Headline flags of `nsvae train`: flag parameter -> (section, key). Anything else: --set.
 FLAG_KEYS = {
     "data": ("data", "name"), "data_path": ("data", "path"), "data_root": ("data", "data_root"),
@@ -238,7 +296,7 @@ def _new_run_dir(name: str) -> Path:
 # ------------------------------------------------------------------------------------- evaluate
 
 
-@app.command("evaluate")
+@app.command("evaluate", cls=LibraryHelp)
 def evaluate_command(
     run: Annotated[Path | None, typer.Argument(help="Run directory (from nsvae train).")] = None,
     codes: Annotated[
@@ -252,35 +310,72 @@ def evaluate_command(
         str | None, typer.Option("--metrics", help="Comma-separated metric names (default: all).")
     ] = None,
     representation: Annotated[
-        str, typer.Option("--representation", help="mean or sampled.")
-    ] = "mean",
-    seed: Annotated[int, typer.Option("--seed", help="Seed of every metric.")] = 0,
+        str | None, typer.Option("--representation", help="mean (default) or sampled.")
+    ] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of every metric.", **SEED)] = 0,
     fast: Annotated[bool, typer.Option("--fast", help="Smaller sample counts.")] = False,
     output: Annotated[
         Path | None, typer.Option("--output", help="With --codes: also write the results here.")
     ] = None,
 ) -> None:
-    """Score RUN (writes RUN/eval.json) or, with --codes, given codes; print a table."""
+    """Score RUN (merged into RUN/eval.json) or, with --codes, given codes; print a table.
+
+    Every metric that succeeds is printed and saved; if any fails, the command then exits
+    non-zero naming them.
+    """
     from nsvae.errors import ConfigError
     from nsvae.files import write_json
     from nsvae.metrics import evaluate as ev
+    from nsvae.metrics.results import save_evaluation
 
     if (run is None) == (codes is None):
         raise ConfigError("give either a run directory or --codes FILE.npz")
+    if codes is not None and (fast or representation is not None):
+        raise ConfigError("--fast and --representation apply to a run; --codes scores the codes "
+                          "as given with every metric's full settings")
+    if output is not None and (codes is None or output.is_dir()):
+        raise ConfigError(f"--output takes a file name, with --codes (got {output})")
     if codes is not None:
-        result = ev.evaluate_codes(*ev.load_codes(codes), metrics=metrics, seed=seed)
-        if output is not None:
-            write_json(output, result, DataError)
+        result = ev.evaluate_codes(*ev.load_codes(codes), metrics=metrics, seed=seed,
+                                   progress=_metric_progress)
     else:
-        result = ev.evaluate_run(
-            run, metrics=metrics, representation=representation, seed=seed, fast=fast
-        )
-    for name, values in result["metrics"].items():
+        result = ev.evaluate_run(run, metrics=metrics, representation=representation or "mean",
+                                 seed=seed, fast=fast, progress=_metric_progress, save=False)
+    _print_metrics(result["metrics"])
+    if codes is None:
+        typer.echo(f"written: {save_evaluation(run, result)}")
+    elif output is not None:
+        write_json(output, result, DataError)
+    if result["failed"]:
+        raise _failures(result["failed"])
+
+
+def _metric_progress(name: str, index: int, total: int) -> None:
+    typer.echo(f"[{index}/{total}] {name}", err=True)
+
+
+def _print_metrics(metrics: dict) -> None:
+    for name, values in metrics.items():
         for key, value in values.items():
             if isinstance(value, int | float):
                 typer.echo(f"{name:<26}{key:<40}{value:.4f}")
-    if run is not None:
-        typer.echo(f"written: {Path(run) / 'eval.json'}")
+
+
+def _failures(failed: dict) -> NsvaeError:
+    """One error naming every metric that failed, and why."""
+    from nsvae.errors import MetricError
+
+    reasons = "; ".join(f"{name}: {message}" for name, message in failed.items())
+    return MetricError(f"{len(failed)} metric(s) failed ({reasons}); the others were kept")
+
+
+def _metric_names(command) -> None:
+    """List the registered metrics in the help of ``--metrics``."""
+    from nsvae.metrics import METRICS
+
+    for param in command.params:
+        if param.name == "metrics" and "choose from" not in (param.help or ""):
+            param.help = f"{param.help} Choose from: {', '.join(METRICS)}."
 
 
 # --------------------------------------------------------------------------------------- report
@@ -289,7 +384,9 @@ def evaluate_command(
 @app.command()
 def report(
     run: Annotated[Path, typer.Argument(help="Run directory (from nsvae train).")],
-    seed: Annotated[int, typer.Option(help="Seed of the samples drawn for the figures.")] = 0,
+    seed: Annotated[
+        int, typer.Option(help="Seed of the samples drawn for the figures.", **SEED)
+    ] = 0,
     samples_per_cell: Annotated[
         int, typer.Option(help="dSprites images encoded per (posX, posY) cell.", min=1)
     ] = 16,
@@ -301,7 +398,11 @@ def report(
     from nsvae.viz.report import write_report
 
     typer.echo(write_report(run, seed=seed, samples_per_cell=samples_per_cell,
-                            num_samples=num_samples))
+                            num_samples=num_samples,
+                            progress=lambda message: typer.echo(message, err=True)))
+
+
+HELP_FROM_LIBRARY = {"train": _train_defaults, "evaluate": _metric_names}
 
 
 # ---------------------------------------------------------------------------------------- sweep
@@ -354,47 +455,97 @@ def main(argv: list[str] | None = None) -> int:
     # one process slow every other process (training steps measured 3-5x slower under
     # contention). Set before anything imports torch; a value in the environment wins.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    with _signals(), warnings.catch_warnings():
+        warnings.showwarning = _warning_printer(warnings.showwarning)
+        warnings.simplefilter("always", NsvaeWarning)
+        try:
+            code = app(args=argv, standalone_mode=False)
+        except NsvaeError as error:
+            typer.echo(f"nsvae: error: {error}", err=True)
+            return error.exit_code
+        except (KeyboardInterrupt, Terminated) as stop:
+            return _stopped("SIGTERM" if isinstance(stop, Terminated) else "SIGINT")
+        except Exception as error:  # click usage errors and anything unexpected stay one line
+            return _report_unexpected(error)
+        if code == signal_exit_code("SIGINT"):  # typer turns Ctrl-C into this return value
+            return _stopped("SIGINT")
+        return code if isinstance(code, int) else 0
+
+
+def run() -> int:
+    """The ``nsvae`` program: :func:`main`, then no traceback from a signal during shutdown."""
+    code = main()
+    _ignore_signals()
+    return code
+
+
+@contextlib.contextmanager
+def _signals():
+    """SIGTERM raises :class:`Terminated` (as SIGINT raises KeyboardInterrupt) in the block;
+    the handlers found are restored after it."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
+    signal.signal(signal.SIGTERM, _terminate)
     try:
-        with warnings.catch_warnings():
-            warnings.showwarning = _show_warning
-            app(args=argv, standalone_mode=False)
-    except NsvaeError as error:
-        typer.echo(f"nsvae: error: {error}", err=True)
-        return error.exit_code
-    except KeyboardInterrupt:
-        typer.echo("nsvae: interrupted", err=True)
-        return 130
-    except FileNotFoundError as error:
-        typer.echo(f"nsvae: error: no such file: {error.filename}", err=True)
-        return DataError.exit_code
-    except typer.Exit as done:
-        return done.exit_code
-    except Exception as error:  # click usage errors and anything unexpected stay one line
-        return _report_unexpected(error)
-    return 0
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
 
 
-def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    """nsvae's own warnings (:class:`nsvae.errors.DataWarning`) as one line on stderr."""
-    if issubclass(category, DataWarning):
-        typer.echo(f"nsvae: warning: {message}", err=True)
-    else:
-        typer.echo(warnings.formatwarning(message, category, filename, lineno, line).rstrip(),
-                   err=True)
+def _terminate(number, frame):
+    raise Terminated
+
+
+def _ignore_signals() -> None:
+    """Ignore further SIGINT and SIGTERM: the command is already stopping."""
+    if threading.current_thread() is threading.main_thread():
+        for number in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(number, signal.SIG_IGN)
+
+
+def _stopped(signal_name: str) -> int:
+    """One line for a command stopped by a signal; its exit code (130 or 143)."""
+    _ignore_signals()  # a second Ctrl-C while stopping prints no traceback
+    typer.echo(f"nsvae: interrupted by {signal_name}", err=True)
+    return signal_exit_code(signal_name)
+
+
+def _warning_printer(show_other):
+    """``warnings.showwarning`` printing library warnings as one line on stderr and passing
+    the others to ``show_other``."""
+
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        if issubclass(category, NsvaeWarning):
+            typer.echo(f"nsvae: warning: {message}", err=True)
+        else:
+            show_other(message, category, filename, lineno, file, line)
+
+    return show
 
 
 def _report_unexpected(error: Exception) -> int:
-    """One line for usage errors (typer's bundled click exceptions) and for anything else."""
+    """One line for usage errors (typer's bundled click exceptions), OS errors and the rest."""
+    if type(error).__name__ == "NoArgsIsHelpError":  # a command group given alone: its help
+        typer.echo(error.ctx.get_help())
+        return 0
     if isinstance(error, typer.Abort):
-        typer.echo("nsvae: aborted", err=True)
-        return 130
+        return _stopped("SIGINT")
     if hasattr(error, "format_message") and isinstance(getattr(error, "exit_code", None), int):
-        if error.format_message():  # empty after `nsvae` alone has printed the help
-            typer.echo(f"nsvae: error: {error.format_message()} (see nsvae --help)", err=True)
+        typer.echo(f"nsvae: error: {error.format_message()} (see nsvae --help)", err=True)
         return error.exit_code
+    if isinstance(error, FileNotFoundError):
+        typer.echo(f"nsvae: error: no such file: {error.filename}", err=True)
+        return DataError.exit_code
+    if isinstance(error, OSError):
+        where = f": {error.filename}" if error.filename else ""
+        typer.echo(f"nsvae: error: {error.strerror or error}{where}", err=True)
+        return CheckpointError.exit_code
     typer.echo(f"nsvae: internal error: {type(error).__name__}: {error}", err=True)
     return 70
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run())

@@ -18,7 +18,7 @@ from typing import Any
 
 import tomli_w
 
-from nsvae.checks import adam_betas, at_least, check, check_fields, positive
+from nsvae.checks import adam_betas, at_least, check, check_fields, check_seed, positive
 from nsvae.errors import ConfigError
 from nsvae.objectives import OBJECTIVES, ObjectiveConfig, objective_class, objective_config
 from nsvae.precision import check_precision
@@ -94,7 +94,7 @@ class TrainConfig:
     batch_size: int = field(default=64, metadata={"check": at_least(1)})
     lr: float = field(default=5e-4, metadata={"check": positive})
     betas: tuple[float, float] = field(default=(0.9, 0.999), metadata={"check": adam_betas})
-    seed: int = field(default=0, metadata={"check": at_least(0)})
+    seed: int = field(default=0, metadata={"check": check_seed})
     device: str = field(default="auto", metadata={**RESUMABLE, "check": _device})
     threads: int = field(default=0, metadata={**RESUMABLE, "check": at_least(0, " (0 = auto)")})
     log_every: int = field(default=100, metadata={**RESUMABLE, "check": at_least(1)})
@@ -256,12 +256,30 @@ def split_key(key: str, message: str = "") -> tuple[str, str]:
 def load_config(path: str | Path) -> Config:
     """Read a TOML config file (missing keys take their defaults); not yet validated.
 
+    Relative ``data.path`` and ``data.data_root`` are taken relative to the file's folder and
+    stored absolute, so a run reads the same data from any working directory.
+
     Raises
     ------
     ConfigError
         If the file is missing, unreadable, not TOML, or has unknown keys or mistyped values.
     """
-    return Config.from_dict(read_toml(path, "config file")[1])
+    tables = read_toml(path, "config file")[1]
+    data = tables.get("data")
+    if isinstance(data, dict):
+        tables["data"] = absolute_data_paths(data, Path(path).parent)
+    return Config.from_dict(tables)
+
+
+def absolute_data_paths(data: Mapping[str, Any], folder: Path) -> dict[str, Any]:
+    """A ``data`` section whose relative ``path`` and ``data_root`` are taken relative to
+    ``folder`` (a config or study file's) and made absolute, so a run reads the same data from
+    any working directory."""
+    data = dict(data)
+    for key in ("path", "data_root"):
+        if isinstance(data.get(key), str):
+            data[key] = str((folder / Path(data[key]).expanduser()).absolute())
+    return data
 
 
 def read_toml(path: str | Path, what: str) -> tuple[str, dict[str, Any]]:

@@ -6,6 +6,8 @@ non-zero exit code. Each subclass carries its own exit code so scripts can tell 
 
 from __future__ import annotations
 
+import warnings
+
 
 class NsvaeError(Exception):
     """Base class of every error nsvae raises on purpose."""
@@ -38,9 +40,21 @@ class TrainingError(NsvaeError):
 
 
 class TrainingInterrupted(TrainingError):
-    """Training stopped on SIGINT or SIGTERM after writing a checkpoint; it can be resumed."""
+    """Training stopped on SIGINT or SIGTERM after writing a checkpoint; it can be resumed.
+
+    Parameters
+    ----------
+    message : str
+        The one-line message.
+    signal_name : str
+        ``"SIGINT"`` (exit code 130) or ``"SIGTERM"`` (exit code 143).
+    """
 
     exit_code = 130
+
+    def __init__(self, message: str, signal_name: str = "SIGINT"):
+        super().__init__(message)
+        self.exit_code = signal_exit_code(signal_name)
 
 
 class MetricError(NsvaeError, ValueError):
@@ -49,13 +63,36 @@ class MetricError(NsvaeError, ValueError):
     exit_code = 6
 
 
-class DependencyError(NsvaeError):
-    """An optional package that a command needs is not installed."""
+class RunLockedError(CheckpointError):
+    """Another process holds the lock of a run directory (it is training there)."""
 
     exit_code = 7
 
 
-class DataWarning(UserWarning):
+class DependencyError(NsvaeError):
+    """An optional package that a command needs is not installed."""
+
+    exit_code = 8
+
+
+class Terminated(BaseException):  # noqa: N818 (named like KeyboardInterrupt, its sibling)
+    """Raised in the main thread on SIGTERM, as ``KeyboardInterrupt`` is on SIGINT."""
+
+
+class NsvaeWarning(UserWarning):
+    """Something the user should know that does not stop the command (one line)."""
+
+
+# Exit codes of the signals that end a command: 128 + the signal number, the shell's convention.
+SIGNAL_EXIT_CODES = {"SIGINT": 130, "SIGTERM": 143}
+
+
+def signal_exit_code(signal_name: str) -> int:
+    """Exit code of a command ended by ``signal_name`` (``SIGINT`` 130, ``SIGTERM`` 143)."""
+    return SIGNAL_EXIT_CODES.get(signal_name, 130)
+
+
+class DataWarning(NsvaeWarning):
     """Data was read with a problem that did not stop it (for instance unreadable files skipped).
 
     The CLI prints it as one line; in Python it is an ordinary warning.
@@ -65,3 +102,11 @@ class DataWarning(UserWarning):
 def one_line(error: BaseException | str) -> str:
     """The message of ``error`` on one line (its type name when it has none)."""
     return " ".join(str(error).split()) or type(error).__name__
+
+
+def warn(message: str) -> None:
+    """Tell the user ``message`` (one line) without stopping: an :class:`NsvaeWarning`.
+
+    The command line prints it as ``nsvae: warning: message``; Python callers see a warning.
+    """
+    warnings.warn(one_line(message), NsvaeWarning, stacklevel=2)

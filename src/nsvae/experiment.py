@@ -116,7 +116,7 @@ def fast_evaluation(data: GroundTruthData, config: Config):
 
     def on_eval(model: torch.nn.Module, step: int) -> dict:
         return evaluate_model(model, data, fast=True, seed=config.train.seed, params=params,
-                              precision=config.train.precision, progress=False)["metrics"]
+                              precision=config.train.precision, bar=False)["metrics"]
 
     return on_eval
 

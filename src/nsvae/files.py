@@ -4,11 +4,17 @@ Every file nsvae writes (checkpoints, ``config.json``, ``eval.json``, ``report.h
 archives, the dSprites cache and downloads) goes through :func:`atomic_path`: the content is
 written to a temporary name beside the target and renamed into place (``os.replace`` is atomic),
 so a reader sees the old file or the new one, never half of one.
+
+Processes that share a file take a :func:`file_lock` on it: an ``flock`` held by an open file
+descriptor, which the kernel releases when the process ends however it ends, so a crashed or
+killed process never leaves a lock behind.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
+import fcntl
 import json
 import os
 from collections.abc import Iterator
@@ -16,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from nsvae.errors import CheckpointError, NsvaeError, one_line
+from nsvae.errors import CheckpointError, NsvaeError, RunLockedError, one_line, warn
 
 
 @contextlib.contextmanager
@@ -94,14 +100,24 @@ def read_json(path: str | os.PathLike) -> dict:
     """
     try:
         return json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
         raise CheckpointError(f"cannot read {path}: {one_line(error)}") from None
 
 
 def append_row(path: str | os.PathLike, row: dict) -> None:
-    """Append one JSON object as a line of a ``.jsonl`` file."""
-    with open(path, "a", encoding="utf-8") as file:
-        file.write(json.dumps(row, default=to_json) + "\n")
+    """Append one JSON object as a line of a ``.jsonl`` file.
+
+    Raises
+    ------
+    CheckpointError
+        If the file cannot be written.
+    """
+    try:
+        with open(path, "a", encoding="utf-8") as file:
+            file.write(json.dumps(row, default=to_json) + "\n")
+    except OSError as failure:
+        raise CheckpointError(f"cannot write {path}: {one_line(failure.strerror or failure)}") \
+            from None
 
 
 def write_rows(path: str | os.PathLike, rows: list[dict]) -> None:
@@ -110,25 +126,96 @@ def write_rows(path: str | os.PathLike, rows: list[dict]) -> None:
 
 
 def read_rows(path: str | os.PathLike) -> list[dict]:
-    """Every row of a ``.jsonl`` file; an unfinished last line (a crash) is skipped.
+    """Every row (a JSON object) of a ``.jsonl`` file.
+
+    An unfinished last line (a crash) is skipped silently; any other line that is not a JSON
+    object with an int ``step`` is skipped with a warning (:func:`nsvae.errors.warn`).
 
     Raises
     ------
     CheckpointError
-        If the file is unreadable or a line other than the last is not JSON.
+        If the file is unreadable.
     """
     path = Path(path)
     if not path.exists():
         return []
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError) as error:
+        lines = path.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError as error:
         raise CheckpointError(f"cannot read {path}: {error}") from None
-    rows = []
+    rows, corrupt = [], []
     for number, line in enumerate(lines, 1):
         try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError:
-            if number < len(lines):
-                raise CheckpointError(f"corrupt {path}: line {number} is not JSON") from None
+            row = json.loads(line)
+        except (json.JSONDecodeError, RecursionError):
+            row = None
+        if isinstance(row, dict) and isinstance(row.get("step"), int):
+            rows.append(row)
+        elif not (row is None and number == len(lines)):  # not an unfinished last line
+            corrupt.append(number)
+    if corrupt:
+        warn(f"skipped {len(corrupt)} corrupt line(s) of {path} (line {corrupt[0]} first)")
     return rows
+
+
+@contextlib.contextmanager
+def file_lock(path: str | os.PathLike, exclusive: bool = True, wait: bool = True,
+              busy: str = "") -> Iterator[None]:
+    """Hold an ``flock`` on the lock file ``path`` (created if missing) for the block.
+
+    Parameters
+    ----------
+    path : path-like
+        The lock file; its content is the process id of the last exclusive holder.
+    exclusive : bool
+        An exclusive lock (one holder) or a shared one (any number of shared holders).
+    wait : bool
+        Wait for the lock, or raise :class:`RunLockedError` at once when it is held.
+    busy : str
+        The message of that error; ``{pid}`` is replaced with the holder's process id.
+
+    Raises
+    ------
+    RunLockedError
+        ``wait`` is False and another process holds the lock.
+    CheckpointError
+        The lock file cannot be created (a shared lock on a folder that cannot be written is
+        skipped instead: nobody can be writing there).
+    """
+    path = Path(path)
+    descriptor = _open_lock(path, exclusive)
+    if descriptor is None:
+        yield
+        return
+    try:
+        mode = (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | (0 if wait else fcntl.LOCK_NB)
+        try:
+            fcntl.flock(descriptor, mode)
+        except BlockingIOError:
+            holder = os.pread(descriptor, 32, 0).decode("ascii", "replace").strip() or "?"
+            raise RunLockedError((busy or f"{path} is locked by process {{pid}}").format(
+                pid=holder)) from None
+        if exclusive:
+            os.ftruncate(descriptor, 0)
+            os.pwrite(descriptor, str(os.getpid()).encode(), 0)
+        yield
+    finally:
+        os.close(descriptor)  # releases the lock
+
+
+def _open_lock(path: Path, exclusive: bool) -> int | None:
+    """A descriptor of the lock file, or None for a shared lock where it cannot be created."""
+    try:
+        if exclusive:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        return os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError as failure:
+        nobody_writes = (errno.EACCES, errno.EROFS, errno.EPERM, errno.ENOENT)
+        if exclusive or failure.errno not in nobody_writes:
+            raise CheckpointError(f"cannot lock {path}: {one_line(failure.strerror or failure)}") \
+                from None
+    try:
+        return os.open(path, os.O_RDONLY)
+    except OSError:
+        return None
+

@@ -7,11 +7,14 @@ and metrics only ever sample factors and the observations of those factors.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
 
 from nsvae.errors import DataError
+
+MAX_GRID = 2**48  # grid points: flat indices and their products stay exact in int64
 
 
 class FactorSpace:
@@ -24,14 +27,21 @@ class FactorSpace:
     """
 
     def __init__(self, factor_sizes: Sequence[int]):
-        sizes = np.asarray(factor_sizes, dtype=np.int64)
+        try:
+            sizes = np.asarray(factor_sizes, dtype=np.int64)
+        except (OverflowError, TypeError, ValueError):
+            sizes = np.zeros(0, dtype=np.int64)
         if sizes.ndim != 1 or sizes.size == 0 or np.any(sizes < 1):
             raise DataError(
                 f"factor sizes must be a non-empty list of positive ints, got {list(factor_sizes)}"
             )
+        total = math.prod(int(size) for size in sizes)  # Python ints: no int64 wrap-around
+        if total > MAX_GRID:
+            raise DataError(f"factor sizes {sizes.tolist()} make a grid of {total:.3g} points; "
+                            f"at most {MAX_GRID:.3g} are supported")
         self.factor_sizes = sizes
         self.num_factors = int(sizes.size)
-        self.num_total = int(np.prod(sizes))
+        self.num_total = total
         self.bases = np.concatenate([np.cumprod(sizes[::-1])[::-1][1:], [1]]).astype(np.int64)
 
     def check_factors(self, factors: np.ndarray) -> np.ndarray:

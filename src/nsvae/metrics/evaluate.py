@@ -3,7 +3,9 @@
 Each metric gets its own ``numpy.random.RandomState(seed)``, as disentanglement_lib evaluates
 every metric in a separate run with ``evaluation.random_seed``. The metrics of one evaluation
 share the encoding of the observations they draw (:mod:`nsvae.metrics.codes`): each grid point
-is encoded at most once, and the values are those of encoding metric by metric.
+is encoded at most once, and the values are those of encoding metric by metric. A metric that
+fails does not stop the others: its one-line message goes to the result's ``failed`` and every
+metric that succeeded is kept (and saved, :mod:`nsvae.metrics.results`).
 """
 
 from __future__ import annotations
@@ -11,20 +13,24 @@ from __future__ import annotations
 import inspect
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import numpy as np
 
 import nsvae
+from nsvae.checks import check_seed
 from nsvae.data.npz import read_npz
-from nsvae.errors import DataError, MetricError
-from nsvae.files import to_json, write_json
+from nsvae.errors import DataError, MetricError, NsvaeError, one_line
+from nsvae.files import to_json
 from nsvae.metrics import CODE_METRICS, METRICS
 from nsvae.metrics.codes import MetricInputs
+from nsvae.metrics.results import save_evaluation
 from nsvae.rundir import Run, load_run
 
 REPRESENTATIONS = ("mean", "sampled")
+# progress(name, index, total): called before each metric of a suite runs (index from 1)
+Progress = Callable[[str, int, int], None]
 
 
 def evaluate_run(
@@ -36,9 +42,11 @@ def evaluate_run(
     fast: bool = False,
     params: dict | None = None,
     cache: bool = True,
-    progress: bool | None = None,
+    bar: bool | None = None,
+    progress: Progress | None = None,
+    save: bool = True,
 ) -> dict:
-    """Evaluate a run at its last checkpoint and write ``eval.json`` into its directory.
+    """Evaluate a run at its last checkpoint and merge the results into its ``eval.json``.
 
     The model encodes at the run's ``train.precision``.
 
@@ -48,26 +56,37 @@ def evaluate_run(
         A run directory or a loaded run.
     data : GroundTruthData, optional
         Dataset to evaluate on (default: the run's, rebuilt from its config).
-    metrics, representation, seed, fast, cache, progress
+    metrics, representation, seed, fast, cache, bar, progress
         As :func:`evaluate_model`.
     params : dict, optional
         Per-metric parameter overrides, ``{name: {param: value}}``, applied last. The run's
         objective supplies its own first
         (:meth:`nsvae.objectives.ObjectiveConfig.evaluation_params`: a Non-Syn run's
         ``latent_synergy`` chooses its subsets with the run's omega, policy and epsilon).
+    save : bool
+        Merge the results into ``eval.json`` (:func:`nsvae.metrics.results.save_evaluation`);
+        the command line saves them itself, after printing them.
 
     Returns
     -------
     dict
         As :func:`evaluate_model`, with the run's ``step`` and ``config``.
+
+    Raises
+    ------
+    CheckpointError
+        The run cannot be loaded, or ``eval.json`` cannot be written.
     """
     run = load_run(run) if isinstance(run, str | Path) else run
+    run.warn_if_collapsed()
     params = merge_params(run.config.objective.evaluation_params(), params)
     result = evaluate_model(run.model, run.data() if data is None else data, metrics,
                             representation, seed, fast, params,
-                            precision=run.config.train.precision, cache=cache, progress=progress)
+                            precision=run.config.train.precision, cache=cache, bar=bar,
+                            progress=progress)
     result.update(step=run.step, config=run.config.to_dict())
-    write_json(Path(run.path) / "eval.json", result)
+    if save:
+        save_evaluation(run.path, result)
     return result
 
 
@@ -81,7 +100,8 @@ def evaluate_model(
     params: dict | None = None,
     precision: str = "fp32",
     cache: bool = True,
-    progress: bool | None = None,
+    bar: bool | None = None,
+    progress: Progress | None = None,
 ) -> dict:
     """Evaluate a model on its ground-truth data (writes nothing).
 
@@ -110,15 +130,26 @@ def evaluate_model(
         Encode each grid point at most once for all the metrics (where the data allows it,
         :func:`nsvae.metrics.codes.cacheable`); False encodes metric by metric, as
         disentanglement_lib does. Both give the same values.
-    progress : bool or None
+    bar : bool or None
         A bar of the observations encoded; None: only on a terminal.
+    progress : callable, optional
+        ``progress(name, index, total)``, called before each metric runs.
 
     Returns
     -------
     dict
-        ``metrics`` ({name: {key: value}}), ``params`` (every parameter each metric ran with),
-        ``seconds``, ``representation``, ``seed``, ``fast``, ``versions``, and ``step`` and
-        ``config`` (None: see :func:`evaluate_run`).
+        ``metrics`` ({name: {key: value}} of the metrics that succeeded), ``failed``
+        ({name: one-line message} of those that did not), ``params`` (every parameter each
+        metric ran with), ``seconds``, ``representation``, ``seed``, ``fast``, ``versions``,
+        and ``step`` and ``config`` (None: see :func:`evaluate_run`).
+
+    Raises
+    ------
+    MetricError
+        Before any metric runs: no data, no encoder, an unknown metric, representation or
+        parameter.
+    ConfigError
+        A seed outside [0, 2**32).
     """
     if data is None:
         raise MetricError("evaluating a model needs its ground-truth data")
@@ -130,9 +161,9 @@ def evaluate_model(
     names = _names(metrics, METRICS)
     if not data.has_factors:
         names = _factor_free(names, metrics is None)
-    with MetricInputs(model, data, representation, seed, precision, cache, progress) as inputs:
+    with MetricInputs(model, data, representation, seed, precision, cache, bar) as inputs:
         result = _run_suite(METRICS, names, lambda name: inputs(METRICS[name]), seed, fast,
-                            params)
+                            params, progress)
     result.update(representation=representation, step=None, config=None)
     return result
 
@@ -146,7 +177,8 @@ def merge_params(first: Mapping | None, then: Mapping | None) -> dict:
 
 
 def evaluate_codes(
-    factors, codes, factor_sizes=None, metrics=None, seed: int = 0, params: dict | None = None
+    factors, codes, factor_sizes=None, metrics=None, seed: int = 0, params: dict | None = None,
+    progress: Progress | None = None,
 ) -> dict:
     """Evaluate given (factor, code) pairs with the metrics that need nothing else.
 
@@ -165,24 +197,37 @@ def evaluate_codes(
         Seed of every metric's random state.
     params : dict, optional
         Per-metric parameter overrides, ``{name: {param: value}}``.
+    progress : callable, optional
+        As :func:`evaluate_model`.
 
     Returns
     -------
     dict
-        ``metrics``, ``params``, ``seconds``, ``seed``, ``fast`` (False), ``versions``,
-        ``num_points`` and ``factor_sizes``.
+        ``metrics``, ``failed``, ``params``, ``seconds``, ``seed``, ``fast`` (False),
+        ``versions``, ``num_points`` and ``factor_sizes``.
+
+    Raises
+    ------
+    MetricError
+        Malformed arrays (empty, NaN, or beyond +-1e6: rescale them), labels out of range, an
+        unknown metric or parameter.
     """
     from nsvae.metrics.utils import check_pairs
 
     factors, codes = check_pairs(factors, codes)
     if factor_sizes is not None:
-        factor_sizes = [int(s) for s in np.asarray(factor_sizes).ravel()]
+        sizes = np.asarray(factor_sizes).ravel()
+        if not np.issubdtype(sizes.dtype, np.integer) or np.any(sizes < 1):
+            raise MetricError(f"factor_sizes must be positive integers, got {sizes.dtype} "
+                              f"{sizes.tolist()[:8]}")
+        factor_sizes = [int(s) for s in sizes]
         if len(factor_sizes) != factors.shape[1]:
             raise MetricError(f"{len(factor_sizes)} factor sizes for {factors.shape[1]} factors")
         if np.any(factors < 0) or np.any(factors >= np.asarray(factor_sizes)):
             raise MetricError(f"factor labels out of range for factor sizes {factor_sizes}")
     names = _names(metrics, CODE_METRICS)
-    result = _run_suite(CODE_METRICS, names, lambda name: (factors, codes), seed, False, params)
+    result = _run_suite(CODE_METRICS, names, lambda name: (factors, codes), seed, False, params,
+                        progress)
     result.update(num_points=len(codes), factor_sizes=factor_sizes)
     return result
 
@@ -224,21 +269,33 @@ def _names(metrics, suite: dict) -> list[str]:
     return names
 
 
-def _run_suite(suite, names, arguments, seed, fast, overrides) -> dict:
-    """Run ``names`` of ``suite`` on ``*arguments(name)``, each with ``RandomState(seed)``."""
+def _run_suite(suite, names, arguments, seed, fast, overrides, progress=None) -> dict:
+    """Run ``names`` of ``suite`` on ``*arguments(name)``, each with ``RandomState(seed)``.
+
+    Every metric's parameters are checked before the first runs; a metric that then fails is
+    recorded in ``failed`` and the others still run.
+    """
+    check_seed("seed", seed)
     overrides = overrides or {}
-    results, used, seconds = {}, {}, {}
-    for name in names:
-        function = suite[name]
-        params = {**(getattr(function, "fast_params", {}) if fast else {}),
-                  **overrides.get(name, {})}
-        used[name] = _resolve(name, function, params)
-        args = arguments(name)
+    given = {name: {**(getattr(suite[name], "fast_params", {}) if fast else {}),
+                    **overrides.get(name, {})} for name in names}
+    used = {name: _resolve(name, suite[name], given[name]) for name in names}
+    results, failed, seconds = {}, {}, {}
+    for index, name in enumerate(names, 1):
+        if progress is not None:
+            progress(name, index, len(names))
         start = time.perf_counter()
-        results[name] = function(*args, np.random.RandomState(seed), **params)
+        try:
+            results[name] = suite[name](*arguments(name), np.random.RandomState(seed),
+                                        **given[name])
+        except NsvaeError as error:
+            failed[name] = one_line(error)
+        except Exception as error:  # a metric's estimator failing stays that metric's failure
+            failed[name] = f"{type(error).__name__}: {one_line(error)}"
         seconds[name] = round(time.perf_counter() - start, 3)
     return {
         "metrics": json.loads(json.dumps(results, default=to_json)),
+        "failed": failed,
         "params": used,
         "seconds": seconds,
         "seed": seed,

@@ -15,6 +15,9 @@ from nsvae.errors import MetricError
 
 REPRESENTATION_BATCH = 256
 NUM_BINS = 20
+# Largest |code| accepted. Beyond it the metrics' estimators overflow (float32 in the gradient
+# boosted trees of DCI, squares in variances) or stall (SAP's SVMs run for minutes at 1e300).
+MAX_ABS_CODE = 1e6
 
 
 def check_codes(codes, num_rows: int | None = None, name: str = "codes") -> np.ndarray:
@@ -30,8 +33,9 @@ def check_codes(codes, num_rows: int | None = None, name: str = "codes") -> np.n
         What the array is called in the error message.
     """
     codes = np.asarray(codes)
-    if codes.ndim != 2 or codes.shape[1] < 1:
-        raise MetricError(f"{name} must be a 2-D array [n, d] with d >= 1, got shape {codes.shape}")
+    if codes.ndim != 2 or codes.shape[1] < 1 or codes.shape[0] < 1:
+        raise MetricError(f"{name} must be a 2-D array [n, d] with n, d >= 1, got shape "
+                          f"{codes.shape}")
     if num_rows is not None and codes.shape[0] != num_rows:
         raise MetricError(f"{name}: got {codes.shape[0]} codes for {num_rows} observations")
     if not (np.issubdtype(codes.dtype, np.floating) or np.issubdtype(codes.dtype, np.integer)):
@@ -39,6 +43,10 @@ def check_codes(codes, num_rows: int | None = None, name: str = "codes") -> np.n
     codes = codes.astype(np.float64, copy=False)
     if not np.all(np.isfinite(codes)):
         raise MetricError(f"{name} contain NaN or infinite values")
+    largest = float(np.abs(codes).max())
+    if largest > MAX_ABS_CODE:
+        raise MetricError(f"{name} reach {largest:.3g} in absolute value; the metrics take values "
+                          f"within +-{MAX_ABS_CODE:g}: rescale them (e.g. standardise each column)")
     return codes
 
 

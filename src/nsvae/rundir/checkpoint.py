@@ -10,6 +10,10 @@ Each file is written atomically (:func:`nsvae.files.atomic_write`), the tensors 
 JSON last, so the JSON is the commit marker: a tensors file without its JSON
 is an unfinished checkpoint and is ignored. Loading reads only safetensors and JSON; nothing is
 ever unpickled.
+
+Writing (and pruning) holds an exclusive lock on ``checkpoints/.lock`` and reading a shared one,
+so a reader never opens a checkpoint that the trainer is replacing. :func:`load_latest` falls
+back to the newest intact checkpoint, with a warning, when newer ones are corrupt.
 """
 
 from __future__ import annotations
@@ -24,11 +28,12 @@ import numpy as np
 import safetensors.torch
 import torch
 
-from nsvae.errors import CheckpointError
-from nsvae.files import atomic_write
+from nsvae.errors import CheckpointError, one_line, warn
+from nsvae.files import atomic_write, file_lock
 
 FORMAT = 1
 _NAME = re.compile(r"step-(\d{8,})\.json")
+LOCK = ".lock"
 
 
 def checkpoint_name(step: int) -> str:
@@ -36,18 +41,32 @@ def checkpoint_name(step: int) -> str:
     return f"step-{step:08d}"
 
 
-def last_checkpoint(run_dir: Path) -> Path:
-    """The newest committed checkpoint of a run directory.
+def load_latest(run_dir: Path) -> tuple[dict[str, torch.Tensor], dict]:
+    """The newest intact checkpoint of a run directory (as :func:`load_checkpoint`).
+
+    Newer checkpoints that are corrupt are skipped with a warning naming them.
 
     Raises
     ------
     CheckpointError
-        If there is none.
+        If there is no checkpoint, or none is intact.
     """
-    found = list_checkpoints(Path(run_dir) / "checkpoints")
-    if not found:
-        raise CheckpointError(f"no checkpoint in {run_dir}")
-    return found[-1]
+    directory = Path(run_dir) / "checkpoints"
+    with file_lock(directory / LOCK, exclusive=False):
+        found = list_checkpoints(directory)
+        if not found:
+            raise CheckpointError(f"no checkpoint in {run_dir}")
+        failures = []
+        for path in reversed(found):
+            try:
+                tensors, state = load_checkpoint(path)
+            except CheckpointError as error:
+                failures.append(error)
+                continue
+            if failures:
+                warn(f"{failures[0]}; using the newest intact checkpoint, step {state['step']}")
+            return tensors, state
+    raise CheckpointError(f"no intact checkpoint in {run_dir}: {failures[0]}")
 
 
 def load_module(module: torch.nn.Module, tensors: dict[str, torch.Tensor], prefix: str) -> None:
@@ -99,15 +118,15 @@ def save_checkpoint(directory: Path, step: int, tensors: dict, state: dict, keep
         The JSON file of the new checkpoint.
     """
     directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
     name = checkpoint_name(step)
     blob = safetensors.torch.save({k: v.detach().cpu().contiguous() for k, v in tensors.items()})
-    atomic_write(directory / f"{name}.safetensors", blob)
     header = {"format": FORMAT, "step": step, "tensors": f"{name}.safetensors",
               "sha256": hashlib.sha256(blob).hexdigest()}
     path = directory / f"{name}.json"
-    atomic_write(path, json.dumps({**header, **state}).encode())
-    _prune(directory, keep)
+    with file_lock(directory / LOCK):
+        atomic_write(directory / f"{name}.safetensors", blob)
+        atomic_write(path, json.dumps({**header, **state}).encode())
+        _prune(directory, keep)
     return path
 
 
@@ -140,8 +159,8 @@ def load_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
     path = Path(path)
     try:
         state = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise CheckpointError(f"corrupt checkpoint {path}: {error}") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
+        raise CheckpointError(f"corrupt checkpoint {path}: {one_line(error)}") from None
     valid = (
         isinstance(state, dict)
         and state.get("format") == FORMAT
@@ -161,7 +180,12 @@ def load_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
     try:
         tensors = safetensors.torch.load(blob)
     except Exception as error:  # safetensors raises its own error types on malformed files
-        raise CheckpointError(f"corrupt checkpoint {tensors_path}: {error}") from None
+        raise CheckpointError(f"corrupt checkpoint {tensors_path}: {one_line(error)}") from None
+    bad = next((key for key, value in tensors.items()
+                if value.is_floating_point() and not torch.isfinite(value).all()), None)
+    if bad is not None:
+        raise CheckpointError(f"corrupt checkpoint {tensors_path}: {bad} holds NaN or infinite "
+                              "values")
     return tensors, state
 
 

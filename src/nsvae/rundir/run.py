@@ -7,6 +7,7 @@
     run_dir/tensorboard/       a mirror of metrics.jsonl, when TensorBoard is installed
     run_dir/eval.json          metrics with their parameters and provenance
     run_dir/report.html        one self-contained page
+    run_dir/.lock              held (flock) by the process training the run
 
 This module sits below training and evaluation: both open runs through it, neither imports
 the other.
@@ -14,6 +15,7 @@ the other.
 
 from __future__ import annotations
 
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,13 +24,15 @@ from nsvae.config import Config, resumable_fields
 from nsvae.data import build_data
 from nsvae.data.ground_truth import GroundTruthData
 from nsvae.device import resolve_device
-from nsvae.errors import CheckpointError, ConfigError, one_line
-from nsvae.files import read_json, read_rows, write_json, write_rows
+from nsvae.errors import CheckpointError, ConfigError, one_line, warn
+from nsvae.files import file_lock, read_json, read_rows, write_json, write_rows
 from nsvae.models import VAE, build_model
-from nsvae.rundir.checkpoint import last_checkpoint, load_checkpoint, load_module
+from nsvae.rundir.checkpoint import list_checkpoints, load_latest, load_module
 
 CONVERT_HINT = ("write its objective section with only the fields of its objective "
                 "(see nsvae.objectives.OBJECTIVES[name].Config)")
+LOCK = ".lock"
+COLLAPSED_KL = 0.01  # nats: a latent whose KL stays below this carries no information
 
 
 @dataclass
@@ -64,6 +68,14 @@ class Run:
         """The whole ``config.json``: ``config``, ``versions`` and ``observation_shape``."""
         return read_json(self.path / "config.json")
 
+    def warn_if_collapsed(self) -> None:
+        """Warn when the last logged KL of every latent is below :data:`COLLAPSED_KL`."""
+        rows = [row for row in self.metrics() if isinstance(row.get("kl_per_latent"), list)]
+        if rows and max(rows[-1]["kl_per_latent"], default=0.0) < COLLAPSED_KL:
+            warn(f"every latent of {self.path} has collapsed to the prior (KL < {COLLAPSED_KL} "
+                 f"nats at step {rows[-1]['step']}): the model encodes nothing, and its "
+                 "metrics measure noise")
+
 
 def load_run(run_dir: str | Path, device: str = "cpu") -> Run:
     """Open a run directory: its config and its model at the last checkpoint (eval mode).
@@ -76,7 +88,7 @@ def load_run(run_dir: str | Path, device: str = "cpu") -> Run:
     run_dir = Path(run_dir)
     config, observation_shape = read_run_config(run_dir)
     model = build_model(config.model, num_channels=observation_shape[0])
-    tensors, state = load_checkpoint(last_checkpoint(run_dir))
+    tensors, state = load_latest(run_dir)
     load_module(model, tensors, "model")
     return Run(run_dir, config, model.to(resolve_device(device)).eval(), state["step"])
 
@@ -97,33 +109,102 @@ def read_run_config(run_dir: str | Path) -> tuple[Config, tuple[int, ...]]:
         raise CheckpointError(f"not a run directory (no config.json): {run_dir}")
     stored = read_json(path)
     try:
-        return Config.from_stored(stored["config"]), tuple(stored["observation_shape"])
+        config = Config.from_stored(stored["config"])
+        shape = tuple(stored["observation_shape"])
     except (KeyError, TypeError) as error:
         raise CheckpointError(f"corrupt {path}: {one_line(error)}") from None
     except ConfigError as error:
         raise CheckpointError(f"corrupt {path}: {error}; {CONVERT_HINT}") from None
+    if not shape or not all(isinstance(n, int) and not isinstance(n, bool) and n > 0
+                            for n in shape):
+        raise CheckpointError(f"corrupt {path}: observation_shape {list(shape)} is not a list "
+                              "of positive ints")
+    try:
+        return config.validate(), shape
+    except ConfigError as error:
+        raise CheckpointError(f"corrupt {path}: {error}") from None
+
+
+def run_lock(run_dir: Path):
+    """The lock of the process that trains ``run_dir`` (a context manager; never waits).
+
+    Raises
+    ------
+    RunLockedError
+        Another process trains there (the lock dies with its holder, however it ends).
+    """
+    return file_lock(Path(run_dir) / LOCK, wait=False, busy=(
+        f"{run_dir} is in use by another nsvae process (pid {{pid}}); wait for it to finish "
+        "or choose another run directory"))
+
+
+def resumes(run_dir: Path, resume: bool) -> bool:
+    """Whether training in ``run_dir`` continues from a checkpoint; call it holding the lock.
+
+    A run stopped before its first checkpoint (killed, or a NaN loss) starts over, with a
+    warning, whether it is trained afresh or resumed.
+
+    Raises
+    ------
+    CheckpointError
+        A fresh run in a directory that holds anything else.
+    """
+    used = CheckpointError(f"{run_dir} already exists and is not empty; resume it or choose "
+                           "another run directory")
+    if list_checkpoints(run_dir / "checkpoints"):
+        if resume:
+            return True
+        raise used
+    entries = {path.name for path in run_dir.iterdir()} - {LOCK} if run_dir.is_dir() else set()
+    if "config.json" in entries:
+        warn(f"{run_dir} has no checkpoint (it stopped before its first one); starting it over")
+        shutil.rmtree(run_dir / "tensorboard", ignore_errors=True)
+        return False
+    if resume:
+        raise CheckpointError(f"not a run directory (no config.json): {run_dir}")
+    if entries:
+        raise used
+    return False
+
+
+def check_same_data(run_dir: Path, data: GroundTruthData) -> None:
+    """Refuse to resume ``run_dir`` on data with another factor grid than it was trained on.
+
+    Raises
+    ------
+    ConfigError
+        The factor sizes or names differ from those stored in ``config.json``.
+    """
+    stored = read_json(run_dir / "config.json").get("data_grid")
+    grid = data_grid(data)
+    if stored is not None and stored != grid:
+        raise ConfigError(f"cannot resume {run_dir} on other data: it was trained on factor grid "
+                          f"{stored}, the data given has {grid}")
+
+
+def data_grid(data: GroundTruthData) -> dict:
+    """The factor grid of ``data`` as ``config.json`` stores it."""
+    return {"factor_sizes": list(data.factor_sizes), "factor_names": list(data.factor_names)}
 
 
 def training_config(run_dir: Path, config: Config | None, resume: bool) -> Config:
     """The validated config to train ``run_dir`` with.
 
-    A fresh run needs a new or empty directory (``config`` None means the defaults). A resumed
-    run takes the stored config when ``config`` is None; otherwise ``config`` may differ from it
-    only in fields marked resumable (:func:`nsvae.config.resumable_fields`).
+    A fresh run takes ``config`` (None means the defaults); :func:`resumes` checks its
+    directory. A resumed run takes the stored config when ``config`` is None; otherwise
+    ``config`` may differ from it only in fields marked resumable
+    (:func:`nsvae.config.resumable_fields`).
 
     Raises
     ------
     CheckpointError
-        A fresh run in a used directory, or a resumed one that is not a run.
+        A resumed run that is not a run.
     ConfigError
         Invalid values, or a change on resume that would alter training.
     """
     if not resume:
-        if run_dir.exists() and (not run_dir.is_dir() or any(run_dir.iterdir())):
-            raise CheckpointError(
-                f"{run_dir} already exists and is not empty; resume it or choose another run "
-                "directory"
-            )
+        if run_dir.exists() and not run_dir.is_dir():
+            raise CheckpointError(f"{run_dir} exists and is not a directory")
         return (Config() if config is None else config).validate()
     stored, _ = read_run_config(run_dir)
     if config is None:
@@ -140,12 +221,23 @@ def training_config(run_dir: Path, config: Config | None, resume: bool) -> Confi
     return config.validate()
 
 
-def write_run_files(run_dir: Path, config: Config, observation_shape, step: int) -> None:
-    """Create the run's folders, write ``config.json`` and drop metrics rows after ``step``."""
-    (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
-    (run_dir / "figures").mkdir(exist_ok=True)
+def write_run_files(run_dir: Path, config: Config, data: GroundTruthData, step: int) -> None:
+    """Create the run's folders, write ``config.json`` and drop metrics rows after ``step``.
+
+    Raises
+    ------
+    CheckpointError
+        The run directory cannot be written.
+    """
+    try:
+        (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
+        (run_dir / "figures").mkdir(exist_ok=True)
+    except OSError as failure:
+        raise CheckpointError(f"cannot write {run_dir}: {one_line(failure.strerror or failure)}") \
+            from None
     write_json(run_dir / "config.json", {"config": config.to_dict(), "versions": nsvae.versions(),
-                                         "observation_shape": list(observation_shape)})
+                                         "observation_shape": list(data.observation_shape),
+                                         "data_grid": data_grid(data)})
     metrics = run_dir / "metrics.jsonl"
     if metrics.exists():  # rows logged after the checkpoint we resume from will be logged again
         write_rows(metrics, [row for row in read_rows(metrics) if row["step"] <= step])

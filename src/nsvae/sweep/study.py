@@ -10,7 +10,7 @@ A study is a TOML file with three tables::
     report = true                 # each trial draws its figures and writes report.html
 
     [base.train]                  # run config sections applied to every trial
-    steps = 30000
+    steps = 30000                 # (relative base.data paths: from the study file's folder)
 
     [[grid]]                      # one block per family of trials
     "objective.name" = "nonsyn"
@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nsvae.config import Config, read_toml, split_key
+from nsvae.config import Config, absolute_data_paths, read_toml, split_key
 from nsvae.errors import ConfigError
 from nsvae.metrics import METRICS
 
@@ -107,6 +107,9 @@ def load_study(path: str | Path) -> Study:
         share a name.
     """
     text, tables = read_toml(path, "study file")
+    base = tables.get("base")
+    if isinstance(base, Mapping) and isinstance(base.get("data"), Mapping):
+        tables["base"] = {**base, "data": absolute_data_paths(base["data"], Path(path).parent)}
     return parse_study(tables, Path(path).stem, text, origin=str(path))
 
 

@@ -19,8 +19,7 @@ from nsvae.errors import CheckpointError
 from nsvae.objectives import Objective
 from nsvae.rundir.checkpoint import (
     join_optimizer,
-    last_checkpoint,
-    load_checkpoint,
+    load_latest,
     load_module,
     rng_state,
     save_checkpoint,
@@ -61,14 +60,14 @@ class TrainingState:
         return save_checkpoint(run_dir / "checkpoints", step, tensors | meter_tensors, state, keep)
 
     def restore(self, run_dir: Path) -> tuple[int, float]:
-        """Load the last checkpoint of ``run_dir``; return ``(step, elapsed)``.
+        """Load the newest intact checkpoint of ``run_dir``; return ``(step, elapsed)``.
 
         Raises
         ------
         CheckpointError
             If it is missing, corrupt or does not fit these objects.
         """
-        tensors, state = load_checkpoint(last_checkpoint(run_dir))
+        tensors, state = load_latest(run_dir)
         load_module(self.model, tensors, "model")
         for name, module in self.objective.modules().items():
             load_module(module, tensors, f"objective.{name}")

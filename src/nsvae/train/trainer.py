@@ -36,17 +36,25 @@ from nsvae.data import build_data
 from nsvae.data.ground_truth import GroundTruthData
 from nsvae.data.sampler import BatchSampler
 from nsvae.device import physical_cores, resolve_device, seed_everything
-from nsvae.errors import TrainingError, TrainingInterrupted
+from nsvae.errors import ConfigError, Terminated, TrainingError, TrainingInterrupted
 from nsvae.files import append_row
 from nsvae.models import build_model
 from nsvae.objectives import Objective, build_objective
 from nsvae.rundir.checkpoint import list_checkpoints, rng_state, set_rng_state
-from nsvae.rundir.run import Run, training_config, write_run_files
+from nsvae.rundir.run import (
+    Run,
+    check_same_data,
+    resumes,
+    run_lock,
+    training_config,
+    write_run_files,
+)
 from nsvae.train.logs import Meter, TensorBoard
 from nsvae.train.state import TrainingState
 from nsvae.train.step import train_step
 
 OnEval = Callable[[torch.nn.Module, int], dict]
+LINE_SECONDS = 10.0  # without a terminal, a progress line at most this often
 
 
 def train(
@@ -65,13 +73,16 @@ def train(
         The run's configuration (defaults when None). With ``resume``, None means the stored
         one; otherwise only fields marked resumable may differ from it.
     run_dir : path-like
-        A new (or empty) directory, or with ``resume`` the run to continue.
+        A new (or empty) directory, or with ``resume`` the run to continue. A run that stopped
+        before its first checkpoint starts over either way, with a warning. The directory is
+        locked while training (:func:`nsvae.rundir.run.run_lock`).
     data : GroundTruthData, optional
         Training data; by default built from ``config.data`` (:func:`nsvae.data.build_data`).
     resume : bool
         Continue from the run's last checkpoint, exactly where it stopped.
     progress : bool
-        Show a progress bar on stderr (loss, KL, the objective's own terms, steps/s, ETA).
+        Show a progress bar on stderr (loss, KL, the objective's own terms, steps/s, ETA); when
+        stderr is not a terminal, a plain line every ten seconds instead.
     on_eval : callable, optional
         ``on_eval(model, step) -> dict``, called every ``train.eval_every`` steps with the model
         in eval mode; its result is logged as ``{"step", "eval"}``. Whatever random numbers it
@@ -85,9 +96,12 @@ def train(
     Raises
     ------
     ConfigError
-        Invalid configuration, or a change on resume that would alter training.
+        Invalid configuration, a change on resume that would alter training (other data, or
+        fewer steps than taken).
     CheckpointError
         ``run_dir`` already holds a run (without ``resume``) or cannot be resumed.
+    RunLockedError
+        Another process is training in ``run_dir``.
     TrainingError
         The loss became NaN or infinite; the last good checkpoint is kept.
     TrainingInterrupted
@@ -100,37 +114,65 @@ def train(
     torch.set_num_threads(settings.threads or physical_cores())
     data = build_data(config.data) if data is None else data
     state = _training_state(config, data, device)
-    step, elapsed = state.restore(run_dir) if resume else (0, 0.0)
-    write_run_files(run_dir, config, data.observation_shape, step)
-    log = _Log(run_dir, state.meter, step, elapsed, progress, settings.steps, state.objective)
-    log.timing_first_step = settings.compile
+    with run_lock(run_dir):
+        step, elapsed = _start(run_dir, config, data, state, resume)
+        log = _Log(run_dir, state.meter, step, elapsed, progress, settings.steps, state.objective)
+        log.timing_first_step = settings.compile
+        with _StopSignals() as stop, log:
+            step = _loop(state, log, stop, run_dir, step, device, settings, on_eval)
+        if stop.signal and step < settings.steps:
+            _save_on_stop(state, log, run_dir, step, device, settings.keep_checkpoints)
+            raise TrainingInterrupted(
+                f"interrupted by {stop.signal} at step {step}; checkpoint saved, "
+                f"continue with: nsvae train --resume {run_dir}", stop.signal)
+    run = Run(run_dir, config, state.model.eval(), step)
+    run.warn_if_collapsed()
+    return run
 
-    with _StopSignals() as stop, log:
-        while step < settings.steps and not stop.signal:
-            loss, logs = train_step(state.model, state.objective, state.optimizers,
-                                    state.sampler, step, settings.precision)
-            step += 1
-            log.add(loss, logs)
-            log_due = step % settings.log_every == 0 or step == settings.steps
-            eval_due = bool(settings.eval_every) and step % settings.eval_every == 0
-            checkpoint_due = step % settings.checkpoint_every == 0 or step == settings.steps
-            if log_due or eval_due or checkpoint_due:
-                _check_finite(state.meter, step, run_dir)
-            if log_due:
-                log.row(step)
-            if eval_due and on_eval is not None:
-                log.evaluation(step, partial(_isolated, on_eval, state.model, step, device))
-            if checkpoint_due:
-                state.save(run_dir, step, log.elapsed(), device, settings.keep_checkpoints)
-                log.saved_step = step
 
-    if stop.signal and step < settings.steps:
-        _save_on_stop(state, log, run_dir, step, device, settings.keep_checkpoints)
-        raise TrainingInterrupted(
-            f"interrupted by {stop.signal} at step {step}; checkpoint saved, "
-            f"continue with: nsvae train --resume {run_dir}"
-        )
-    return Run(run_dir, config, state.model.eval(), step)
+def _start(run_dir: Path, config: Config, data: GroundTruthData, state: TrainingState,
+           resume: bool) -> tuple[int, float]:
+    """Restore the last checkpoint (or start at step 0) and write the run's files.
+
+    Raises
+    ------
+    ConfigError
+        Resuming on data of another factor grid, or with ``train.steps`` below the run's step
+        (``config.json`` is left as it was).
+    """
+    if not resumes(run_dir, resume):
+        write_run_files(run_dir, config, data, 0)
+        return 0, 0.0
+    check_same_data(run_dir, data)
+    step, elapsed = state.restore(run_dir)
+    if config.train.steps < step:
+        raise ConfigError(f"train.steps {config.train.steps} is below the step {step} that "
+                          f"{run_dir} has reached; give --steps {step} or more")
+    write_run_files(run_dir, config, data, step)
+    return step, elapsed
+
+
+def _loop(state: TrainingState, log: _Log, stop: _StopSignals, run_dir: Path, step: int,
+          device: torch.device, settings, on_eval: OnEval | None) -> int:
+    """Train until ``settings.steps`` or a stop signal; return the step reached."""
+    while step < settings.steps and not stop.signal:
+        loss, logs = train_step(state.model, state.objective, state.optimizers,
+                                state.sampler, step, settings.precision)
+        step += 1
+        log.add(loss, logs)
+        log_due = step % settings.log_every == 0 or step == settings.steps
+        eval_due = bool(settings.eval_every) and step % settings.eval_every == 0
+        checkpoint_due = step % settings.checkpoint_every == 0 or step == settings.steps
+        if log_due or eval_due or checkpoint_due:
+            _check_finite(state.meter, step, run_dir)
+        if log_due:
+            log.row(step)
+        if eval_due and on_eval is not None:
+            log.evaluation(step, partial(_isolated, on_eval, state.model, step, device))
+        if checkpoint_due:
+            state.save(run_dir, step, log.elapsed(), device, settings.keep_checkpoints)
+            log.saved_step = step
+    return step
 
 
 def _training_state(config: Config, data: GroundTruthData, device: torch.device) -> TrainingState:
@@ -199,8 +241,10 @@ class _Log:
         self.stack = contextlib.ExitStack()
         self.board = self.stack.enter_context(
             contextlib.closing(TensorBoard(run_dir / "tensorboard")))
+        self.lines = progress and not sys.stderr.isatty()  # a log gets lines, not a bar
         self.bar = self.stack.enter_context(
-            tqdm(total=total, initial=step, unit="step", disable=not progress))
+            tqdm(total=total, initial=step, unit="step", disable=not progress or self.lines))
+        self.total, self.last_line = total, 0.0
 
     def __enter__(self) -> _Log:
         return self
@@ -232,8 +276,11 @@ class _Log:
         if self.first_step_s is not None:
             row["compile_s"], self.first_step_s = self.first_step_s, None
         self._write(row)
-        self.bar.set_postfix_str(" ".join(f"{key}={row[key]:.4g}" for key in self.shown
-                                          if key in row), refresh=False)
+        shown = " ".join(f"{key}={row[key]:.4g}" for key in self.shown if key in row)
+        self.bar.set_postfix_str(shown, refresh=False)
+        if self.lines and (now - self.last_line >= LINE_SECONDS or step == self.total):
+            print(f"step {step}/{self.total} {shown}", file=sys.stderr, flush=True)
+            self.last_line = now
         self.last_step, self.last_time = step, now
 
     def evaluation(self, step: int, evaluate: Callable[[], dict]) -> None:
@@ -249,7 +296,8 @@ class _Log:
 class _StopSignals:
     """Turn the first SIGINT or SIGTERM into a request to stop after the current step.
 
-    A second signal interrupts at once (KeyboardInterrupt). Handlers are installed only in the
+    A second signal interrupts at once (``KeyboardInterrupt``, or
+    :class:`~nsvae.errors.Terminated` for SIGTERM). Handlers are installed only in the
     main thread (Python's rule) and restored on exit.
     """
 
@@ -263,7 +311,7 @@ class _StopSignals:
 
     def _handle(self, number, frame):
         if self.signal is not None:
-            raise KeyboardInterrupt
+            raise Terminated if number == signal.SIGTERM else KeyboardInterrupt
         self.signal = signal.Signals(number).name
 
     def __exit__(self, *exc_info):

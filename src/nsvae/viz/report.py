@@ -18,7 +18,9 @@ from pathlib import Path
 
 import numpy as np
 
-from nsvae.files import atomic_write, read_json
+from nsvae.errors import CheckpointError, warn
+from nsvae.files import atomic_write
+from nsvae.metrics.results import FILE, headline, read_evaluation
 from nsvae.models import representation_function
 from nsvae.objectives import objective_class
 from nsvae.rundir import load_run
@@ -89,7 +91,7 @@ FIGURES = (
 
 
 def draw_figures(run, data=None, seed: int = 0, samples_per_cell: int = 16,
-                 num_samples: int = 10_000) -> dict[str, Path]:
+                 num_samples: int = 10_000, progress=None) -> dict[str, Path]:
     """Draw every figure of a run into ``run.path / "figures"``.
 
     Parameters
@@ -102,12 +104,15 @@ def draw_figures(run, data=None, seed: int = 0, samples_per_cell: int = 16,
         Seed of every sample drawn for the figures.
     samples_per_cell, num_samples : int
         Sample sizes of the latent-vs-factor figures (see :mod:`nsvae.viz.factors`).
+    progress : callable, optional
+        ``progress(message)``, called before each slow stage (encoding, each figure).
 
     Returns
     -------
     dict
         File name -> path of each figure written (curves only when ``metrics.jsonl`` has rows).
     """
+    tell = progress or (lambda message: None)
     data = run.data() if data is None else data
     folder = run.path / "figures"
     model = run.model
@@ -121,10 +126,12 @@ def draw_figures(run, data=None, seed: int = 0, samples_per_cell: int = 16,
     if eval_rows:
         written["eval_curves.png"] = save_eval_curves(rows, folder / "eval_curves.png")
 
+    tell(f"encoding {KL_SAMPLES} + {num_samples} samples")
     observations = data.sample_observations(KL_SAMPLES, np.random.RandomState(seed))
     kl = mean_kl_per_latent(*encode(model, observations))
     shown = observations[:FIGURE_IMAGES]
     figure = {name: folder / name for name in (f.name for f in FIGURES)}
+    tell("drawing the figures")
     labels = None
     if data.has_factors:  # an image collection has none to plot latents against
         factors, codes = sample_codes(data, representation_function(model, "mean", seed=seed),
@@ -147,26 +154,38 @@ def draw_figures(run, data=None, seed: int = 0, samples_per_cell: int = 16,
 
 
 def write_report(run_dir, data=None, seed: int = 0, samples_per_cell: int = 16,
-                 num_samples: int = 10_000) -> Path:
+                 num_samples: int = 10_000, progress=None) -> Path:
     """Draw the figures of ``run_dir`` and write ``run_dir/report.html``; return its path.
 
-    See :func:`draw_figures` for the parameters.
+    See :func:`draw_figures` for the parameters. A corrupt ``eval.json`` is left out of the
+    page with a warning.
 
     Raises
     ------
     CheckpointError
-        If ``run_dir`` is not a run, or its ``config.json`` or ``eval.json`` is unreadable.
+        If ``run_dir`` is not a run, its ``config.json`` is unreadable, or the page cannot be
+        written.
     """
     run = load_run(run_dir)
-    figures = draw_figures(run, data, seed, samples_per_cell, num_samples)
+    figures = draw_figures(run, data, seed, samples_per_cell, num_samples, progress)
     record = run.record()
-    evaluation = read_json(run.path / "eval.json") if (run.path / "eval.json").exists() else None
+    evaluation = _evaluation(run.path / FILE)
     rows = run.metrics() if (run.path / "metrics.jsonl").exists() else []
     page = render_html(run.path.resolve().name, run.step, run.config.to_dict(),
                        record.get("versions", {}), figures, evaluation, split_rows(rows)[0])
     path = run.path / "report.html"
     atomic_write(path, page.encode("utf-8"))
     return path
+
+
+def _evaluation(path: Path) -> dict | None:
+    """``{"metrics": headline values, "entries": [...]}`` of an ``eval.json``, or None."""
+    try:
+        entries = read_evaluation(path)
+    except CheckpointError as error:
+        warn(f"{error}; the report shows no metrics")
+        return None
+    return {"metrics": headline(entries), "entries": entries} if entries else None
 
 
 # ----------------------------------------------------------------------------------- HTML
@@ -211,6 +230,16 @@ def _metric_tables(metrics: Mapping) -> tuple[str, str]:
             html_table(rows(synergy), header) if synergy else "")
 
 
+def _evaluation_note(entries: list[dict]) -> str:
+    """Where the metric table comes from: steps, representations, seeds, suites."""
+    def seen(key):
+        return ", ".join(sorted({str(entry.get(key)) for entry in entries}))
+
+    return (f"eval.json: {len(entries)} entries (step {seen('step')}, representation "
+            f"{seen('representation')}, seed {seen('seed')}, fast {seen('fast')}); each metric "
+            "shows its newest entry, posterior means first")
+
+
 def _summary(name, step, config, train_rows) -> str:
     objective = config.get("objective", {})
     items = [("run", name), ("step", str(step)),
@@ -231,7 +260,10 @@ def _summary(name, step, config, train_rows) -> str:
 def render_html(name: str, step: int, config: Mapping, versions: Mapping,
                 figures: Mapping[str, Path], evaluation: Mapping | None,
                 train_rows=()) -> str:
-    """The report page as one string (see the module docstring)."""
+    """The report page as one string (see the module docstring).
+
+    ``evaluation`` is ``{"metrics": {name: values}, "entries": [eval.json entries]}`` or None.
+    """
     sections = [("summary", "Summary", _summary(name, step, config, list(train_rows)))]
     for figure in FIGURES:
         if figure.name in figures:
@@ -240,10 +272,8 @@ def render_html(name: str, step: int, config: Mapping, versions: Mapping,
                              + ("-gif" if figure.name.endswith(".gif") else ""),
                              figure.title, body))
     if evaluation is not None:
-        metrics, synergy = _metric_tables(evaluation.get("metrics", {}))
-        note = (f"<p class=note>eval.json at step {evaluation.get('step')}, representation "
-                f"{html.escape(str(evaluation.get('representation')))}, seed "
-                f"{evaluation.get('seed')}, fast {evaluation.get('fast')}</p>")
+        metrics, synergy = _metric_tables(evaluation["metrics"])
+        note = f"<p class=note>{html.escape(_evaluation_note(evaluation['entries']))}</p>"
         if metrics:
             sections.append(("metrics", "Disentanglement metrics", note + metrics))
         if synergy:
