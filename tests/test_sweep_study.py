@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from nsvae.cli import main
+from nsvae.errors import DependencyError
 from nsvae.objectives import OBJECTIVES
 from nsvae.sweep import Resources, load_study
 from nsvae.sweep.results import _columns, flat_metrics
@@ -65,6 +66,14 @@ def test_trials_are_the_product_of_each_block_times_the_seeds(tmp_path):
     assert found.swept_keys == ("objective.name", "objective.alpha", "objective.omega",
                                 "objective.beta", "train.lr")
     assert (found.metrics, found.fast, found.report) == (("mig", "latent_synergy"), True, True)
+
+
+def test_relative_data_paths_are_taken_from_the_study_files_folder(tmp_path):
+    text = ('[base.data]\nname = "array"\npath = "data/squares.npz"\n'
+            '[[grid]]\n"objective.name" = "vae"\n')
+    (tmp_path / "studies").mkdir()
+    trial = study(text, tmp_path / "studies").trials[0]
+    assert trial.config.data.path == str(tmp_path / "studies" / "data" / "squares.npz")
 
 
 def test_setting_names_use_the_field_unless_two_sections_share_it():
@@ -180,7 +189,7 @@ def test_without_ray_the_sweep_says_how_to_install_it(tmp_path, monkeypatch, cap
     path = tmp_path / "study.toml"
     path.write_text(f'[base.data]\nname = "array"\npath = "{squares_npz}"\n'
                     '[[grid]]\n"objective.name" = "vae"\n')
-    assert main(["sweep", str(path), "--out", str(tmp_path / "out")]) == 7
+    assert main(["sweep", str(path), "--out", str(tmp_path / "out")]) == DependencyError.exit_code
     err = capsys.readouterr().err
     assert err.count("\n") == 1
     assert "needs Ray Tune" in err and "pip install 'nsvae[sweep]'" in err
