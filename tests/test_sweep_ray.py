@@ -28,7 +28,7 @@ from nsvae.cli import main  # noqa: E402
 from nsvae.config import Config  # noqa: E402
 from nsvae.experiment import train_run  # noqa: E402
 from nsvae.files import read_json, read_rows  # noqa: E402
-from nsvae.rundir.checkpoint import last_checkpoint, load_checkpoint  # noqa: E402
+from nsvae.rundir.checkpoint import load_latest  # noqa: E402
 from nsvae.sweep import Resources, load_results, load_study, run_sweep  # noqa: E402
 from nsvae.sweep.results import flat_metrics, metric_columns  # noqa: E402
 
@@ -260,8 +260,8 @@ def test_a_killed_sweep_reruns_only_the_unfinished_trial_and_resumes_it(ray_sess
 
     config = Config.from_dict(read_json(second / "config.json")["config"])
     reference = train_run(config, tmp_path / "uninterrupted")
-    resumed, _ = load_checkpoint(last_checkpoint(second))
-    straight, _ = load_checkpoint(last_checkpoint(reference.path))
+    resumed, _ = load_latest(second)
+    straight, _ = load_latest(reference.path)
     assert resumed.keys() == straight.keys()
     assert all(np.array_equal(resumed[k].numpy(), straight[k].numpy()) for k in resumed)
 
