@@ -2,6 +2,7 @@
 
 disentanglement_lib's classification variant: one gradient-boosted tree classifier per factor on
 all latents; importances are the classifiers' impurity-based ``feature_importances_``.
+Estimators and measurements against disentanglement_lib: docs/metrics.md#dci.
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ def dci(
     batch_size : int
         Factors drawn at a time (disentanglement_lib: 16; fixes the random stream only).
     estimator : {"gbt", "forest"}
-        Importance estimator, see :func:`compute_dci`.
+        Importance estimator, see :func:`compute_dci` and docs/metrics.md#dci-estimators.
     n_jobs : int
         Factors fitted in parallel (joblib; -1: all cores). Does not change the values.
 
@@ -96,23 +97,10 @@ def compute_dci(train, test, random_state, estimator: str = "gbt", n_jobs: int =
     entropies and a uniform R when every importance is 0; informativeness is the mean
     prediction *accuracy* over factors (disentanglement_lib), not an error.
 
-    Estimators:
-
-    * ``"gbt"`` (default, disentanglement_lib): ``GradientBoostingClassifier()`` with
-      scikit-learn's defaults (100 trees of depth 3, learning rate 0.1), importances
-      ``|feature_importances_|``. Factors are fitted in parallel with ``n_jobs`` workers, each
-      with its own seed, so the values do not depend on ``n_jobs``.
-    * ``"forest"`` (fast option, tens of times faster): a ``RandomForestClassifier`` of 50
-      trees of depth at most 8 that consider every latent at each split (the random-forest
-      importances of Eastwood & Williams), whose impurity importances are spread less onto
-      uninformative latents than with the default ``sqrt`` features. One multi-class tree per
-      estimator instead of one tree per class and stage. Measured against the default at
-      10,000 / 5,000 points (``benchmarks/metrics.py``): D and C within 0.02 for a briefly
-      trained beta-VAE on dSprites (mean and sampled codes), equal for identity codes and
-      within 0.02 for rotated ones (500 / 250 points, in the tests), but 0.14 lower for
-      half-entangled noisy codes, where its importances spread more onto leaking latents;
-      informativeness_test within 0.02, informativeness_train about 0.1 lower.
-      Use it to compare models with each other, not to quote against the default.
+    Estimators: ``"gbt"`` (default, disentanglement_lib's gradient-boosted trees, factors fitted
+    in parallel with values independent of ``n_jobs``) or ``"forest"`` (a random forest, tens
+    of times faster; compare models with it, do not quote it against the default).
+    Estimators and the forest's agreement with the default: docs/metrics.md#dci.
 
     Parameters
     ----------
@@ -130,6 +118,11 @@ def compute_dci(train, test, random_state, estimator: str = "gbt", n_jobs: int =
     dict
         ``disentanglement``, ``completeness``, ``informativeness_train``, ``informativeness_test``,
         and ``importance_matrix`` [d][K].
+
+    References
+    ----------
+    Eastwood & Williams, "A Framework for the Quantitative Evaluation of Disentangled
+    Representations", ICLR 2018; disentanglement_lib ``dci.compute_dci``.
     """
     if estimator not in ESTIMATORS:
         raise MetricError(

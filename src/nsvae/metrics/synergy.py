@@ -1,23 +1,18 @@
 """Synergy among learned latents, measured with Griffith & Koch's S_max.
 
-For sources X_1..X_n and a target Y, Griffith & Koch [1]_ define the synergy as the information
-"beyond the maximum of its parts",
-
-    S_max = I(X; Y) - I_max,    I_max = sum_y p(y) max_i KL(p(x_i | y) || p(x_i)),
-
-where ``KL(p(x_i | y) || p(x_i))`` is Williams & Beer's specific information [2]_ of source i
-about the outcome y. Marginalising cannot raise a KL, so ``0 <= S_max <= I(X; Y)``. Barrientos &
-Sootla [3]_ build the Non-Synergistic VAE on this quantity with Y = x and the latents as sources,
-and penalise it through the KL of the latents left out of a greedy subset A_best; they never
-measure it. This module measures it in the two settings of the design (section 3):
+``S_max = I(X; Y) - I_max`` with ``I_max = sum_y p(y) max_i KL(p(x_i | y) || p(x_i))``, the
+information about a target Y "beyond the maximum of its parts" [1]_ (Williams & Beer's specific
+information [2]_), which the Non-Synergistic VAE [3]_ penalises but never measures. Two metrics
+measure it:
 
 - :func:`latent_synergy`: Y = x, sources the single latents z_i of the encoder q(z|x), with the
-  aggregate posterior q(z) = E_x q(z|x) (Chen et al. [4]_) as the marginal.
+  aggregate posterior q(z) = E_x q(z|x) [4]_ as the marginal.
 - :func:`factor_synergy`: Y = each ground-truth factor v_k, sources the single latents of a
   representation, discretised into histogram bins as MIG does.
 
 Both follow the metric contract (``fn(..., random_state, **params) -> dict`` of plain floats and
-lists, in nats) and accept ``fast=True`` for smaller samples.
+lists, in nats) and accept ``fast=True`` for smaller samples. Definitions, estimators, biases,
+accuracy and cost: docs/synergy.md.
 
 References
 ----------
@@ -76,65 +71,18 @@ def latent_synergy(
 ) -> dict:
     """S_max of the single latents about the data, with the aggregate posterior as marginal.
 
-    With Y = x and the latents z_1..z_d of the encoder q(z|x) = N(mu(x), diag exp(logvar(x))) as
-    sources, S_max [1]_ [3]_ is
+    With Y = x and the latents z_i of the encoder q(z|x) = N(mu(x), diag exp(logvar(x))) as
+    sources, S_max [1]_ [3]_ is ``S = I(x; z) - E_x max_i KL(q(z_i | x) || q(z_i))`` with the
+    aggregate posterior ``q(z) = E_x q(z | x)`` [4]_ as marginal; ``0 <= S <= I(x; z)``. The
+    subset variant ``S_A = I(x; z) - E_x KL(q(z_A | x) || q(z_A))`` counts only what the
+    training policy's subset ``A = select_best(k(x), omega, ...)`` misses, with ``k(x)_i`` the
+    per-latent KL to the aggregate posterior
+    (:func:`nsvae.objectives.selection.select_best`, per x).
 
-        S = I(x; z) - E_x max_i KL(q(z_i | x) || q(z_i)),
-
-    where ``q(z) = E_x q(z | x)`` is the aggregate posterior [4]_ (not the prior) and
-    ``I(x; z) = E_x KL(q(z | x) || q(z))``; ``KL(q(z_i | x) || q(z_i))`` is the specific
-    information [2]_ of latent i about the observation x. ``0 <= S <= I(x; z)``. Note that S_max
-    is positive for a perfectly factorised code of two or more independent factors: no single
-    latent identifies x, so e.g. two latents copying independent factors with a and b values
-    give S = log min(a, b) (I_max's known behaviour on the "copy" gate). The subset variant
-    counts only what the training policy's subset misses:
-
-        S_A = I(x; z) - E_x KL(q(z_A | x) || q(z_A)),   A = A*(x) = select_best(k(x), omega, ...),
-
-    with ``k(x)_i = KL(q(z_i | x) || q(z_i))`` the per-latent KL *to the aggregate posterior* and
-    :func:`nsvae.objectives.selection.select_best` the Non-Syn VAE's greedy search (per x, as the
-    objective's ``sample`` mode). ``S_A <= S`` whenever A*(x) contains the argmax of k(x), which
-    the ``sorted`` and ``reference`` policies always do.
-
-    Estimators. ``num_samples`` (M) observations are drawn uniformly from ``data`` (every
-    observation once, in index order, when ``len(data) <= M``) and encoded in batches; the
-    expectation over x averages the first ``num_queries`` (Q) of them. For query n the
-    aggregate posterior is the stratified mixture of Chen et al.'s estimators,
-
-        q_n(z) = q(z | x_n) / N + (1 - 1 / N) * mean_{m != n} q(z | x_m),   N = len(data),
-
-    evaluated exactly by log-sum-exp over the M components (d-dimensional, or its 1-D marginals
-    for the per-latent terms). When M = N this is the exact aggregate posterior of the dataset,
-    and the only errors are those of the integrals below. Otherwise ``E[q_n(z)] = q(z)`` up to
-    O(1 / N), and because the log is concave ``E[log q_n(z)] <= log q(z)``: every KL, and I(x; z)
-    most, is biased *upward*, by about ``Var[q_n] / (2 q^2)`` = O(1 / M) where many components
-    overlap z, and by up to ``log(1 + k)`` for an x whose posterior overlaps only k other
-    observations of the dataset, none of them sampled (duplicated images, e.g. dSprites squares
-    rotated by 90 degrees). The estimate never exceeds ``log N`` (reported as
-    ``mutual_info_xz_bound``), the true bound for a uniform dataset. The plain log-mean-exp over
-    the M points with the point itself weighted 1 / M is the exact answer for the M-point
-    empirical distribution, but about the dataset it is biased *downward* and saturates at
-    ``log M``: about 9.2 nats for M = 10,000, below the I(x; z) of a VAE that tells apart most of
-    dSprites' 737,280 images (up to 13.5 nats); the stratified weights avoid that saturation.
-
-    - ``KL(q(z_i | x_n) || q_n(z_i))`` for all i: Gauss-Hermite quadrature with ``num_nodes``
-      nodes per latent on the 1-D marginal of the same mixture. Deterministic, so the max over
-      latents carries no Monte Carlo upward bias; exact when ``log q_n(z_i)`` is a polynomial of
-      degree < 2 * num_nodes over the posterior's width. Against adaptive quadrature on
-      mixtures of 36 components (tests): ~1e-4 nats when the posterior widths of a latent are
-      comparable; up to ~0.02 nats for a wide posterior among components 50 times narrower
-      (``log q_n`` then has spikes between the nodes), while i_max stayed within 1e-4.
-    - ``I(x; z)`` and the subset KL: randomised quasi-Monte Carlo, ``num_z`` points of a
-      scrambled Sobol sequence per query (a power of 2 is best) mapped to samples of
-      q(z | x_n), ``mean_s [log q(z_s | x_n) - log q_n(z_s)]``; unbiased given the mixture,
-      with 3 to 5 times less spread than plain Monte Carlo at equal cost (trials).
-
-    Because the 1-D mixture is the marginal of the d-dimensional one (same weights), each
-    query's per-latent KL is at most its d-dimensional KL, so S >= 0 up to integration error.
-    The expectation over x is the average over Q queries, whose spread dominates the error
-    (about ``sd_x / sqrt(Q)``). Cost: ``Q * M * (num_nodes * d + 2 * num_z)`` exponentials in
-    float64 on the CPU, in blocks of :data:`CHUNK_ELEMENTS` (or of one query, whose 1-D
-    terms take ``8 * num_nodes * d * M`` bytes: 13 MB for the defaults and d = 10).
+    The aggregate posterior of each query is a stratified mixture over ``num_samples``
+    encoded observations; the per-latent KLs use Gauss-Hermite quadrature, I(x; z) and the
+    subset KL randomised quasi-Monte Carlo. Estimators, biases, accuracy and cost:
+    docs/synergy.md#latent-synergy.
 
     Parameters
     ----------
@@ -241,50 +189,16 @@ def factor_synergy(
     """S_max of the single (discretised) latents about each ground-truth factor.
 
     For factor v_k as target and the latents as sources, S_max [1]_ is
+    ``S_k = I(z; v_k) - sum_v p(v) max_i KL(p(z_i | v_k = v) || p(z_i))``, the second term
+    being I_max (Williams & Beer's specific information [2]_). As in MIG, each latent is
+    discretised into ``num_bins`` equal-width bins and both terms refer to the discretised
+    codes z~. Reported per factor as S_k / H(v_k) and their mean; supervised, unlike
+    :func:`latent_synergy`.
 
-        S_k = I(z; v_k) - sum_v p(v) max_i KL(p(z_i | v_k = v) || p(z_i)),
-
-    the second term being I_max, built from Williams & Beer's specific information [2]_. As MIG
-    does, each latent is discretised into ``num_bins`` equal-width bins over its sampled range
-    (disentanglement_lib's ``_histogram_discretize``), and *both* terms refer to those
-    discretised codes z~. This keeps ``0 <= S_k <= H(v_k)`` true of the estimand: with the
-    joint information taken from the continuous codes instead, a perfectly disentangled latent
-    of a factor with more values than bins (dSprites' 32 positions in 20 bins) would show a
-    spurious synergy of log(32 / 20) = 0.47 nats. Reported per factor as S_k / H(v_k) and their
-    mean; Y = v_k makes the measure supervised, unlike :func:`latent_synergy`.
-
-    Estimators, on ``num_samples`` (factor, code) pairs drawn as MIG draws them:
-
-    - I_max: plug-in specific information from the histogram counts of (bin of z_i, v).
-      Biased upward by about ``(B_v - 1) / (2 n_v)`` nats for a value v seen n_v times whose
-      conditional histogram occupies B_v bins (Miller-Madow), plus the max over latents of that
-      noise. With 10,000 points: ~0.002 nats for a sharp latent; for 10 latents independent of
-      the factor 0.003 nats (3 values) and 0.054 nats (40 values).
-    - I(z~; v_k): a leave-one-out histogram classifier over a greedy nested path of latent
-      subsets that ends with all latents, ``I = CE(empty set) - min_S CE(S)``. For a subset S,
-      the cells are the joint bins of the latents in S and
-      ``p(v | cell) = (c(cell, v) - 1 + alpha * p(v)) / (c(cell) - 1 + alpha)`` with the point
-      itself left out of the counts c and ``p(v)`` its leave-one-out (Laplace-smoothed) marginal;
-      CE is the mean of ``-log p(v_n | cell_n)``. The path starts at the empty set (one cell:
-      the leave-one-out marginal, CE ~ H(v), so ``I >= 0``) and adds, one at a time, the latent
-      that lowers CE most, up to all d latents. Being a held-out cross-entropy, each CE(S) is in
-      expectation at least H(v | z~_S), so the estimate is a lower bound on I(z~; v) (biased
-      *downward*) but for the optimism of choosing the best of ``d (d + 1) / 2`` subsets
-      (measured: ~1e-4 nats for 10 latents independent of the factor). Its slack is the
-      smoothing (about ``alpha / c`` per point in a cell of c points: ~0.001 nats for grids of
-      a few dozen cells and 10,000 points) plus what a histogram classifier cannot reach: joint
-      information spread over more latents than the cells can hold (20^m cells for m latents
-      need well over 20^m points) is missed. Alternatives: a plug-in estimate on the joint
-      bins is biased upward to H(v) (most joint cells hold one point); a classifier on all
-      latents at once (gradient boosting) lost 0.2-0.9 nats to noise latents in trials; kNN
-      estimators (Ross 2014) are biased far downward when the latents of other factors dilate
-      the neighbourhoods.
-
-    The net bias of S_k is downward: a few thousandths of a nat for a factor with a clean
-    latent, up to ~0.05 nats for a many-valued factor that no latent encodes (I_max's noise),
-    more when the true synergy is spread over many latents. S_k is *not* clipped at 0: negative
-    values show that bias, and clipping would turn estimator noise around 0 into spurious
-    positive synergy in the mean.
+    I_max is a plug-in estimate from histogram counts; I(z~; v_k) a leave-one-out histogram
+    classifier over a greedy nested path of latent subsets. S_k is not clipped at 0 (its net
+    bias is downward). Estimators, biases and the alternatives tried:
+    docs/synergy.md#factor-synergy.
 
     Parameters
     ----------
@@ -436,7 +350,7 @@ def _cross_entropy(cells: np.ndarray, labels: np.ndarray, prior: np.ndarray, alp
 
 
 def _joint_information(bins: np.ndarray, labels: np.ndarray, num_bins: int, alpha: float) -> float:
-    """I(z~; v) >= 0 by the greedy leave-one-out histogram classifier (see factor_synergy)."""
+    """I(z~; v) >= 0 by the greedy leave-one-out classifier (docs/synergy.md#factor-synergy)."""
     n, dim = bins.shape
     counts = np.bincount(labels)
     prior = counts / (n - 1.0 + len(counts))  # at v_n: p(v_n) without point n, Laplace-smoothed

@@ -1,27 +1,19 @@
 """Convolutional Gaussian encoder and decoder for 64x64xC images.
 
-Three architectures share one layout (four stride-2 convolutions down to 64x4x4, one hidden
-fully-connected layer, a linear head for the mean and log-variance; the decoder mirrors it with
-transposed convolutions):
+Three architectures (:data:`ARCHS`) share one layout of four stride-2 convolutions, one hidden
+fully-connected layer and a linear mean/log-variance head; the decoder mirrors it:
 
 ``dlib`` (default)
-    disentanglement_lib's ``conv_encoder``/``deconv_decoder`` used by Locatello et al. (2019):
-    convolutions 32-32-64-64 with kernels 4, 4, 2, 2, FC 256; decoder FC 256, FC 1024, transposed
-    convolutions 64-32-32-C with kernel 4.
+    disentanglement_lib's ``conv_encoder``/``deconv_decoder`` (Locatello et al., 2019).
 ``seed``
-    the Non-Syn seed's model (Barrientos & Sootla, 2018; the conv stack of Kim & Mnih, 2018):
-    all kernels 4 and 128-unit FC layers, with the encoder's ReLU after the FC layer restored.
+    the Non-Syn seed's model (Barrientos & Sootla, 2018), with the encoder's ReLU after the FC
+    layer restored.
 ``seed-linear``
-    the seed's model exactly: no ReLU after the encoder's 128-unit layer, so the encoder head is one
-    affine map of the convolutional features.
+    the seed's model exactly (no ReLU after the encoder's FC layer).
 
-Speed without changing the function: ReLUs work in place (each follows a layer that keeps only
-its input for the backward pass) and convolution weights are stored channels-last (oneDNN's and
-tensor cores' preferred layout); together about 15% faster training steps on CPU.
-
-Under bf16 autocast (:mod:`nsvae.precision`) the posterior stays fp32: the encoder's last linear
-layer (the mean and log-variance head) runs with autocast off on fp32 features, and the decoder's
-logits are returned in fp32, so the KL and every loss are fp32 sums.
+ReLUs work in place and convolution weights are stored channels-last (same function, faster).
+Under bf16 autocast (:mod:`nsvae.precision`) the posterior head and the decoder's logits stay
+fp32. Layer sizes, speed and precision: docs/architectures.md.
 """
 
 from __future__ import annotations

@@ -13,18 +13,11 @@ Two update rules (``config.update``):
 ``"seed"``
     the seed author's ``trainers/train_non_syn_vae.py``: per batch, one Adam step on
     ``recon + beta * KL``, then a second step of the same optimiser on ``alpha * KL(A_worst)``,
-    A_worst chosen on the posterior before the first step and both gradients taken at the
-    parameters before the first step (the seed back-propagated the second loss through the
-    graph built before the first step; nsvae takes both gradients from one graph instead, which
-    gives the same numbers without PyTorch's in-place error). The penalty returns the two terms
-    as a list and :func:`nsvae.train.step.optimizer_steps` takes one step per term.
+    both gradients taken at the parameters before the first step. The penalty returns the two
+    terms as a list and :func:`nsvae.train.step.optimizer_steps` takes one step per term.
 
-The two rules differ by more than bookkeeping. Adam divides each step by the square root of its
-running second moment, so a step's size hardly depends on the scale of its loss: in the seed's
-rule alpha changes the *direction* of the second step only through the mixing of the moment
-estimates, not its length, and the ELBO and synergy gradients share one pair of moment estimates
-(each batch advances Adam's step count by two). In the joint rule alpha scales the synergy
-gradient against the ELBO gradient inside one normalised step.
+How the seed's rule is reproduced, and why the two rules differ by more than bookkeeping under
+Adam: docs/nonsyn.md#update-rules-joint-and-seed.
 """
 
 from __future__ import annotations

@@ -1,24 +1,13 @@
 """Choice of A_best, the latents that the Non-Synergistic VAE leaves out of its synergy penalty.
 
-Barrientos & Sootla [1]_ penalise synergy through Griffith & Koch's S_max [2]_, the information
-"beyond the maximum of its parts": the objective adds ``alpha * KL(A_worst)``, where A_best is the
-subset of latents with the largest joint KL and A_worst its complement. The subset is found by a
-greedy search with a discount ``omega``: a latent j joins A (whose KL so far is S) only when
-``omega * (S + k_j) > S``, so each newcomer must raise the subset's KL by a factor above
-``1 / omega``. The KL of a subset is the sum of its per-latent KL ``k`` (diagonal posteriors).
-
-Conventions shared by the three policies (:data:`POLICIES`):
-
-- ``kl`` is ``[..., d]``; every leading index is an independent problem. Negative entries (the
-  rounding noise of an analytic KL) count as 0.
-- The first latent a search visits is always accepted, so A_best is never empty (the seed's
-  code returns an empty subset when every KL is 0).
-- Every comparison is ``omega * (S + k_j) > S`` in ``kl``'s dtype (the seed's form), with S
-  summed in the order of acceptance. Cases that only rounding decides may differ from a float32
-  loop, since ``torch.cumsum`` may accumulate in higher precision; on CPU with float64 input the
-  policies agree exactly with loops over Python floats.
-- Ties go to the lower index: ``sorted`` visits equal KL values in index order, and
-  ``reference`` scans candidates in index order with strict comparisons.
+The Non-Syn objective [1]_ penalises S_max [2]_ through ``alpha * KL(A_worst)``: A_best is the
+subset of latents with the largest joint KL (the sum of the per-latent KLs ``k``), A_worst its
+complement. A greedy search with discount ``omega`` finds it: latent j joins A (KL so far S)
+only when ``omega * (S + k_j) > S``. The three policies (:data:`POLICIES`) solve each leading
+index of ``kl [..., d]`` independently, count negative entries as 0, always accept the first
+latent they visit (A_best is never empty), compare in ``kl``'s dtype and break ties to the lower
+index. The policies, their conventions in full and the differences from the seed's code:
+docs/nonsyn.md#choosing-a_best.
 """
 
 from __future__ import annotations
@@ -52,19 +41,12 @@ def select_best(
     omega : float in (0, 1]
         Discount of the greedy search: latent j joins when ``omega * (S + k_j) > S``.
     policy : {"sorted", "reference", "epsilon-greedy"}
-        ``"sorted"`` (default) visits latents by decreasing KL and stops at the first rejection:
-        A_best is the longest prefix of that order in which every latent after the first
-        satisfies the rule. ``"reference"`` is the order-dependent rule of the seed
-        (``greedy_policy_s_max_discount_worst`` in the authors' code): round 1 takes the first
-        argmax; every later round scans the remaining latents by ascending index with a running
-        ``best = S``, accepts j when ``omega * (S + k_j) > best`` and at once sets
-        ``best = S + k_j``, then adds only the *last* latent it accepted (a round that accepts
-        none leaves A as it is, and so does every round after it); d rounds in all.
-        ``"epsilon-greedy"`` is ``"sorted"`` in which each round's candidate is, with probability
-        ``epsilon``, a uniformly random remaining latent instead of the remaining latent of
-        largest KL; the candidate still has to pass the rule, the first is always accepted, and
-        the search stops at the first rejection. (The seed's e-greedy added the random latent
-        unconditionally and went on for d rounds, so with epsilon = 1 it always kept all d.)
+        ``"sorted"`` (default) visits latents by decreasing KL and stops at the first rejection.
+        ``"reference"`` is the seed's order-dependent rule (``greedy_policy_s_max_discount_worst``
+        in the authors' code): rounds that scan the remaining latents by index and add the last
+        one accepted. ``"epsilon-greedy"`` is ``"sorted"`` whose candidate is, with probability
+        ``epsilon``, a random remaining latent, which still has to pass the rule. Full rules:
+        docs/nonsyn.md#the-three-policies.
     epsilon : float in [0, 1]
         Exploration probability of ``"epsilon-greedy"`` (ignored by the other policies).
     generator : torch.Generator, optional
@@ -87,18 +69,9 @@ def select_best(
 
     Notes
     -----
-    No host synchronisation; loop lengths depend on d and omega only, never on the values:
-
-    - ``sorted``: closed form; one sort, one cumulative sum, one cumulative count of rejections.
-    - ``reference``: inherently sequential (a round's winner depends on the order of acceptances
-      within it, the next round on the winner). It runs a fixed number of tensor steps that
-      is bounded through ``omega`` (:func:`_reference_bounds`): for ``omega = 0.9`` at most 22
-      rounds of at most 8 chain steps whatever d (the r-th round after the first at most
-      ``d - 1 - r``); ``omega = 1`` needs ``d - 1`` rounds of one step (each round's winner is
-      then the first maximum).
-    - ``epsilon-greedy``: the visiting order merges the KL order with a random one, skipping
-      latents already visited; that merge is built in a loop of d tensor steps, then accepted in
-      closed form as for ``sorted``.
+    No host synchronisation; loop lengths depend on d and omega only, never on the values
+    (``reference`` is bounded through omega by :func:`_reference_bounds`). Cost of each policy:
+    docs/nonsyn.md#cost-no-host-synchronisation.
 
     References
     ----------
