@@ -195,3 +195,19 @@ def test_without_ray_the_sweep_says_how_to_install_it(tmp_path, monkeypatch, cap
     assert "needs Ray Tune" in err and "pip install 'nsvae[sweep]'" in err
     # the rest works: the plan is written, the table lists the trial as pending
     assert "pending" in (tmp_path / "out" / "results.csv").read_text()
+
+
+def test_a_second_sweep_on_the_same_directory_is_refused_in_one_line(tmp_path, capsys,
+                                                                    squares_npz):
+    from nsvae.errors import RunLockedError
+    from nsvae.files import file_lock
+
+    path = tmp_path / "study.toml"
+    path.write_text(f'[base.data]\nname = "array"\npath = "{squares_npz}"\n'
+                    '[[grid]]\n"objective.name" = "vae"\n')
+    with file_lock(tmp_path / "out" / ".lock"):  # as a sweep running in another process
+        code = main(["sweep", str(path), "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == RunLockedError.exit_code and err.count("\n") == 1
+    assert "in use by another nsvae sweep" in err
+    assert not (tmp_path / "out" / "results.csv").exists()  # nothing was touched

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from nsvae.config import Config
 from nsvae.errors import DependencyError, TrainingError, TrainingInterrupted
-from nsvae.files import atomic_write
+from nsvae.files import atomic_write, file_lock
 from nsvae.sweep.results import write_results
 from nsvae.sweep.study import Study, Trial
 from nsvae.sweep.trial import TrialSpec, is_finished, read_record, trial_directory
@@ -91,6 +91,8 @@ def run_sweep(study: Study, out: str | Path, resources: Resources | None = None,
 
     Raises
     ------
+    RunLockedError
+        Another process is running a sweep in ``out`` (the lock dies with its holder).
     ConfigError
         A trial directory holds a run trained with a config that the study no longer gives.
     DependencyError
@@ -100,9 +102,17 @@ def run_sweep(study: Study, out: str | Path, resources: Resources | None = None,
     TrainingError
         Some trials failed (each one's error is in the table's ``error`` column).
     """
-    began = time.perf_counter()
     out = Path(out).absolute()
-    resources = resources or Resources()
+    with file_lock(out / ".lock", wait=False, busy=(
+            f"{out} is in use by another nsvae sweep (pid {{pid}}); wait for it to finish or "
+            "choose another --out")):
+        return _run_locked(study, out, resources or Resources(), say)
+
+
+def _run_locked(study: Study, out: Path, resources: Resources,
+                say: Callable[[str], None]) -> SweepSummary:
+    """:func:`run_sweep` holding the study directory's lock."""
+    began = time.perf_counter()
     specs = [_spec(study, trial, out, resources) for trial in study.trials]
     pending = [spec for spec in specs if not is_finished(spec)]
     atomic_write(out / "study.toml", study.text.encode("utf-8"))
