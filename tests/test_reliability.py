@@ -69,9 +69,10 @@ def test_ctrl_c_outside_the_training_loop_exits_130(good_codes, monkeypatch, cap
         raise KeyboardInterrupt
 
     monkeypatch.setattr("nsvae.metrics.evaluate.evaluate_codes", interrupted)
+    before = signal.getsignal(signal.SIGINT)  # ignored, when pytest runs as a background job
     assert main(["evaluate", "--codes", str(good_codes)]) == 130
     assert capsys.readouterr().err == "nsvae: interrupted by SIGINT\n"
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # restored
+    assert signal.getsignal(signal.SIGINT) is before  # restored
 
 
 def test_sigterm_outside_the_training_loop_exits_143(good_codes, monkeypatch, capsys):
@@ -83,6 +84,12 @@ def test_sigterm_outside_the_training_loop_exits_143(good_codes, monkeypatch, ca
     assert main(["evaluate", "--codes", str(good_codes)]) == 143
     assert capsys.readouterr().err == "nsvae: interrupted by SIGTERM\n"
     assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+
+
+def default_sigint() -> None:
+    """In a child: Ctrl-C as a terminal delivers it, even when this test runs as a background
+    job (whose shell ignores SIGINT, an inherited setting that Python then keeps)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def test_a_second_ctrl_c_while_shutting_down_prints_no_traceback(tmp_path, source_env):
@@ -108,7 +115,8 @@ def test_a_second_ctrl_c_while_shutting_down_prints_no_traceback(tmp_path, sourc
     """)
     (tmp_path / "x.npz").write_bytes(b"")
     process = subprocess.Popen([sys.executable, "-c", script], cwd=tmp_path, text=True,
-                               env=source_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+                               env=source_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               preexec_fn=default_sigint)
     try:
         assert process.stdout.readline() == "ready\n"
         process.send_signal(signal.SIGINT)
