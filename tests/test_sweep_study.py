@@ -18,7 +18,8 @@ from nsvae.sweep.runner import trial_config
 from nsvae.sweep.study import parse_study, setting_name
 
 STUDIES = Path(__file__).resolve().parents[1] / "examples" / "studies"
-PRESET_SETTINGS = {"locatello2019_dsprites": 36, "nonsyn_alpha_omega": 20, "cpu_study": 6}
+PRESET_SETTINGS = {"locatello2019_dsprites": 36, "nonsyn_alpha_omega": 20, "cpu_study": 6,
+                   "quick_dsprites": 2}
 EXAMPLE = """
 [study]
 name = "nonsyn-vs-baselines"
