@@ -24,6 +24,7 @@ needs log q(z) (and log q(z_j)) at samples z ~ q(z|n), which a minibatch of B po
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 
@@ -41,6 +42,7 @@ def _estimator(key: str, value: str) -> None:
     choice(key, value, ESTIMATORS)
 
 
+@functools.lru_cache(maxsize=16)
 def estimator_weights(batch_size: int, dataset_size: int, estimator: str,
                       dtype: torch.dtype = torch.float32,
                       device: torch.device | str = "cpu") -> torch.Tensor:
@@ -53,6 +55,10 @@ def estimator_weights(batch_size: int, dataset_size: int, estimator: str,
     dataset_size : int
         N, the points of the training set (N >= B).
     estimator : {"mws", "mss"}
+
+    The matrix depends on its arguments only, so it is built once per (B, N, estimator, dtype,
+    device) and shared, not rebuilt (and copied to the device) at every training step; callers
+    must not modify it in place.
     """
     size, n = batch_size, dataset_size
     if n < size:

@@ -140,8 +140,8 @@ class FactorVAEObjective(Objective):
         (disentanglement_lib weighs them equally) and the detached share classified right.
         """
         logits = self.discriminator(torch.cat([real, permuted]))
-        labels = torch.cat([torch.zeros(len(real)), torch.ones(len(permuted))]).long()
-        labels = labels.to(logits.device)
+        labels = torch.cat([torch.zeros(len(real), dtype=torch.long, device=logits.device),
+                            torch.ones(len(permuted), dtype=torch.long, device=logits.device)])
         losses = functional.cross_entropy(logits, labels, reduction="none")
         loss = 0.5 * (losses[: len(real)].mean() + losses[len(real):].mean())
         right = (logits.argmax(1) == labels).float()
