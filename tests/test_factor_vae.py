@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from nsvae.cli import main
-from nsvae.config import Config
+from nsvae.config import Config, ModelConfig
 from nsvae.errors import ConfigError
 from nsvae.models import build_model
 from nsvae.objectives import build_objective, objective_config
@@ -23,7 +23,7 @@ def factor_vae(z_dim=4, **fields):
 
 def step_terms(squares, permute="same"):
     torch.manual_seed(0)
-    model = build_model(Config().model.__class__(arch="dlib", z_dim=4))
+    model = build_model(ModelConfig(arch="dlib", z_dim=4))
     objective = factor_vae(gamma=30.0, permute=permute)
     batch = torch.from_numpy(squares.observations_array()[0][:16]).float()
     batches = [batch] * objective.batches_per_step
