@@ -71,6 +71,26 @@ def test_resume_refuses_a_changed_objective(tmp_path, capsys, run_toml, squares_
         f"nsvae: error: cannot change objective.alpha when resuming {run} (run has 2.0, got 9.0)")
 
 
+def test_eval_metrics_choose_what_training_evaluates(tmp_path, capsys, run_toml, squares_npz):
+    run = tmp_path / "run"
+    code = main(["train", "--config", str(run_toml), "--data-path", str(squares_npz),
+                 "--steps", "4", "--eval-every", "2", "--eval-metrics", "mig",
+                 "--run-dir", str(run), "--no-progress"])
+    assert code == 0
+    evals = [row for row in load_run(run).metrics() if "eval" in row]
+    assert [row["step"] for row in evals] == [2, 4]
+    assert all(set(row["eval"]) == {"mig"} for row in evals)
+    assert 0.0 <= evals[-1]["eval"]["mig"]["discrete_mig"] <= 1.0
+    capsys.readouterr()
+
+    assert main(["train", "--config", str(run_toml), "--data-path", str(squares_npz),
+                 "--eval-every", "2", "--eval-metrics", "mig,nope", "--run-dir",
+                 str(tmp_path / "bad"), "--no-progress"]) == 6
+    err = capsys.readouterr().err
+    assert err.startswith("nsvae: error: unknown metric nope") and err.count("\n") == 1
+    assert not (tmp_path / "bad" / "metrics.jsonl").exists()  # refused before training
+
+
 @pytest.mark.parametrize(
     ("flags", "code", "words"),
     [

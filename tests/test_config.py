@@ -105,7 +105,7 @@ def test_resumable_fields_are_declared_beside_them():
     assert resumable_fields(Config()) == {
         "data": {"path", "data_root"}, "model": set(), "objective": set(),
         "train": {"steps", "device", "threads", "log_every", "checkpoint_every",
-                  "keep_checkpoints", "eval_every", "figures"},
+                  "keep_checkpoints", "eval_every", "eval_metrics", "figures"},
     }
 
 

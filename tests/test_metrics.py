@@ -358,6 +358,41 @@ def test_noise_and_rotations_capture_no_factor_on_their_own(data):
     assert rotated.count(-1) >= 2  # a random rotation mixes the factors into every latent
 
 
+DSPRITES_NAMES = ("shape", "scale", "orientation", "posX", "posY")
+
+
+def test_the_seed_bar_is_met_by_the_identity_and_missed_by_noise_or_a_swap():
+    from nsvae.metrics.mig import seed_bar
+
+    space = FactorSpace(SIZES)
+    named = ArrayGroundTruthData(space.index_to_factors(np.arange(space.num_total)), SIZES,
+                                 factor_names=DSPRITES_NAMES)
+    perfect = run("mig", named, identity)
+    assert perfect["factor_names"] == list(DSPRITES_NAMES)
+    assert seed_bar(perfect) == {"met": True, "mig": perfect["discrete_mig"],
+                                 "captured": dict(zip(DSPRITES_NAMES, range(5), strict=True)),
+                                 "missing": []}
+    noise = seed_bar(run("mig", named, Noise()))
+    assert not noise["met"] and noise["missing"] == ["posX", "posY", "scale"]
+
+    # x and y mixed into two latents (a 45-degree rotation): MIG falls and neither is captured
+    def mixed(x):
+        z = identity(x)
+        z[:, 3], z[:, 4] = z[:, 3] + z[:, 4], z[:, 3] - z[:, 4]
+        return z
+
+    swapped = seed_bar(run("mig", named, mixed))
+    assert not swapped["met"] and swapped["missing"] == ["posX", "posY"]
+    assert swapped["captured"] == {"shape": 0, "scale": 1, "orientation": 2}
+    assert not seed_bar(perfect, min_mig=1.01)["met"]  # the MIG threshold counts on its own
+
+    with pytest.raises(MetricError, match="no factor posX, posY"):
+        seed_bar(run("mig", data_without_names := grid_data(), identity))
+    assert data_without_names.factor_names[0] == "factor_0"
+    with pytest.raises(MetricError, match="no factor names"):
+        seed_bar({"discrete_mig": 0.5, "captured_by": [0, 1]})
+
+
 def test_a_latent_informative_about_two_factors_captures_neither():
     nmi = np.array([[0.9, 0.5, 0.0],    # latent 0: factor 0, but half as much of factor 1
                     [0.1, 0.6, 0.0],    # latent 1: factor 1, six times its factor 0

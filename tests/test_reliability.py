@@ -17,6 +17,7 @@ import time
 
 import numpy as np
 import pytest
+import torch
 
 import nsvae
 from nsvae.cli import main
@@ -295,3 +296,29 @@ def test_report_shows_progress_and_survives_a_corrupt_eval_json(trained, capsys)
     assert "encoding" in captured.err and "drawing" in captured.err
     assert "nsvae: warning: corrupt" in captured.err and "shows no metrics" in captured.err
     assert captured.out.strip() == str(trained / "report.html")
+
+
+def test_an_exported_run_scores_as_the_run_and_cannot_be_resumed(trained, tmp_path, capsys):
+    assert main(["evaluate", str(trained), "--metrics", "mig"]) == 0
+    out = tmp_path / "exported"
+    assert main(["export", str(trained), str(out)]) == 0
+    assert capsys.readouterr().out.strip().endswith(f"written: {out / 'model.safetensors'}")
+    kept = {"config.json", "eval.json", "figures", "metrics.jsonl", "report.html"}
+    assert {p.name for p in out.iterdir()} == \
+        {p.name for p in trained.iterdir() if p.name in kept} | {"model.safetensors"}
+    original, exported = load_run(trained), load_run(out)
+    assert exported.step == original.step
+    for name, value in original.model.state_dict().items():
+        assert torch.equal(exported.model.state_dict()[name], value), name
+    scores = [evaluate_run(path, metrics="mig,unsupervised", save=False)["metrics"]
+              for path in (trained, out)]
+    assert scores[0] == scores[1]
+
+    assert main(["train", "--resume", str(out), "--no-progress"]) == 4
+    assert "is an exported model" in one_error_line(capsys)
+    assert (out / "metrics.jsonl").read_bytes() == (trained / "metrics.jsonl").read_bytes()
+    (out / "model.safetensors").write_bytes(b"not safetensors")
+    assert main(["evaluate", str(out), "--metrics", "mig"]) == 4
+    assert "corrupt weights file" in one_error_line(capsys)
+    assert main(["export", str(out), str(out)]) == 4
+    assert one_error_line(capsys)

@@ -212,3 +212,38 @@ def test_a_second_sweep_on_the_same_directory_is_refused_in_one_line(tmp_path, c
     assert code == RunLockedError.exit_code and err.count("\n") == 1
     assert "in use by another nsvae sweep" in err
     assert not (tmp_path / "out" / "results.csv").exists()  # nothing was touched
+
+
+def test_one_trial_runs_without_ray_and_a_finished_one_is_not_run_again(
+        tmp_path, monkeypatch, capsys, squares_npz):
+    import pandas as pd
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # no Ray anywhere in this test
+    path = tmp_path / "study.toml"
+    path.write_text(f'[study]\nseeds = [0, 1]\nmetrics = ["mig"]\n'
+                    f'[base.data]\nname = "array"\npath = "{squares_npz}"\n'
+                    '[base.model]\nz_dim = 3\n'
+                    '[base.train]\nsteps = 4\nbatch_size = 8\ncheckpoint_every = 2\n'
+                    'figures = false\n[[grid]]\n"objective.name" = "vae"\n')
+    out = tmp_path / "out"
+    assert main(["sweep", str(path), "--out", str(out), "--list"]) == 0
+    listed = [line.split("\t") for line in capsys.readouterr().out.splitlines()]
+    assert [state for _, state in listed] == ["to run", "to run"]
+    first, second = (name for name, _ in listed)
+
+    assert main(["sweep", str(path), "--out", str(out), "--trial", first]) == 0
+    assert f"trial {first}: done at step 4" in capsys.readouterr().out
+    table = pd.read_csv(out / "results.csv").set_index("name")
+    assert table.loc[first, "status"] == "done" and table.loc[second, "status"] == "pending"
+    assert 0.0 <= table.loc[first, "mig.discrete_mig"] <= 1.0
+    record = (out / "trials" / first / "trial.json").read_bytes()
+
+    assert main(["sweep", str(path), "--out", str(out), "--trial", first]) == 0  # finished
+    assert (out / "trials" / first / "trial.json").read_bytes() == record
+    capsys.readouterr()
+    assert main(["sweep", str(path), "--out", str(out), "--list"]) == 0
+    assert capsys.readouterr().out.splitlines() == [f"{first}\tfinished", f"{second}\tto run"]
+
+    assert main(["sweep", str(path), "--out", str(out), "--trial", "nope"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "has no trial 'nope'" in err

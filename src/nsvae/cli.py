@@ -185,6 +185,10 @@ def train_command(
     eval_every: Annotated[
         int | None, _flag("--eval-every", "Steps between fast evaluations (0: never).")
     ] = None,
+    eval_metrics: Annotated[
+        str | None, _flag("--eval-metrics", "Metrics of those evaluations, comma-separated "
+                          "(default: all).")
+    ] = None,
     figures: Annotated[
         bool | None, _flag("--figures/--no-figures", "Write traversal figures at the end.")
     ] = None,
@@ -277,7 +281,8 @@ FLAG_KEYS = {
     "update": ("objective", "update"), "gamma": ("objective", "gamma"),
     **{name: ("train", name) for name in (
         "steps", "batch_size", "lr", "seed", "device", "threads", "log_every",
-        "checkpoint_every", "keep_checkpoints", "eval_every", "figures", "precision")},
+        "checkpoint_every", "keep_checkpoints", "eval_every", "eval_metrics", "figures",
+        "precision")},
     "compile_model": ("train", "compile"),
 }
 
@@ -342,6 +347,8 @@ def evaluate_command(
         result = ev.evaluate_run(run, metrics=metrics, representation=representation or "mean",
                                  seed=seed, fast=fast, progress=_metric_progress, save=False)
     _print_metrics(result["metrics"])
+    if "factor_names" in result["metrics"].get("mig", {}):
+        _print_captured(result["metrics"]["mig"])
     if codes is None:
         typer.echo(f"written: {save_evaluation(run, result)}")
     elif output is not None:
@@ -359,6 +366,21 @@ def _print_metrics(metrics: dict) -> None:
         for key, value in values.items():
             if isinstance(value, int | float):
                 typer.echo(f"{name:<26}{key:<40}{value:.4f}")
+
+
+def _print_captured(mig: dict) -> None:
+    """Which latent carries each factor on its own and, on dSprites-like data, the seed bar."""
+    from nsvae.metrics.mig import SEED_BAR_FACTORS, SEED_BAR_MIG, seed_bar
+
+    latent = dict(zip(mig["factor_names"], mig["captured_by"], strict=True))
+    captured = [f"{name} by z{j}" for name, j in latent.items() if j >= 0]
+    loose = [name for name, j in latent.items() if j < 0]
+    typer.echo(f"captured factors: {', '.join(captured) or 'none'}"
+               + (f" (not captured: {', '.join(loose)})" if loose else ""))
+    if set(SEED_BAR_FACTORS) <= set(latent):
+        verdict = "met" if seed_bar(mig)["met"] else "not met"
+        typer.echo(f"seed bar (MIG >= {SEED_BAR_MIG:.2f} and {', '.join(SEED_BAR_FACTORS)} each "
+                   f"captured): {verdict}")
 
 
 def _failures(failed: dict) -> NsvaeError:
@@ -402,6 +424,22 @@ def report(
                             progress=lambda message: typer.echo(message, err=True)))
 
 
+@app.command()
+def export(
+    run: Annotated[Path, typer.Argument(help="Run directory (from nsvae train).")],
+    out: Annotated[Path, typer.Argument(help="Folder to write (created if missing).")],
+) -> None:
+    """Copy RUN's results and its model's weights alone (no checkpoints) into OUT.
+
+    OUT holds config.json, metrics.jsonl, eval.json, report.html, figures/ and
+    model.safetensors (a few MB): nsvae evaluate and nsvae report open it like a run; it cannot
+    be resumed.
+    """
+    from nsvae.rundir import export_run
+
+    typer.echo(f"written: {export_run(run, out)}")
+
+
 HELP_FROM_LIBRARY = {"train": _train_defaults, "evaluate": _metric_names}
 
 
@@ -424,12 +462,30 @@ def sweep_command(
         "--gpus-per-trial", "GPUs each trial reserves.", min=0.0)] = 0.0,
     max_concurrent: Annotated[int | None, _flag(
         "--max-concurrent", "At most this many trials at once.", min=1)] = None,
+    trial: Annotated[str | None, _flag(
+        "--trial", "Run only this trial, here, without Ray (one job per trial for a scheduler "
+        "of your own); results.csv is updated.")] = None,
+    list_trials: Annotated[bool, _flag(
+        "--list", "Print each trial's name and whether it is finished; run nothing.")] = False,
 ) -> None:
     """Run every trial of STUDY_FILE with Ray Tune; rerun to resume (finished trials are kept)."""
-    from nsvae.sweep import Resources, load_study, run_sweep
+    from nsvae.sweep import Resources, load_study, run_one_trial, run_sweep, trial_states
 
     study = load_study(study_file)
     resources = Resources(address, cpus, cpus_per_trial, gpus_per_trial, max_concurrent)
+    if list_trials:
+        for name, finished in trial_states(study, out):
+            typer.echo(f"{name}\t{'finished' if finished else 'to run'}")
+        return
+    if trial is not None:
+        record = run_one_trial(study, out, trial, resources)
+        if record["status"] != "done":
+            from nsvae.errors import TrainingError
+
+            raise TrainingError(f"trial {trial} failed: {record['error']}")
+        typer.echo(f"trial {trial}: done at step {record['step']}; results: "
+                   f"{out / 'results.csv'}")
+        return
     summary = run_sweep(study, out, resources, say=typer.echo)
     typer.echo(f"study {study.name}: {summary.done} trials done, {summary.skipped} already "
                f"finished, in {summary.seconds:.1f} s (Ray start and stop "

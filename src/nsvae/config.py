@@ -83,8 +83,10 @@ class TrainConfig:
     """Optimisation, logging and checkpointing of the training loop.
 
     ``threads=0`` lets the trainer pick all physical cores; ``eval_every=0`` disables evaluation
-    during training. ``precision`` is ``"fp32"`` or ``"bf16"`` (autocast of the convolutions and
-    products, :mod:`nsvae.precision`; evaluation encodes at the same precision); ``compile``
+    during training, which runs the comma-separated ``eval_metrics`` (default: every metric) at
+    their fast sample counts. ``precision`` is ``"fp32"`` or ``"bf16"`` (autocast of the
+    convolutions and products, :mod:`nsvae.precision`; evaluation encodes at the same
+    precision); ``compile``
     compiles the model's forward pass with :func:`torch.compile` (its first step, which pays the
     compilation, is timed and logged as ``compile_s``). Fields marked resumable may change when a
     run is resumed: none of them changes what a step computes.
@@ -101,6 +103,7 @@ class TrainConfig:
     checkpoint_every: int = field(default=1000, metadata={**RESUMABLE, "check": at_least(1)})
     keep_checkpoints: int = field(default=3, metadata={**RESUMABLE, "check": at_least(1)})
     eval_every: int = field(default=0, metadata={**RESUMABLE, "check": at_least(0, " (0 = off)")})
+    eval_metrics: str = field(default="", metadata=RESUMABLE)
     figures: bool = field(default=True, metadata=RESUMABLE)
     precision: str = field(default="fp32", metadata={"check": check_precision})
     compile: bool = False

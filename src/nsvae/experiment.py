@@ -18,7 +18,7 @@ import torch
 from nsvae.config import Config
 from nsvae.data import build_data
 from nsvae.data.ground_truth import GroundTruthData
-from nsvae.metrics.evaluate import evaluate_model, evaluate_run
+from nsvae.metrics.evaluate import check_metric_names, evaluate_model, evaluate_run
 from nsvae.rundir import Run, read_run_config
 from nsvae.train import train
 from nsvae.viz.report import write_report
@@ -110,13 +110,25 @@ def _given_config(config: Config | None, run_dir: Path, resume: bool) -> Config:
 
 
 def fast_evaluation(data: GroundTruthData, config: Config):
-    """``on_eval(model, step)``: the fast metric suite, with the objective's evaluation settings
-    (so ``eval_curves.png`` measures what ``eval.json`` measures)."""
+    """``on_eval(model, step)``: ``train.eval_metrics`` (default: the whole suite) at their fast
+    sample counts, with the objective's evaluation settings (so ``eval_curves.png`` measures what
+    ``eval.json`` measures).
+
+    Raises
+    ------
+    MetricError
+        When ``train.eval_every`` is set and ``train.eval_metrics`` names an unknown metric, or
+        one this data cannot score: before training starts, not at the first evaluation.
+    """
     params = config.objective.evaluation_params()
+    metrics = config.train.eval_metrics or None
+    if config.train.eval_every and metrics is not None:
+        check_metric_names(metrics, data)
 
     def on_eval(model: torch.nn.Module, step: int) -> dict:
-        return evaluate_model(model, data, fast=True, seed=config.train.seed, params=params,
-                              precision=config.train.precision, bar=False)["metrics"]
+        return evaluate_model(model, data, metrics, fast=True, seed=config.train.seed,
+                              params=params, precision=config.train.precision,
+                              bar=False)["metrics"]
 
     return on_eval
 

@@ -158,9 +158,7 @@ def evaluate_model(
         raise MetricError(f"cannot evaluate a {kind}: expected a model with encode()")
     if representation not in REPRESENTATIONS:
         raise MetricError(f"unknown representation {representation!r} (choose from: mean, sampled)")
-    names = _names(metrics, METRICS)
-    if not data.has_factors:
-        names = _factor_free(names, metrics is None)
+    names = check_metric_names(metrics, data)
     with MetricInputs(model, data, representation, seed, precision, cache, bar) as inputs:
         result = _run_suite(METRICS, names, lambda name: inputs(METRICS[name]), seed, fast,
                             params, progress)
@@ -245,6 +243,19 @@ def load_codes(path) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         raise DataError(f"no such codes file: {path}")
     arrays = read_npz(path, ("factors", "codes"), ("factor_sizes",))
     return arrays["factors"], arrays["codes"], arrays.get("factor_sizes")
+
+
+def check_metric_names(metrics, data) -> list[str]:
+    """The metric names of ``metrics`` (a list or a comma-separated string) that ``data`` can
+    score, as :func:`evaluate_model` would run them.
+
+    Raises
+    ------
+    MetricError
+        An unknown name, or one that needs ground-truth factors ``data`` does not have.
+    """
+    names = _names(metrics, METRICS)
+    return names if data.has_factors else _factor_free(names, metrics is None)
 
 
 def _factor_free(names: list[str], default: bool) -> list[str]:

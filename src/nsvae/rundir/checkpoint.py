@@ -189,6 +189,46 @@ def load_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
     return tensors, state
 
 
+WEIGHTS = "model.safetensors"
+
+
+def save_weights(path: Path, module: torch.nn.Module, step: int) -> None:
+    """Write ``module``'s parameters and buffers alone (fp32, on CPU) as a safetensors file
+    whose metadata holds the ``step``: an exported model, a few MB, that cannot be resumed."""
+    tensors = {name: value.detach().to("cpu", torch.float32 if value.is_floating_point()
+                                       else value.dtype).contiguous()
+               for name, value in module.state_dict().items()}
+    metadata = {"format": "nsvae-weights", "step": str(step)}
+    atomic_write(path, safetensors.torch.save(tensors, metadata=metadata))
+
+
+def load_weights(path: Path) -> tuple[dict[str, torch.Tensor], int]:
+    """The tensors and step of a file written by :func:`save_weights`.
+
+    Raises
+    ------
+    CheckpointError
+        If the file is unreadable, not safetensors, not an nsvae weights file, or holds NaN.
+    """
+    path = Path(path)
+    try:
+        blob = path.read_bytes()
+        tensors = safetensors.torch.load(blob)
+        with safetensors.safe_open(path, framework="pt") as opened:
+            metadata = opened.metadata() or {}
+    except OSError as error:
+        raise CheckpointError(f"cannot read {path}: {error.strerror}") from None
+    except Exception as error:  # safetensors raises its own error types on malformed files
+        raise CheckpointError(f"corrupt weights file {path}: {one_line(error)}") from None
+    if metadata.get("format") != "nsvae-weights" or not metadata.get("step", "").isdigit():
+        raise CheckpointError(f"{path} is not an nsvae weights file (nsvae export writes them)")
+    bad = next((key for key, value in tensors.items()
+                if value.is_floating_point() and not torch.isfinite(value).all()), None)
+    if bad is not None:
+        raise CheckpointError(f"corrupt weights file {path}: {bad} holds NaN or infinite values")
+    return tensors, int(metadata["step"])
+
+
 def split_optimizer(optimizer: torch.optim.Optimizer,
                     prefix: str = "optimizer") -> tuple[dict[str, torch.Tensor], dict]:
     """Split an optimiser's state into tensors (``<prefix>.<param>.<name>``) and a JSON layout."""

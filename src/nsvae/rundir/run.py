@@ -7,6 +7,7 @@
     run_dir/tensorboard/       a mirror of metrics.jsonl, when TensorBoard is installed
     run_dir/eval.json          metrics with their parameters and provenance
     run_dir/report.html        one self-contained page
+    run_dir/model.safetensors  the model's weights alone, in a folder exported for sharing
     run_dir/.lock              held (flock) by the process training the run
 
 This module sits below training and evaluation: both open runs through it, neither imports
@@ -27,7 +28,14 @@ from nsvae.device import resolve_device
 from nsvae.errors import CheckpointError, ConfigError, one_line, warn
 from nsvae.files import file_lock, read_json, read_rows, write_json, write_rows
 from nsvae.models import VAE, build_model
-from nsvae.rundir.checkpoint import list_checkpoints, load_latest, load_module
+from nsvae.rundir.checkpoint import (
+    WEIGHTS,
+    list_checkpoints,
+    load_latest,
+    load_module,
+    load_weights,
+    save_weights,
+)
 
 CONVERT_HINT = ("write its objective section with only the fields of its objective "
                 "(see nsvae.objectives.OBJECTIVES[name].Config)")
@@ -78,7 +86,8 @@ class Run:
 
 
 def load_run(run_dir: str | Path, device: str = "cpu") -> Run:
-    """Open a run directory: its config and its model at the last checkpoint (eval mode).
+    """Open a run directory: its config and its model at the last checkpoint (eval mode), or,
+    in a folder written by :func:`export_run` (no checkpoints), its exported weights.
 
     Raises
     ------
@@ -88,9 +97,46 @@ def load_run(run_dir: str | Path, device: str = "cpu") -> Run:
     run_dir = Path(run_dir)
     config, observation_shape = read_run_config(run_dir)
     model = build_model(config.model, num_channels=observation_shape[0])
-    tensors, state = load_latest(run_dir)
-    load_module(model, tensors, "model")
-    return Run(run_dir, config, model.to(resolve_device(device)).eval(), state["step"])
+    if not list_checkpoints(run_dir / "checkpoints") and (run_dir / WEIGHTS).is_file():
+        weights, step = load_weights(run_dir / WEIGHTS)
+        load_module(model, {f"model.{name}": value for name, value in weights.items()}, "model")
+    else:
+        tensors, state = load_latest(run_dir)
+        load_module(model, tensors, "model")
+        step = state["step"]
+    return Run(run_dir, config, model.to(resolve_device(device)).eval(), step)
+
+
+#: What :func:`export_run` copies besides the weights (those that exist).
+EXPORTED = ("config.json", "metrics.jsonl", "eval.json", "report.html", "figures")
+
+
+def export_run(run_dir: str | Path, out_dir: str | Path) -> Path:
+    """Copy a run's results and its model's weights (no optimiser state, no checkpoints, no
+    TensorBoard files) into ``out_dir``, which :func:`load_run` then opens for evaluation and
+    reports: a few MB to commit or share. Returns the weights file's path.
+
+    Raises
+    ------
+    CheckpointError
+        If the run cannot be loaded, or ``out_dir`` is the run itself or cannot be written.
+    """
+    run = load_run(run_dir)
+    out_dir = Path(out_dir)
+    if out_dir.resolve() == run.path.resolve():
+        raise CheckpointError(f"export {run.path} into another folder, not into itself")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for name in EXPORTED:
+            source, target = run.path / name, out_dir / name
+            if source.is_dir():
+                shutil.copytree(source, target, dirs_exist_ok=True)
+            elif source.is_file():
+                shutil.copy2(source, target)
+    except OSError as error:
+        raise CheckpointError(f"cannot export to {out_dir}: {one_line(error)}") from None
+    save_weights(out_dir / WEIGHTS, run.model, run.step)
+    return out_dir / WEIGHTS
 
 
 def read_run_config(run_dir: str | Path) -> tuple[Config, tuple[int, ...]]:
@@ -156,6 +202,9 @@ def resumes(run_dir: Path, resume: bool) -> bool:
             return True
         raise used
     entries = {path.name for path in run_dir.iterdir()} - {LOCK} if run_dir.is_dir() else set()
+    if WEIGHTS in entries:
+        raise CheckpointError(f"{run_dir} is an exported model (weights only, no optimiser "
+                              "state): it cannot be trained further; train a new run")
     if "config.json" in entries:
         warn(f"{run_dir} has no checkpoint (it stopped before its first one); starting it over")
         shutil.rmtree(run_dir / "tensorboard", ignore_errors=True)

@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nsvae.config import Config
-from nsvae.errors import DependencyError, TrainingError, TrainingInterrupted
+from nsvae.errors import ConfigError, DependencyError, TrainingError, TrainingInterrupted
 from nsvae.files import atomic_write, file_lock
 from nsvae.sweep.results import write_results
 from nsvae.sweep.study import Study, Trial
-from nsvae.sweep.trial import TrialSpec, is_finished, read_record, trial_directory
+from nsvae.sweep.trial import TrialSpec, is_finished, read_record, run_trial, trial_directory
 
 INSTALL_HINT = ("nsvae sweep needs Ray Tune, which is not installed: "
                 "pip install 'nsvae[sweep]' (or pip install 'ray[tune]')")
@@ -133,6 +133,43 @@ def _run_locked(study: Study, out: Path, resources: Resources,
                             f"of {results}")
     return SweepSummary(len(specs), len(specs) - len(pending), len(ended) - failed, failed,
                         time.perf_counter() - began, ray_seconds, results)
+
+
+def run_one_trial(study: Study, out: str | Path, name: str,
+                  resources: Resources | None = None) -> dict:
+    """Run the trial ``name`` of ``study`` in this process, without Ray; rewrite ``results.csv``.
+
+    For a scheduler of your own, one job per trial (a SLURM array, a GPU machine without Ray):
+    any number of them may work in one study directory at once, each trial guarded by its run
+    directory's lock. A finished trial is not run again.
+
+    Returns
+    -------
+    dict
+        The trial's record (``trial.json``).
+
+    Raises
+    ------
+    ConfigError
+        The study has no trial ``name``, or its directory holds a run with another config.
+    """
+    out = Path(out).absolute()
+    specs = [_spec(study, trial, out, resources or Resources()) for trial in study.trials]
+    spec = next((spec for spec in specs if spec.name == name), None)
+    if spec is None:
+        raise ConfigError(f"study {study.name} has no trial {name!r} (nsvae sweep FILE --out DIR "
+                          "--list names them)")
+    record = read_record(spec.directory) if is_finished(spec) else run_trial(spec)
+    with file_lock(out / ".results.lock"):
+        atomic_write(out / "study.toml", study.text.encode("utf-8"))
+        write_results(out, specs)
+    return record
+
+
+def trial_states(study: Study, out: str | Path) -> list[tuple[str, bool]]:
+    """Each trial's name and whether it is finished in ``out``."""
+    specs = [_spec(study, trial, Path(out).absolute(), Resources()) for trial in study.trials]
+    return [(spec.name, is_finished(spec)) for spec in specs]
 
 
 def trial_config(config: Config, resources: Resources) -> Config:
