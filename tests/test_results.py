@@ -1,0 +1,30 @@
+"""The committed results stay reproducible: each exported reproduction model, evaluated again,
+scores the MIG that its ``eval.json`` records (issue 13: within 0.01)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from nsvae.metrics.evaluate import evaluate_run
+from nsvae.metrics.results import read_evaluation
+
+REPRODUCTION = Path(__file__).resolve().parents[1] / "results" / "reproduction"
+EXPORTED = sorted(path.parent.name for path in REPRODUCTION.glob("*/model.safetensors"))
+
+
+def test_both_update_rules_are_committed_as_models():
+    assert EXPORTED == ["joint-update-step110000", "seed-update-step110000"]
+
+
+@pytest.mark.parametrize("name", EXPORTED)
+def test_a_committed_model_scores_its_committed_mig(name, tmp_path):
+    folder = shutil.copytree(REPRODUCTION / name, tmp_path / name)
+    stored = next(entry for entry in read_evaluation(folder / "eval.json")
+                  if entry["metric"] == "mig" and not entry["fast"])
+    again = evaluate_run(folder, metrics="mig", seed=stored["seed"], save=False)
+    assert again["step"] == 110_000
+    assert abs(again["metrics"]["mig"]["discrete_mig"] - stored["values"]["discrete_mig"]) <= 0.01
+    assert again["metrics"]["mig"]["captured_by"] == stored["values"]["captured_by"]
