@@ -3,7 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 DEMO_RUN ?= runs/demo
-DEMO_STEPS ?= 15000
+DEMO_STEPS ?= 12000
 
 .PHONY: demo docs test venv dev chromium lint clean
 
@@ -24,13 +24,14 @@ $(VENV)/.installed-dev: $(VENV)/.installed
 venv: $(VENV)/.installed
 dev: $(VENV)/.installed-dev
 
-# The main job: train a Non-Syn VAE on rendered dSprites (resumed if interrupted), score it,
-# and write its report. About 15 minutes on 2 CPU cores.
+# The main job: train a Non-Syn VAE on rendered dSprites with examples/demo.toml (resumed if
+# interrupted), score it, and write its report. About 15 minutes on 2 CPU cores.
 demo: venv
 	if [ -f $(DEMO_RUN)/config.json ]; then \
 	  $(BIN)/nsvae train --resume $(DEMO_RUN) --steps $(DEMO_STEPS) --no-figures; \
 	else \
-	  $(BIN)/nsvae train --model nonsyn --steps $(DEMO_STEPS) --run-dir $(DEMO_RUN) --no-figures; \
+	  $(BIN)/nsvae train --config examples/demo.toml --steps $(DEMO_STEPS) --run-dir $(DEMO_RUN) \
+	    --no-figures; \
 	fi
 	$(BIN)/nsvae evaluate $(DEMO_RUN) --fast
 	$(BIN)/nsvae report $(DEMO_RUN)
