@@ -32,7 +32,8 @@ machine's measured matrix-product peak, fp32 or bf16 as the variant computes, th
 seed's two-step Non-Syn update, beta-TCVAE's [B, B, d] density table...) so their cost shows
 beside the Non-Syn step.
 
-Run: ``OMP_WAIT_POLICY=PASSIVE python benchmarks/train_step.py`` (``--help`` for options). On a
+Run: ``OMP_WAIT_POLICY=PASSIVE python benchmarks/train_step.py`` (``--help`` for options;
+``--profile`` adds torch.profiler's table of the operators each nsvae step spends its time in). On a
 machine shared with other processes, OpenMP threads that spin while waiting slow every variant
 several-fold; the passive policy (set before torch loads OpenMP) lets them sleep instead.
 """
@@ -200,6 +201,16 @@ def step_flops(step) -> float:
     return counter.get_total_flops()
 
 
+def profile_table(step, steps: int, rows: int = 15) -> str:
+    """torch.profiler's table of the operators that ``steps`` calls spend their time in (self
+    CPU time, largest first): where a step's time goes."""
+    from torch.profiler import ProfilerActivity, profile
+
+    with profile(activities=[ProfilerActivity.CPU]) as profiler:
+        time_block(step, steps)
+    return profiler.key_averages().table(sort_by="self_cpu_time_total", row_limit=rows)
+
+
 def matmul_peak(dtype: torch.dtype = torch.float32, n: int = 2048, repeats: int = 5) -> float:
     """Best FLOP/s of an n x n matrix product in ``dtype`` on this machine, threads as set."""
     a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
@@ -276,6 +287,8 @@ def main() -> None:
     parser.add_argument("--blocks", type=int, default=5, help="timed blocks per variant")
     parser.add_argument("--threads", type=int, default=0, help="0: physical cores")
     parser.add_argument("--compile", action="store_true", help="also time bf16 + torch.compile")
+    parser.add_argument("--profile", action="store_true",
+                        help="also print where nsvae's fp32 and bf16 steps spend their time")
     parser.add_argument("--models", default="nonsyn",
                         help=f"comma-separated, or 'all' (fp32): {', '.join(MODELS)}")
     args = parser.parse_args()
@@ -294,6 +307,10 @@ def main() -> None:
         for name, step in steps.items():
             rates[name].append(time_block(step, args.steps))
     report(args, threads, rates, first, flops)
+    if args.profile:
+        for name in ("nsvae fp32", "nsvae bf16"):
+            print(f"\nprofile of {name}, {args.steps} steps:")
+            print(profile_table(steps[name], args.steps))
 
 
 if __name__ == "__main__":

@@ -125,3 +125,23 @@ def test_report_renders_in_headless_chromium(report, tmp_path):
     background = np.bincount(pixels.astype(np.int64).ravel()).argmax()
     assert np.mean(np.abs(pixels - background) > 30) > 0.05  # text and figures, not a blank page
     assert pixels.std() > 20
+
+
+def test_captured_factors_section_names_each_factors_latent_and_the_seed_bar():
+    from nsvae.viz.report import captured_html
+
+    nmi = np.zeros((4, 5))
+    nmi[0, 3], nmi[1, 4], nmi[2, 1], nmi[3, 0] = 0.7, 0.45, 0.6, 0.2
+    mig = {"discrete_mig": 0.3, "normalized_mi": nmi.tolist(), "captured_by": [-1, 2, -1, 0, -1],
+           "factor_names": ["shape", "scale", "orientation", "posX", "posY"]}
+    page = captured_html(mig)
+    rows = re.findall(r"<tr><td>(.*?)</td><td>(.*?)</td><td>(.*?)</td></tr>", page)
+    assert rows[1:] == [("scale", "z2", "z2: 0.600"), ("orientation", "none", "z0: 0.000"),
+                        ("posX", "z0", "z0: 0.700"), ("posY", "none", "z1: 0.450")]
+    assert rows[0][:2] == ("shape", "none")
+    assert "seed bar (MIG &gt;= 0.20 and posX, posY, scale each captured): not met" in page
+    mig.update(captured_by=[-1, 2, -1, 0, 1])
+    assert "each captured): met" in captured_html(mig)
+    two = {"normalized_mi": [[0.9, 0.0], [0.0, 0.8]], "captured_by": [0, 1],
+           "factor_names": ["x", "y"], "discrete_mig": 0.8}
+    assert "seed bar" not in captured_html(two)

@@ -230,6 +230,27 @@ def _metric_tables(metrics: Mapping) -> tuple[str, str]:
             html_table(rows(synergy), header) if synergy else "")
 
 
+def captured_html(mig: Mapping) -> str:
+    """Per factor, the latent that carries it on its own (or none) with its normalised MI, and
+    on dSprites-like data whether the seed's qualitative result is reached
+    (:func:`nsvae.metrics.mig.seed_bar`)."""
+    from nsvae.metrics.mig import SEED_BAR_FACTORS, SEED_BAR_MIG, seed_bar
+
+    nmi = mig["normalized_mi"]
+    rows = []
+    for k, (name, latent) in enumerate(zip(mig["factor_names"], mig["captured_by"],
+                                           strict=True)):
+        best = max(range(len(nmi)), key=lambda j: nmi[j][k])
+        rows.append((name, f"z{latent}" if latent >= 0 else "none",
+                     f"z{best}: {nmi[best][k]:.3f}"))
+    table = html_table(rows, ("factor", "captured by", "most informative latent: normalised MI"))
+    if not set(SEED_BAR_FACTORS) <= set(mig["factor_names"]):
+        return table
+    verdict = "met" if seed_bar(mig)["met"] else "not met"
+    return (table + f"<p class=note>seed bar (MIG &gt;= {SEED_BAR_MIG:.2f} and "
+            f"{', '.join(SEED_BAR_FACTORS)} each captured): {verdict}</p>")
+
+
 def _evaluation_note(entries: list[dict]) -> str:
     """Where the metric table comes from: steps, representations, seeds, suites."""
     def seen(key):
@@ -276,6 +297,9 @@ def render_html(name: str, step: int, config: Mapping, versions: Mapping,
         note = f"<p class=note>{html.escape(_evaluation_note(evaluation['entries']))}</p>"
         if metrics:
             sections.append(("metrics", "Disentanglement metrics", note + metrics))
+        mig = evaluation["metrics"].get("mig", {})
+        if "factor_names" in mig:
+            sections.append(("captured", "Captured factors", captured_html(mig)))
         if synergy:
             sections.append(("synergy", "Synergy", synergy))
     else:
