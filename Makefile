@@ -25,7 +25,7 @@ venv: $(VENV)/.installed
 dev: $(VENV)/.installed-dev
 
 # The main job: train a Non-Syn VAE on rendered dSprites with examples/demo.toml (resumed if
-# interrupted), score it, and write its report. About 15 minutes on 2 CPU cores.
+# interrupted), score it, and write its report. About 18 minutes on 2 CPU cores.
 demo: venv
 	if [ -f $(DEMO_RUN)/config.json ]; then \
 	  $(BIN)/nsvae train --resume $(DEMO_RUN) --steps $(DEMO_STEPS) --no-figures; \

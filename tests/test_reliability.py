@@ -300,12 +300,20 @@ def test_report_shows_progress_and_survives_a_corrupt_eval_json(trained, capsys)
 
 def test_an_exported_run_scores_as_the_run_and_cannot_be_resumed(trained, tmp_path, capsys):
     assert main(["evaluate", str(trained), "--metrics", "mig"]) == 0
+    capsys.readouterr()
     out = tmp_path / "exported"
+    assert main(["export", str(trained), str(trained)]) == 4
+    assert "not into itself" in one_error_line(capsys)
+    (tmp_path / "taken").mkdir()
+    (tmp_path / "taken" / "notes.txt").write_text("mine")
+    assert main(["export", str(trained), str(tmp_path / "taken")]) == 4
+    assert "exists and is not empty" in one_error_line(capsys)
     assert main(["export", str(trained), str(out)]) == 0
     assert capsys.readouterr().out.strip().endswith(f"written: {out / 'model.safetensors'}")
     kept = {"config.json", "eval.json", "figures", "metrics.jsonl", "report.html"}
     assert {p.name for p in out.iterdir()} == \
         {p.name for p in trained.iterdir() if p.name in kept} | {"model.safetensors"}
+    capsys.readouterr()
     original, exported = load_run(trained), load_run(out)
     assert exported.step == original.step
     for name, value in original.model.state_dict().items():
@@ -314,11 +322,13 @@ def test_an_exported_run_scores_as_the_run_and_cannot_be_resumed(trained, tmp_pa
               for path in (trained, out)]
     assert scores[0] == scores[1]
 
+    assert main(["report", str(out), "--num-samples", "64"]) == 0  # figures from the weights
+    assert (out / "report.html").is_file()
+    capsys.readouterr()
+
     assert main(["train", "--resume", str(out), "--no-progress"]) == 4
     assert "is an exported model" in one_error_line(capsys)
     assert (out / "metrics.jsonl").read_bytes() == (trained / "metrics.jsonl").read_bytes()
     (out / "model.safetensors").write_bytes(b"not safetensors")
     assert main(["evaluate", str(out), "--metrics", "mig"]) == 4
     assert "corrupt weights file" in one_error_line(capsys)
-    assert main(["export", str(out), str(out)]) == 4
-    assert one_error_line(capsys)

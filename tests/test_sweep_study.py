@@ -247,3 +247,33 @@ def test_one_trial_runs_without_ray_and_a_finished_one_is_not_run_again(
     assert main(["sweep", str(path), "--out", str(out), "--trial", "nope"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "has no trial 'nope'" in err
+
+
+def test_one_trial_refuses_a_running_copy_and_exits_with_the_trials_own_code(
+        tmp_path, monkeypatch, capsys, squares_npz):
+    from nsvae.errors import DataError, RunLockedError
+    from nsvae.files import file_lock
+
+    monkeypatch.setitem(sys.modules, "ray", None)
+    path = tmp_path / "study.toml"
+    path.write_text('[base.data]\nname = "array"\npath = "missing.npz"\n'
+                    '[[grid]]\n"objective.name" = "vae"\n')
+    out = tmp_path / "out"
+    (out / "trials").mkdir(parents=True)
+    with file_lock(out / "trials" / ".vae-seed=0.lock"):  # the same trial in another process
+        code = main(["sweep", str(path), "--out", str(out), "--trial", "vae-seed=0"])
+    assert code == RunLockedError.exit_code
+    assert "trial vae-seed=0 is running in another process" in capsys.readouterr().err
+    assert not (out / "trials" / "vae-seed=0").exists()  # nothing touched
+
+    with file_lock(out / ".lock"):  # a Ray sweep in this directory
+        code = main(["sweep", str(path), "--out", str(out), "--trial", "vae-seed=0"])
+    assert code == RunLockedError.exit_code and "in use by a Ray sweep" in capsys.readouterr().err
+
+    code = main(["sweep", str(path), "--out", str(out), "--trial", "vae-seed=0"])
+    err = capsys.readouterr().err
+    assert code == DataError.exit_code and err.count("\n") == 1  # the trial's own error
+    assert "trial vae-seed=0 failed: no array dataset file" in err
+
+    assert main(["sweep", str(path), "--out", str(out), "--list", "--trial", "x"]) == 2
+    assert "not both" in capsys.readouterr().err

@@ -266,7 +266,7 @@ def _train_defaults(command) -> None:
         if param.name in FLAG_KEYS and "(default " not in (param.help or ""):
             section, key = FLAG_KEYS[param.name]
             value = defaults[section].get(key)
-            if value is not None:
+            if value not in (None, ""):
                 param.help = f"{param.help} (default {value})"
 
 
@@ -370,17 +370,15 @@ def _print_metrics(metrics: dict) -> None:
 
 def _print_captured(mig: dict) -> None:
     """Which latent carries each factor on its own and, on dSprites-like data, the seed bar."""
-    from nsvae.metrics.mig import SEED_BAR_FACTORS, SEED_BAR_MIG, seed_bar
+    from nsvae.metrics.mig import seed_bar_line
 
-    latent = dict(zip(mig["factor_names"], mig["captured_by"], strict=True))
-    captured = [f"{name} by z{j}" for name, j in latent.items() if j >= 0]
-    loose = [name for name, j in latent.items() if j < 0]
+    latent_of = dict(zip(mig["factor_names"], mig["captured_by"], strict=True))
+    captured = [f"{name} by z{j}" for name, j in latent_of.items() if j >= 0]
+    uncaptured = [name for name, j in latent_of.items() if j < 0]
     typer.echo(f"captured factors: {', '.join(captured) or 'none'}"
-               + (f" (not captured: {', '.join(loose)})" if loose else ""))
-    if set(SEED_BAR_FACTORS) <= set(latent):
-        verdict = "met" if seed_bar(mig)["met"] else "not met"
-        typer.echo(f"seed bar (MIG >= {SEED_BAR_MIG:.2f} and {', '.join(SEED_BAR_FACTORS)} each "
-                   f"captured): {verdict}")
+               + (f" (not captured: {', '.join(uncaptured)})" if uncaptured else ""))
+    if (verdict := seed_bar_line(mig)) is not None:
+        typer.echo(verdict)
 
 
 def _failures(failed: dict) -> NsvaeError:
@@ -468,9 +466,17 @@ def sweep_command(
     list_trials: Annotated[bool, _flag(
         "--list", "Print each trial's name and whether it is finished; run nothing.")] = False,
 ) -> None:
-    """Run every trial of STUDY_FILE with Ray Tune; rerun to resume (finished trials are kept)."""
+    """Run every trial of STUDY_FILE with Ray Tune; rerun to resume (finished trials are kept).
+
+    With --trial NAME, run that one trial here without Ray (--address, --cpus and
+    --max-concurrent do not apply); the command exits with the trial's own error code.
+    """
     from nsvae.sweep import Resources, load_study, run_one_trial, run_sweep, trial_states
 
+    if list_trials and trial is not None:
+        from nsvae.errors import ConfigError
+
+        raise ConfigError("--list runs nothing: give --list or --trial NAME, not both")
     study = load_study(study_file)
     resources = Resources(address, cpus, cpus_per_trial, gpus_per_trial, max_concurrent)
     if list_trials:
@@ -482,7 +488,9 @@ def sweep_command(
         if record["status"] != "done":
             from nsvae.errors import TrainingError
 
-            raise TrainingError(f"trial {trial} failed: {record['error']}")
+            failure = TrainingError(f"trial {trial} failed: {record['error']}")
+            failure.exit_code = record.get("exit_code", failure.exit_code)  # e.g. 143: requeue
+            raise failure
         typer.echo(f"trial {trial}: done at step {record['step']}; results: "
                    f"{out / 'results.csv'}")
         return

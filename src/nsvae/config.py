@@ -82,11 +82,10 @@ def _device(key: str, value: str) -> None:
 class TrainConfig:
     """Optimisation, logging and checkpointing of the training loop.
 
-    ``threads=0`` lets the trainer pick all physical cores; ``eval_every=0`` disables evaluation
-    during training, which runs the comma-separated ``eval_metrics`` (default: every metric) at
-    their fast sample counts. ``precision`` is ``"fp32"`` or ``"bf16"`` (autocast of the
-    convolutions and products, :mod:`nsvae.precision`; evaluation encodes at the same
-    precision); ``compile``
+    ``threads=0`` lets the trainer pick all physical cores. Every ``eval_every`` steps (0: never)
+    the comma-separated ``eval_metrics`` (default: every metric) are scored at their fast sample
+    counts. ``precision`` is ``"fp32"`` or ``"bf16"`` (autocast of the convolutions and
+    products, :mod:`nsvae.precision`; evaluation encodes at the same precision); ``compile``
     compiles the model's forward pass with :func:`torch.compile` (its first step, which pays the
     compilation, is timed and logged as ``compile_s``). Fields marked resumable may change when a
     run is resumed: none of them changes what a step computes.

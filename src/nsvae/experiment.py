@@ -18,7 +18,7 @@ import torch
 from nsvae.config import Config
 from nsvae.data import build_data
 from nsvae.data.ground_truth import GroundTruthData
-from nsvae.metrics.evaluate import check_metric_names, evaluate_model, evaluate_run
+from nsvae.metrics.evaluate import evaluate_model, evaluate_run, resolve_metric_names
 from nsvae.rundir import Run, read_run_config
 from nsvae.train import train
 from nsvae.viz.report import write_report
@@ -123,7 +123,7 @@ def fast_evaluation(data: GroundTruthData, config: Config):
     params = config.objective.evaluation_params()
     metrics = config.train.eval_metrics or None
     if config.train.eval_every and metrics is not None:
-        check_metric_names(metrics, data)
+        resolve_metric_names(metrics, data)
 
     def on_eval(model: torch.nn.Module, step: int) -> dict:
         return evaluate_model(model, data, metrics, fast=True, seed=config.train.seed,

@@ -158,7 +158,7 @@ def evaluate_model(
         raise MetricError(f"cannot evaluate a {kind}: expected a model with encode()")
     if representation not in REPRESENTATIONS:
         raise MetricError(f"unknown representation {representation!r} (choose from: mean, sampled)")
-    names = check_metric_names(metrics, data)
+    names = resolve_metric_names(metrics, data)
     with MetricInputs(model, data, representation, seed, precision, cache, bar) as inputs:
         result = _run_suite(METRICS, names, lambda name: inputs(METRICS[name]), seed, fast,
                             params, progress)
@@ -245,9 +245,20 @@ def load_codes(path) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     return arrays["factors"], arrays["codes"], arrays.get("factor_sizes")
 
 
-def check_metric_names(metrics, data) -> list[str]:
-    """The metric names of ``metrics`` (a list or a comma-separated string) that ``data`` can
-    score, as :func:`evaluate_model` would run them.
+def resolve_metric_names(metrics, data) -> list[str]:
+    """The metric names that :func:`evaluate_model` would run on ``data``.
+
+    Parameters
+    ----------
+    metrics : list of str, str or None
+        Names, or one comma-separated string; None: every metric (those without factors on
+        data that has none).
+    data : GroundTruthData
+        The data to score.
+
+    Returns
+    -------
+    list of str
 
     Raises
     ------

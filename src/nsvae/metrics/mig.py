@@ -182,6 +182,16 @@ def seed_bar(mig_result: dict, min_mig: float = SEED_BAR_MIG,
             "missing": missing}
 
 
+def seed_bar_line(mig_result: dict) -> str | None:
+    """The one-line verdict of :func:`seed_bar` that ``nsvae evaluate`` and the report print, or
+    None when the data lacks one of :data:`SEED_BAR_FACTORS` (the bar is about dSprites)."""
+    if not set(SEED_BAR_FACTORS) <= set(mig_result.get("factor_names") or ()):
+        return None
+    verdict = "met" if seed_bar(mig_result)["met"] else "not met"
+    return (f"seed bar (MIG >= {SEED_BAR_MIG:.2f} and {', '.join(SEED_BAR_FACTORS)} each "
+            f"captured): {verdict}")
+
+
 @metric(fast={"num_points": 2_000, "num_samples": 2_000}, input="encoder")
 def mig_chen(
     data,

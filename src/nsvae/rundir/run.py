@@ -45,7 +45,8 @@ COLLAPSED_KL = 0.01  # nats: a latent whose KL stays below this carries no infor
 
 @dataclass
 class Run:
-    """A training run on disk, with its model at the last checkpoint.
+    """A training run on disk, with its model at the last checkpoint (or, in an exported
+    folder, its exported weights).
 
     Attributes
     ----------
@@ -119,12 +120,15 @@ def export_run(run_dir: str | Path, out_dir: str | Path) -> Path:
     Raises
     ------
     CheckpointError
-        If the run cannot be loaded, or ``out_dir`` is the run itself or cannot be written.
+        If the run cannot be loaded, or ``out_dir`` is the run itself, is not empty, or cannot
+        be written.
     """
     run = load_run(run_dir)
     out_dir = Path(out_dir)
     if out_dir.resolve() == run.path.resolve():
         raise CheckpointError(f"export {run.path} into another folder, not into itself")
+    if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
+        raise CheckpointError(f"{out_dir} exists and is not empty; export into a new folder")
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
         for name in EXPORTED:

@@ -18,7 +18,7 @@ from typing import Any
 
 from nsvae.config import Config
 from nsvae.errors import CheckpointError
-from nsvae.files import atomic_path, read_json
+from nsvae.files import atomic_path, file_lock, read_json
 from nsvae.sweep.trial import TrialSpec, has_checkpoint, read_record
 
 HEAD = ("name", "setting", "status", "objective.name")
@@ -54,12 +54,14 @@ def trial_row(spec: TrialSpec) -> dict[str, Any]:
     return row
 
 
-def recorded_specs(out: str | Path) -> list[TrialSpec]:
-    """Specs of the trials under ``out/trials`` that have a record (for rows of trials that a
-    changed study file no longer lists)."""
-    specs = []
+def recorded_specs(out: str | Path, skip: Iterable[str] = ()) -> list[TrialSpec]:
+    """Specs of the trials under ``out/trials`` that have a record and a run (for rows of trials
+    that a changed study file no longer lists), but those named in ``skip``."""
+    specs, skip = [], set(skip)
     for record_path in sorted((Path(out) / "trials").glob("*/trial.json")):
         record = read_json(record_path)
+        if record["name"] in skip or not (record_path.parent / "config.json").is_file():
+            continue  # listed by the study, or failed before its run began
         config = read_json(record_path.parent / "config.json")["config"]
         specs.append(TrialSpec(record["name"], record["setting"], str(record_path.parent),
                                config, record["swept"], record["seed"]))
@@ -69,9 +71,7 @@ def recorded_specs(out: str | Path) -> list[TrialSpec]:
 def result_rows(out: str | Path, specs: Iterable[TrialSpec]) -> list[dict[str, Any]]:
     """Rows of ``specs``, then of the recorded trials not among them."""
     specs = list(specs)
-    listed = {spec.name for spec in specs}
-    others = [spec for spec in recorded_specs(out) if spec.name not in listed]
-    return [trial_row(spec) for spec in specs + others]
+    return [trial_row(spec) for spec in specs + recorded_specs(out, {s.name for s in specs})]
 
 
 def write_results(out: str | Path, specs: Iterable[TrialSpec]) -> Path:
@@ -82,11 +82,12 @@ def write_results(out: str | Path, specs: Iterable[TrialSpec]) -> Path:
     rows = result_rows(out, specs)
     frame = pd.DataFrame(rows, columns=_columns(rows))
     path = Path(out) / "results.csv"
-    with atomic_path(path) as temporary:
-        frame.to_csv(temporary, index=False)
-    if _has_pyarrow():
-        with atomic_path(path.with_suffix(".parquet")) as temporary:
-            frame.to_parquet(temporary, index=False)
+    with file_lock(Path(out) / ".results.lock"):  # a Ray sweep and --trial jobs may all write
+        with atomic_path(path) as temporary:
+            frame.to_csv(temporary, index=False)
+        if _has_pyarrow():
+            with atomic_path(path.with_suffix(".parquet")) as temporary:
+                frame.to_parquet(temporary, index=False)
     return path
 
 

@@ -18,7 +18,7 @@ from nsvae.config import Config
 from nsvae.errors import ConfigError, DependencyError, TrainingError, TrainingInterrupted
 from nsvae.files import atomic_write, file_lock
 from nsvae.sweep.results import write_results
-from nsvae.sweep.study import Study, Trial
+from nsvae.sweep.study import Study
 from nsvae.sweep.trial import TrialSpec, is_finished, read_record, run_trial, trial_directory
 
 INSTALL_HINT = ("nsvae sweep needs Ray Tune, which is not installed: "
@@ -113,7 +113,7 @@ def _run_locked(study: Study, out: Path, resources: Resources,
                 say: Callable[[str], None]) -> SweepSummary:
     """:func:`run_sweep` holding the study directory's lock."""
     began = time.perf_counter()
-    specs = [_spec(study, trial, out, resources) for trial in study.trials]
+    specs = _specs(study, out, resources)
     pending = [spec for spec in specs if not is_finished(spec)]
     atomic_write(out / "study.toml", study.text.encode("utf-8"))
     results = write_results(out, specs)
@@ -152,15 +152,21 @@ def run_one_trial(study: Study, out: str | Path, name: str,
     ------
     ConfigError
         The study has no trial ``name``, or its directory holds a run with another config.
+    RunLockedError
+        A Ray sweep is running in ``out``, or this trial is running in another process.
     """
     out = Path(out).absolute()
-    specs = [_spec(study, trial, out, resources or Resources()) for trial in study.trials]
+    specs = _specs(study, out, resources or Resources())
     spec = next((spec for spec in specs if spec.name == name), None)
     if spec is None:
         raise ConfigError(f"study {study.name} has no trial {name!r} (nsvae sweep FILE --out DIR "
                           "--list names them)")
-    record = read_record(spec.directory) if is_finished(spec) else run_trial(spec)
-    with file_lock(out / ".results.lock"):
+    (out / "trials").mkdir(parents=True, exist_ok=True)
+    sweep_busy = f"{out} is in use by a Ray sweep (pid {{pid}}); wait for it or use another --out"
+    trial_busy = f"trial {name} is running in another process (pid {{pid}})"
+    with file_lock(out / ".lock", exclusive=False, wait=False, busy=sweep_busy), \
+            file_lock(out / "trials" / f".{name}.lock", wait=False, busy=trial_busy):
+        record = read_record(spec.directory) if is_finished(spec) else run_trial(spec)
         atomic_write(out / "study.toml", study.text.encode("utf-8"))
         write_results(out, specs)
     return record
@@ -168,8 +174,8 @@ def run_one_trial(study: Study, out: str | Path, name: str,
 
 def trial_states(study: Study, out: str | Path) -> list[tuple[str, bool]]:
     """Each trial's name and whether it is finished in ``out``."""
-    specs = [_spec(study, trial, Path(out).absolute(), Resources()) for trial in study.trials]
-    return [(spec.name, is_finished(spec)) for spec in specs]
+    return [(spec.name, is_finished(spec))
+            for spec in _specs(study, Path(out).absolute(), Resources())]
 
 
 def trial_config(config: Config, resources: Resources) -> Config:
@@ -183,9 +189,10 @@ def trial_config(config: Config, resources: Resources) -> Config:
     return config.updated({"train": train})
 
 
-def _spec(study: Study, trial: Trial, out: Path, resources: Resources) -> TrialSpec:
-    return TrialSpec.of(study, trial, trial_directory(out, trial.name),
-                        trial_config(trial.config, resources))
+def _specs(study: Study, out: Path, resources: Resources) -> list[TrialSpec]:
+    """The spec of every trial of ``study`` in ``out/trials/``, on ``resources``."""
+    return [TrialSpec.of(study, trial, trial_directory(out, trial.name),
+                         trial_config(trial.config, resources)) for trial in study.trials]
 
 
 def _run_on_ray(pending, specs, out, resources, say) -> float:

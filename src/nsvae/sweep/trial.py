@@ -4,7 +4,8 @@ A trial's directory is an ordinary run directory (:mod:`nsvae.rundir`) plus ``tr
 written when the trial ends::
 
     {"name", "setting", "status": "done" | "failed", "step", "seed", "swept", "resumed",
-     "evaluation": {"metrics", "fast"}, "seconds": {"train", "evaluate", "report"}, "error"}
+     "evaluation": {"metrics", "fast"}, "seconds": {"train", "evaluate", "report"}, "error",
+     "exit_code" (a failed trial's: the command line's code for its error)}
 
 A trial is finished when its record says done at the study's step count with the study's
 metrics; otherwise it resumes from its last checkpoint (nsvae's own resume, so a resumed trial
@@ -27,6 +28,7 @@ from nsvae.rundir.run import training_config
 from nsvae.sweep.study import Study, Trial
 
 RECORD = "trial.json"
+INTERNAL_ERROR = 70  # the exit code of an unexpected error, as the command line's
 
 
 @dataclass
@@ -124,10 +126,11 @@ def run_trial(spec: TrialSpec) -> dict:
         experiment = run_experiment(Config.from_dict(spec.config), directory, resume=resume,
                                     fast=spec.fast, metrics=spec.metrics, report=spec.report)
     except NsvaeError as error:
-        record.update(status="failed", error=one_line(error), step=None, seconds={})
+        record.update(status="failed", error=one_line(error), exit_code=error.exit_code,
+                      step=None, seconds={})
     except Exception as error:  # a trial's bug must not stop the study: record it
         record.update(status="failed", error=f"{type(error).__name__}: {one_line(error)}",
-                      step=None, seconds={})
+                      exit_code=INTERNAL_ERROR, step=None, seconds={})
     else:
         record.update(status="done", error=None, step=experiment.run.step,
                       seconds=experiment.seconds)
