@@ -95,6 +95,8 @@ def test_setting_names_use_the_field_unless_two_sections_share_it():
     ("[[grid]]\n", "grid block 1 is empty"),
     ("[study]\nmetrics = [\"mig\", \"migg\"]\n[[grid]]\n\"objective.alpha\" = 1.0\n",
      "unknown metric 'migg' in study.metrics"),
+    ("[base.train]\neval_metrics = \"mig,migg\"\n[[grid]]\n\"objective.alpha\" = 1.0\n",
+     "train.eval_metrics: unknown metric migg"),
     ("[study]\nmetrics = \"fastest\"\n[[grid]]\n\"objective.alpha\" = 1.0\n",
      "study.metrics must be 'fast', 'full' or a list"),
     ("[study]\nseeds = [0, 0]\n[[grid]]\n\"objective.alpha\" = 1.0\n", "study.seeds must be"),

@@ -223,7 +223,7 @@ def evaluate_codes(
             raise MetricError(f"{len(factor_sizes)} factor sizes for {factors.shape[1]} factors")
         if np.any(factors < 0) or np.any(factors >= np.asarray(factor_sizes)):
             raise MetricError(f"factor labels out of range for factor sizes {factor_sizes}")
-    names = _names(metrics, CODE_METRICS)
+    names = metric_names(metrics, CODE_METRICS)
     result = _run_suite(CODE_METRICS, names, lambda name: (factors, codes), seed, False, params,
                         progress)
     result.update(num_points=len(codes), factor_sizes=factor_sizes)
@@ -265,7 +265,7 @@ def resolve_metric_names(metrics, data) -> list[str]:
     MetricError
         An unknown name, or one that needs ground-truth factors ``data`` does not have.
     """
-    names = _names(metrics, METRICS)
+    names = metric_names(metrics)
     return names if data.has_factors else _factor_free(names, metrics is None)
 
 
@@ -280,7 +280,15 @@ def _factor_free(names: list[str], default: bool) -> list[str]:
     return [name for name in names if name not in needing]
 
 
-def _names(metrics, suite: dict) -> list[str]:
+def metric_names(metrics, suite: dict = METRICS) -> list[str]:
+    """The names of ``metrics`` (a list, a comma-separated string, or None for all of
+    ``suite``).
+
+    Raises
+    ------
+    MetricError
+        An empty list, or a name that ``suite`` does not hold.
+    """
     if metrics is None:
         return list(suite)
     names = [m.strip() for m in metrics.split(",")] if isinstance(metrics, str) else list(metrics)

@@ -32,8 +32,9 @@ from pathlib import Path
 from typing import Any
 
 from nsvae.config import Config, absolute_data_paths, read_toml, split_key
-from nsvae.errors import ConfigError
+from nsvae.errors import ConfigError, MetricError
 from nsvae.metrics import METRICS
+from nsvae.metrics.evaluate import metric_names
 
 STUDY_KEYS = ("name", "seeds", "metrics", "fast", "report")
 SUITES = ("fast", "full")
@@ -136,6 +137,8 @@ def _parse(tables: Mapping[str, Any], default_name: str, text: str) -> Study:
     trials = [trial for number, block in enumerate(blocks, 1)
               for trial in _block_trials(base, block, number, seeds, swept_keys)]
     _unique_names(trials)
+    for trial, _ in trials:
+        _eval_metrics(trial.config.train.eval_metrics)
     return Study(name, metrics, fast, report, tuple(t for t, _ in trials), swept_keys, text)
 
 
@@ -265,6 +268,15 @@ def _text(value: Any) -> str:
     if isinstance(value, list | tuple):
         return "_".join(map(_text, value))
     return str(value)
+
+
+def _eval_metrics(value: str) -> None:
+    """A trial's ``train.eval_metrics`` names known metrics (checked before anything trains)."""
+    if value:
+        try:
+            metric_names(value)
+        except MetricError as error:
+            raise ConfigError(f"train.eval_metrics: {error}") from None
 
 
 def _unique_names(trials: list[tuple[Trial, int]]) -> None:
