@@ -230,7 +230,7 @@ def test_one_trial_runs_without_ray_and_a_finished_one_is_not_run_again(
     out = tmp_path / "out"
     assert main(["sweep", str(path), "--out", str(out), "--list"]) == 0
     listed = [line.split("\t") for line in capsys.readouterr().out.splitlines()]
-    assert [state for _, state in listed] == ["to run", "to run"]
+    assert [state for _, state in listed] == ["pending", "pending"]
     first, second = (name for name, _ in listed)
 
     assert main(["sweep", str(path), "--out", str(out), "--trial", first]) == 0
@@ -244,7 +244,7 @@ def test_one_trial_runs_without_ray_and_a_finished_one_is_not_run_again(
     assert (out / "trials" / first / "trial.json").read_bytes() == record
     capsys.readouterr()
     assert main(["sweep", str(path), "--out", str(out), "--list"]) == 0
-    assert capsys.readouterr().out.splitlines() == [f"{first}\tfinished", f"{second}\tto run"]
+    assert capsys.readouterr().out.splitlines() == [f"{first}\tfinished", f"{second}\tpending"]
 
     assert main(["sweep", str(path), "--out", str(out), "--trial", "nope"]) == 2
     err = capsys.readouterr().err
@@ -276,6 +276,8 @@ def test_one_trial_refuses_a_running_copy_and_exits_with_the_trials_own_code(
     err = capsys.readouterr().err
     assert code == DataError.exit_code and err.count("\n") == 1  # the trial's own error
     assert "trial vae-seed=0 failed: no array dataset file" in err
+    assert main(["sweep", str(path), "--out", str(out), "--list"]) == 0
+    assert capsys.readouterr().out == "vae-seed=0\tfailed\n"
 
     assert main(["sweep", str(path), "--out", str(out), "--list", "--trial", "x"]) == 2
     assert "not both" in capsys.readouterr().err

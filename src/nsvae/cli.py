@@ -464,7 +464,8 @@ def sweep_command(
         "--trial", "Run only this trial, here, without Ray (one job per trial for a scheduler "
         "of your own); results.csv is updated.")] = None,
     list_trials: Annotated[bool, _flag(
-        "--list", "Print each trial's name and whether it is finished; run nothing.")] = False,
+        "--list", "Print each trial's name and state (finished, pending, unfinished, failed); "
+        "run nothing.")] = False,
 ) -> None:
     """Run every trial of STUDY_FILE with Ray Tune; rerun to resume (finished trials are kept).
 
@@ -480,8 +481,8 @@ def sweep_command(
     study = load_study(study_file)
     resources = Resources(address, cpus, cpus_per_trial, gpus_per_trial, max_concurrent)
     if list_trials:
-        for name, finished in trial_states(study, out):
-            typer.echo(f"{name}\t{'finished' if finished else 'to run'}")
+        for name, state in trial_states(study, out):
+            typer.echo(f"{name}\t{state}")
         return
     if trial is not None:
         record = run_one_trial(study, out, trial, resources)

@@ -181,12 +181,16 @@ def load_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
         tensors = safetensors.torch.load(blob)
     except Exception as error:  # safetensors raises its own error types on malformed files
         raise CheckpointError(f"corrupt checkpoint {tensors_path}: {one_line(error)}") from None
-    bad = next((key for key, value in tensors.items()
-                if value.is_floating_point() and not torch.isfinite(value).all()), None)
-    if bad is not None:
+    if (bad := first_nonfinite(tensors)) is not None:
         raise CheckpointError(f"corrupt checkpoint {tensors_path}: {bad} holds NaN or infinite "
                               "values")
     return tensors, state
+
+
+def first_nonfinite(tensors: dict[str, torch.Tensor]) -> str | None:
+    """The name of the first floating-point tensor holding NaN or infinity, or None."""
+    return next((key for key, value in tensors.items()
+                 if value.is_floating_point() and not torch.isfinite(value).all()), None)
 
 
 WEIGHTS = "model.safetensors"
@@ -212,19 +216,16 @@ def load_weights(path: Path) -> tuple[dict[str, torch.Tensor], int]:
     """
     path = Path(path)
     try:
-        blob = path.read_bytes()
-        tensors = safetensors.torch.load(blob)
         with safetensors.safe_open(path, framework="pt") as opened:
             metadata = opened.metadata() or {}
+            tensors = {name: opened.get_tensor(name) for name in opened.keys()}  # noqa: SIM118
     except OSError as error:
-        raise CheckpointError(f"cannot read {path}: {error.strerror}") from None
+        raise CheckpointError(f"cannot read {path}: {error.strerror or one_line(error)}") from None
     except Exception as error:  # safetensors raises its own error types on malformed files
         raise CheckpointError(f"corrupt weights file {path}: {one_line(error)}") from None
     if metadata.get("format") != "nsvae-weights" or not metadata.get("step", "").isdigit():
         raise CheckpointError(f"{path} is not an nsvae weights file (nsvae export writes them)")
-    bad = next((key for key, value in tensors.items()
-                if value.is_floating_point() and not torch.isfinite(value).all()), None)
-    if bad is not None:
+    if (bad := first_nonfinite(tensors)) is not None:
         raise CheckpointError(f"corrupt weights file {path}: {bad} holds NaN or infinite values")
     return tensors, int(metadata["step"])
 

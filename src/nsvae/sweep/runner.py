@@ -17,7 +17,7 @@ from pathlib import Path
 from nsvae.config import Config
 from nsvae.errors import ConfigError, DependencyError, TrainingError, TrainingInterrupted
 from nsvae.files import atomic_write, file_lock
-from nsvae.sweep.results import write_results
+from nsvae.sweep.results import trial_row, write_results
 from nsvae.sweep.study import Study
 from nsvae.sweep.trial import TrialSpec, is_finished, read_record, run_trial, trial_directory
 
@@ -172,10 +172,15 @@ def run_one_trial(study: Study, out: str | Path, name: str,
     return record
 
 
-def trial_states(study: Study, out: str | Path) -> list[tuple[str, bool]]:
-    """Each trial's name and whether it is finished in ``out``."""
-    return [(spec.name, is_finished(spec))
-            for spec in _specs(study, Path(out).absolute(), Resources())]
+def trial_states(study: Study, out: str | Path) -> list[tuple[str, str]]:
+    """Each trial's name and state in ``out``: ``finished``, or its ``results.csv`` status
+    (``pending``, ``unfinished`` with a checkpoint, ``failed``), or ``to extend`` (done, but
+    with fewer steps or other metrics than the study now asks)."""
+    states = []
+    for spec in _specs(study, Path(out).absolute(), Resources()):
+        status = "finished" if is_finished(spec) else trial_row(spec)["status"]
+        states.append((spec.name, "to extend" if status == "done" else status))
+    return states
 
 
 def trial_config(config: Config, resources: Resources) -> Config:
