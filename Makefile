@@ -3,7 +3,9 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 DEMO_RUN ?= runs/demo
-DEMO_STEPS ?= 12000
+DEMO_STEPS ?=
+# examples/demo.toml sets the steps; DEMO_STEPS=N overrides them (a quick check: DEMO_STEPS=100)
+STEPS_FLAG = $(if $(DEMO_STEPS),--steps $(DEMO_STEPS))
 
 .PHONY: demo docs test venv dev chromium lint clean
 
@@ -28,9 +30,9 @@ dev: $(VENV)/.installed-dev
 # interrupted), score it, and write its report. About 18 minutes on 2 CPU cores.
 demo: venv
 	if [ -f $(DEMO_RUN)/config.json ]; then \
-	  $(BIN)/nsvae train --resume $(DEMO_RUN) --steps $(DEMO_STEPS) --no-figures; \
+	  $(BIN)/nsvae train --resume $(DEMO_RUN) $(STEPS_FLAG) --no-figures; \
 	else \
-	  $(BIN)/nsvae train --config examples/demo.toml --steps $(DEMO_STEPS) --run-dir $(DEMO_RUN) \
+	  $(BIN)/nsvae train --config examples/demo.toml $(STEPS_FLAG) --run-dir $(DEMO_RUN) \
 	    --no-figures; \
 	fi
 	$(BIN)/nsvae evaluate $(DEMO_RUN) --fast

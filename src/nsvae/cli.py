@@ -370,9 +370,9 @@ def _print_metrics(metrics: dict) -> None:
 
 def _print_captured(mig: dict) -> None:
     """Which latent carries each factor on its own and, on dSprites-like data, the seed bar."""
-    from nsvae.metrics.mig import seed_bar_line
+    from nsvae.metrics.mig import captured_by_name, seed_bar_line
 
-    latent_of = dict(zip(mig["factor_names"], mig["captured_by"], strict=True))
+    latent_of = captured_by_name(mig)
     captured = [f"{name} by z{j}" for name, j in latent_of.items() if j >= 0]
     uncaptured = [name for name, j in latent_of.items() if j < 0]
     typer.echo(f"captured factors: {', '.join(captured) or 'none'}"

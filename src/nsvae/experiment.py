@@ -121,12 +121,11 @@ def fast_evaluation(data: GroundTruthData, config: Config):
         one this data cannot score: before training starts, not at the first evaluation.
     """
     params = config.objective.evaluation_params()
-    metrics = config.train.eval_metrics or None
-    if config.train.eval_every and metrics is not None:
-        resolve_metric_names(metrics, data)
+    names = (resolve_metric_names(config.train.eval_metrics or None, data)
+             if config.train.eval_every else None)
 
     def on_eval(model: torch.nn.Module, step: int) -> dict:
-        return evaluate_model(model, data, metrics, fast=True, seed=config.train.seed,
+        return evaluate_model(model, data, names, fast=True, seed=config.train.seed,
                               params=params, precision=config.train.precision,
                               bar=False)["metrics"]
 

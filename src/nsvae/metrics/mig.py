@@ -138,6 +138,11 @@ SEED_BAR_MIG = 0.20
 SEED_BAR_FACTORS = ("posX", "posY", "scale")
 
 
+def captured_by_name(mig_result: dict) -> dict[str, int]:
+    """``{factor name: the latent that captures it, or -1}`` of a :func:`mig` result."""
+    return dict(zip(mig_result["factor_names"], mig_result["captured_by"], strict=True))
+
+
 def seed_bar(mig_result: dict, min_mig: float = SEED_BAR_MIG,
              factors: tuple[str, ...] = SEED_BAR_FACTORS) -> dict:
     """Whether a model shows the seed paper's qualitative result on dSprites.
@@ -174,8 +179,7 @@ def seed_bar(mig_result: dict, min_mig: float = SEED_BAR_MIG,
     if unknown:
         raise MetricError(f"the data has no factor {', '.join(unknown)} (its factors: "
                           f"{', '.join(names)})")
-    captured = {name: latent for name, latent in zip(names, mig_result["captured_by"], strict=True)
-                if latent >= 0}
+    captured = {name: j for name, j in captured_by_name(mig_result).items() if j >= 0}
     missing = [name for name in factors if name not in captured]
     mig = float(mig_result["discrete_mig"])
     return {"met": mig >= min_mig and not missing, "mig": mig, "captured": captured,

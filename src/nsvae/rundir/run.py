@@ -134,7 +134,7 @@ def export_run(run_dir: str | Path, out_dir: str | Path) -> Path:
         for name in EXPORTED:
             source, target = run.path / name, out_dir / name
             if source.is_dir():
-                shutil.copytree(source, target, dirs_exist_ok=True)
+                shutil.copytree(source, target)
             elif source.is_file():
                 shutil.copy2(source, target)
     except OSError as error:

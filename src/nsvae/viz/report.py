@@ -234,12 +234,11 @@ def captured_html(mig: Mapping) -> str:
     """Per factor, the latent that carries it on its own (or none) with its normalised MI, and
     on dSprites-like data whether the seed's qualitative result is reached
     (:func:`nsvae.metrics.mig.seed_bar`)."""
-    from nsvae.metrics.mig import seed_bar_line
+    from nsvae.metrics.mig import captured_by_name, seed_bar_line
 
     nmi = mig["normalized_mi"]
     rows = []
-    for k, (name, latent) in enumerate(zip(mig["factor_names"], mig["captured_by"],
-                                           strict=True)):
+    for k, (name, latent) in enumerate(captured_by_name(mig).items()):
         best = max(range(len(nmi)), key=lambda j: nmi[j][k])
         rows.append((name, f"z{latent}" if latent >= 0 else "none",
                      f"z{best}: {nmi[best][k]:.3f}"))
