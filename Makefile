@@ -27,10 +27,12 @@ venv: $(VENV)/.installed
 dev: $(VENV)/.installed-dev
 
 # The main job: train a Non-Syn VAE on rendered dSprites with examples/demo.toml (resumed if
-# interrupted), score it, and write its report. About 18 minutes on 2 CPU cores.
+# interrupted; a DEMO_RUN trained with another config is refused, not resumed), score it, and
+# write its report. About 18 minutes on 2 CPU cores.
 demo: venv
 	if [ -f $(DEMO_RUN)/config.json ]; then \
-	  $(BIN)/nsvae train --resume $(DEMO_RUN) $(STEPS_FLAG) --no-figures; \
+	  $(BIN)/nsvae train --resume $(DEMO_RUN) --config examples/demo.toml $(STEPS_FLAG) \
+	    --no-figures; \
 	else \
 	  $(BIN)/nsvae train --config examples/demo.toml $(STEPS_FLAG) --run-dir $(DEMO_RUN) \
 	    --no-figures; \

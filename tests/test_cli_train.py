@@ -91,6 +91,26 @@ def test_eval_metrics_choose_what_training_evaluates(tmp_path, capsys, run_toml,
     assert not (tmp_path / "bad" / "metrics.jsonl").exists()  # refused before training
 
 
+def test_resume_with_a_config_file_checks_the_file_against_the_run(tmp_path, capsys, run_toml,
+                                                                    squares_npz):
+    run = tmp_path / "run"
+    given = ["--config", str(run_toml), "--data-path", str(squares_npz), "--no-progress"]
+    main(["train", *given, "--steps", "2", "--run-dir", str(run)])
+    assert main(["train", "--resume", str(run), *given, "--steps", "4"]) == 0
+    assert "done: 4 steps" in capsys.readouterr().out
+
+    changed = tmp_path / "changed.toml"
+    changed.write_text(TOML.replace("alpha = 2.0", "alpha = 3.0"))
+    assert main(["train", "--resume", str(run), "--config", str(changed), "--data-path",
+                 str(squares_npz), "--steps", "6", "--no-progress"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        f"nsvae: error: cannot change objective.alpha when resuming {run} (run has 2.0, got 3.0)")
+    assert main(["train", "--resume", str(run), "--run-dir", str(run), "--no-progress"]) == 2
+    assert capsys.readouterr().err.strip() == (
+        "nsvae: error: --resume takes the run's own directory; drop --run-dir")
+    assert load_run(run).step == 4
+
+
 @pytest.mark.parametrize(
     ("flags", "code", "words"),
     [

@@ -19,6 +19,7 @@ from nsvae.sweep.study import parse_study, setting_name
 
 STUDIES = Path(__file__).resolve().parents[1] / "examples" / "studies"
 PRESET_SETTINGS = {"locatello2019_dsprites": 36, "nonsyn_alpha_omega": 20, "cpu_study": 6,
+                   "gpu_study": 6,
                    "quick_dsprites": 2}
 EXAMPLE = """
 [study]
@@ -155,6 +156,18 @@ def test_locatello_preset_is_the_paper_protocol():
         ("dip_vae", "ii"): [1.0, 2.0, 5.0, 10.0, 20.0, 50.0],
         ("beta_tcvae", None): [1.0, 2.0, 4.0, 6.0, 8.0, 10.0],
     }
+
+
+def test_gpu_study_is_the_cpu_study_at_the_published_budget_and_extends_its_trials():
+    cpu, gpu = (load_study(STUDIES / f"{name}.toml") for name in ("cpu_study", "gpu_study"))
+    assert {t.name for t in cpu.trials} < {t.name for t in gpu.trials}  # same trial folders
+    assert len(gpu.trials) == 6 * 50
+    by_name = {t.name: t for t in gpu.trials}
+    for trial in cpu.trials:
+        longer = by_name[trial.name]
+        assert longer.config.train.steps == 300_000
+        assert longer.config.updated({"train": {"steps": 30_000, "log_every": 500,
+                                                "checkpoint_every": 5000}}) == trial.config
 
 
 def test_threads_follow_the_cpu_share_and_auto_means_cpu_without_gpus(tmp_path):

@@ -219,7 +219,9 @@ def train_command(
         Path | None, _flag("--run-dir", "Run directory (default runs/<model>-<time>).")
     ] = None,
     resume: Annotated[
-        Path | None, _flag("--resume", "Continue this run where it stopped.")
+        Path | None, _flag("--resume", "Continue this run where it stopped (with --config: "
+                           "train that file's config, which may differ from the run's only in "
+                           "resumable fields such as steps).")
     ] = None,
     progress: Annotated[bool, _flag("--progress/--no-progress", "Show a progress bar.")] = True,
 ) -> None:
@@ -244,10 +246,10 @@ def train_command(
         if given[flag] is not None:
             overrides.setdefault(section, {})[key] = given[flag]
     if resume is not None:
-        if config_file is not None or run_dir is not None:
-            raise ConfigError("--resume takes the run's own config and directory; "
-                              "drop --config and --run-dir")
-        config, run_dir = read_run_config(resume)[0].updated(overrides), resume
+        if run_dir is not None:
+            raise ConfigError("--resume takes the run's own directory; drop --run-dir")
+        base = read_run_config(resume)[0] if config_file is None else load_config(config_file)
+        config, run_dir = base.updated(overrides), resume
     else:
         base = Config() if config_file is None else load_config(config_file)
         config = base.updated(overrides).validate()
