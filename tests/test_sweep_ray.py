@@ -266,6 +266,49 @@ def test_a_killed_sweep_reruns_only_the_unfinished_trial_and_resumes_it(ray_sess
     assert all(np.array_equal(resumed[k].numpy(), straight[k].numpy()) for k in resumed)
 
 
+CTRL_C_STUDY = """
+[study]
+name = "ctrl-c"
+metrics = ["mig"]
+report = false
+""" + BASE + """
+[[grid]]
+"objective.name" = "vae"
+"train.steps" = [100000, 200000]
+"""
+
+
+def test_ctrl_c_checkpoints_the_running_trial_and_starts_no_other(ray_session, squares_npz,
+                                                                  tmp_path):
+    """Ctrl-C (SIGINT to the command's process group) reaches no Ray worker; the sweep writes
+    its stop file, the running trial checkpoints the step it reached (between its scheduled
+    checkpoints), the other trial never starts, and the command exits 130."""
+    path, out = tmp_path / "ctrl-c.toml", tmp_path / "ctrl-c"
+    path.write_text(study_text(squares_npz, CTRL_C_STUDY, log_every=1, checkpoint_every=100000))
+    first, second = (out / "trials" / f"vae-steps={n}-seed=0" for n in (100000, 200000))
+    command = [sys.executable, "-m", "nsvae.cli", "sweep", str(path), "--out", str(out),
+               "--cpus", "1", "--max-concurrent", "1"]
+    process = subprocess.Popen(command, env={**os.environ, "PYTHONPATH": str(SOURCE)},
+                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               start_new_session=True)
+    try:
+        _wait_for(lambda: (first / "metrics.jsonl").is_file()
+                  and (first / "metrics.jsonl").read_text(), process)
+        os.killpg(process.pid, signal.SIGINT)
+        output, _ = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait()
+    assert process.returncode == 130, output
+    assert "SIGINT: stopping; each running trial saves a checkpoint" in output
+    assert "[1/2] vae-steps=100000-seed=0: stopped with a checkpoint; a rerun resumes it" in output
+    assert "sweep stopped with 2 of 2 trials unfinished" in output
+    step = load_latest(first)[1]["step"]
+    assert 0 < step < 100000 and not (first / "trial.json").exists()
+    assert not second.exists() and not (out / ".stop").exists()
+
+
 def _wait_for(condition, process, timeout: float = 240.0) -> None:
     deadline = time.monotonic() + timeout
     while not condition():

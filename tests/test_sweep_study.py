@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import math
+import signal
+import subprocess
 import sys
+import threading
 import tomllib
 from pathlib import Path
 
@@ -294,3 +297,39 @@ def test_one_trial_refuses_a_running_copy_and_exits_with_the_trials_own_code(
 
     assert main(["sweep", str(path), "--out", str(out), "--list", "--trial", "x"]) == 2
     assert "not both" in capsys.readouterr().err
+
+
+def test_a_trial_stopped_by_sigterm_exits_143_and_is_left_unfinished(tmp_path, capsys,
+                                                                     squares_npz, source_env):
+    """A scheduler's SIGTERM (a SLURM preemption): the trial checkpoints, leaves no record (not
+    "failed"), and the command exits 143 so the scheduler requeues it."""
+    import pandas as pd
+
+    path, out = tmp_path / "study.toml", tmp_path / "out"
+    path.write_text(f'[study]\nmetrics = ["mig"]\n'
+                    f'[base.data]\nname = "array"\npath = "{squares_npz}"\n'
+                    '[base.model]\nz_dim = 3\n[base.train]\nsteps = 100000\nbatch_size = 8\n'
+                    'log_every = 1\ncheckpoint_every = 100000\nfigures = false\n'
+                    '[[grid]]\n"objective.name" = "vae"\n')
+    trial = out / "trials" / "vae-seed=0"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "nsvae.cli", "sweep", str(path), "--out", str(out), "--trial",
+         "vae-seed=0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=source_env)
+    try:
+        for _ in range(600):
+            metrics = trial / "metrics.jsonl"
+            if process.poll() is not None or (metrics.exists() and metrics.read_text()):
+                break
+            threading.Event().wait(0.1)
+        process.send_signal(signal.SIGTERM)
+        _, stderr = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    assert process.returncode == 143, stderr
+    assert stderr.startswith("nsvae: error: trial vae-seed=0 interrupted by SIGTERM at step ")
+    assert stderr.endswith("; checkpoint saved, run the same command again to resume it\n")
+    assert not (trial / "trial.json").exists()
+    assert list((trial / "checkpoints").glob("step-*.json"))
+    assert main(["sweep", str(path), "--out", str(out), "--list"]) == 0
+    assert capsys.readouterr().out == "vae-seed=0\tunfinished\n"
+    assert pd.read_csv(out / "results.csv")["status"].tolist() == ["unfinished"]

@@ -254,6 +254,44 @@ def test_sigterm_saves_a_checkpoint_that_resumes_exactly(tmp_path, squares, monk
     assert signal.getsignal(signal.SIGTERM) is before  # training puts the handler back
 
 
+def test_a_stop_file_stops_training_in_a_thread_with_a_checkpoint_that_resumes_exactly(
+        tmp_path, squares, monkeypatch):
+    """As in a Ray worker: training in a thread (no signal handlers) stops when the file appears
+    and checkpoints that step, which is not a multiple of checkpoint_every."""
+    stop_file = tmp_path / ".stop"
+
+    def ask_at_step_4(step, loss):
+        if step == 4:
+            stop_file.touch()
+        return loss
+
+    with_loss_hook(monkeypatch, ask_at_step_4)
+    monkeypatch.setattr("nsvae.train.trainer._StopRequests.FILE_CHECK_SECONDS", 0.0)
+    config = tiny_config(steps=9, log_every=3, checkpoint_every=100)
+    outcome = {}
+
+    def in_a_thread():
+        try:
+            train(config, tmp_path / "split", data=squares, stop_file=stop_file)
+        except TrainingInterrupted as error:
+            outcome["error"] = error
+
+    worker = threading.Thread(target=in_a_thread)
+    worker.start()
+    worker.join()
+    error = outcome["error"]
+    assert str(error) == (f"interrupted by a stop request ({stop_file}) at step 5; checkpoint "
+                          f"saved, continue with: nsvae train --resume {tmp_path / 'split'}")
+    assert (error.exit_code, error.step) == (130, 5)
+    assert load_run(tmp_path / "split").step == 5
+    monkeypatch.undo()
+
+    resumed = train(config, tmp_path / "split", data=squares, resume=True)
+    whole = train(config, tmp_path / "whole", data=squares)
+    assert_same_parameters(whole.model, resumed.model)
+    assert without_timing(resumed.metrics()) == without_timing(whole.metrics())
+
+
 def test_sigterm_in_a_real_process(tmp_path, squares_npz):
     """``nsvae train`` gets SIGTERM after its first metrics row: exit 143, one line, resumable."""
     run = tmp_path / "run"

@@ -40,7 +40,8 @@ class TrainingError(NsvaeError):
 
 
 class TrainingInterrupted(TrainingError):
-    """Training stopped on SIGINT or SIGTERM after writing a checkpoint; it can be resumed.
+    """Training stopped on SIGINT or SIGTERM (or a sweep's stop request) after writing a
+    checkpoint; it can be resumed.
 
     Parameters
     ----------
@@ -48,12 +49,15 @@ class TrainingInterrupted(TrainingError):
         The one-line message.
     signal_name : str
         ``"SIGINT"`` (exit code 130) or ``"SIGTERM"`` (exit code 143).
+    step : int, optional
+        The step reached (and checkpointed).
     """
 
     exit_code = 130
 
-    def __init__(self, message: str, signal_name: str = "SIGINT"):
+    def __init__(self, message: str, signal_name: str = "SIGINT", step: int | None = None):
         super().__init__(message)
+        self.signal_name, self.step = signal_name, step
         self.exit_code = signal_exit_code(signal_name)
 
 

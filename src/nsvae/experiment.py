@@ -26,7 +26,8 @@ from nsvae.viz.traversals import FIGURE_IMAGES, save_reconstructions, save_trave
 
 
 def train_run(config: Config | None, run_dir: str | Path, data: GroundTruthData | None = None,
-              resume: bool = False, progress: bool = False) -> Run:
+              resume: bool = False, progress: bool = False,
+              stop_file: str | Path | None = None) -> Run:
     """:func:`nsvae.train.train` with the fast metric suite every ``train.eval_every`` steps and,
     when ``train.figures``, ``figures/traversals.png`` and ``reconstructions.png`` at the end.
 
@@ -36,7 +37,7 @@ def train_run(config: Config | None, run_dir: str | Path, data: GroundTruthData 
     config = _given_config(config, run_dir, resume)
     data = build_data(config.data) if data is None else data
     run = train(config, run_dir, data=data, resume=resume, progress=progress,
-                on_eval=fast_evaluation(data, config))
+                on_eval=fast_evaluation(data, config), stop_file=stop_file)
     if run.config.train.figures:
         save_figures(run, data)
     return run
@@ -67,12 +68,12 @@ class Experiment:
 def run_experiment(config: Config | None, run_dir: str | Path,
                    data: GroundTruthData | None = None, resume: bool = False,
                    progress: bool = False, fast: bool = True, metrics=None,
-                   report: bool = True) -> Experiment:
+                   report: bool = True, stop_file: str | Path | None = None) -> Experiment:
     """Train (or resume), evaluate (``eval.json``) and report (``report.html``) one run.
 
     Parameters
     ----------
-    config, run_dir, data, resume, progress
+    config, run_dir, data, resume, progress, stop_file
         As :func:`train_run`; the data is built once and shared by the three stages.
     fast, metrics
         As :func:`nsvae.metrics.evaluate.evaluate_model` (default: every metric, fast).
@@ -84,7 +85,8 @@ def run_experiment(config: Config | None, run_dir: str | Path,
     data = build_data(config.data) if data is None else data
     seconds = {}
     with _timed(seconds, "train"):
-        run = train_run(config, run_dir, data=data, resume=resume, progress=progress)
+        run = train_run(config, run_dir, data=data, resume=resume, progress=progress,
+                        stop_file=stop_file)
     with _timed(seconds, "evaluate"):
         evaluation = evaluate_run(run, data=data, metrics=metrics, seed=run.config.train.seed,
                                   fast=fast)

@@ -4,6 +4,12 @@ Each Tune trial runs one nsvae trial (:func:`nsvae.sweep.trial.run_trial`) in a 
 trial writes everything to its own directory, and the driver rewrites the results table and says
 a line each time one ends. On a cluster, nsvae must be installed on every node and ``DIR`` must
 be on storage that every node shares.
+
+Ctrl-C (SIGINT) or SIGTERM does not reach a trial: Ray's workers block SIGINT, and training runs
+in a worker's thread, where Python installs no handlers. So the first signal writes
+``DIR/.stop``; every running trial sees it within a second, checkpoints its current step and
+ends, and no new trial starts. A second signal stops at once, losing the steps since each
+trial's last checkpoint.
 """
 
 from __future__ import annotations
@@ -13,7 +19,9 @@ import dataclasses
 import logging
 import os
 import shutil
+import signal
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,29 +30,36 @@ import ray
 from ray import tune
 from ray.tune.progress_reporter import TrialProgressCallback
 
-from nsvae.errors import TrainingError, one_line
+from nsvae.errors import TrainingError, TrainingInterrupted, one_line
+from nsvae.files import atomic_write
 from nsvae.sweep.results import write_results
-from nsvae.sweep.trial import TrialSpec, read_record, run_trial
+from nsvae.sweep.trial import TrialSpec, has_checkpoint, read_record, run_trial
 
 # Ray's socket paths, ``TEMP/session_<date>_<pid>/sockets/plasma_store``, must fit in 107 bytes.
 SOCKET_ROOM = 40
+STOP_FILE = ".stop"  # written in DIR by the first Ctrl-C: running trials checkpoint and end
 
 
 def fit(pending: list[TrialSpec], specs: list[TrialSpec], out: Path, resources, say) -> float:
     """Run ``pending`` with Ray Tune (``specs``: every trial, for the results table); return the
     seconds spent starting and stopping Ray."""
+    stop_file = out / STOP_FILE
+    stop_file.unlink(missing_ok=True)
+    pending = [dataclasses.replace(spec, stop_file=str(stop_file)) for spec in pending]
     trainable = tune.with_resources(
         tune_trial, {"cpu": resources.cpus_per_trial, "gpu": resources.gpus_per_trial})
+    progress = Progress(out, specs, len(pending), say, stop_file)
     tuner = tune.Tuner(
         trainable,
         param_space={"trial": tune.grid_search([dataclasses.asdict(s) for s in pending])},
         tune_config=tune.TuneConfig(max_concurrent_trials=resources.max_concurrent,
                                     reuse_actors=True, trial_dirname_creator=tune_dirname),
         run_config=tune.RunConfig(storage_path=str(out / "ray"), name="tune", verbose=0,
-                                  callbacks=[Progress(out, specs, len(pending), say)]),
+                                  stop=StopWhenAsked(progress), callbacks=[progress]),
     )
     clock = {}
-    with ray_session(out, resources.address, resources.cpus, clock), _quiet("ray.tune"):
+    with ray_session(out, resources.address, resources.cpus, clock), _quiet("ray.tune"), \
+            _stop_file_on_signals(stop_file, say):
         try:
             tuner.fit()
         except (tune.TuneError, ray.exceptions.RayError) as error:
@@ -53,8 +68,13 @@ def fit(pending: list[TrialSpec], specs: list[TrialSpec], out: Path, resources, 
 
 
 def tune_trial(config: dict) -> None:
-    """The Tune trainable: one nsvae trial, described by ``config["trial"]``."""
-    run_trial(TrialSpec(**config["trial"]))
+    """The Tune trainable: one nsvae trial, described by ``config["trial"]``; none once the
+    sweep is stopping."""
+    spec = TrialSpec(**config["trial"])
+    if spec.stop_file and Path(spec.stop_file).exists():
+        return
+    with contextlib.suppress(TrainingInterrupted):  # checkpointed, unfinished: a rerun resumes
+        run_trial(spec)
 
 
 def tune_dirname(trial) -> str:
@@ -63,16 +83,24 @@ def tune_dirname(trial) -> str:
 
 
 class Progress(TrialProgressCallback):
-    """Rewrite the results table and say a line each time a trial ends.
+    """Rewrite the results table and say a line each time a trial ends; keep the names of the
+    trials running.
 
-    It takes the place of Tune's own trial printer (a subclass, so Tune adds none).
+    It takes the place of Tune's own trial printer (a subclass, so Tune adds none). A trial
+    that Tune starts once ``stop_file`` exists returns at once and is not counted.
     """
 
-    def __init__(self, out: Path, specs: list[TrialSpec], total: int, say):
+    def __init__(self, out: Path, specs: list[TrialSpec], total: int, say, stop_file: Path):
         super().__init__()
         self.out, self.specs, self.total, self.say = out, specs, total, say
+        self.stop_file = stop_file
         self.by_name = {spec.name: spec for spec in specs}
         self.ended = 0
+        self.running: set[str] = set()
+
+    def on_trial_start(self, iteration, trials, trial, **info) -> None:
+        if not self.stop_file.exists():
+            self.running.add(trial.config["trial"]["name"])
 
     def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
         pass
@@ -84,16 +112,36 @@ class Progress(TrialProgressCallback):
         self._ended(trial.config["trial"]["name"], "its Ray worker died; it resumes on a rerun")
 
     def _ended(self, name: str, problem: str | None) -> None:
+        if name not in self.running:
+            return  # started after the stop request: it did nothing
+        self.running.discard(name)
         self.ended += 1
         write_results(self.out, self.specs)
+        directory = self.by_name[name].directory
         self.say(f"[{self.ended}/{self.total}] {name}: "
-                 f"{problem or describe(read_record(self.by_name[name].directory))}")
+                 f"{problem or describe(read_record(directory), has_checkpoint(directory))}")
 
 
-def describe(record: dict | None) -> str:
-    """``done at step 2000 in 61.2 s`` or ``failed: <error>``."""
+class StopWhenAsked(tune.Stopper):
+    """End the experiment once the stop file exists and no trial is running any more: Tune's
+    own stop would kill the running trials' workers before they checkpoint."""
+
+    def __init__(self, progress: Progress):
+        self.progress = progress
+
+    def __call__(self, trial_id, result) -> bool:
+        return False
+
+    def stop_all(self) -> bool:
+        return not self.progress.running and self.progress.stop_file.exists()
+
+
+def describe(record: dict | None, checkpointed: bool = False) -> str:
+    """``done at step 2000 in 61.2 s``, ``failed: <error>``, or (no record: stopped) whether it
+    resumes from a checkpoint."""
     if record is None:
-        return "no record"
+        return ("stopped with a checkpoint; a rerun resumes it" if checkpointed
+                else "stopped before its first checkpoint; a rerun starts it again")
     if record["status"] == "failed":
         return f"failed: {record['error']}"
     resumed = ", resumed" if record["resumed"] else ""
@@ -126,6 +174,38 @@ def ray_session(out: Path, address: str | None, cpus: int | None, clock: dict) -
             start = time.perf_counter()
             ray.shutdown()
             clock["ray"] += time.perf_counter() - start
+
+
+@contextlib.contextmanager
+def _stop_file_on_signals(stop_file: Path, say) -> Iterator[None]:
+    """For the block, the first SIGINT or SIGTERM writes ``stop_file`` (Tune's own SIGINT
+    handler is turned off); a second raises ``KeyboardInterrupt``. Only in the main thread."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def ask_to_stop(number, frame):
+        if stop_file.exists():
+            raise KeyboardInterrupt
+        atomic_write(stop_file, b"")
+        say(f"{signal.Signals(number).name}: stopping; each running trial saves a checkpoint at "
+            "its next step (one being evaluated finishes first). Press Ctrl-C again to stop at "
+            "once, losing their steps since their last checkpoint.")
+
+    previous = {number: signal.signal(number, ask_to_stop)
+                for number in (signal.SIGINT, signal.SIGTERM)}
+    tune_handler = os.environ.get("TUNE_DISABLE_SIGINT_HANDLER")
+    os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
+        if tune_handler is None:
+            os.environ.pop("TUNE_DISABLE_SIGINT_HANDLER")
+        else:
+            os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = tune_handler
+        stop_file.unlink(missing_ok=True)
 
 
 @contextlib.contextmanager

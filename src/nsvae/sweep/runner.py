@@ -154,6 +154,9 @@ def run_one_trial(study: Study, out: str | Path, name: str,
         The study has no trial ``name``, or its directory holds a run with another config.
     RunLockedError
         A Ray sweep is running in ``out``, or this trial is running in another process.
+    TrainingInterrupted
+        SIGINT or SIGTERM stopped its training after a checkpoint (exit code 130 or 143, as a
+        scheduler's requeue expects); the trial is left unfinished, to resume.
     """
     out = Path(out).absolute()
     specs = _specs(study, out, resources or Resources())
@@ -166,9 +169,16 @@ def run_one_trial(study: Study, out: str | Path, name: str,
     trial_busy = f"trial {name} is running in another process (pid {{pid}})"
     with file_lock(out / ".lock", exclusive=False, wait=False, busy=sweep_busy), \
             file_lock(out / "trials" / f".{name}.lock", wait=False, busy=trial_busy):
-        record = read_record(spec.directory) if is_finished(spec) else run_trial(spec)
         atomic_write(out / "study.toml", study.text.encode("utf-8"))
-        write_results(out, specs)
+        try:
+            record = read_record(spec.directory) if is_finished(spec) else run_trial(spec)
+        except TrainingInterrupted as stop:
+            raise TrainingInterrupted(
+                f"trial {name} interrupted by {stop.signal_name} at step {stop.step}; checkpoint "
+                "saved, run the same command again to resume it", stop.signal_name, stop.step,
+            ) from None
+        finally:
+            write_results(out, specs)
     return record
 
 

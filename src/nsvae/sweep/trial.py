@@ -9,7 +9,8 @@ written when the trial ends::
 
 A trial is finished when its record says done at the study's step count with the study's
 metrics; otherwise it resumes from its last checkpoint (nsvae's own resume, so a resumed trial
-equals an uninterrupted one) or, without one, starts afresh.
+equals an uninterrupted one) or, without one, starts afresh. A trial stopped while training
+(a signal, or the sweep's stop file) leaves its checkpoint and no record: it is unfinished.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from nsvae.config import Config
-from nsvae.errors import ConfigError, NsvaeError, one_line
+from nsvae.errors import ConfigError, NsvaeError, TrainingInterrupted, one_line
 from nsvae.experiment import run_experiment
 from nsvae.files import read_json, write_json
 from nsvae.rundir.checkpoint import list_checkpoints
@@ -49,6 +50,9 @@ class TrialSpec:
         Metrics to evaluate (None: all).
     fast, report : bool
         As :class:`nsvae.sweep.study.Study`.
+    stop_file : str or None
+        A file whose appearance stops training at its next step, with a checkpoint
+        (:func:`nsvae.train.train`): the sweep's way to stop trials its signals do not reach.
     """
 
     name: str
@@ -60,6 +64,7 @@ class TrialSpec:
     metrics: list[str] | None = None
     fast: bool = True
     report: bool = True
+    stop_file: str | None = None
 
     @classmethod
     def of(cls, study: Study, trial: Trial, directory: Path, config: Config) -> TrialSpec:
@@ -115,6 +120,12 @@ def run_trial(spec: TrialSpec) -> dict:
 
     Any error of the trial is recorded as its status ``failed`` with a one-line message, so one
     failing trial never stops the others.
+
+    Raises
+    ------
+    TrainingInterrupted
+        Training was stopped (a signal, or ``spec.stop_file``) after writing a checkpoint; no
+        record is left, so the trial reads as unfinished and resumes on the next run.
     """
     directory = Path(spec.directory)
     resume = has_checkpoint(directory)
@@ -124,7 +135,11 @@ def run_trial(spec: TrialSpec) -> dict:
               "evaluation": spec.evaluation(), "resumed": resume}
     try:
         experiment = run_experiment(Config.from_dict(spec.config), directory, resume=resume,
-                                    fast=spec.fast, metrics=spec.metrics, report=spec.report)
+                                    fast=spec.fast, metrics=spec.metrics, report=spec.report,
+                                    stop_file=spec.stop_file)
+    except TrainingInterrupted:
+        (directory / RECORD).unlink(missing_ok=True)  # an older record no longer says its state
+        raise
     except NsvaeError as error:
         record.update(status="failed", error=one_line(error), exit_code=error.exit_code,
                       step=None, seconds={})

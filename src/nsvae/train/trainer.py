@@ -64,6 +64,7 @@ def train(
     resume: bool = False,
     progress: bool = False,
     on_eval: OnEval | None = None,
+    stop_file: str | Path | None = None,
 ) -> Run:
     """Train a VAE as ``config`` says, in ``run_dir``; return the finished run.
 
@@ -87,6 +88,9 @@ def train(
         ``on_eval(model, step) -> dict``, called every ``train.eval_every`` steps with the model
         in eval mode; its result is logged as ``{"step", "eval"}``. Whatever random numbers it
         draws, training continues as without it.
+    stop_file : path-like, optional
+        A file whose appearance asks training to stop as SIGINT does (checked about once a
+        second): how a sweep stops trials that run where its signals do not reach.
 
     Returns
     -------
@@ -105,7 +109,8 @@ def train(
     TrainingError
         The loss became NaN or infinite; the last good checkpoint is kept.
     TrainingInterrupted
-        SIGINT or SIGTERM arrived; a checkpoint of the current step was written first.
+        SIGINT or SIGTERM arrived, or ``stop_file`` appeared; a checkpoint of the current step
+        was written first.
     """
     run_dir = Path(run_dir)
     config = training_config(run_dir, config, resume)
@@ -118,13 +123,13 @@ def train(
         step, elapsed = _start(run_dir, config, data, state, resume)
         log = _Log(run_dir, state.meter, step, elapsed, progress, settings.steps, state.objective)
         log.timing_first_step = settings.compile
-        with _StopSignals() as stop, log:
+        with _StopRequests(stop_file) as stop, log:
             step = _loop(state, log, stop, run_dir, step, device, settings, on_eval)
-        if stop.signal and step < settings.steps:
+        if stop.cause and step < settings.steps:
             _save_on_stop(state, log, run_dir, step, device, settings.keep_checkpoints)
             raise TrainingInterrupted(
-                f"interrupted by {stop.signal} at step {step}; checkpoint saved, "
-                f"continue with: nsvae train --resume {run_dir}", stop.signal)
+                f"interrupted by {stop.cause} at step {step}; checkpoint saved, "
+                f"continue with: nsvae train --resume {run_dir}", stop.signal, step)
     run = Run(run_dir, config, state.model.eval(), step)
     run.warn_if_collapsed()
     return run
@@ -152,10 +157,10 @@ def _start(run_dir: Path, config: Config, data: GroundTruthData, state: Training
     return step, elapsed
 
 
-def _loop(state: TrainingState, log: _Log, stop: _StopSignals, run_dir: Path, step: int,
+def _loop(state: TrainingState, log: _Log, stop: _StopRequests, run_dir: Path, step: int,
           device: torch.device, settings, on_eval: OnEval | None) -> int:
-    """Train until ``settings.steps`` or a stop signal; return the step reached."""
-    while step < settings.steps and not stop.signal:
+    """Train until ``settings.steps`` or a stop request; return the step reached."""
+    while step < settings.steps and not stop.requested():
         loss, logs = train_step(state.model, state.objective, state.optimizers,
                                 state.sampler, step, settings.precision)
         step += 1
@@ -198,7 +203,7 @@ def _training_state(config: Config, data: GroundTruthData, device: torch.device)
 
 
 def _save_on_stop(state, log, run_dir, step, device, keep) -> None:
-    """Checkpoint the current step on a stop signal, unless it was just saved."""
+    """Checkpoint the current step on a stop request, unless it was just saved."""
     if log.saved_step != step:
         _check_finite(state.meter, step, run_dir)
         state.save(run_dir, step, log.elapsed(), device, keep)
@@ -293,26 +298,50 @@ class _Log:
         self.board.write(row)
 
 
-class _StopSignals:
-    """Turn the first SIGINT or SIGTERM into a request to stop after the current step.
+class _StopRequests:
+    """Turn the first SIGINT or SIGTERM, or ``stop_file`` appearing, into a request to stop
+    after the current step.
 
     A second signal interrupts at once (``KeyboardInterrupt``, or
     :class:`~nsvae.errors.Terminated` for SIGTERM). Handlers are installed only in the
-    main thread (Python's rule) and restored on exit.
+    main thread (Python's rule) and restored on exit; elsewhere (a Ray worker's training thread)
+    only the file stops training. The file is looked for at most once a second.
+
+    Attributes
+    ----------
+    signal : str or None
+        The signal's name once a stop is requested (``"SIGINT"`` for the file).
+    cause : str or None
+        What asked: the signal's name or ``"a stop request (FILE)"``.
     """
 
-    def __enter__(self):
-        self.signal = None
+    FILE_CHECK_SECONDS = 1.0
+
+    def __init__(self, stop_file: str | Path | None = None):
+        self.stop_file = None if stop_file is None else Path(stop_file)
+        self.signal = self.cause = None
         self.previous = {}
+        self.checked = -float("inf")
+
+    def __enter__(self):
         if threading.current_thread() is threading.main_thread():
             for number in (signal.SIGINT, signal.SIGTERM):
                 self.previous[number] = signal.signal(number, self._handle)
         return self
 
+    def requested(self) -> bool:
+        """Whether to stop now."""
+        if self.cause is None and self.stop_file is not None and \
+                time.monotonic() - self.checked >= self.FILE_CHECK_SECONDS:
+            self.checked = time.monotonic()
+            if self.stop_file.exists():
+                self.signal, self.cause = "SIGINT", f"a stop request ({self.stop_file})"
+        return self.cause is not None
+
     def _handle(self, number, frame):
-        if self.signal is not None:
+        if self.cause is not None:
             raise Terminated if number == signal.SIGTERM else KeyboardInterrupt
-        self.signal = signal.Signals(number).name
+        self.signal = self.cause = signal.Signals(number).name
 
     def __exit__(self, *exc_info):
         for number, handler in self.previous.items():
