@@ -187,6 +187,11 @@ def test_study_report_command(six, capsys):
     for text in ("nsvae study report", "tiny", "beta_vae-beta=4", "nonsyn-alpha=5",
                  "mig.discrete_mig", "latent_synergy.synergy_latent", "Study file"):
         assert text in page
+    summary = (out / "summary.md").read_text(encoding="utf-8").splitlines()
+    assert summary[2].startswith("| setting | model | seeds | ")
+    assert [line.split(" | ")[0] for line in summary[4:]] == [
+        "| beta_vae-beta=1", "| beta_vae-beta=4", "| nonsyn-alpha=5"]
+    assert all(" | 2 | " in line for line in summary[4:])  # two seeds each
 
 
 def test_study_report_of_a_directory_without_results(tmp_path, capsys):

@@ -333,3 +333,21 @@ def test_a_trial_stopped_by_sigterm_exits_143_and_is_left_unfinished(tmp_path, c
     assert main(["sweep", str(path), "--out", str(out), "--list"]) == 0
     assert capsys.readouterr().out == "vae-seed=0\tunfinished\n"
     assert pd.read_csv(out / "results.csv")["status"].tolist() == ["unfinished"]
+
+
+def test_summary_cells_are_the_median_and_the_range_or_the_quartiles():
+    import pandas as pd
+
+    from nsvae.sweep.report import median_and_spread, summary_markdown
+
+    three = pd.Series([0.3, 0.1, 0.2])
+    assert median_and_spread(three) == "0.2 (0.1 to 0.3)"  # under 5 seeds: lowest to highest
+    assert median_and_spread(pd.Series([1.0, 2, 3, 4, 5, 100])) == "3.5 (2.25 to 4.75)"
+    assert median_and_spread(pd.Series([0.5, None])) == "0.5"
+    assert median_and_spread(pd.Series([], dtype=float)) == ""
+    frame = pd.DataFrame({"setting": ["vae", "vae", "vae", "tc"], "objective.name":
+                          ["vae", "vae", "vae", "beta_tcvae"], "mig.discrete_mig": [0.3, 0.1,
+                                                                                   0.2, 0.4]})
+    lines = summary_markdown(frame, ["mig.discrete_mig"]).splitlines()
+    assert lines[2:] == ["| setting | model | seeds | mig.discrete_mig |", "|---|---|---|---|",
+                         "| vae | vae | 3 | 0.2 (0.1 to 0.3) |", "| tc | beta_tcvae | 1 | 0.4 |"]

@@ -1,9 +1,11 @@
-"""``nsvae study report DIR``: the study's figures in ``DIR/figures/`` and ``DIR/report.html``.
+"""``nsvae study report DIR``: the study's figures in ``DIR/figures/``, ``DIR/report.html`` and
+``DIR/summary.md``.
 
 The page is self-contained like a run's report (:mod:`nsvae.viz.report`): a summary, the median
 and spread of each headline metric per setting, the figures of :mod:`nsvae.viz.study` with how
 to read them, every trial's row, and the study file. Each metric is shown by its headline
-number (:data:`HEADLINES`, else its first number).
+number (:data:`HEADLINES`, else its first number). ``summary.md`` is the per-setting table in
+Markdown, for a README.
 """
 
 from __future__ import annotations
@@ -20,6 +22,9 @@ from nsvae.viz.study import MODEL, save_study_figures
 HEADLINES = {"beta_vae": "eval_accuracy", "factor_vae": "eval_accuracy",
              "dci": "disentanglement", "modularity_explicitness": "modularity_score"}
 MAX_TRIAL_ROWS = 500  # trials listed on the page at most (all are in results.csv)
+QUARTILES_FROM = 5  # seeds from which the spread is the quartiles (below: the range)
+SPREAD = (f"median (25th to 75th percentile with {QUARTILES_FROM} seeds or more, else lowest "
+          "to highest)")
 CAPTIONS = {
     "distributions.png": ("Metrics per setting",
                           "For each metric, a box over the seeds of every setting (the trial "
@@ -63,20 +68,38 @@ def swept_numbers(frame) -> list[tuple[str, str]]:
 
 
 def summary_rows(frame, metrics: list[str]) -> list[list]:
-    """Per setting: model, seeds, then ``median (q25 to q75)`` of every metric."""
-    rows = []
-    for setting, group in frame.groupby("setting", sort=False):
-        cells = []
-        for metric in metrics:
-            values = group[metric].dropna().astype(float)
-            cells.append(f"{values.median():.4g} ({values.quantile(0.25):.4g} to "
-                         f"{values.quantile(0.75):.4g})" if len(values) else "")
-        rows.append([setting, group[MODEL].iloc[0], len(group), *cells])
-    return rows
+    """Per setting: model, seeds, then the median and spread of every metric
+    (:func:`median_and_spread`)."""
+    return [[setting, group[MODEL].iloc[0], len(group),
+             *(median_and_spread(group[metric]) for metric in metrics)]
+            for setting, group in frame.groupby("setting", sort=False)]
+
+
+def median_and_spread(values) -> str:
+    """``median (low to high)``: the quartiles from :data:`QUARTILES_FROM` values up, else the
+    lowest and highest (quartiles of three seeds would be interpolations); one value alone; ""
+    for none."""
+    values = values.dropna().astype(float)
+    if len(values) < 2:
+        return f"{values.iloc[0]:.4g}" if len(values) else ""
+    low, high = ((values.quantile(0.25), values.quantile(0.75))
+                 if len(values) >= QUARTILES_FROM else (values.min(), values.max()))
+    return f"{values.median():.4g} ({low:.4g} to {high:.4g})"
+
+
+def summary_markdown(frame, metrics: list[str]) -> str:
+    """:func:`summary_rows` as a Markdown table, with a line saying what the cells hold."""
+    header = ["setting", "model", "seeds", *metrics]
+    lines = [f"Per setting, each metric's {SPREAD}.", "",
+             "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |"
+              for row in summary_rows(frame, metrics)]
+    return "\n".join(lines) + "\n"
 
 
 def write_study_report(out: str | Path) -> Path:
-    """Draw the figures of the study in ``out`` and write ``out/report.html``; return its path.
+    """Draw the figures of the study in ``out``, write ``out/report.html`` and
+    ``out/summary.md``; return the page's path.
 
     Raises
     ------
@@ -97,6 +120,7 @@ def write_study_report(out: str | Path) -> Path:
                      _sections(table, done, metrics, figures, text))
     path = out / "report.html"
     atomic_write(path, page.encode("utf-8"))
+    atomic_write(out / "summary.md", summary_markdown(done, metrics).encode("utf-8"))
     return path
 
 
@@ -107,7 +131,8 @@ def _sections(table, done, metrics, figures, text) -> list[tuple[str, str, str]]
                           ("settings", done["setting"].nunique()),
                           ("models", ", ".join(dict.fromkeys(done[MODEL])))])
     sections = [("summary", "Summary", summary),
-                ("settings", "Median and quartiles per setting",
+                ("settings", "Median and spread per setting",
+                 f"<p class=note>Each cell: the {SPREAD}.</p>" +
                  html_table(summary_rows(done, metrics), ["setting", "model", "seeds", *metrics]))]
     for name, path in figures.items():
         title, caption = CAPTIONS[name]
