@@ -69,22 +69,24 @@ def load_latest(run_dir: Path) -> tuple[dict[str, torch.Tensor], dict]:
     raise CheckpointError(f"no intact checkpoint in {run_dir}: {failures[0]}")
 
 
-def load_module(module: torch.nn.Module, tensors: dict[str, torch.Tensor], prefix: str) -> None:
-    """Load the ``<prefix>.*`` tensors of a checkpoint into ``module``.
+def load_module(module: torch.nn.Module, tensors: dict[str, torch.Tensor],
+                prefix: str | None = None) -> None:
+    """Load the ``<prefix>.*`` tensors of a checkpoint into ``module`` (without a prefix: all of
+    them, as in exported weights).
 
     Raises
     ------
     CheckpointError
         If they do not fit the module (one line, the last line of torch's message).
     """
-    weights = {k.removeprefix(f"{prefix}."): v for k, v in tensors.items()
-               if k.startswith(f"{prefix}.")}
+    weights = tensors if prefix is None else {
+        k.removeprefix(f"{prefix}."): v for k, v in tensors.items() if k.startswith(f"{prefix}.")}
     try:
         module.load_state_dict(weights)
     except RuntimeError as error:
         first = str(error).strip().splitlines()[-1].strip()
-        raise CheckpointError(f"checkpoint does not fit the {prefix} of the config: {first}") \
-            from None
+        raise CheckpointError(f"checkpoint does not fit the {prefix or 'model'} of the config: "
+                              f"{first}") from None
 
 
 def list_checkpoints(directory: Path) -> list[Path]:

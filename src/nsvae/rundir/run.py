@@ -100,7 +100,7 @@ def load_run(run_dir: str | Path, device: str = "cpu") -> Run:
     model = build_model(config.model, num_channels=observation_shape[0])
     if not list_checkpoints(run_dir / "checkpoints") and (run_dir / WEIGHTS).is_file():
         weights, step = load_weights(run_dir / WEIGHTS)
-        load_module(model, {f"model.{name}": value for name, value in weights.items()}, "model")
+        load_module(model, weights)
     else:
         tensors, state = load_latest(run_dir)
         load_module(model, tensors, "model")
