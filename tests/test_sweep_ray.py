@@ -27,7 +27,7 @@ import nsvae  # noqa: E402
 from nsvae.cli import main  # noqa: E402
 from nsvae.config import Config  # noqa: E402
 from nsvae.experiment import train_run  # noqa: E402
-from nsvae.files import read_json, read_rows  # noqa: E402
+from nsvae.files import read_json, read_rows, write_json  # noqa: E402
 from nsvae.rundir.checkpoint import load_latest  # noqa: E402
 from nsvae.sweep import Resources, load_results, load_study, run_sweep  # noqa: E402
 from nsvae.sweep.results import flat_metrics, metric_columns  # noqa: E402
@@ -283,14 +283,22 @@ report = false
 """
 
 
-def test_ctrl_c_checkpoints_the_running_trial_and_starts_no_other(ray_session, squares_npz,
-                                                                  tmp_path):
-    """Ctrl-C (SIGINT to the command's process group) reaches no Ray worker; the sweep writes
-    its stop file, the running trial checkpoints the step it reached (between its scheduled
-    checkpoints), the other trial never starts, and the command exits 130."""
-    path, out = tmp_path / "ctrl-c.toml", tmp_path / "ctrl-c"
+@pytest.mark.parametrize(("signal_name", "code"), [("SIGINT", 130), ("SIGTERM", 143)])
+def test_a_stopped_sweep_checkpoints_the_running_trial_and_starts_no_other(
+        ray_session, squares_npz, tmp_path, signal_name, code):
+    """Ctrl-C (SIGINT to the command's process group) or SIGTERM (to the command) reaches no
+    Ray worker; the sweep writes its stop file, the running trial checkpoints the step it
+    reached (between its scheduled checkpoints), the other trial never starts (its record of an
+    earlier failure stays as it was and is not counted), and the command exits 130 or 143."""
+    path, out = tmp_path / "stop.toml", tmp_path / "stop"
     path.write_text(study_text(squares_npz, CTRL_C_STUDY, log_every=1, checkpoint_every=100000))
     first, second = (out / "trials" / f"vae-steps={n}-seed=0" for n in (100000, 200000))
+    earlier = {"name": second.name, "setting": "vae-steps=200000", "seed": 0,
+               "swept": {"objective.name": "vae", "train.steps": 200000},
+               "evaluation": {"metrics": ["mig"], "fast": True}, "resumed": False,
+               "status": "failed", "error": "an earlier failure", "exit_code": 3, "step": None,
+               "seconds": {}}
+    write_json(second / "trial.json", earlier)
     command = [sys.executable, "-m", "nsvae.cli", "sweep", str(path), "--out", str(out),
                "--cpus", "1", "--max-concurrent", "1"]
     process = subprocess.Popen(command, env={**os.environ, "PYTHONPATH": str(SOURCE)},
@@ -299,19 +307,23 @@ def test_ctrl_c_checkpoints_the_running_trial_and_starts_no_other(ray_session, s
     try:
         _wait_for(lambda: (first / "metrics.jsonl").is_file()
                   and (first / "metrics.jsonl").read_text(), process)
-        os.killpg(process.pid, signal.SIGINT)
+        if signal_name == "SIGINT":
+            os.killpg(process.pid, signal.SIGINT)  # as a terminal's Ctrl-C
+        else:
+            process.send_signal(signal.SIGTERM)
         output, _ = process.communicate(timeout=120)
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
         process.wait()
-    assert process.returncode == 130, output
-    assert "SIGINT: stopping; each running trial saves a checkpoint" in output
+    assert process.returncode == code, output
+    assert f"{signal_name}: stopping; each running trial saves a checkpoint" in output
     assert "[1/2] vae-steps=100000-seed=0: stopped with a checkpoint; a rerun resumes it" in output
     assert "sweep stopped with 2 of 2 trials unfinished" in output
     step = load_latest(first)[1]["step"]
     assert 0 < step < 100000 and not (first / "trial.json").exists()
-    assert not second.exists() and not (out / ".stop").exists()
+    assert read_json(second / "trial.json") == earlier and not (second / "config.json").exists()
+    assert not (out / ".stop").exists()
 
 
 def _wait_for(condition, process, timeout: float = 240.0) -> None:

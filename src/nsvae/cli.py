@@ -10,7 +10,6 @@ checkpoint, 5 training, 6 metric, 7 run directory in use), 70 an unexpected inte
 
 from __future__ import annotations
 
-import contextlib
 import os
 import signal
 import sys
@@ -29,6 +28,7 @@ from nsvae.errors import (
     NsvaeError,
     NsvaeWarning,
     Terminated,
+    handling_signals,
     signal_exit_code,
 )
 
@@ -235,6 +235,7 @@ def train_command(
     from nsvae.errors import ConfigError
     from nsvae.experiment import train_run
     from nsvae.rundir import read_run_config
+    from nsvae.rundir.run import training_config
 
     given = dict(locals())
     given["data_path"] = data_path and str(data_path.absolute())
@@ -250,6 +251,7 @@ def train_command(
             raise ConfigError("--resume takes the run's own directory; drop --run-dir")
         base = read_run_config(resume)[0] if config_file is None else load_config(config_file)
         config, run_dir = base.updated(overrides), resume
+        training_config(run_dir, config, resume=True)  # a refused file: before the data loads
     else:
         base = Config() if config_file is None else load_config(config_file)
         config = base.updated(overrides).validate()
@@ -507,7 +509,8 @@ def sweep_command(
 def study_report_command(
     out: Annotated[Path, typer.Argument(help="Study directory (from nsvae sweep).")],
 ) -> None:
-    """Draw the study's figures into DIR/figures/ and write DIR/report.html (self-contained)."""
+    """Draw the study's figures into DIR/figures/, write DIR/report.html (self-contained) and
+    DIR/summary.md (each setting's median and spread, in Markdown)."""
     from nsvae.sweep.report import write_study_report
 
     typer.echo(write_study_report(out))
@@ -546,20 +549,12 @@ def run() -> int:
     return code
 
 
-@contextlib.contextmanager
 def _signals():
     """SIGTERM raises :class:`Terminated` (as SIGINT raises KeyboardInterrupt) in the block;
-    the handlers found are restored after it."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    previous = {number: signal.getsignal(number) for number in (signal.SIGINT, signal.SIGTERM)}
-    signal.signal(signal.SIGTERM, _terminate)
-    try:
-        yield
-    finally:
-        for number, handler in previous.items():
-            signal.signal(number, handler)
+    the SIGINT and SIGTERM handlers found are restored after it (a stopped command ignores
+    both)."""
+    return handling_signals({signal.SIGTERM: _terminate,
+                             signal.SIGINT: signal.getsignal(signal.SIGINT)})
 
 
 def _terminate(number, frame):

@@ -1,12 +1,18 @@
-"""Typed errors of nsvae.
+"""Typed errors of nsvae, and the signals that stop a command.
 
 Library code raises these; only :mod:`nsvae.cli` turns them into a one-line message and a
 non-zero exit code. Each subclass carries its own exit code so scripts can tell failures apart.
+:func:`handling_signals` is the one place that installs (and restores) signal handlers.
 """
 
 from __future__ import annotations
 
+import contextlib
+import signal
+import threading
 import warnings
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
 
 
 class NsvaeError(Exception):
@@ -94,6 +100,22 @@ SIGNAL_EXIT_CODES = {"SIGINT": 130, "SIGTERM": 143}
 def signal_exit_code(signal_name: str) -> int:
     """Exit code of a command ended by ``signal_name`` (``SIGINT`` 130, ``SIGTERM`` 143)."""
     return SIGNAL_EXIT_CODES.get(signal_name, 130)
+
+
+@contextlib.contextmanager
+def handling_signals(handlers: Mapping[int, Callable[[int, Any], None]]) -> Iterator[None]:
+    """Install ``handlers`` (signal number: handler) for the block and restore the handlers
+    found after it. Only the main thread may install handlers (Python's rule); in any other
+    thread the block runs with nothing installed."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = {number: signal.signal(number, handler) for number, handler in handlers.items()}
+    try:
+        yield
+    finally:
+        for number, found in previous.items():
+            signal.signal(number, found)
 
 
 class DataWarning(NsvaeWarning):

@@ -6,10 +6,11 @@ a line each time one ends. On a cluster, nsvae must be installed on every node a
 be on storage that every node shares.
 
 Ctrl-C (SIGINT) or SIGTERM does not reach a trial: Ray's workers block SIGINT, and training runs
-in a worker's thread, where Python installs no handlers. So the first signal writes
-``DIR/.stop``; every running trial sees it within a second, checkpoints its current step and
-ends, and no new trial starts. A second signal stops at once, losing the steps since each
-trial's last checkpoint.
+in a worker's thread, where Python installs no handlers. So the driver's first signal writes
+``DIR/.stop`` (:class:`StopRequest`); every running trial sees it within a second, checkpoints
+its current step and ends, and no new trial starts. A second signal (more than a second later)
+stops at once, losing the steps since each trial's last checkpoint. A SIGTERM sent to the whole
+process group also reaches Ray's own processes, which end at once: send it to the driver.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ import os
 import shutil
 import signal
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,25 +30,25 @@ import ray
 from ray import tune
 from ray.tune.progress_reporter import TrialProgressCallback
 
-from nsvae.errors import TrainingError, TrainingInterrupted, one_line
+from nsvae.errors import TrainingError, TrainingInterrupted, handling_signals, one_line
 from nsvae.files import atomic_write
 from nsvae.sweep.results import write_results
-from nsvae.sweep.trial import TrialSpec, has_checkpoint, read_record, run_trial
+from nsvae.sweep.trial import TrialSpec, has_checkpoint, new_record, read_record, run_trial
 
 # Ray's socket paths, ``TEMP/session_<date>_<pid>/sockets/plasma_store``, must fit in 107 bytes.
 SOCKET_ROOM = 40
 STOP_FILE = ".stop"  # written in DIR by the first Ctrl-C: running trials checkpoint and end
 
 
-def fit(pending: list[TrialSpec], specs: list[TrialSpec], out: Path, resources, say) -> float:
+def fit(pending: list[TrialSpec], specs: list[TrialSpec], out: Path, resources,
+        say) -> tuple[float, str | None]:
     """Run ``pending`` with Ray Tune (``specs``: every trial, for the results table); return the
-    seconds spent starting and stopping Ray."""
-    stop_file = out / STOP_FILE
-    stop_file.unlink(missing_ok=True)
-    pending = [dataclasses.replace(spec, stop_file=str(stop_file)) for spec in pending]
+    seconds spent starting and stopping Ray, and the signal that stopped the sweep (or None)."""
+    request = StopRequest(out / STOP_FILE)
+    pending = [dataclasses.replace(spec, stop_file=str(request.file)) for spec in pending]
     trainable = tune.with_resources(
         tune_trial, {"cpu": resources.cpus_per_trial, "gpu": resources.gpus_per_trial})
-    progress = Progress(out, specs, len(pending), say, stop_file)
+    progress = Progress(out, specs, len(pending), say, request)
     tuner = tune.Tuner(
         trainable,
         param_space={"trial": tune.grid_search([dataclasses.asdict(s) for s in pending])},
@@ -59,12 +59,12 @@ def fit(pending: list[TrialSpec], specs: list[TrialSpec], out: Path, resources, 
     )
     clock = {}
     with ray_session(out, resources.address, resources.cpus, clock), _quiet("ray.tune"), \
-            _stop_file_on_signals(stop_file, say):
+            _stopping_on_signals(request):
         try:
             tuner.fit()
         except (tune.TuneError, ray.exceptions.RayError) as error:
             raise TrainingError(f"Ray Tune failed: {one_line(error)}") from None
-    return clock["ray"]
+    return clock["ray"], request.signal
 
 
 def tune_trial(config: dict) -> None:
@@ -86,21 +86,32 @@ class Progress(TrialProgressCallback):
     """Rewrite the results table and say a line each time a trial ends; keep the names of the
     trials running.
 
-    It takes the place of Tune's own trial printer (a subclass, so Tune adds none). A trial
-    that Tune starts once ``stop_file`` exists returns at once and is not counted.
+    It takes the place of Tune's own trial printer (a subclass, so Tune adds none). It also says
+    when the sweep starts stopping (not the signal handler: printing there could re-enter a
+    print). A trial that Tune starts once the stop is asked returns at once and is not counted.
     """
 
-    def __init__(self, out: Path, specs: list[TrialSpec], total: int, say, stop_file: Path):
+    def __init__(self, out: Path, specs: list[TrialSpec], total: int, say,
+                 request: StopRequest):
         super().__init__()
         self.out, self.specs, self.total, self.say = out, specs, total, say
-        self.stop_file = stop_file
+        self.request = request
         self.by_name = {spec.name: spec for spec in specs}
         self.ended = 0
-        self.running: set[str] = set()
+        self.running: dict[str, dict | None] = {}  # name: its record when it started
+        self.announced = False
+
+    def on_step_begin(self, iteration, trials, **info) -> None:
+        if self.request.signal and not self.announced:
+            self.announced = True
+            self.say(f"{self.request.signal}: stopping; each running trial saves a checkpoint at "
+                     "its next step (one being evaluated finishes first). Press Ctrl-C again to "
+                     "stop at once, losing their steps since their last checkpoint.")
 
     def on_trial_start(self, iteration, trials, trial, **info) -> None:
-        if not self.stop_file.exists():
-            self.running.add(trial.config["trial"]["name"])
+        if self.request.signal is None:
+            name = trial.config["trial"]["name"]
+            self.running[name] = read_record(self.by_name[name].directory)
 
     def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
         pass
@@ -114,17 +125,39 @@ class Progress(TrialProgressCallback):
     def _ended(self, name: str, problem: str | None) -> None:
         if name not in self.running:
             return  # started after the stop request: it did nothing
-        self.running.discard(name)
+        before = self.running.pop(name)
         self.ended += 1
         write_results(self.out, self.specs)
         directory = self.by_name[name].directory
         self.say(f"[{self.ended}/{self.total}] {name}: "
-                 f"{problem or describe(read_record(directory), has_checkpoint(directory))}")
+                 f"{problem or describe(new_record(directory, before), has_checkpoint(directory))}")
+
+
+class StopRequest:
+    """The sweep's stop: the first SIGINT or SIGTERM writes ``file`` (which tells the trials)
+    and keeps the signal's name; another, more than :attr:`REPEAT_SECONDS` later, raises
+    ``KeyboardInterrupt`` (a terminal and a wrapper may deliver one Ctrl-C twice)."""
+
+    REPEAT_SECONDS = 1.0
+
+    def __init__(self, file: Path):
+        self.file = file
+        self.signal: str | None = None
+        self.asked_at = 0.0
+        file.unlink(missing_ok=True)  # left by a sweep killed while stopping
+
+    def handle(self, number, frame) -> None:
+        if self.signal is None:
+            atomic_write(self.file, signal.Signals(number).name.encode())
+            self.signal, self.asked_at = signal.Signals(number).name, time.monotonic()
+        elif time.monotonic() - self.asked_at > self.REPEAT_SECONDS:
+            raise KeyboardInterrupt
 
 
 class StopWhenAsked(tune.Stopper):
-    """End the experiment once the stop file exists and no trial is running any more: Tune's
-    own stop would kill the running trials' workers before they checkpoint."""
+    """End the experiment once the stop is asked and no trial is running any more (pending
+    trials never start): Tune's own stop would kill the running trials' workers before they
+    checkpoint."""
 
     def __init__(self, progress: Progress):
         self.progress = progress
@@ -133,7 +166,7 @@ class StopWhenAsked(tune.Stopper):
         return False
 
     def stop_all(self) -> bool:
-        return not self.progress.running and self.progress.stop_file.exists()
+        return self.progress.request.signal is not None and not self.progress.running
 
 
 def describe(record: dict | None, checkpointed: bool = False) -> str:
@@ -177,35 +210,20 @@ def ray_session(out: Path, address: str | None, cpus: int | None, clock: dict) -
 
 
 @contextlib.contextmanager
-def _stop_file_on_signals(stop_file: Path, say) -> Iterator[None]:
-    """For the block, the first SIGINT or SIGTERM writes ``stop_file`` (Tune's own SIGINT
-    handler is turned off); a second raises ``KeyboardInterrupt``. Only in the main thread."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def ask_to_stop(number, frame):
-        if stop_file.exists():
-            raise KeyboardInterrupt
-        atomic_write(stop_file, b"")
-        say(f"{signal.Signals(number).name}: stopping; each running trial saves a checkpoint at "
-            "its next step (one being evaluated finishes first). Press Ctrl-C again to stop at "
-            "once, losing their steps since their last checkpoint.")
-
-    previous = {number: signal.signal(number, ask_to_stop)
-                for number in (signal.SIGINT, signal.SIGTERM)}
+def _stopping_on_signals(request: StopRequest) -> Iterator[None]:
+    """For the block, SIGINT and SIGTERM go to ``request`` (Tune's own SIGINT handler is turned
+    off); its file is removed after."""
     tune_handler = os.environ.get("TUNE_DISABLE_SIGINT_HANDLER")
     os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = "1"
     try:
-        yield
+        with handling_signals(dict.fromkeys((signal.SIGINT, signal.SIGTERM), request.handle)):
+            yield
     finally:
-        for number, handler in previous.items():
-            signal.signal(number, handler)
         if tune_handler is None:
             os.environ.pop("TUNE_DISABLE_SIGINT_HANDLER")
         else:
             os.environ["TUNE_DISABLE_SIGINT_HANDLER"] = tune_handler
-        stop_file.unlink(missing_ok=True)
+        request.file.unlink(missing_ok=True)
 
 
 @contextlib.contextmanager

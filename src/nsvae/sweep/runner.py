@@ -19,7 +19,14 @@ from nsvae.errors import ConfigError, DependencyError, TrainingError, TrainingIn
 from nsvae.files import atomic_write, file_lock
 from nsvae.sweep.results import trial_row, write_results
 from nsvae.sweep.study import Study
-from nsvae.sweep.trial import TrialSpec, is_finished, read_record, run_trial, trial_directory
+from nsvae.sweep.trial import (
+    TrialSpec,
+    is_finished,
+    new_record,
+    read_record,
+    run_trial,
+    trial_directory,
+)
 
 INSTALL_HINT = ("nsvae sweep needs Ray Tune, which is not installed: "
                 "pip install 'nsvae[sweep]' (or pip install 'ray[tune]')")
@@ -87,7 +94,8 @@ def run_sweep(study: Study, out: str | Path, resources: Resources | None = None,
     resources : Resources, optional
         Embedded Ray on every CPU, one CPU per trial, by default.
     say : callable, optional
-        Receives a line per finished trial and one before starting.
+        Receives a line before starting, one per trial that ends, and one when a signal starts
+        stopping the sweep.
 
     Raises
     ------
@@ -98,7 +106,8 @@ def run_sweep(study: Study, out: str | Path, resources: Resources | None = None,
     DependencyError
         Ray Tune is not installed (and some trial has to run).
     TrainingInterrupted
-        The sweep was stopped (Ctrl-C) before every trial ended; rerunning resumes it.
+        The sweep was stopped (Ctrl-C: exit code 130, or SIGTERM: 143) before every trial
+        ended; running trials saved a checkpoint first, and rerunning resumes them.
     TrainingError
         Some trials failed (each one's error is in the table's ``error`` column).
     """
@@ -119,15 +128,17 @@ def _run_locked(study: Study, out: Path, resources: Resources,
     results = write_results(out, specs)
     say(f"study {study.name}: {len(specs)} trials, {len(specs) - len(pending)} finished, "
         f"{len(pending)} to run; results: {results}")
-    ray_seconds = _run_on_ray(pending, specs, out, resources, say) if pending else 0.0
+    before = [read_record(spec.directory) for spec in pending]  # older runs' records
+    ray_seconds, stopped_by = (_run_on_ray(pending, specs, out, resources, say) if pending
+                               else (0.0, None))
     write_results(out, specs)
-    records = [read_record(spec.directory) for spec in pending]
+    records = [new_record(spec.directory, old) for spec, old in zip(pending, before, strict=True)]
     ended = [record for record in records if record is not None]
     failed = sum(record["status"] == "failed" for record in ended)
     if len(ended) < len(pending):
         raise TrainingInterrupted(
             f"sweep stopped with {len(pending) - len(ended)} of {len(pending)} trials unfinished; "
-            "run the same command again to resume them")
+            "run the same command again to resume them", stopped_by or "SIGINT")
     if failed:
         raise TrainingError(f"{failed} of {len(pending)} trials failed; see the error column "
                             f"of {results}")
@@ -210,8 +221,9 @@ def _specs(study: Study, out: Path, resources: Resources) -> list[TrialSpec]:
                          trial_config(trial.config, resources)) for trial in study.trials]
 
 
-def _run_on_ray(pending, specs, out, resources, say) -> float:
-    """Run ``pending`` on Ray Tune; return the seconds spent starting and stopping Ray."""
+def _run_on_ray(pending, specs, out, resources, say) -> tuple[float, str | None]:
+    """Run ``pending`` on Ray Tune; return the seconds spent starting and stopping Ray, and the
+    signal that stopped the sweep (or None)."""
     for name, value in (("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1"), ("RAY_AIR_NEW_OUTPUT", "0")):
         os.environ.setdefault(name, value)  # no Tune loggers or status tables: nsvae logs
     try:

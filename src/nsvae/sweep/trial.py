@@ -89,6 +89,13 @@ def read_record(directory: str | Path) -> dict | None:
     return read_json(path) if path.is_file() else None
 
 
+def new_record(directory: str | Path, before: dict | None) -> dict | None:
+    """The trial's record if it is not ``before`` (read earlier), else None: a run of the trial
+    since then wrote it (a rerun's record always differs, if only in its timings)."""
+    record = read_record(directory)
+    return None if record == before else record
+
+
 def is_finished(spec: TrialSpec) -> bool:
     """Done at the spec's step count, evaluated as the spec asks.
 

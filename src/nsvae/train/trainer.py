@@ -22,7 +22,6 @@ from __future__ import annotations
 import contextlib
 import signal
 import sys
-import threading
 import time
 from collections.abc import Callable
 from functools import partial
@@ -36,7 +35,13 @@ from nsvae.data import build_data
 from nsvae.data.ground_truth import GroundTruthData
 from nsvae.data.sampler import BatchSampler
 from nsvae.device import physical_cores, resolve_device, seed_everything
-from nsvae.errors import ConfigError, Terminated, TrainingError, TrainingInterrupted
+from nsvae.errors import (
+    ConfigError,
+    Terminated,
+    TrainingError,
+    TrainingInterrupted,
+    handling_signals,
+)
 from nsvae.files import append_row
 from nsvae.models import build_model
 from nsvae.objectives import Objective, build_objective
@@ -303,9 +308,10 @@ class _StopRequests:
     after the current step.
 
     A second signal interrupts at once (``KeyboardInterrupt``, or
-    :class:`~nsvae.errors.Terminated` for SIGTERM). Handlers are installed only in the
-    main thread (Python's rule) and restored on exit; elsewhere (a Ray worker's training thread)
-    only the file stops training. The file is looked for at most once a second.
+    :class:`~nsvae.errors.Terminated` for SIGTERM). Handlers are installed only in the main
+    thread (:func:`~nsvae.errors.handling_signals`) and restored on exit; elsewhere (a Ray
+    worker's training thread) only the file stops training. The file is looked for at most once
+    a second.
 
     Attributes
     ----------
@@ -320,13 +326,12 @@ class _StopRequests:
     def __init__(self, stop_file: str | Path | None = None):
         self.stop_file = None if stop_file is None else Path(stop_file)
         self.signal = self.cause = None
-        self.previous = {}
         self.checked = -float("inf")
+        self.handlers = contextlib.ExitStack()
 
     def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
-            for number in (signal.SIGINT, signal.SIGTERM):
-                self.previous[number] = signal.signal(number, self._handle)
+        self.handlers.enter_context(
+            handling_signals(dict.fromkeys((signal.SIGINT, signal.SIGTERM), self._handle)))
         return self
 
     def requested(self) -> bool:
@@ -344,5 +349,4 @@ class _StopRequests:
         self.signal = self.cause = signal.Signals(number).name
 
     def __exit__(self, *exc_info):
-        for number, handler in self.previous.items():
-            signal.signal(number, handler)
+        self.handlers.close()
