@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -94,3 +97,21 @@ def celeba_zip(tmp_path_factory):
 def source_env() -> dict:
     """The environment for subprocesses that must import the nsvae under test."""
     return {**os.environ, "PYTHONPATH": str(Path(nsvae.__file__).parents[1])}
+
+
+def terminate_after_first_row(command: list[str], metrics: Path,
+                              env: dict | None = None) -> tuple[int, str, str]:
+    """Run ``command``, send it SIGTERM once ``metrics`` has a row (or it ended); return its
+    exit code, stdout and stderr."""
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env=env)
+    try:
+        for _ in range(600):
+            if process.poll() is not None or (metrics.exists() and metrics.read_text()):
+                break
+            threading.Event().wait(0.1)
+        process.send_signal(signal.SIGTERM)
+        stdout, stderr = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    return process.returncode, stdout, stderr

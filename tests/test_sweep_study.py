@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import math
-import signal
-import subprocess
 import sys
-import threading
 import tomllib
 from pathlib import Path
 
 import pytest
+from conftest import terminate_after_first_row
 
 from nsvae.cli import main
 from nsvae.errors import DependencyError
@@ -312,20 +310,10 @@ def test_a_trial_stopped_by_sigterm_exits_143_and_is_left_unfinished(tmp_path, c
                     'log_every = 1\ncheckpoint_every = 100000\nfigures = false\n'
                     '[[grid]]\n"objective.name" = "vae"\n')
     trial = out / "trials" / "vae-seed=0"
-    process = subprocess.Popen(
+    code, _, stderr = terminate_after_first_row(
         [sys.executable, "-m", "nsvae.cli", "sweep", str(path), "--out", str(out), "--trial",
-         "vae-seed=0"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=source_env)
-    try:
-        for _ in range(600):
-            metrics = trial / "metrics.jsonl"
-            if process.poll() is not None or (metrics.exists() and metrics.read_text()):
-                break
-            threading.Event().wait(0.1)
-        process.send_signal(signal.SIGTERM)
-        _, stderr = process.communicate(timeout=60)
-    finally:
-        process.kill()
-    assert process.returncode == 143, stderr
+         "vae-seed=0"], trial / "metrics.jsonl", source_env)
+    assert code == 143, stderr
     assert stderr.startswith("nsvae: error: trial vae-seed=0 interrupted by SIGTERM at step ")
     assert stderr.endswith("; checkpoint saved, run the same command again to resume it\n")
     assert not (trial / "trial.json").exists()

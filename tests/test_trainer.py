@@ -16,11 +16,13 @@ import sys
 import threading
 import types
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
 import safetensors.torch
 import torch
+from conftest import terminate_after_first_row
 
 import nsvae.train.trainer as trainer
 from nsvae.config import Config
@@ -194,6 +196,15 @@ def test_corrupt_or_missing_run_gives_checkpoint_error(tmp_path, squares):
         load_run(run.path)
 
 
+def assert_resumes_as_if_uninterrupted(config: Config, tmp_path: Path, squares) -> None:
+    """Resuming ``tmp_path/split`` ends with the parameters and metrics of one uninterrupted
+    run (``tmp_path/whole``)."""
+    resumed = train(config, tmp_path / "split", data=squares, resume=True)
+    whole = train(config, tmp_path / "whole", data=squares)
+    assert_same_parameters(whole.model, resumed.model)
+    assert without_timing(resumed.metrics()) == without_timing(whole.metrics())
+
+
 def with_loss_hook(monkeypatch, hook):
     """Make the trainer's objective call ``hook(step, loss)`` and use what it returns."""
     build = trainer.build_objective
@@ -246,11 +257,7 @@ def test_sigterm_saves_a_checkpoint_that_resumes_exactly(tmp_path, squares, monk
     assert error.value.exit_code == 143  # 128 + SIGTERM, the shell convention
     assert load_run(tmp_path / "split").step == 5
     monkeypatch.undo()
-
-    resumed = train(config, tmp_path / "split", data=squares, resume=True)
-    whole = train(config, tmp_path / "whole", data=squares)
-    assert_same_parameters(whole.model, resumed.model)
-    assert without_timing(resumed.metrics()) == without_timing(whole.metrics())
+    assert_resumes_as_if_uninterrupted(config, tmp_path, squares)
     assert signal.getsignal(signal.SIGTERM) is before  # training puts the handler back
 
 
@@ -285,11 +292,7 @@ def test_a_stop_file_stops_training_in_a_thread_with_a_checkpoint_that_resumes_e
     assert (error.exit_code, error.step) == (130, 5)
     assert load_run(tmp_path / "split").step == 5
     monkeypatch.undo()
-
-    resumed = train(config, tmp_path / "split", data=squares, resume=True)
-    whole = train(config, tmp_path / "whole", data=squares)
-    assert_same_parameters(whole.model, resumed.model)
-    assert without_timing(resumed.metrics()) == without_timing(whole.metrics())
+    assert_resumes_as_if_uninterrupted(config, tmp_path, squares)
 
 
 def test_sigterm_in_a_real_process(tmp_path, squares_npz):
@@ -299,18 +302,8 @@ def test_sigterm_in_a_real_process(tmp_path, squares_npz):
                str(squares_npz), "--steps", "100000", "--batch-size", "8", "--z-dim", "4",
                "--log-every", "1", "--threads", "1", "--device", "cpu", "--no-figures",
                "--no-progress", "--run-dir", str(run)]
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    metrics = run / "metrics.jsonl"
-    try:
-        for _ in range(600):
-            if process.poll() is not None or (metrics.exists() and metrics.read_text()):
-                break
-            threading.Event().wait(0.1)
-        process.send_signal(signal.SIGTERM)
-        stdout, stderr = process.communicate(timeout=60)
-    finally:
-        process.kill()
-    assert process.returncode == 143, stderr
+    code, stdout, stderr = terminate_after_first_row(command, run / "metrics.jsonl")
+    assert code == 143, stderr
     assert stdout == f"run: {run}\n"
     assert stderr.startswith("nsvae: error: interrupted by SIGTERM at step ")
     assert stderr.count("\n") == 1
