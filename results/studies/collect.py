@@ -40,6 +40,9 @@ def collect(source: Path, target: Path) -> list[str]:
 
 
 if __name__ == "__main__":
+    if len(sys.argv) != 3 or not (Path(sys.argv[1]) / "results.csv").is_file():
+        sys.exit("usage: python results/studies/collect.py STUDY_DIR TARGET (STUDY_DIR: an "
+                 "nsvae sweep --out folder, with its results.csv)")
     source, target = (Path(arg) for arg in sys.argv[1:3])
     names = collect(source, target)
     print(f"{len(names)} finished trials copied; report: {write_study_report(target)}")

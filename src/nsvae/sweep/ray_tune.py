@@ -33,22 +33,23 @@ from ray.tune.progress_reporter import TrialProgressCallback
 from nsvae.errors import TrainingError, TrainingInterrupted, handling_signals, one_line
 from nsvae.files import atomic_write
 from nsvae.sweep.results import write_results
-from nsvae.sweep.trial import TrialSpec, has_checkpoint, new_record, read_record, run_trial
+from nsvae.sweep.trial import TrialSpec, has_checkpoint, new_record, run_trial
 
 # Ray's socket paths, ``TEMP/session_<date>_<pid>/sockets/plasma_store``, must fit in 107 bytes.
 SOCKET_ROOM = 40
 STOP_FILE = ".stop"  # written in DIR by the first Ctrl-C: running trials checkpoint and end
 
 
-def fit(pending: list[TrialSpec], specs: list[TrialSpec], out: Path, resources,
-        say) -> tuple[float, str | None]:
-    """Run ``pending`` with Ray Tune (``specs``: every trial, for the results table); return the
-    seconds spent starting and stopping Ray, and the signal that stopped the sweep (or None)."""
+def fit(pending: list[TrialSpec], specs: list[TrialSpec], out: Path, resources, say,
+        before: dict[str, dict | None]) -> tuple[float, str | None]:
+    """Run ``pending`` with Ray Tune (``specs``: every trial, for the results table; ``before``:
+    each pending trial's record before the sweep); return the seconds spent starting and
+    stopping Ray, and the signal that stopped the sweep (or None)."""
     request = StopRequest(out / STOP_FILE)
     pending = [dataclasses.replace(spec, stop_file=str(request.file)) for spec in pending]
     trainable = tune.with_resources(
         tune_trial, {"cpu": resources.cpus_per_trial, "gpu": resources.gpus_per_trial})
-    progress = Progress(out, specs, len(pending), say, request)
+    progress = Progress(out, specs, before, say, request)
     tuner = tune.Tuner(
         trainable,
         param_space={"trial": tune.grid_search([dataclasses.asdict(s) for s in pending])},
@@ -91,14 +92,14 @@ class Progress(TrialProgressCallback):
     print). A trial that Tune starts once the stop is asked returns at once and is not counted.
     """
 
-    def __init__(self, out: Path, specs: list[TrialSpec], total: int, say,
+    def __init__(self, out: Path, specs: list[TrialSpec], before: dict[str, dict | None], say,
                  request: StopRequest):
         super().__init__()
-        self.out, self.specs, self.total, self.say = out, specs, total, say
+        self.out, self.specs, self.before, self.say = out, specs, before, say
         self.request = request
         self.by_name = {spec.name: spec for spec in specs}
         self.ended = 0
-        self.running: dict[str, dict | None] = {}  # name: its record when it started
+        self.running: set[str] = set()
         self.announced = False
 
     def on_step_begin(self, iteration, trials, **info) -> None:
@@ -110,8 +111,7 @@ class Progress(TrialProgressCallback):
 
     def on_trial_start(self, iteration, trials, trial, **info) -> None:
         if self.request.signal is None:
-            name = trial.config["trial"]["name"]
-            self.running[name] = read_record(self.by_name[name].directory)
+            self.running.add(trial.config["trial"]["name"])
 
     def on_trial_result(self, iteration, trials, trial, result, **info) -> None:
         pass
@@ -125,12 +125,13 @@ class Progress(TrialProgressCallback):
     def _ended(self, name: str, problem: str | None) -> None:
         if name not in self.running:
             return  # started after the stop request: it did nothing
-        before = self.running.pop(name)
+        self.running.remove(name)
         self.ended += 1
         write_results(self.out, self.specs)
         directory = self.by_name[name].directory
-        self.say(f"[{self.ended}/{self.total}] {name}: "
-                 f"{problem or describe(new_record(directory, before), has_checkpoint(directory))}")
+        record = new_record(directory, self.before[name])
+        self.say(f"[{self.ended}/{len(self.before)}] {name}: "
+                 f"{problem or describe(record, has_checkpoint(directory))}")
 
 
 class StopRequest:
@@ -148,8 +149,8 @@ class StopRequest:
 
     def handle(self, number, frame) -> None:
         if self.signal is None:
-            atomic_write(self.file, signal.Signals(number).name.encode())
             self.signal, self.asked_at = signal.Signals(number).name, time.monotonic()
+            atomic_write(self.file, self.signal.encode())
         elif time.monotonic() - self.asked_at > self.REPEAT_SECONDS:
             raise KeyboardInterrupt
 
@@ -169,7 +170,7 @@ class StopWhenAsked(tune.Stopper):
         return self.progress.request.signal is not None and not self.progress.running
 
 
-def describe(record: dict | None, checkpointed: bool = False) -> str:
+def describe(record: dict | None, checkpointed: bool) -> str:
     """``done at step 2000 in 61.2 s``, ``failed: <error>``, or (no record: stopped) whether it
     resumes from a checkpoint."""
     if record is None:

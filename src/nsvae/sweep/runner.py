@@ -128,11 +128,11 @@ def _run_locked(study: Study, out: Path, resources: Resources,
     results = write_results(out, specs)
     say(f"study {study.name}: {len(specs)} trials, {len(specs) - len(pending)} finished, "
         f"{len(pending)} to run; results: {results}")
-    before = [read_record(spec.directory) for spec in pending]  # older runs' records
-    ray_seconds, stopped_by = (_run_on_ray(pending, specs, out, resources, say) if pending
-                               else (0.0, None))
+    before = {spec.name: read_record(spec.directory) for spec in pending}  # older runs' records
+    ray_seconds, stopped_by = (_run_on_ray(pending, specs, out, resources, say, before)
+                               if pending else (0.0, None))
     write_results(out, specs)
-    records = [new_record(spec.directory, old) for spec, old in zip(pending, before, strict=True)]
+    records = [new_record(spec.directory, before[spec.name]) for spec in pending]
     ended = [record for record in records if record is not None]
     failed = sum(record["status"] == "failed" for record in ended)
     if len(ended) < len(pending):
@@ -221,9 +221,9 @@ def _specs(study: Study, out: Path, resources: Resources) -> list[TrialSpec]:
                          trial_config(trial.config, resources)) for trial in study.trials]
 
 
-def _run_on_ray(pending, specs, out, resources, say) -> tuple[float, str | None]:
-    """Run ``pending`` on Ray Tune; return the seconds spent starting and stopping Ray, and the
-    signal that stopped the sweep (or None)."""
+def _run_on_ray(pending, specs, out, resources, say, before) -> tuple[float, str | None]:
+    """Run ``pending`` on Ray Tune (``before``: their records before the sweep); return the
+    seconds spent starting and stopping Ray, and the signal that stopped the sweep (or None)."""
     for name, value in (("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1"), ("RAY_AIR_NEW_OUTPUT", "0")):
         os.environ.setdefault(name, value)  # no Tune loggers or status tables: nsvae logs
     try:
@@ -232,4 +232,4 @@ def _run_on_ray(pending, specs, out, resources, say) -> tuple[float, str | None]
         if (error.name or "").startswith("nsvae"):
             raise
         raise DependencyError(INSTALL_HINT) from None
-    return ray_tune.fit(pending, specs, out, resources, say)
+    return ray_tune.fit(pending, specs, out, resources, say, before)
