@@ -193,6 +193,20 @@ def test_study_report_command(six, capsys):
         "| beta_vae-beta=1", "| beta_vae-beta=4", "| nonsyn-alpha=5"]
     assert all(" | 2 | " in line for line in summary[4:])  # two seeds each
 
+    assert main(["study", "report", str(out), "--against", "beta_vae-beta=1"]) == 0
+    assert ('<section id="against"><h2>Against beta_vae-beta=1</h2>'
+            in page_path.read_text(encoding="utf-8"))
+    summary = (out / "summary.md").read_text(encoding="utf-8").splitlines()
+    caption = next(n for n, line in enumerate(summary) if line.startswith("Against "))
+    assert summary[caption].startswith("Against beta_vae-beta=1 (2 seeds): the share of seed")
+    assert [line.split(" | ")[:2] for line in summary[caption + 4:]] == [
+        ["| beta_vae-beta=4", "2"], ["| nonsyn-alpha=5", "2"]]
+    capsys.readouterr()
+    assert main(["study", "report", str(out), "--against", "vae"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("nsvae: error: no finished trial of setting 'vae'")
+    assert err.count("\n") == 1
+
 
 def test_study_report_of_a_directory_without_results(tmp_path, capsys):
     assert main(["study", "report", str(tmp_path)]) == 4

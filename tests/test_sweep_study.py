@@ -339,3 +339,43 @@ def test_summary_cells_are_the_median_and_the_range_or_the_quartiles():
     lines = summary_markdown(frame, ["mig.discrete_mig"]).splitlines()
     assert lines[2:] == ["| setting | model | seeds | mig.discrete_mig |", "|---|---|---|---|",
                          "| vae | vae | 3 | 0.2 (0.1 to 0.3) |", "| tc | beta_tcvae | 1 | 0.4 |"]
+
+
+def test_superiority_is_the_share_of_seed_pairs_won_and_its_exact_p_value():
+    import itertools
+
+    import numpy as np
+    import pandas as pd
+
+    from nsvae.sweep.report import superiority
+
+    share, p = superiority(pd.Series([0.4, 0.5, 0.6]), pd.Series([0.1, 0.2, 0.3]))
+    assert share == 1.0 and p == pytest.approx(2 / math.comb(6, 3))  # the smallest 3-vs-3 p: 0.1
+    share, p = superiority(pd.Series([0.1, 0.2, 0.3]), pd.Series([0.4, 0.5, 0.6]))
+    assert share == 0.0 and p == pytest.approx(0.1)
+    rng = np.random.default_rng(0)
+    values, reference = rng.normal(size=4), rng.normal(size=5)
+    values[0] = reference[0]  # a tie counts half
+    won = sum(1.0 if a > b else 0.5 if a == b else 0.0
+              for a, b in itertools.product(values, reference))
+    share, _ = superiority(pd.Series(values), pd.Series(reference))
+    assert share == pytest.approx(won / 20)
+    share, p = superiority(pd.Series([1.0, None]), pd.Series([], dtype=float))
+    assert math.isnan(share) and math.isnan(p)
+
+
+def test_summary_compares_every_setting_with_the_reference_and_refuses_an_unknown_one():
+    import pandas as pd
+
+    from nsvae.errors import ConfigError
+    from nsvae.sweep.report import summary_markdown
+
+    frame = pd.DataFrame({"setting": ["vae"] * 3 + ["tc"] * 3, "objective.name":
+                          ["vae"] * 3 + ["beta_tcvae"] * 3,
+                          "mig.discrete_mig": [0.1, 0.2, 0.3, 0.4, 0.5, 0.25]})
+    lines = summary_markdown(frame, ["mig.discrete_mig"], "vae").splitlines()
+    assert lines[-5].startswith("Against vae (3 seeds): the share of seed pairs")
+    assert lines[-3:] == ["| setting | seeds | mig.discrete_mig |", "|---|---|---|",
+                          "| tc | 3 | 0.89 (p 0.2) |"]  # 8 of 9 pairs won
+    with pytest.raises(ConfigError, match="no finished trial of setting 'ae'.*: vae, tc$"):
+        summary_markdown(frame, ["mig.discrete_mig"], "ae")

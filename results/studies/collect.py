@@ -1,9 +1,10 @@
 """Copy a study's finished trials into results/: each trial's trial.json, config.json,
 metrics.jsonl, eval.json and figures (no checkpoints, TensorBoard events, locks or report.html,
 whose pictures are the figures), the study's results.csv and study.toml; then draw the study
-report there (report.html, figures/, summary.md).
+report there (report.html, figures/, summary.md), comparing every setting with AGAINST if given
+(``nsvae study report --against``).
 
-    python results/studies/collect.py /work/studies/cpu results/studies/cpu-study
+    python results/studies/collect.py /work/studies/cpu results/studies/cpu-study vae
 """
 
 from __future__ import annotations
@@ -40,9 +41,11 @@ def collect(source: Path, target: Path) -> list[str]:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 3 or not (Path(sys.argv[1]) / "results.csv").is_file():
-        sys.exit("usage: python results/studies/collect.py STUDY_DIR TARGET (STUDY_DIR: an "
-                 "nsvae sweep --out folder, with its results.csv)")
+    if len(sys.argv) not in (3, 4) or not (Path(sys.argv[1]) / "results.csv").is_file():
+        sys.exit("usage: python results/studies/collect.py STUDY_DIR TARGET [AGAINST] "
+                 "(STUDY_DIR: an nsvae sweep --out folder, with its results.csv; AGAINST: a "
+                 "setting to compare the others with)")
     source, target = (Path(arg) for arg in sys.argv[1:3])
+    against = sys.argv[3] if len(sys.argv) == 4 else None
     names = collect(source, target)
-    print(f"{len(names)} finished trials copied; report: {write_study_report(target)}")
+    print(f"{len(names)} finished trials copied; report: {write_study_report(target, against)}")

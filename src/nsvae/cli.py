@@ -508,12 +508,15 @@ def sweep_command(
 @study_app.command("report")
 def study_report_command(
     out: Annotated[Path, typer.Argument(help="Study directory (from nsvae sweep).")],
+    against: Annotated[str | None, typer.Option(
+        help="A setting (trial name without its seed) to compare every other setting with: "
+             "the share of seed pairs each wins, and the Mann-Whitney p-value.")] = None,
 ) -> None:
     """Draw the study's figures into DIR/figures/, write DIR/report.html (self-contained) and
     DIR/summary.md (each setting's median and spread, in Markdown)."""
     from nsvae.sweep.report import write_study_report
 
-    typer.echo(write_study_report(out))
+    typer.echo(write_study_report(out, against))
 
 
 # ----------------------------------------------------------------------------------------- main
