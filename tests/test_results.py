@@ -1,5 +1,6 @@
 """The committed results stay reproducible: each exported reproduction model, evaluated again,
-scores the MIG that its ``eval.json`` records (issue 13: within 0.01)."""
+scores the MIG that its ``eval.json`` records (issue 13: within 0.01), and the READMEs' study
+tables are what ``results/studies/table.py`` prints from the committed ``results.csv``."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ import pytest
 from nsvae.metrics.evaluate import evaluate_run
 from nsvae.metrics.results import read_evaluation
 
-REPRODUCTION = Path(__file__).resolve().parents[1] / "results" / "reproduction"
+RESULTS = Path(__file__).resolve().parents[1] / "results"
+REPRODUCTION = RESULTS / "reproduction"
 EXPORTED = sorted(path.parent.name for path in REPRODUCTION.glob("*/model.safetensors"))
 
 
@@ -28,3 +30,20 @@ def test_a_committed_model_scores_its_committed_mig(name, tmp_path):
     assert again["step"] == 110_000
     assert abs(again["metrics"]["mig"]["discrete_mig"] - stored["values"]["discrete_mig"]) <= 0.01
     assert again["metrics"]["mig"]["captured_by"] == stored["values"]["captured_by"]
+
+
+def _study_tables():
+    """results/studies/table.py, loaded from its file (it is a script, not part of nsvae)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("study_tables", RESULTS / "studies" / "table.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_readmes_study_tables_are_what_table_py_prints_from_the_committed_results():
+    tables, study = _study_tables(), RESULTS / "studies" / "cpu-study"
+    readme = (RESULTS.parent / "README.md").read_text(encoding="utf-8")
+    assert tables.table(study, "vae") in readme
+    assert tables.trials_table(study) in (RESULTS / "README.md").read_text(encoding="utf-8")

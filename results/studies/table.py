@@ -1,10 +1,13 @@
-"""Print the README's table of a study in results/: per model, the finished seeds and each
-headline metric's median and spread (:func:`nsvae.sweep.report.median_and_spread`), with the
-latent synergy, its part outside A_best (S_A) and I(x; z), from the study's results.csv; given
-a reference setting, a second table comparing every other setting with it seed by seed
-(:func:`nsvae.sweep.report.superiority_rows`).
+"""Print the README's tables of a study in results/, from the study's results.csv.
 
-    python results/studies/table.py results/studies/cpu-study vae
+Per setting: the finished seeds and each headline metric's median and spread
+(:func:`nsvae.sweep.report.median_and_spread`), with the latent synergy, its part outside A_best
+(S_A) and I(x; z); given a reference setting, a second table comparing every other setting with
+it seed by seed (:func:`nsvae.sweep.report.superiority_rows`). With ``--trials``: one row per
+finished trial instead, with the factors each captures (``captured_by`` in its eval.json).
+
+    python results/studies/table.py results/studies/cpu-study vae    # the main README's tables
+    python results/studies/table.py results/studies/cpu-study --trials   # results/README.md's
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from nsvae.metrics.mig import captured_by_name
+from nsvae.metrics.results import headline, read_evaluation
 from nsvae.sweep.report import median_and_spread, superiority_rows
 from nsvae.sweep.results import load_results
 
@@ -20,31 +25,59 @@ COLUMNS = {"mig.discrete_mig": "MIG", "factor_vae.eval_accuracy": "FactorVAE",
            "latent_synergy.synergy_latent": "latent synergy (nats)",
            "latent_synergy.synergy_latent_subsets": "S_A (nats)",
            "latent_synergy.mutual_info_xz": "I(x; z) (nats)"}
-
-
-HEADER = ["| setting | seeds | " + " | ".join(COLUMNS.values()) + " |",
-          "|---|---|" + "---|" * len(COLUMNS)]
+TRIAL_COLUMNS = {"mig.discrete_mig": "MIG", "factor_vae.eval_accuracy": "FactorVAE",
+                 "beta_vae.eval_accuracy": "BetaVAE", "dci.disentanglement": "DCI D",
+                 "sap.SAP_score": "SAP", "latent_synergy.synergy_latent": "latent synergy (nats)",
+                 "latent_synergy.mutual_info_xz": "I(x; z) (nats)"}
 
 
 def table(study: Path, against: str | None = None) -> str:
     """The Markdown table of the finished trials of ``study``, one row per setting; then, given
     ``against``, each other setting's share of seed pairs won against it and the p-value."""
-    results = load_results(study)
-    done = results[results["status"] == "done"]
+    done = finished(study)
     rows = [[setting, len(group), *(median_and_spread(group[column]) for column in COLUMNS)]
             for setting, group in done.groupby("setting", sort=False)]
-    lines = HEADER + [_row(row) for row in rows]
+    lines = _markdown(["setting", "seeds", *COLUMNS.values()], rows)
     if against is not None:
         rows = superiority_rows(done, list(COLUMNS), against)
-        lines += ["", f"Against {against}:", "", *HEADER, *(_row(row) for row in rows)]
+        lines += ["", f"Against {against}:", "",
+                  *_markdown(["setting", "seeds", *COLUMNS.values()], rows)]
     return "\n".join(lines)
 
 
-def _row(cells: list) -> str:
-    return "| " + " | ".join(str(cell) for cell in cells) + " |"
+def trials_table(study: Path) -> str:
+    """One row per finished trial of ``study``: its metrics to 3 decimals and the factors it
+    captures, each with its latent."""
+    rows = [[name, *(f"{trial[column]:.3f}" for column in TRIAL_COLUMNS),
+             captured(study / "trials" / name)]
+            for name, trial in finished(study).set_index("name").iterrows()]
+    return "\n".join(_markdown(["trial", *TRIAL_COLUMNS.values(), "captured"], rows))
+
+
+def captured(trial: Path) -> str:
+    """``posX (z2), ...``: the factors the trial's latents capture, or ``none``."""
+    mig = headline(read_evaluation(trial / "eval.json"))["mig"]
+    names = [f"{factor} (z{latent})" for factor, latent in captured_by_name(mig).items()
+             if latent >= 0]
+    return ", ".join(names) or "none"
+
+
+def finished(study: Path):
+    """The rows of ``study``'s results.csv whose trial finished."""
+    results = load_results(study)
+    return results[results["status"] == "done"]
+
+
+def _markdown(header: list[str], rows: list[list]) -> list[str]:
+    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header),
+            *("| " + " | ".join(str(cell) for cell in row) + " |" for row in rows)]
 
 
 if __name__ == "__main__":
-    if len(sys.argv) not in (2, 3):
-        sys.exit("usage: python results/studies/table.py STUDY_DIR [AGAINST]")
-    print(table(Path(sys.argv[1]), *sys.argv[2:]))
+    arguments = sys.argv[1:]
+    if len(arguments) not in (1, 2):
+        sys.exit("usage: python results/studies/table.py STUDY_DIR [AGAINST | --trials]")
+    if arguments[1:] == ["--trials"]:
+        print(trials_table(Path(arguments[0])))
+    else:
+        print(table(Path(arguments[0]), *arguments[1:]))
