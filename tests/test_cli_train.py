@@ -85,7 +85,7 @@ def test_eval_metrics_choose_what_training_evaluates(tmp_path, capsys, run_toml,
 
     assert main(["train", "--config", str(run_toml), "--data-path", str(squares_npz),
                  "--eval-every", "2", "--eval-metrics", "mig,nope", "--run-dir",
-                 str(tmp_path / "bad"), "--no-progress"]) == 6
+                 str(tmp_path / "bad"), "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("nsvae: error: unknown metric nope") and err.count("\n") == 1
     assert not (tmp_path / "bad" / "metrics.jsonl").exists()  # refused before training

@@ -11,7 +11,7 @@ import torch
 from nsvae.cli import main
 from nsvae.config import Config, ModelConfig
 from nsvae.data.ground_truth import ArrayGroundTruthData, FactorSpace
-from nsvae.errors import MetricError
+from nsvae.errors import ConfigError, MetricError
 from nsvae.metrics import CODE_METRICS
 from nsvae.metrics.evaluate import evaluate_codes, evaluate_model, evaluate_run
 from nsvae.models import build_model
@@ -50,7 +50,7 @@ def test_evaluate_codes_rejects_bad_arrays():
         evaluate_codes(factors, codes[:-1])
     with pytest.raises(MetricError, match="out of range"):
         evaluate_codes(factors, codes, factor_sizes=[3, 4, 4])
-    with pytest.raises(MetricError, match="unknown metric"):
+    with pytest.raises(ConfigError, match="unknown metric"):
         evaluate_codes(factors, codes, metrics="beta_vae")
     with pytest.raises(MetricError, match="no parameter"):
         evaluate_codes(factors, codes, metrics="mig", params={"mig": {"bins": 3}})
@@ -132,7 +132,7 @@ def test_evaluate_a_run_writes_eval_json_with_provenance(tmp_path):
 
 def test_evaluate_rejects_unknown_metrics_and_missing_data():
     model = build_model(Config().model).eval()
-    with pytest.raises(MetricError, match="unknown metric"):
+    with pytest.raises(ConfigError, match="unknown metric"):
         evaluate_model(model, square_data(), metrics="nope")
     with pytest.raises(MetricError, match="needs its ground-truth data"):
         evaluate_model(model, None)

@@ -220,6 +220,8 @@ def test_first_format_eval_json_is_read_as_entries(tmp_path):
     (["evaluate", "--codes", "c.npz", "--fast"], 2, "--fast and --representation apply"),
     (["evaluate", "--codes", "c.npz", "--representation", "sampled"], 2, "apply to a run"),
     (["evaluate", "--codes", "c.npz", "--output", "."], 2, "--output takes a file name"),
+    (["evaluate", "run", "--output", "o.json"], 2, "--output goes with --codes"),
+    (["evaluate", "--codes", "c.npz", "--metrics", "mig,nope"], 2, "unknown metric nope"),
     (["train", "--run-dir", "c.npz/run"], 4, "cannot lock"),
 ])
 def test_bad_input_is_one_line_with_its_exit_code(argv, code, words, tmp_path, monkeypatch,
@@ -230,6 +232,22 @@ def test_bad_input_is_one_line_with_its_exit_code(argv, code, words, tmp_path, m
         argv = [*argv, *TINY, "--data-path", str(squares_npz)]
     assert main(argv) == code
     assert words in one_error_line(capsys)
+
+
+@pytest.mark.parametrize("error", [
+    MemoryError(),
+    RuntimeError("[enforce fail at alloc_cpu.cpp:127] data. DefaultCPUAllocator: not enough "
+                 "memory: you tried to allocate 204800000000 bytes."),
+    torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"),
+])
+def test_running_out_of_memory_is_one_line_saying_what_to_lower(error, monkeypatch, capsys):
+    def run_out(**kwargs):
+        raise error
+
+    monkeypatch.setattr("nsvae.cli.app", run_out)
+    assert main(["train"]) == 2
+    line = one_error_line(capsys)
+    assert line.startswith("nsvae: error: out of memory") and "batch size" in line
 
 
 @pytest.mark.parametrize(("codes", "metrics", "words"), [

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import sys
 import tomllib
@@ -379,3 +380,40 @@ def test_summary_compares_every_setting_with_the_reference_and_refuses_an_unknow
                           "| tc | 3 | 0.89 (p 0.2) |"]  # 8 of 9 pairs won
     with pytest.raises(ConfigError, match="no finished trial of setting 'ae'.*: vae, tc$"):
         summary_markdown(frame, ["mig.discrete_mig"], "ae")
+
+
+@pytest.mark.parametrize("record", [[1], {"status": 5, "step": 3, "error": None, "seconds": {}},
+                                    {"status": "done", "step": "x", "error": None, "seconds": {}},
+                                    {"status": "failed", "step": None, "error": "e"}])
+def test_a_damaged_trial_record_is_one_line_naming_it(record, tmp_path, capsys):
+    path = tmp_path / "study.toml"
+    path.write_text('[base.train]\nsteps = 2\n[[grid]]\n"objective.name" = "vae"\n')
+    trial = tmp_path / "out" / "trials" / "vae-seed=0"
+    trial.mkdir(parents=True)
+    (trial / "trial.json").write_text(json.dumps(record))
+    assert main(["sweep", str(path), "--out", str(tmp_path / "out"), "--list"]) == 4
+    err = capsys.readouterr().err
+    assert err.startswith("nsvae: error: ") and "trial.json is not a trial record" in err
+    assert err.count("\n") == 1
+
+
+GOOD_TABLE = ("name,setting,status,objective.name,seed,mig.discrete_mig\n"
+              "vae-seed=0,vae,done,vae,0,0.25\n")
+
+
+@pytest.mark.parametrize(("text", "problem"), [
+    (GOOD_TABLE[:-3], "its last line is cut off"),  # would read 0.25 as 0.
+    ("a,b,c\n1,2,3\n", "no name, setting, status column"),
+    (GOOD_TABLE.replace("vae,done", ",done"), "a row without its trial's name, setting or status"),
+    (GOOD_TABLE.replace("0.25", "abc"), "a mig.discrete_mig value that is not a number"),
+])
+def test_a_damaged_results_table_is_refused_in_one_line(text, problem, tmp_path, capsys):
+    from nsvae.sweep import load_results
+
+    (tmp_path / "results.csv").write_text(text)
+    assert main(["study", "report", str(tmp_path)]) == 4
+    err = capsys.readouterr().err
+    assert err == f"nsvae: error: {tmp_path}/results.csv is not a results table ({problem}): " \
+                  "run nsvae sweep again to rewrite it\n"
+    (tmp_path / "results.csv").write_text(GOOD_TABLE)
+    assert load_results(tmp_path)["mig.discrete_mig"].tolist() == [0.25]

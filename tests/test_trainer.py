@@ -452,6 +452,18 @@ def test_a_corrupt_newest_checkpoint_falls_back_to_the_newest_intact_one(tmp_pat
         load_run(run.path)
 
 
+@pytest.mark.parametrize("elapsed", ["garbage", -1.0, None, True])
+def test_a_corrupt_elapsed_time_in_a_checkpoint_is_a_checkpoint_error(elapsed, tmp_path,
+                                                                       squares):
+    config = tiny_config(steps=2, checkpoint_every=2)
+    run = train(config, tmp_path / "run", data=squares)
+    state_path = run.path / "checkpoints" / "step-00000002.json"
+    state = json.loads(state_path.read_text())
+    state_path.write_text(json.dumps({**state, "elapsed": elapsed}))
+    with pytest.raises(CheckpointError, match="elapsed time is corrupt"):
+        train(tiny_config(steps=4, checkpoint_every=2), run.path, data=squares, resume=True)
+
+
 def test_a_corrupt_metrics_line_is_skipped_with_a_warning(tmp_path, squares):
     """Issue 15, item 8: one bad line in metrics.jsonl no longer blocks resume."""
     run = train(tiny_config(steps=4), tmp_path / "run", data=squares)

@@ -320,6 +320,9 @@ def test_training_and_eval_series():
     np.testing.assert_array_equal(evals["mig"]["score"][0], [30, 60])
     with pytest.raises(DataError, match="no training rows"):
         curves.training_series([r for r in rows if "eval" in r])
+    rows[0]["kl_per_latent"] = [5.0, 3.0]  # a damaged row: the key is left out, not an error
+    assert "kl_per_latent" not in curves.training_series(rows)
+    assert curves.training_series(rows)["a_best_freq"].shape == (6, 3)
 
 
 def panel_kinds(rows, logged=None):

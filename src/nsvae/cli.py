@@ -24,11 +24,13 @@ from typer.core import TyperCommand
 import nsvae
 from nsvae.errors import (
     CheckpointError,
+    ConfigError,
     DataError,
     NsvaeError,
     NsvaeWarning,
     Terminated,
     handling_signals,
+    one_line,
     signal_exit_code,
 )
 
@@ -81,8 +83,6 @@ DatasetArgument = Annotated[str, typer.Argument(help="Dataset name: dsprites.")]
 
 
 def _dsprites_only(dataset: str) -> None:
-    from nsvae.errors import ConfigError
-
     if dataset != "dsprites":
         raise ConfigError(f"unknown dataset {dataset!r}; only 'dsprites' is rendered or fetched")
 
@@ -105,8 +105,6 @@ def data_render(
 
     _dsprites_only(dataset)
     if sheet is not None and sheet.suffix.lower() != ".png":
-        from nsvae.errors import ConfigError
-
         raise ConfigError(f"--sheet writes a PNG: give a file name ending in .png, got {sheet}")
     start = time.perf_counter()
     images, reused = dsprites.cached_images(data_root)
@@ -232,7 +230,6 @@ def train_command(
     of images with --data images --data-path DIR_OR_ZIP.
     """
     from nsvae.config import Config, load_config, parse_assignment
-    from nsvae.errors import ConfigError
     from nsvae.experiment import train_run
     from nsvae.rundir import read_run_config
     from nsvae.rundir.run import training_config
@@ -332,7 +329,6 @@ def evaluate_command(
     Every metric that succeeds is printed and saved; if any fails, the command then exits
     non-zero naming them.
     """
-    from nsvae.errors import ConfigError
     from nsvae.files import write_json
     from nsvae.metrics import evaluate as ev
     from nsvae.metrics.results import save_evaluation
@@ -342,8 +338,10 @@ def evaluate_command(
     if codes is not None and (fast or representation is not None):
         raise ConfigError("--fast and --representation apply to a run; --codes scores the codes "
                           "as given with every metric's full settings")
-    if output is not None and (codes is None or output.is_dir()):
-        raise ConfigError(f"--output takes a file name, with --codes (got {output})")
+    if output is not None and codes is None:
+        raise ConfigError("--output goes with --codes; a run's results go to RUN/eval.json")
+    if output is not None and output.is_dir():
+        raise ConfigError(f"--output takes a file name, not a directory (got {output})")
     if codes is not None:
         result = ev.evaluate_codes(*ev.load_codes(codes), metrics=metrics, seed=seed,
                                    progress=_metric_progress)
@@ -479,8 +477,6 @@ def sweep_command(
     from nsvae.sweep import Resources, load_study, run_one_trial, run_sweep, trial_states
 
     if list_trials and trial is not None:
-        from nsvae.errors import ConfigError
-
         raise ConfigError("--list runs nothing: give --list or --trial NAME, not both")
     study = load_study(study_file)
     resources = Resources(address, cpus, cpus_per_trial, gpus_per_trial, max_concurrent)
@@ -608,8 +604,20 @@ def _report_unexpected(error: Exception) -> int:
         where = f": {error.filename}" if error.filename else ""
         typer.echo(f"nsvae: error: {error.strerror or error}{where}", err=True)
         return CheckpointError.exit_code
+    if _out_of_memory(error):
+        typer.echo(f"nsvae: error: out of memory ({one_line(error)}): lower the batch size, "
+                   "model.z_dim or the evaluation's sample counts", err=True)
+        return ConfigError.exit_code
     typer.echo(f"nsvae: internal error: {type(error).__name__}: {error}", err=True)
     return 70
+
+
+def _out_of_memory(error: Exception) -> bool:
+    """MemoryError, or one of torch's failed allocations: ``torch.OutOfMemoryError`` (a
+    RuntimeError) on a GPU, a RuntimeError saying "not enough memory" on the CPU."""
+    text = str(error).lower()
+    return isinstance(error, MemoryError) or isinstance(error, RuntimeError) and any(
+        words in text for words in ("out of memory", "not enough memory"))
 
 
 if __name__ == "__main__":

@@ -118,9 +118,11 @@ def fast_evaluation(data: GroundTruthData, config: Config):
 
     Raises
     ------
+    ConfigError
+        When ``train.eval_every`` is set and ``train.eval_metrics`` names an unknown metric:
+        before training starts, not at the first evaluation.
     MetricError
-        When ``train.eval_every`` is set and ``train.eval_metrics`` names an unknown metric, or
-        one this data cannot score: before training starts, not at the first evaluation.
+        The same for a metric this data cannot score.
     """
     params = config.objective.evaluation_params()
     names = (resolve_metric_names(config.train.eval_metrics or None, data)

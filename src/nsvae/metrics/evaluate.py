@@ -21,7 +21,7 @@ import numpy as np
 import nsvae
 from nsvae.checks import check_seed
 from nsvae.data.npz import read_npz
-from nsvae.errors import DataError, MetricError, NsvaeError, one_line
+from nsvae.errors import ConfigError, DataError, MetricError, NsvaeError, one_line
 from nsvae.files import to_json
 from nsvae.metrics import CODE_METRICS, METRICS
 from nsvae.metrics.codes import MetricInputs
@@ -146,10 +146,9 @@ def evaluate_model(
     Raises
     ------
     MetricError
-        Before any metric runs: no data, no encoder, an unknown metric, representation or
-        parameter.
+        Before any metric runs: no data, no encoder, an unknown parameter.
     ConfigError
-        A seed outside [0, 2**32).
+        An unknown metric or representation, or a seed outside [0, 2**32).
     """
     if data is None:
         raise MetricError("evaluating a model needs its ground-truth data")
@@ -157,7 +156,7 @@ def evaluate_model(
         kind = type(model).__name__
         raise MetricError(f"cannot evaluate a {kind}: expected a model with encode()")
     if representation not in REPRESENTATIONS:
-        raise MetricError(f"unknown representation {representation!r} (choose from: mean, sampled)")
+        raise ConfigError(f"unknown representation {representation!r} (choose from: mean, sampled)")
     names = resolve_metric_names(metrics, data)
     with MetricInputs(model, data, representation, seed, precision, cache, bar) as inputs:
         result = _run_suite(METRICS, names, lambda name: inputs(METRICS[name]), seed, fast,
@@ -208,7 +207,9 @@ def evaluate_codes(
     ------
     MetricError
         Malformed arrays (empty, NaN, or beyond +-1e6: rescale them), labels out of range, an
-        unknown metric or parameter.
+        unknown parameter.
+    ConfigError
+        An unknown metric.
     """
     from nsvae.metrics.utils import check_pairs
 
@@ -262,8 +263,10 @@ def resolve_metric_names(metrics, data) -> list[str]:
 
     Raises
     ------
+    ConfigError
+        An unknown name.
     MetricError
-        An unknown name, or one that needs ground-truth factors ``data`` does not have.
+        A name that needs ground-truth factors ``data`` does not have.
     """
     names = metric_names(metrics)
     return names if data.has_factors else _factor_free(names, metrics is None)
@@ -286,7 +289,7 @@ def metric_names(metrics, suite: dict = METRICS) -> list[str]:
 
     Raises
     ------
-    MetricError
+    ConfigError
         An empty list, or a name that ``suite`` does not hold.
     """
     if metrics is None:
@@ -295,7 +298,7 @@ def metric_names(metrics, suite: dict = METRICS) -> list[str]:
     unknown = [name for name in names if name not in suite]
     if unknown or not names:
         given = ", ".join(unknown) or "(none given)"
-        raise MetricError(f"unknown metric {given} (choose from: {', '.join(suite)})")
+        raise ConfigError(f"unknown metric {given} (choose from: {', '.join(suite)})")
     return names
 
 

@@ -94,7 +94,7 @@ def superiority(values, reference) -> tuple[float, float]:
     Parameters
     ----------
     values, reference : pandas.Series
-        One metric over the seeds of each setting (missing values are dropped).
+        One metric over the seeds of each setting (missing and infinite values are dropped).
 
     Returns
     -------
@@ -109,9 +109,11 @@ def superiority(values, reference) -> tuple[float, float]:
         against 3 it cannot fall below 0.1 (2 of the 20 splits are as extreme as a complete
         separation); NaN when either side has no value.
     """
+    import numpy as np
     from scipy.stats import mannwhitneyu
 
-    values, reference = (s.dropna().astype(float).to_numpy() for s in (values, reference))
+    values, reference = (s.to_numpy(dtype=float) for s in (values, reference))
+    values, reference = values[np.isfinite(values)], reference[np.isfinite(reference)]
     if not len(values) or not len(reference):
         return float("nan"), float("nan")
     result = mannwhitneyu(values, reference, alternative="two-sided")

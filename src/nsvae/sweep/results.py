@@ -11,13 +11,14 @@ add a level, as in ``factor_synergy.per_factor.x``; lists such as per-factor sco
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from nsvae.config import Config
-from nsvae.errors import CheckpointError
+from nsvae.errors import CheckpointError, one_line
 from nsvae.files import atomic_path, file_lock, read_json
 from nsvae.sweep.trial import TrialSpec, has_checkpoint, read_record
 
@@ -97,7 +98,9 @@ def load_results(out: str | Path):
     Raises
     ------
     CheckpointError
-        If ``out/results.csv`` is missing or unreadable.
+        If ``out/results.csv`` is missing, unreadable or not a table as :func:`write_results`
+        writes it: cut off (no final newline), without a trial's name, setting or status, or
+        with a metric that is not a number.
     """
     import pandas as pd
 
@@ -105,9 +108,33 @@ def load_results(out: str | Path):
     if not path.is_file():
         raise CheckpointError(f"no results.csv in {out}: run nsvae sweep first")
     try:
-        return pd.read_csv(path)
+        data = path.read_bytes()
+        frame = pd.read_csv(io.BytesIO(data), index_col=False)
     except (OSError, ValueError) as error:
-        raise CheckpointError(f"cannot read {path}: {error}") from None
+        raise CheckpointError(f"cannot read {path}: {one_line(error)}") from None
+    problem = _table_problem(frame, data)
+    if problem:
+        raise CheckpointError(f"{path} is not a results table ({problem}): run nsvae sweep "
+                              "again to rewrite it")
+    return frame
+
+
+def _table_problem(frame, data: bytes) -> str | None:
+    """What makes ``frame`` (read from ``data``) unlike a table of :func:`write_results`."""
+    import pandas as pd
+
+    if not data.endswith(b"\n"):
+        return "its last line is cut off"
+    missing = [column for column in HEAD[:3] if column not in frame.columns]
+    if missing:
+        return f"no {', '.join(missing)} column"
+    if frame[list(HEAD[:3])].isna().any().any():
+        return "a row without its trial's name, setting or status"
+    for column in metric_columns(frame):
+        values = frame[column].dropna()
+        if pd.to_numeric(values, errors="coerce").isna().any():
+            return f"a {column} value that is not a number"
+    return None
 
 
 def metric_columns(frame) -> list[str]:

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from nsvae.config import Config, absolute_data_paths, read_toml, split_key
-from nsvae.errors import ConfigError, MetricError
+from nsvae.errors import ConfigError
 from nsvae.metrics import METRICS
 from nsvae.metrics.evaluate import metric_names
 
@@ -275,7 +275,7 @@ def _eval_metrics(value: str) -> None:
     if value:
         try:
             metric_names(value)
-        except MetricError as error:
+        except ConfigError as error:
             raise ConfigError(f"train.eval_metrics: {error}") from None
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from nsvae.config import Config
-from nsvae.errors import ConfigError, NsvaeError, TrainingInterrupted, one_line
+from nsvae.errors import CheckpointError, ConfigError, NsvaeError, TrainingInterrupted, one_line
 from nsvae.experiment import run_experiment
 from nsvae.files import read_json, write_json
 from nsvae.rundir.checkpoint import list_checkpoints
@@ -84,9 +84,36 @@ def trial_directory(out: str | Path, name: str) -> Path:
 
 
 def read_record(directory: str | Path) -> dict | None:
-    """The trial's ``trial.json``, or None when it has not ended yet."""
+    """The trial's ``trial.json``, or None when it has not ended yet.
+
+    Raises
+    ------
+    CheckpointError
+        If the file is unreadable or is not a record as this module writes it.
+    """
     path = Path(directory) / RECORD
-    return read_json(path) if path.is_file() else None
+    if not path.is_file():
+        return None
+    record = read_json(path)
+    if not _is_record(record):
+        raise CheckpointError(f"{path} is not a trial record (a status of done or failed, its "
+                              "step, error and seconds): delete it to run the trial again")
+    return record
+
+
+def _is_record(record: Any) -> bool:
+    """Whether ``record`` has the fields a reader relies on, of the types :func:`run_trial`
+    writes: a done trial's step is a number, a failed one's None."""
+    if not isinstance(record, dict) or record.get("status") not in ("done", "failed"):
+        return False
+    step, seconds = record.get("step"), record.get("seconds")
+    return ("error" in record and isinstance(seconds, dict)
+            and all(_is_number(value) for value in seconds.values())
+            and (step is None if record["status"] == "failed" else _is_number(step)))
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def new_record(directory: str | Path, before: dict | None) -> dict | None:

@@ -80,7 +80,11 @@ class TrainingState:
             raise CheckpointError(f"checkpoint sampler state is corrupt: {error}") from None
         self.meter.load_state(tensors, state.get("meter", {}), state["step"])
         set_rng_state(state.get("rng", {}))
-        return state["step"], float(state.get("elapsed", 0.0))
+        elapsed = state.get("elapsed", 0.0)
+        if isinstance(elapsed, bool) or not isinstance(elapsed, int | float) or \
+                not 0 <= elapsed < float("inf"):
+            raise CheckpointError(f"checkpoint elapsed time is corrupt: {elapsed!r}")
+        return state["step"], float(elapsed)
 
 
 def _prefix(name: str) -> str:

@@ -34,14 +34,16 @@ def split_rows(rows: Sequence[dict]) -> tuple[list[dict], list[dict]]:
 def training_series(rows: Sequence[dict]) -> dict[str, np.ndarray]:
     """Arrays over the training rows: ``step`` [T], each scalar key [T], each per-latent key [T, d].
 
-    A key appears only if every training row has a number (or a list of numbers) under it.
+    A key appears only if every training row has a number, or a list of as many numbers, under
+    it (a row that differs, such as one of a damaged file, leaves the key out).
     """
     train, _ = split_rows(rows)
     if not train:
         raise DataError("metrics.jsonl has no training rows")
     series = {"step": np.array([r["step"] for r in train], dtype=np.int64)}
     for key in train[0]:
-        if key != "step" and all(_numeric(r.get(key)) for r in train):
+        shapes = {_shape(r.get(key)) for r in train}
+        if key != "step" and len(shapes) == 1 and None not in shapes:
             series[key] = np.array([r[key] for r in train], dtype=np.float64)
     return series
 
@@ -62,10 +64,11 @@ def training_panels(rows: Sequence[dict],
     return sorted(panels, key=lambda panel: KINDS.index(panel[1].kind))
 
 
-def _numeric(value) -> bool:
+def _shape(value) -> tuple[int, ...] | None:
+    """``()`` for a number, ``(n,)`` for a list of n numbers, None for anything else."""
     if isinstance(value, list):
-        return bool(value) and all(_numeric(item) for item in value)
-    return isinstance(value, int | float) and not isinstance(value, bool)
+        return (len(value),) if value and all(_shape(item) == () for item in value) else None
+    return () if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
 def eval_series(rows: Sequence[dict]) -> dict[str, dict[str, tuple[np.ndarray, np.ndarray]]]:
