@@ -17,7 +17,7 @@ from pathlib import Path
 
 from nsvae.metrics.mig import captured_by_name
 from nsvae.metrics.results import headline, read_evaluation
-from nsvae.sweep.report import median_and_spread, superiority_rows
+from nsvae.sweep.report import markdown_table, median_and_spread, superiority_rows
 from nsvae.sweep.results import load_results
 
 COLUMNS = {"mig.discrete_mig": "MIG", "factor_vae.eval_accuracy": "FactorVAE",
@@ -37,11 +37,11 @@ def table(study: Path, against: str | None = None) -> str:
     done = finished(study)
     rows = [[setting, len(group), *(median_and_spread(group[column]) for column in COLUMNS)]
             for setting, group in done.groupby("setting", sort=False)]
-    lines = _markdown(["setting", "seeds", *COLUMNS.values()], rows)
+    lines = markdown_table(["setting", "seeds", *COLUMNS.values()], rows)
     if against is not None:
         rows = superiority_rows(done, list(COLUMNS), against)
         lines += ["", f"Against {against}:", "",
-                  *_markdown(["setting", "seeds", *COLUMNS.values()], rows)]
+                  *markdown_table(["setting", "seeds", *COLUMNS.values()], rows)]
     return "\n".join(lines)
 
 
@@ -51,7 +51,7 @@ def trials_table(study: Path) -> str:
     rows = [[name, *(f"{trial[column]:.3f}" for column in TRIAL_COLUMNS),
              captured(study / "trials" / name)]
             for name, trial in finished(study).set_index("name").iterrows()]
-    return "\n".join(_markdown(["trial", *TRIAL_COLUMNS.values(), "captured"], rows))
+    return "\n".join(markdown_table(["trial", *TRIAL_COLUMNS.values(), "captured"], rows))
 
 
 def captured(trial: Path) -> str:
@@ -66,11 +66,6 @@ def finished(study: Path):
     """The rows of ``study``'s results.csv whose trial finished."""
     results = load_results(study)
     return results[results["status"] == "done"]
-
-
-def _markdown(header: list[str], rows: list[list]) -> list[str]:
-    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header),
-            *("| " + " | ".join(str(cell) for cell in row) + " |" for row in rows)]
 
 
 if __name__ == "__main__":

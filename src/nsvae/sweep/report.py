@@ -155,17 +155,18 @@ def summary_markdown(frame, metrics: list[str], reference: str | None = None) ->
     """:func:`summary_rows` as a Markdown table, with a line saying what the cells hold; then,
     given a ``reference`` setting, :func:`superiority_rows` as a second table."""
     lines = [f"Per setting, each metric's {SPREAD}.", "",
-             *_markdown_table(["setting", "model", "seeds", *metrics],
+             *markdown_table(["setting", "model", "seeds", *metrics],
                               summary_rows(frame, metrics))]
     if reference is not None:
         rows = superiority_rows(frame, metrics, reference)
         seeds = int((frame["setting"] == reference).sum())
         lines += ["", superiority_caption(reference, seeds), "",
-                  *_markdown_table(["setting", "seeds", *metrics], rows)]
+                  *markdown_table(["setting", "seeds", *metrics], rows)]
     return "\n".join(lines) + "\n"
 
 
-def _markdown_table(header: list[str], rows: list[list]) -> list[str]:
+def markdown_table(header: list[str], rows: list[list]) -> list[str]:
+    """The lines of a Markdown table."""
     return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header),
             *("| " + " | ".join(str(cell) for cell in row) + " |" for row in rows)]
 
