@@ -197,6 +197,12 @@ def test_a_hand_edited_eval_json_is_kept_aside_and_replaced(tmp_path):
     assert (tmp_path / "eval.json.corrupt").read_text() == '{"entries": [{"metric": 3}]}'
 
 
+def test_an_eval_json_of_another_format_is_refused(tmp_path):
+    (tmp_path / "eval.json").write_text(json.dumps({"format": 99, "entries": []}))
+    with pytest.raises(CheckpointError, match="has format 99; this nsvae reads format 2"):
+        read_evaluation(tmp_path / "eval.json")
+
+
 def test_first_format_eval_json_is_read_as_entries(tmp_path):
     first = {"metrics": {"mig": {"discrete_mig": 0.25}}, "params": {"mig": {"num_train": 9}},
              "representation": "mean", "seed": 0, "fast": True, "step": 12}

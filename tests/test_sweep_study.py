@@ -126,6 +126,16 @@ def test_bad_study_files_are_one_line_errors_before_anything_trains(text, messag
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize("flags", [["--list"], ["--trial", "vae-seed=0"], []])
+def test_an_out_that_is_a_file_is_refused_in_one_line(flags, tmp_path, capsys):
+    path = tmp_path / "study.toml"
+    path.write_text('[[grid]]\n"objective.name" = "vae"\n')
+    (tmp_path / "afile").write_text("")
+    assert main(["sweep", str(path), "--out", str(tmp_path / "afile"), *flags]) == 4
+    assert capsys.readouterr().err == (f"nsvae: error: --out {tmp_path}/afile is a file: give "
+                                       "the study's directory\n")
+
+
 def test_a_missing_study_file(tmp_path, capsys):
     assert main(["sweep", str(tmp_path / "nope.toml"), "--out", str(tmp_path / "out")]) == 2
     assert capsys.readouterr().err == f"nsvae: error: study file not found: {tmp_path}/nope.toml\n"

@@ -478,6 +478,8 @@ def sweep_command(
 
     if list_trials and trial is not None:
         raise ConfigError("--list runs nothing: give --list or --trial NAME, not both")
+    if out.exists() and not out.is_dir():
+        raise CheckpointError(f"--out {out} is a file: give the study's directory")
     study = load_study(study_file)
     resources = Resources(address, cpus, cpus_per_trial, gpus_per_trial, max_concurrent)
     if list_trials:

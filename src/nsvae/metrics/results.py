@@ -75,12 +75,16 @@ def read_evaluation(path: str | os.PathLike) -> list[dict]:
     Raises
     ------
     CheckpointError
-        The file is unreadable, not JSON, or not laid out as this module describes.
+        The file is unreadable, not JSON, of a format newer than :data:`FORMAT`, or not laid
+        out as this module describes.
     """
     path = Path(path)
     if not path.exists():
         return []
     stored = read_json(path)
+    if isinstance(stored, dict) and stored.get("format", FORMAT) != FORMAT:
+        raise CheckpointError(f"{path} has format {stored['format']!r}; this nsvae reads format "
+                              f"{FORMAT} and the first, unnumbered one")
     if isinstance(stored, dict) and "entries" not in stored and isinstance(
             stored.get("metrics"), dict):
         stored = {"entries": _first_format_entries(stored)}
