@@ -219,6 +219,7 @@ def test_first_format_eval_json_is_read_as_entries(tmp_path):
 @pytest.mark.parametrize(("argv", "code", "words"), [
     (["train", "--seed", "-1"], 2, "--seed"),
     (["train", "--seed", "4294967296"], 2, "--seed"),
+    (["train", "--eval-every", "99999999999999999999"], 2, "eval_every must be below 2**63"),
     (["evaluate", "--codes", "c.npz", "--seed", "-1"], 2, "--seed"),
     (["report", "run", "--seed", "4294967296"], 2, "--seed"),
     (["data", "render", "dsprites", "--sheet", "sheet.jpg"], 2, "ending in .png"),

@@ -36,11 +36,16 @@ def positive(key: str, value: float) -> None:
     check(value > 0 and math.isfinite(value), f"{key} must be > 0, got {value}")
 
 
+INT_LIMIT = 2**63  # counts are int64 in torch and numpy
+
+
 def at_least(minimum: int, note: str = ""):
-    """A check that an integer is >= ``minimum`` (``note`` follows the bound in the message)."""
+    """A check that an integer is >= ``minimum`` (``note`` follows the bound in the message)
+    and below :data:`INT_LIMIT`."""
 
     def at_least_minimum(key: str, value: int) -> None:
         check(value >= minimum, f"{key} must be >= {minimum}{note}, got {value}")
+        check(value < INT_LIMIT, f"{key} must be below 2**63, got {value}")
 
     return at_least_minimum
 
