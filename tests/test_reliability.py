@@ -201,6 +201,11 @@ def test_an_eval_json_of_another_format_is_refused(tmp_path):
     (tmp_path / "eval.json").write_text(json.dumps({"format": 99, "entries": []}))
     with pytest.raises(CheckpointError, match="has format 99; this nsvae reads format 2"):
         read_evaluation(tmp_path / "eval.json")
+    with pytest.raises(CheckpointError, match="has format 99"):  # and is not replaced
+        save_evaluation(tmp_path, {"metrics": {"mig": {"discrete_mig": 0.5}}, "params": {},
+                                   "step": 1})
+    assert json.loads((tmp_path / "eval.json").read_text()) == {"format": 99, "entries": []}
+    assert not (tmp_path / "eval.json.corrupt").exists()
 
 
 def test_first_format_eval_json_is_read_as_entries(tmp_path):
@@ -244,7 +249,10 @@ def test_bad_input_is_one_line_with_its_exit_code(argv, code, words, tmp_path, m
 @pytest.mark.parametrize("error", [
     MemoryError(),
     RuntimeError("[enforce fail at alloc_cpu.cpp:127] data. DefaultCPUAllocator: not enough "
-                 "memory: you tried to allocate 204800000000 bytes."),
+                 "memory: you tried to allocate 204800000000 bytes."),  # Windows
+    RuntimeError("[enforce fail at alloc_cpu.cpp:117] data. DefaultCPUAllocator: can't "
+                 "allocate memory: you tried to allocate 800000000000000 bytes. Error code 12 "
+                 "(Cannot allocate memory)"),  # Linux
     torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"),
 ])
 def test_running_out_of_memory_is_one_line_saying_what_to_lower(error, monkeypatch, capsys):

@@ -9,6 +9,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
+import torch
 from conftest import terminate_after_first_row
 
 from nsvae.cli import main
@@ -308,6 +309,21 @@ def test_one_trial_refuses_a_running_copy_and_exits_with_the_trials_own_code(
     assert "not both" in capsys.readouterr().err
 
 
+def test_a_trial_out_of_memory_fails_with_the_configuration_exit_code(tmp_path, monkeypatch,
+                                                                        capsys):
+    def allocate(*args, **kwargs):
+        return torch.empty(10**14)  # torch's own failed allocation on this CPU
+
+    monkeypatch.setitem(sys.modules, "ray", None)
+    monkeypatch.setattr("nsvae.sweep.trial.run_experiment", allocate)
+    path = tmp_path / "study.toml"
+    path.write_text('[[grid]]\n"objective.name" = "vae"\n')
+    assert main(["sweep", str(path), "--out", str(tmp_path / "out"), "--trial", "vae-seed=0"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("nsvae: error: trial vae-seed=0 failed: RuntimeError: ")
+    assert "allocate memory" in err and err.count("\n") == 1
+
+
 def test_a_trial_stopped_by_sigterm_exits_143_and_is_left_unfinished(tmp_path, capsys,
                                                                      squares_npz, source_env):
     """A scheduler's SIGTERM (a SLURM preemption): the trial checkpoints, leaves no record (not
@@ -357,8 +373,9 @@ def test_superiority_is_the_share_of_seed_pairs_won_and_its_exact_p_value():
 
     import numpy as np
     import pandas as pd
+    from scipy.stats import mannwhitneyu
 
-    from nsvae.sweep.report import superiority
+    from nsvae.sweep.report import smallest_p, superiority
 
     share, p = superiority(pd.Series([0.4, 0.5, 0.6]), pd.Series([0.1, 0.2, 0.3]))
     assert share == 1.0 and p == pytest.approx(2 / math.comb(6, 3))  # the smallest 3-vs-3 p: 0.1
@@ -373,6 +390,15 @@ def test_superiority_is_the_share_of_seed_pairs_won_and_its_exact_p_value():
     assert share == pytest.approx(won / 20)
     share, p = superiority(pd.Series([1.0, None]), pd.Series([], dtype=float))
     assert math.isnan(share) and math.isnan(p)
+    for n, m in ((3, 3), (2, 6), (8, 9)):  # without ties: scipy's exact Mann-Whitney test
+        values, reference = rng.normal(size=n), rng.normal(size=m)
+        exact = mannwhitneyu(values, reference, method="exact").pvalue
+        assert superiority(pd.Series(values), pd.Series(reference))[1] == pytest.approx(exact)
+    for tied in ([1.0, 1.0, 1.0], [3.0, 2.0, 1.5]):  # ties never push p below the exact bound
+        assert superiority(pd.Series(tied), pd.Series([0.0, 0.0, 0.5])) == (1.0, 0.1)
+    assert smallest_p(3, 3) == 0.1 and smallest_p(2, 1) == pytest.approx(2 / 3)
+    assert superiority(pd.Series([1.0, 2.0]), pd.Series([0.5]))[1] == pytest.approx(2 / 3)
+    assert smallest_p(1, 1) == 1.0 and superiority(pd.Series([1.0]), pd.Series([0.5])) == (1, 1)
 
 
 def test_summary_compares_every_setting_with_the_reference_and_refuses_an_unknown_one():
@@ -392,10 +418,17 @@ def test_summary_compares_every_setting_with_the_reference_and_refuses_an_unknow
         summary_markdown(frame, ["mig.discrete_mig"], "ae")
 
 
-@pytest.mark.parametrize("record", [[1], {"status": 5, "step": 3, "error": None, "seconds": {}},
-                                    {"status": "done", "step": "x", "error": None, "seconds": {}},
-                                    {"status": "failed", "step": None, "error": "e"}])
+RECORD = {"name": "vae-seed=0", "setting": "vae", "seed": 0, "swept": {}, "status": "done",
+          "step": 2, "error": None, "seconds": {"train": 1.5}}
+
+
+@pytest.mark.parametrize("record", [
+    [1], {**RECORD, "status": 5}, {**RECORD, "step": "x"}, {**RECORD, "status": "failed"},
+    {"status": "done"}, {key: value for key, value in RECORD.items() if key != "seconds"}])
 def test_a_damaged_trial_record_is_one_line_naming_it(record, tmp_path, capsys):
+    from nsvae.errors import CheckpointError
+    from nsvae.sweep.results import recorded_specs
+
     path = tmp_path / "study.toml"
     path.write_text('[base.train]\nsteps = 2\n[[grid]]\n"objective.name" = "vae"\n')
     trial = tmp_path / "out" / "trials" / "vae-seed=0"
@@ -405,6 +438,8 @@ def test_a_damaged_trial_record_is_one_line_naming_it(record, tmp_path, capsys):
     err = capsys.readouterr().err
     assert err.startswith("nsvae: error: ") and "trial.json is not a trial record" in err
     assert err.count("\n") == 1
+    with pytest.raises(CheckpointError, match="is not a trial record"):  # a trial the study
+        recorded_specs(tmp_path / "out")                                  # no longer lists
 
 
 GOOD_TABLE = ("name,setting,status,objective.name,seed,mig.discrete_mig\n"

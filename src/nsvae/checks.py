@@ -14,6 +14,11 @@ from collections.abc import Iterable
 from nsvae.errors import ConfigError
 
 
+def is_number(value) -> bool:
+    """An int or a float, not a bool (JSON's true and false are not numbers here)."""
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
 def check(ok: bool, message: str) -> None:
     """Raise :class:`ConfigError` with ``message`` unless ``ok``."""
     if not ok:

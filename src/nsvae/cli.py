@@ -30,6 +30,7 @@ from nsvae.errors import (
     NsvaeWarning,
     Terminated,
     handling_signals,
+    is_out_of_memory,
     one_line,
     signal_exit_code,
 )
@@ -511,7 +512,8 @@ def study_report_command(
              "the share of seed pairs each wins, and the Mann-Whitney p-value.")] = None,
 ) -> None:
     """Draw the study's figures into DIR/figures/, write DIR/report.html (self-contained) and
-    DIR/summary.md (each setting's median and spread, in Markdown)."""
+    DIR/summary.md (each setting's median and spread, in Markdown; with --against, each other
+    setting's share of seed pairs won against that one and the Mann-Whitney p-value)."""
     from nsvae.sweep.report import write_study_report
 
     typer.echo(write_study_report(out, against))
@@ -606,20 +608,12 @@ def _report_unexpected(error: Exception) -> int:
         where = f": {error.filename}" if error.filename else ""
         typer.echo(f"nsvae: error: {error.strerror or error}{where}", err=True)
         return CheckpointError.exit_code
-    if _out_of_memory(error):
+    if is_out_of_memory(error):
         typer.echo(f"nsvae: error: out of memory ({one_line(error)}): lower the batch size, "
                    "model.z_dim or the evaluation's sample counts", err=True)
         return ConfigError.exit_code
     typer.echo(f"nsvae: internal error: {type(error).__name__}: {error}", err=True)
     return 70
-
-
-def _out_of_memory(error: Exception) -> bool:
-    """MemoryError, or one of torch's failed allocations: ``torch.OutOfMemoryError`` (a
-    RuntimeError) on a GPU, a RuntimeError saying "not enough memory" on the CPU."""
-    text = str(error).lower()
-    return isinstance(error, MemoryError) or isinstance(error, RuntimeError) and any(
-        words in text for words in ("out of memory", "not enough memory"))
 
 
 if __name__ == "__main__":

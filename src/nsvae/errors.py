@@ -125,6 +125,20 @@ class DataWarning(NsvaeWarning):
     """
 
 
+OUT_OF_MEMORY = ("out of memory", "not enough memory", "can't allocate memory",
+                 "cannot allocate memory")  # torch's words on CUDA, Windows and Linux
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    """Whether ``error`` is a failed allocation: a MemoryError, or a RuntimeError of torch's
+    allocators (``torch.OutOfMemoryError`` on a GPU; on the CPU a plain RuntimeError whose
+    message says so). Such a run asks more memory than there is: a configuration problem
+    (:class:`ConfigError`'s exit code), not a bug."""
+    text = str(error).lower()
+    return isinstance(error, MemoryError) or isinstance(error, RuntimeError) and any(
+        words in text for words in OUT_OF_MEMORY)
+
+
 def one_line(error: BaseException | str) -> str:
     """The message of ``error`` on one line (its type name when it has none)."""
     return " ".join(str(error).split()) or type(error).__name__

@@ -69,22 +69,26 @@ def headline(entries: list[dict]) -> dict[str, dict]:
     return {name: entry["values"] for name, entry in chosen.items()}
 
 
+class OtherFormatError(CheckpointError):
+    """An ``eval.json`` of a format this version does not read: refused, never replaced."""
+
+
 def read_evaluation(path: str | os.PathLike) -> list[dict]:
     """The entries of an ``eval.json`` (either format); ``[]`` when there is no file.
 
     Raises
     ------
     CheckpointError
-        The file is unreadable, not JSON, of a format newer than :data:`FORMAT`, or not laid
-        out as this module describes.
+        The file is unreadable, not JSON, of a format other than :data:`FORMAT` (or the first),
+        or not laid out as this module describes.
     """
     path = Path(path)
     if not path.exists():
         return []
     stored = read_json(path)
     if isinstance(stored, dict) and stored.get("format", FORMAT) != FORMAT:
-        raise CheckpointError(f"{path} has format {stored['format']!r}; this nsvae reads format "
-                              f"{FORMAT} and the first, unnumbered one")
+        raise OtherFormatError(f"{path} has format {stored['format']!r}; this nsvae reads "
+                               f"format {FORMAT} and the first, unnumbered one")
     if isinstance(stored, dict) and "entries" not in stored and isinstance(
             stored.get("metrics"), dict):
         stored = {"entries": _first_format_entries(stored)}
@@ -102,13 +106,16 @@ def save_evaluation(run_dir: str | os.PathLike, result: Mapping) -> Path:
     Raises
     ------
     CheckpointError
-        The run directory cannot be written (nothing is lost that was there before).
+        The run directory cannot be written, or its ``eval.json`` is of another format (another
+        version's file is left as it is): nothing is lost that was there before.
     """
     run_dir = Path(run_dir)
     path = run_dir / FILE
     with file_lock(run_dir / LOCK):
         try:
             old = read_evaluation(path)
+        except OtherFormatError:
+            raise
         except CheckpointError as error:
             backup = path.with_name(f"{FILE}.corrupt")
             warn(f"{error}; kept as {backup.name}, writing a new one")

@@ -12,6 +12,8 @@ it, seed by seed (:func:`superiority`).
 from __future__ import annotations
 
 import html
+import itertools
+import math
 from pathlib import Path
 
 from nsvae.errors import CheckpointError, ConfigError
@@ -24,6 +26,7 @@ HEADLINES = {"beta_vae": "eval_accuracy", "factor_vae": "eval_accuracy",
              "dci": "disentanglement", "modularity_explicitness": "modularity_score"}
 MAX_TRIAL_ROWS = 500  # trials listed on the page at most (all are in results.csv)
 QUARTILES_FROM = 5  # seeds from which the spread is the quartiles (below: the range)
+EXACT_SPLITS = 100_000  # splits of the pooled seeds up to which the p-value is exact
 SPREAD = (f"median (25th to 75th percentile with {QUARTILES_FROM} seeds or more, else lowest "
           "to highest)")
 CAPTIONS = {
@@ -100,24 +103,41 @@ def superiority(values, reference) -> tuple[float, float]:
     -------
     superiority : float
         The share of (seed, reference seed) pairs in which the setting scores higher, ties
-        counting half: the Mann-Whitney U statistic over ``n * m`` (Mann & Whitney 1947), the
-        "common-language effect size" of McGraw & Wong (1992). 1 means every seed beats every
-        reference seed, 0.5 no tendency either way.
+        counting half: the Mann-Whitney U statistic (Mann & Whitney 1947) over ``n * m``,
+        Vargha & Delaney's (2000) A measure. 1 means every seed beats every reference seed,
+        0.5 no tendency either way.
     p : float
-        The two-sided Mann-Whitney test's p-value: exact for small samples without ties, else
-        from the normal approximation (``scipy.stats.mannwhitneyu``'s ``"auto"``). With 3 seeds
-        against 3 it cannot fall below 0.1 (2 of the 20 splits are as extreme as a complete
-        separation); NaN when either side has no value.
+        The two-sided p-value of U: exact, twice the smaller tail of U over all ``C(n + m, n)``
+        splits of the pooled values into groups of n and m (ties included), while there are at
+        most :data:`EXACT_SPLITS` of them; beyond that from the tie-corrected normal
+        approximation (``scipy.stats.mannwhitneyu``). It cannot fall below :func:`smallest_p`
+        (0.1 for 3 seeds against 3). NaN when either side has no value.
     """
     import numpy as np
     from scipy.stats import mannwhitneyu
 
     values, reference = (s.to_numpy(dtype=float) for s in (values, reference))
     values, reference = values[np.isfinite(values)], reference[np.isfinite(reference)]
-    if not len(values) or not len(reference):
+    n, m = len(values), len(reference)
+    if not n or not m:
         return float("nan"), float("nan")
-    result = mannwhitneyu(values, reference, alternative="two-sided")
-    return float(result.statistic) / (len(values) * len(reference)), float(result.pvalue)
+    if math.comb(n + m, n) > EXACT_SPLITS:
+        result = mannwhitneyu(values, reference, method="asymptotic")
+        return float(result.statistic) / (n * m), float(result.pvalue)
+    pooled = np.concatenate([values, reference])
+    wins = (pooled[:, None] > pooled[None, :]) + 0.5 * (pooled[:, None] == pooled[None, :])
+    first = np.zeros((math.comb(n + m, n), n + m), dtype=bool)  # each split's first group
+    for row, members in enumerate(itertools.combinations(range(n + m), n)):
+        first[row, list(members)] = True
+    u = np.einsum("si,ij,sj->s", first, wins, ~first)  # U of every split; the observed is row 0
+    p = 2 * min(np.mean(u >= u[0]), np.mean(u <= u[0]))
+    return float(u[0]) / (n * m), min(1.0, float(p))
+
+
+def smallest_p(n: int, m: int) -> float:
+    """The smallest two-sided p-value of :func:`superiority` for n seeds against m: a complete
+    separation is 2 of the ``C(n + m, n)`` splits (1 when that leaves no room)."""
+    return min(1.0, 2 / math.comb(n + m, n))
 
 
 def superiority_rows(frame, metrics: list[str], reference: str) -> list[list]:
@@ -148,7 +168,8 @@ def superiority_caption(reference: str, seeds: int) -> str:
     return (f"Against {reference} ({seeds} seed{'s' * (seeds != 1)}): the share of seed "
             f"pairs in which the setting scores higher than {reference} (ties count half; 1: "
             "every seed above every seed, 0.5: no tendency), and the two-sided Mann-Whitney "
-            "p-value. With 3 seeds against 3, p cannot fall below 0.1.")
+            f"p-value. With n seeds against m, p cannot fall below 2 / C(n + m, n): "
+            f"{smallest_p(3, seeds):.2g} for 3 seeds against these {seeds}.")
 
 
 def summary_markdown(frame, metrics: list[str], reference: str | None = None) -> str:

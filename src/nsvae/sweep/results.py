@@ -17,6 +17,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from nsvae.checks import is_number
 from nsvae.config import Config
 from nsvae.errors import CheckpointError, one_line
 from nsvae.files import atomic_path, file_lock, read_json
@@ -33,7 +34,7 @@ def flat_metrics(metrics: Mapping[str, Any], prefix: str = "") -> dict[str, floa
     for key, value in metrics.items():
         if isinstance(value, Mapping):
             flat.update(flat_metrics(value, f"{prefix}{key}."))
-        elif isinstance(value, int | float) and not isinstance(value, bool):
+        elif is_number(value):
             flat[f"{prefix}{key}"] = value
     return flat
 
@@ -60,7 +61,7 @@ def recorded_specs(out: str | Path, skip: Iterable[str] = ()) -> list[TrialSpec]
     that a changed study file no longer lists), but those named in ``skip``."""
     specs, skip = [], set(skip)
     for record_path in sorted((Path(out) / "trials").glob("*/trial.json")):
-        record = read_json(record_path)
+        record = read_record(record_path.parent)
         if record["name"] in skip or not (record_path.parent / "config.json").is_file():
             continue  # listed by the study, or failed before its run began
         config = read_json(record_path.parent / "config.json")["config"]

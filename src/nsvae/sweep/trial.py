@@ -20,8 +20,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from nsvae.checks import is_number
 from nsvae.config import Config
-from nsvae.errors import CheckpointError, ConfigError, NsvaeError, TrainingInterrupted, one_line
+from nsvae.errors import (
+    CheckpointError,
+    ConfigError,
+    NsvaeError,
+    TrainingInterrupted,
+    is_out_of_memory,
+    one_line,
+)
 from nsvae.experiment import run_experiment
 from nsvae.files import read_json, write_json
 from nsvae.rundir.checkpoint import list_checkpoints
@@ -96,8 +104,9 @@ def read_record(directory: str | Path) -> dict | None:
         return None
     record = read_json(path)
     if not _is_record(record):
-        raise CheckpointError(f"{path} is not a trial record (a status of done or failed, its "
-                              "step, error and seconds): delete it to run the trial again")
+        raise CheckpointError(f"{path} is not a trial record (its name, setting, seed, swept "
+                              "values, status, step, error and seconds): delete it to run the "
+                              "trial again")
     return record
 
 
@@ -107,13 +116,11 @@ def _is_record(record: Any) -> bool:
     if not isinstance(record, dict) or record.get("status") not in ("done", "failed"):
         return False
     step, seconds = record.get("step"), record.get("seconds")
-    return ("error" in record and isinstance(seconds, dict)
-            and all(_is_number(value) for value in seconds.values())
-            and (step is None if record["status"] == "failed" else _is_number(step)))
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+    return (isinstance(record.get("name"), str) and isinstance(record.get("setting"), str)
+            and isinstance(record.get("seed"), int) and isinstance(record.get("swept"), dict)
+            and "error" in record and isinstance(seconds, dict)
+            and all(is_number(value) for value in seconds.values())
+            and (step is None if record["status"] == "failed" else is_number(step)))
 
 
 def new_record(directory: str | Path, before: dict | None) -> dict | None:
@@ -178,8 +185,9 @@ def run_trial(spec: TrialSpec) -> dict:
         record.update(status="failed", error=one_line(error), exit_code=error.exit_code,
                       step=None, seconds={})
     except Exception as error:  # a trial's bug must not stop the study: record it
+        code = ConfigError.exit_code if is_out_of_memory(error) else INTERNAL_ERROR
         record.update(status="failed", error=f"{type(error).__name__}: {one_line(error)}",
-                      exit_code=INTERNAL_ERROR, step=None, seconds={})
+                      exit_code=code, step=None, seconds={})
     else:
         record.update(status="done", error=None, step=experiment.run.step,
                       seconds=experiment.seconds)

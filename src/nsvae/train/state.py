@@ -14,6 +14,7 @@ from pathlib import Path
 
 import torch
 
+from nsvae.checks import is_number
 from nsvae.data.sampler import BatchSampler
 from nsvae.errors import CheckpointError
 from nsvae.objectives import Objective
@@ -81,8 +82,7 @@ class TrainingState:
         self.meter.load_state(tensors, state.get("meter", {}), state["step"])
         set_rng_state(state.get("rng", {}))
         elapsed = state.get("elapsed", 0.0)
-        if isinstance(elapsed, bool) or not isinstance(elapsed, int | float) or \
-                not 0 <= elapsed < float("inf"):
+        if not is_number(elapsed) or not 0 <= elapsed < float("inf"):
             raise CheckpointError(f"checkpoint elapsed time is corrupt: {elapsed!r}")
         return state["step"], float(elapsed)
 

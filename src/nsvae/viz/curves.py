@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
+from nsvae.checks import is_number
 from nsvae.errors import DataError
 from nsvae.objectives import Logged, Objective
 from nsvae.viz.grid import save_figure
@@ -68,7 +69,7 @@ def _shape(value) -> tuple[int, ...] | None:
     """``()`` for a number, ``(n,)`` for a list of n numbers, None for anything else."""
     if isinstance(value, list):
         return (len(value),) if value and all(_shape(item) == () for item in value) else None
-    return () if isinstance(value, int | float) and not isinstance(value, bool) else None
+    return () if is_number(value) else None
 
 
 def eval_series(rows: Sequence[dict]) -> dict[str, dict[str, tuple[np.ndarray, np.ndarray]]]:
