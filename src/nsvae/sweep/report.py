@@ -168,8 +168,8 @@ def superiority_caption(reference: str, seeds: int) -> str:
     return (f"Against {reference} ({seeds} seed{'s' * (seeds != 1)}): the share of seed "
             f"pairs in which the setting scores higher than {reference} (ties count half; 1: "
             "every seed above every seed, 0.5: no tendency), and the two-sided Mann-Whitney "
-            f"p-value. With n seeds against m, p cannot fall below 2 / C(n + m, n): "
-            f"{smallest_p(3, seeds):.2g} for 3 seeds against these {seeds}.")
+            f"p-value. With n seeds against m, p cannot fall below 2 / C(n + m, n): for "
+            f"3 seeds against {reference}'s {seeds}, {smallest_p(3, seeds):.2g}.")
 
 
 def summary_markdown(frame, metrics: list[str], reference: str | None = None) -> str:
