@@ -4,7 +4,8 @@ Per setting: the finished seeds and each headline metric's median and spread
 (:func:`nsvae.sweep.report.median_and_spread`), with the latent synergy, its part outside A_best
 (S_A) and I(x; z); given a reference setting, a second table comparing every other setting with
 it seed by seed (:func:`nsvae.sweep.report.superiority_rows`). With ``--trials``: one row per
-finished trial instead, with the factors each captures (``captured_by`` in its eval.json).
+finished trial instead, with the factors each captures (``captured_by`` in its eval.json)
+and the latent closest to capturing one.
 
     python results/studies/table.py results/studies/cpu-study vae    # the main README's tables
     python results/studies/table.py results/studies/cpu-study --trials   # results/README.md's
@@ -14,6 +15,8 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+
+import numpy as np
 
 from nsvae.metrics.mig import captured_by_name
 from nsvae.metrics.results import headline, read_evaluation
@@ -49,17 +52,22 @@ def trials_table(study: Path) -> str:
     """One row per finished trial of ``study``: its metrics to 3 decimals and the factors it
     captures, each with its latent."""
     rows = [[name, *(f"{trial[column]:.3f}" for column in TRIAL_COLUMNS),
-             captured(study / "trials" / name)]
+             *factor_cells(study / "trials" / name)]
             for name, trial in finished(study).set_index("name").iterrows()]
-    return "\n".join(markdown_table(["trial", *TRIAL_COLUMNS.values(), "captured"], rows))
+    header = ["trial", *TRIAL_COLUMNS.values(), "captured", "closest (normalised MI)"]
+    return "\n".join(markdown_table(header, rows))
 
 
-def captured(trial: Path) -> str:
-    """``posX (z2), ...``: the factors the trial's latents capture, or ``none``."""
+def factor_cells(trial: Path) -> tuple[str, str]:
+    """``posX (z2), ...``: the factors the trial's latents capture, or ``none``; and the latent
+    and factor of its highest normalised mutual information, e.g. ``z3: scale 0.48``."""
     mig = headline(read_evaluation(trial / "eval.json"))["mig"]
     names = [f"{factor} (z{latent})" for factor, latent in captured_by_name(mig).items()
              if latent >= 0]
-    return ", ".join(names) or "none"
+    nmi = np.asarray(mig["normalized_mi"])
+    latent, factor = np.unravel_index(nmi.argmax(), nmi.shape)
+    return (", ".join(names) or "none",
+            f"z{latent}: {mig['factor_names'][factor]} {nmi[latent, factor]:.2f}")
 
 
 def finished(study: Path):
