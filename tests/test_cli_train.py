@@ -90,6 +90,13 @@ def test_eval_metrics_choose_what_training_evaluates(tmp_path, capsys, run_toml,
     assert err.startswith("nsvae: error: unknown metric nope") and err.count("\n") == 1
     assert not (tmp_path / "bad" / "metrics.jsonl").exists()  # refused before training
 
+    assert main(["train", "--config", str(run_toml), "--data-path", str(squares_npz),
+                 "--steps", "2", "--eval-metrics", "mig", "--run-dir", str(tmp_path / "quiet"),
+                 "--no-progress"]) == 0
+    assert ("nsvae: warning: --eval-metrics mig scores nothing without --eval-every N"
+            in capsys.readouterr().err)
+    assert not [row for row in load_run(tmp_path / "quiet").metrics() if "eval" in row]
+
 
 def test_resume_with_a_config_file_checks_the_file_against_the_run(tmp_path, capsys, run_toml,
                                                                     squares_npz):

@@ -33,6 +33,7 @@ from nsvae.errors import (
     is_out_of_memory,
     one_line,
     signal_exit_code,
+    warn,
 )
 
 app = typer.Typer(
@@ -254,6 +255,9 @@ def train_command(
         base = Config() if config_file is None else load_config(config_file)
         config = base.updated(overrides).validate()
         run_dir = run_dir or _new_run_dir(config.objective.name)
+    if eval_metrics is not None and not config.train.eval_every:
+        warn(f"--eval-metrics {eval_metrics} scores nothing without --eval-every N (train."
+             "eval_every is 0)")
     typer.echo(f"run: {run_dir}")
     run = train_run(config, run_dir, resume=resume is not None, progress=progress)
     typer.echo(f"done: {run.step} steps; run in {run.path}")
