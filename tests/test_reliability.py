@@ -278,19 +278,21 @@ def test_empty_or_huge_codes_are_refused_at_once(codes, metrics, words, tmp_path
     assert words in one_error_line(capsys) and time.perf_counter() - start < 10
 
 
-@pytest.mark.parametrize("edit", [
-    {"config": {"model": {"z_dim": -3}}, "observation_shape": [1, 64, 64]},
-    {"config": {}, "observation_shape": "x"},
-    {"config": {}, "observation_shape": [0, 64]},
-    {"config": [], "observation_shape": [1, 64, 64]},
-    [1, 2],
+@pytest.mark.parametrize(("edit", "words"), [
+    ({"config": {"model": {"z_dim": -3}}, "observation_shape": [1, 64, 64]}, "model.z_dim"),
+    ({"config": {}, "observation_shape": "x"}, "observation_shape"),
+    ({"config": {}, "observation_shape": [0, 64]}, "observation_shape"),
+    ({"config": {}}, "no 'observation_shape' field"),
+    ({"config": [], "observation_shape": [1, 64, 64]}, "corrupt"),
+    ([1, 2], "not laid out as nsvae writes it"),
 ])
-def test_a_hand_edited_config_json_is_a_checkpoint_error(trained, tmp_path, edit):
+def test_a_hand_edited_config_json_is_a_checkpoint_error(trained, tmp_path, edit, words):
     run = tmp_path / "run"
     run.mkdir()
     (run / "config.json").write_text(json.dumps(edit))
-    with pytest.raises(CheckpointError, match="corrupt"):
+    with pytest.raises(CheckpointError, match="corrupt") as error:
         load_run(run)
+    assert words in str(error.value)
 
 
 def test_factor_sizes_whose_product_overflows_int64_are_refused():

@@ -161,8 +161,11 @@ def read_run_config(run_dir: str | Path) -> tuple[Config, tuple[int, ...]]:
     try:
         config = Config.from_stored(stored["config"])
         shape = tuple(stored["observation_shape"])
-    except (KeyError, TypeError) as error:
-        raise CheckpointError(f"corrupt {path}: {one_line(error)}") from None
+    except KeyError as error:
+        raise CheckpointError(f"corrupt {path}: no {one_line(error)} field") from None
+    except TypeError as error:
+        raise CheckpointError(f"corrupt {path}: not laid out as nsvae writes it "
+                              f"({one_line(error)})") from None
     except ConfigError as error:
         raise CheckpointError(f"corrupt {path}: {error}; {CONVERT_HINT}") from None
     if not shape or not all(isinstance(n, int) and not isinstance(n, bool) and n > 0
