@@ -155,9 +155,10 @@ def test_mpi3d_rejects_malformed_files_in_one_line(tmp_path, small_mpi3d):
     np.savez(tmp_path / "object.npz", images=np.array([images, None], dtype=object))
     np.savez(tmp_path / "cut.npz", images=images)
     truncate(tmp_path / "cut.npz", 0.7)
+    np.savez(tmp_path / "scalar.npz", images=np.uint8(7))
     cases = {"key": r"missing key 'images' \(has \['imgs'\]\)", "dtype": "images has dtype float32",
              "shape": r"images has shape \[50, 64, 64, 3\]", "object": "images has dtype object",
-             "cut": "unreadable npz file"}
+             "cut": "unreadable npz file", "scalar": r"images has shape \[\]"}
     for name, match in cases.items():
         one_line_error(lambda n=name: mpi3d.load_mpi3d("toy", tmp_path / f"{n}.npz",
                                                        tmp_path / "root", checksum=None), match)
@@ -338,3 +339,15 @@ def test_fetch_offline_names_url_checksum_and_path_for_every_dataset(tmp_path, m
             assert (" or ".join(file.checksums) or "no published checksum") in err
     with pytest.raises(Exception, match="no official files to fetch for 'images'"):
         fetch_dataset("images")
+
+
+def test_a_cars3d_mesh_file_matlab_cannot_read_here_is_one_line():
+    from scipy.io import savemat
+
+    buffer = io.BytesIO()
+    savemat(buffer, {"im": np.zeros((2, 2), np.uint8)})
+    hdf5 = bytearray(buffer.getvalue())
+    hdf5[124:126] = (0x0200).to_bytes(2, "little")  # the header's version: 7.3, an HDF5 file
+    for data, match in ((bytes(hdf5), "v7.3"), (b"hello world" * 20, "Unknown mat file type")):
+        one_line_error(lambda d=data: cars3d._read_mesh(d, "car_001_mesh.mat"),
+                       f"car_001_mesh.mat: unreadable MATLAB file .*{match}")

@@ -187,3 +187,61 @@ def test_celeba_report_has_rgb_figures_and_no_factor_figures(celeba_run):
     grid = np.asarray(Image.open(run / "figures" / "reconstructions.png").convert("RGB"))
     tiles = grid[40:-10, 160:-10].astype(int)  # the mosaic, past the title and labels
     assert np.abs(tiles[..., 0] - tiles[..., 1]).max() > 60  # colour, not grey
+
+
+def with_member_flags(zip_bytes: bytes, method: int | None = None, encrypted: bool = False):
+    """A zip's bytes with every member marked encrypted and/or given another compression method
+    (in the local and the central headers), as another archiver would write them."""
+    data = bytearray(zip_bytes)
+    for signature, flags_at, method_at in ((b"PK\x03\x04", 6, 8), (b"PK\x01\x02", 8, 10)):
+        start = data.find(signature)
+        while start >= 0:
+            if encrypted:
+                data[start + flags_at] |= 1
+            if method is not None:
+                data[start + method_at:start + method_at + 2] = method.to_bytes(2, "little")
+            start = data.find(signature, start + 4)
+    return bytes(data)
+
+
+@pytest.mark.parametrize(("flags", "reason"), [
+    ({"encrypted": True}, "encrypted"), ({"method": 9}, "compression method is not supported")])
+def test_encrypted_or_unsupported_zip_members_are_skipped_or_refused_in_one_line(
+        flags, reason, tmp_path):
+    """Issue 15's rule for what other archivers write: a skipped image, a refused npz."""
+    from nsvae.data.npz import read_npz
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("a.png", png_bytes(face_images(1, seed=2)[0]))
+    (tmp_path / "odd.zip").write_bytes(with_member_flags(buffer.getvalue(), **flags))
+    with pytest.raises(DataError, match=f"none of its 1 files.*{reason}"):
+        im.load_images(tmp_path / "odd.zip", tmp_path / "root")
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, images=np.zeros((2, 1, 64, 64), np.uint8))
+    (tmp_path / "odd.npz").write_bytes(with_member_flags(buffer.getvalue(), **flags))
+    with pytest.raises(DataError, match=f"unreadable npz file .*{reason}"):
+        read_npz(tmp_path / "odd.npz", ["images"])
+
+
+def test_16_bit_and_float_images_keep_their_brightness():
+    """PIL alone clips them (a 16-bit picture turned white); they are scaled to 0-255."""
+    rng = np.random.default_rng(0)
+    deep = (rng.random((80, 80)) * 65535).astype(np.uint16)
+    decoded = im.preprocess(png_bytes(deep))
+    assert decoded.mean() == pytest.approx((deep / 65535 * 255).mean(), abs=1)
+    unit = rng.random((80, 80)).astype(np.float32)
+    buffer = io.BytesIO()
+    Image.fromarray(unit, "F").save(buffer, format="TIFF")
+    assert im.preprocess(buffer.getvalue()).mean() == pytest.approx(unit.mean() * 255, abs=1)
+
+
+def test_a_decompression_bomb_warning_skips_the_image_instead_of_printing(monkeypatch):
+    picture = face_images(1, seed=3)[0]
+    pixels = picture.shape[0] * picture.shape[1]
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", pixels - 1)  # over it, under twice: a warning
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # PIL's printing path
+        with pytest.raises(DataError, match="exceeds limit"):
+            im.preprocess(png_bytes(picture))

@@ -367,3 +367,10 @@ def test_an_exported_run_scores_as_the_run_and_cannot_be_resumed(trained, tmp_pa
     (out / "model.safetensors").write_bytes(b"not safetensors")
     assert main(["evaluate", str(out), "--metrics", "mig"]) == 4
     assert "corrupt weights file" in one_error_line(capsys)
+
+
+def test_a_file_in_the_way_of_a_cache_folder_is_one_line_naming_the_cache(tmp_path, capsys):
+    (tmp_path / "afile").write_text("")
+    assert main(["data", "render", "dsprites", "--data-root", str(tmp_path / "afile")]) == 3
+    assert re.fullmatch(rf"nsvae: error: cannot write .*{tmp_path}/afile/dsprites/\S+: Not a "
+                        r"directory\n", capsys.readouterr().err)

@@ -52,12 +52,19 @@ def atomic_path(path: str | os.PathLike, error: type[NsvaeError] = CheckpointErr
         yield temporary
         os.replace(temporary, path)
     except OSError as failure:
-        temporary.unlink(missing_ok=True)
+        _remove(temporary)
         raise error(f"cannot write {what or path}: {one_line(failure.strerror or failure)}") \
             from None
     except BaseException:
-        temporary.unlink(missing_ok=True)
+        _remove(temporary)
         raise
+
+
+def _remove(temporary: Path) -> None:
+    """Remove a temporary file if it is there (where the folder itself cannot be made, as under
+    a file, there is nothing to remove and the first error is the one to report)."""
+    with contextlib.suppress(OSError):
+        temporary.unlink(missing_ok=True)
 
 
 def atomic_write(path: str | os.PathLike, data: bytes,

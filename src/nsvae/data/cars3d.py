@@ -137,7 +137,8 @@ def _read_mesh(data: bytes, where: str) -> np.ndarray:
 
     try:
         mat = loadmat(io.BytesIO(data), variable_names=["im"])
-    except (MatReadError, ValueError, TypeError, OSError, EOFError, zlib.error) as error:
+    except (MatReadError, ValueError, TypeError, IndexError, NotImplementedError, OSError,
+            EOFError, zlib.error) as error:  # NotImplementedError: a v7.3 (HDF5) file
         raise DataError(f"{where}: unreadable MATLAB file ({one_line(error)})") from None
     if "im" not in mat:
         raise DataError(f"{where}: missing key 'im'")

@@ -20,11 +20,10 @@ import os
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from nsvae.data.files import OfficialFile
 from nsvae.data.ground_truth import GroundTruthData
-from nsvae.data.images import UNDECODABLE
+from nsvae.data.images import UNDECODABLE, decode_rgb
 from nsvae.errors import DataError, one_line
 
 PATCH = 64
@@ -65,10 +64,8 @@ class Screamer:
     def __init__(self, path: str | os.PathLike):
         path = SCREAM.require(Path(path), "scream image")
         try:
-            with Image.open(path) as image:
-                image.load()
-                image = image.convert("RGB")
-                image.thumbnail(SCREAM_BOX)
+            image = decode_rgb(path)
+            image.thumbnail(SCREAM_BOX)
         except UNDECODABLE as error:
             raise DataError(f"{path}: not a readable image ({one_line(error)})") from None
         self.scream = np.asarray(image, dtype=np.float64) / 255.0  # [H, W, 3]

@@ -17,8 +17,12 @@ from __future__ import annotations
 import hashlib
 import http.client
 import json
+import lzma
 import os
+import tokenize
 import urllib.request
+import zipfile
+import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,6 +33,11 @@ from nsvae.errors import DataError, one_line
 from nsvae.files import atomic_path
 
 CONVERTER_VERSION = 1  # part of every converted cache's key: bump when a conversion changes
+# What reading a zip member or an npy header raises on a damaged or unsupported file: besides the
+# usual, RuntimeError (an encrypted member), NotImplementedError (a compression method zipfile
+# lacks), lzma.LZMAError, and tokenize.TokenError or SyntaxError (a malformed npy header).
+ARCHIVE_ERRORS = (zipfile.BadZipFile, zlib.error, lzma.LZMAError, tokenize.TokenError,
+                  SyntaxError, EOFError, OSError, ValueError, NotImplementedError, RuntimeError)
 
 
 def data_root(root: str | os.PathLike | None = None) -> Path:

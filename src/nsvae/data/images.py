@@ -28,7 +28,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 from tqdm.auto import tqdm
 
-from nsvae.data.files import OfficialFile, cached_array, source_key
+from nsvae.data.files import ARCHIVE_ERRORS, OfficialFile, cached_array, source_key
 from nsvae.data.files import data_root as data_folder
 from nsvae.data.ground_truth import FactorSpace, GroundTruthData
 from nsvae.errors import DataError, DataWarning, one_line
@@ -41,7 +41,8 @@ CELEBA = OfficialFile("celeba", "img_align_celeba.zip",
                       "https://drive.google.com/uc?id=0B7EVK8r0v71pZjFTYXZWM3FlRnM",
                       ("00d2c5bc6d35e252742224ab0c1e8fcb",))
 UNDECODABLE = (OSError, ValueError, SyntaxError, EOFError, struct.error, zlib.error,
-               Image.DecompressionBombError)
+               NotImplementedError, Image.DecompressionBombError,
+               Image.DecompressionBombWarning)  # raised, not printed: see :func:`decode_rgb`
 
 
 class ImageCollection(GroundTruthData):
@@ -101,7 +102,7 @@ def list_files(source: Path) -> list[str]:
         try:
             with zipfile.ZipFile(source) as archive:
                 names = sorted(info.filename for info in archive.infolist() if not info.is_dir())
-        except (zipfile.BadZipFile, OSError) as error:
+        except ARCHIVE_ERRORS as error:
             raise DataError(f"{source}: not a readable zip file ({one_line(error)})") from None
     else:
         raise DataError(f"no image folder or zip file at {source}")
@@ -123,8 +124,37 @@ def read_files(source: Path, names: list[str]):
         for name in names:
             try:
                 yield name, archive.read(name)
-            except (zipfile.BadZipFile, zlib.error, OSError, EOFError) as error:
+            except ARCHIVE_ERRORS as error:
                 yield name, one_line(error)
+
+
+def decode_rgb(source) -> Image.Image:
+    """The image of ``source`` (a path or a binary file) in RGB, its values scaled to 0-255.
+
+    PIL's own conversion clips 16-bit and float images (a 16-bit photograph turns white), so
+    integer images are scaled by their range (255 when every value fits, else 65,535, else their
+    largest value) and float images by 255 when their values lie in [0, 1] (else read as 0-255).
+    A decompression-bomb warning is raised as an error, so the image counts as undecodable.
+
+    Raises
+    ------
+    One of :data:`UNDECODABLE`, or ``PIL.UnidentifiedImageError``.
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        with Image.open(source) as image:
+            image.load()
+            mode = image.mode
+            if mode not in ("I", "F") and not mode.startswith("I;16"):
+                return image.convert("RGB")
+            values = np.nan_to_num(np.asarray(image, dtype=np.float64))
+    largest = values.max(initial=0.0)
+    if mode == "F":
+        top = 1.0 if largest <= 1 else 255.0
+    else:
+        top = next(limit for limit in (255.0, 65535.0, largest) if largest <= limit)
+    gray = np.clip(values / max(top, 1.0) * 255, 0, 255).round().astype(np.uint8)
+    return Image.fromarray(gray, "L").convert("RGB")
 
 
 def preprocess(data: bytes) -> np.ndarray:
@@ -136,9 +166,7 @@ def preprocess(data: bytes) -> np.ndarray:
         The bytes are not a complete, readable image.
     """
     try:
-        with Image.open(io.BytesIO(data)) as image:
-            image.load()
-            rgb = image.convert("RGB")
+        rgb = decode_rgb(io.BytesIO(data))
     except UnidentifiedImageError:
         raise DataError("not an image") from None
     except UNDECODABLE as error:

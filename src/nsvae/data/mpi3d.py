@@ -17,12 +17,16 @@ from __future__ import annotations
 import contextlib
 import os
 import zipfile
-import zlib
 from pathlib import Path
 
 import numpy as np
 
-from nsvae.data.files import OfficialFile, converted_images, copy_channels_first
+from nsvae.data.files import (
+    ARCHIVE_ERRORS,
+    OfficialFile,
+    converted_images,
+    copy_channels_first,
+)
 from nsvae.data.ground_truth import ArrayGroundTruthData
 from nsvae.errors import DataError, one_line
 
@@ -38,7 +42,6 @@ VARIANTS = {
                       ("realistic", "59a6225b88b635365f70c91b3e52f70f"),
                       ("real", "0f33f609918fb5c97996692f91129802"))
 }
-UNREADABLE = (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError)
 HEADER_READERS = {(1, 0): np.lib.format.read_array_header_1_0,
                   (2, 0): np.lib.format.read_array_header_2_0}
 
@@ -88,11 +91,11 @@ def _images_member(path: Path):
             if read_header is None:
                 raise DataError(f"{path}: images.npy has an unsupported npy version")
             shape, fortran, dtype = read_header(member)
-        except UNREADABLE as error:
+        except ARCHIVE_ERRORS as error:
             raise DataError(f"{path}: unreadable npz file ({one_line(error)})") from None
         if dtype != np.uint8:
             raise DataError(f"{path}: images has dtype {dtype}, expected uint8")
-        if shape[0] not in LAYOUTS or tuple(shape[1:]) != IMAGE_SHAPE or fortran:
+        if len(shape) != 4 or shape[0] not in LAYOUTS or tuple(shape[1:]) != IMAGE_SHAPE or fortran:
             expected = " or ".join(f"[{n}, 64, 64, 3]" for n in LAYOUTS)
             raise DataError(f"{path}: images has shape {list(shape)}, expected {expected}")
         yield member, shape
@@ -103,7 +106,7 @@ def _read_rows(member, count: int, path: Path) -> np.ndarray:
     row_bytes = int(np.prod(IMAGE_SHAPE))
     try:
         data = member.read(count * row_bytes)
-    except UNREADABLE as error:
+    except ARCHIVE_ERRORS as error:
         raise DataError(f"{path}: unreadable npz file ({one_line(error)})") from None
     if len(data) != count * row_bytes:
         raise DataError(f"{path}: images end early: truncated file")

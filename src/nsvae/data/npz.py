@@ -14,18 +14,16 @@ npz archive with
 from __future__ import annotations
 
 import os
-import zipfile
-import zlib
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
+from nsvae.data.files import ARCHIVE_ERRORS
 from nsvae.data.ground_truth import ArrayGroundTruthData
 from nsvae.errors import DataError, one_line
 from nsvae.files import atomic_path
 
-UNREADABLE = (zipfile.BadZipFile, zlib.error, ValueError, EOFError, OSError)
 ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a zip's first entry, or an empty zip
 IMAGE_SIZE = 64
 
@@ -45,7 +43,7 @@ def read_npz(path: Path, required: Sequence[str], optional: Sequence[str] = ()) 
             if file.read(4) not in ZIP_MAGIC:  # np.load would take an npy, or call it pickled
                 raise DataError(f"{path}: not an npz archive")
         archive = np.load(path, allow_pickle=False)
-    except UNREADABLE as error:
+    except ARCHIVE_ERRORS as error:
         raise DataError(f"{path}: unreadable npz file ({one_line(error)})") from None
     with archive:
         missing = sorted(set(required) - set(archive.files))
@@ -53,8 +51,11 @@ def read_npz(path: Path, required: Sequence[str], optional: Sequence[str] = ()) 
             raise DataError(f"{path}: missing keys {missing} (has {sorted(archive.files)})")
         try:
             return {key: archive[key] for key in (*required, *optional) if key in archive.files}
-        except UNREADABLE as error:
+        except ARCHIVE_ERRORS as error:
             raise DataError(f"{path}: unreadable npz file ({one_line(error)})") from None
+        except MemoryError as error:  # e.g. a damaged header claiming petabytes
+            raise DataError(f"{path}: an array does not fit in memory ({one_line(error)})") \
+                from None
 
 
 def write_npz(path: str | os.PathLike, arrays: dict, compress: bool = True) -> Path:
