@@ -1,7 +1,7 @@
 """Print the README's tables of a study in results/, from the study's results.csv.
 
 Per setting: the finished seeds and each headline metric's median and spread
-(:func:`nsvae.sweep.report.median_and_spread`), with the latent synergy, its part outside A_best
+(:func:`nsvae.sweep.report.summary_rows`), with the latent synergy, its part outside A_best
 (S_A) and I(x; z); given a reference setting, a second table comparing every other setting with
 it seed by seed (:func:`nsvae.sweep.report.superiority_rows`). With ``--trials``: one row per
 finished trial instead, with the factors each captures (``captured_by`` in its eval.json)
@@ -20,26 +20,24 @@ import numpy as np
 
 from nsvae.metrics.mig import captured_by_name
 from nsvae.metrics.results import headline, read_evaluation
-from nsvae.sweep.report import markdown_table, median_and_spread, superiority_rows
+from nsvae.sweep.report import markdown_table, summary_rows, superiority_rows
 from nsvae.sweep.results import load_results
 
-COLUMNS = {"mig.discrete_mig": "MIG", "factor_vae.eval_accuracy": "FactorVAE",
-           "beta_vae.eval_accuracy": "BetaVAE", "dci.disentanglement": "DCI D",
-           "latent_synergy.synergy_latent": "latent synergy (nats)",
+HEADLINES = {"mig.discrete_mig": "MIG", "factor_vae.eval_accuracy": "FactorVAE",
+             "beta_vae.eval_accuracy": "BetaVAE", "dci.disentanglement": "DCI D"}
+SYNERGY = {"latent_synergy.synergy_latent": "latent synergy (nats)",
            "latent_synergy.synergy_latent_subsets": "S_A (nats)",
            "latent_synergy.mutual_info_xz": "I(x; z) (nats)"}
-TRIAL_COLUMNS = {"mig.discrete_mig": "MIG", "factor_vae.eval_accuracy": "FactorVAE",
-                 "beta_vae.eval_accuracy": "BetaVAE", "dci.disentanglement": "DCI D",
-                 "sap.SAP_score": "SAP", "latent_synergy.synergy_latent": "latent synergy (nats)",
-                 "latent_synergy.mutual_info_xz": "I(x; z) (nats)"}
+COLUMNS = {**HEADLINES, **SYNERGY}
+TRIAL_COLUMNS = {**HEADLINES, "sap.SAP_score": "SAP",
+                 **{key: name for key, name in SYNERGY.items() if not key.endswith("_subsets")}}
 
 
 def table(study: Path, against: str | None = None) -> str:
     """The Markdown table of the finished trials of ``study``, one row per setting; then, given
     ``against``, each other setting's share of seed pairs won against it and the p-value."""
     done = finished(study)
-    rows = [[setting, len(group), *(median_and_spread(group[column]) for column in COLUMNS)]
-            for setting, group in done.groupby("setting", sort=False)]
+    rows = [[setting, *cells] for setting, _model, *cells in summary_rows(done, list(COLUMNS))]
     lines = markdown_table(["setting", "seeds", *COLUMNS.values()], rows)
     if against is not None:
         rows = superiority_rows(done, list(COLUMNS), against)
