@@ -116,6 +116,10 @@ def test_3dshapes_rejects_malformed_files_in_one_line(tmp_path, small_shapes3d):
                    "checksum mismatch .*expected 099a2078d58cec4daad0702c55d06868")
     one_line_error(lambda: shapes3d.load_shapes3d(None, tmp_path / "empty"),
                    "no 3dshapes file at .*download https://storage.googleapis.com/3d-shapes/")
+    folder = tmp_path / "a-folder.h5"
+    folder.mkdir()
+    one_line_error(lambda: shapes3d.load_shapes3d(folder, tmp_path / "root"),
+                   "a-folder.h5 is a folder, not the 3dshapes file")
     assert not list((tmp_path / "root").rglob("*.tmp"))
 
 
@@ -156,9 +160,11 @@ def test_mpi3d_rejects_malformed_files_in_one_line(tmp_path, small_mpi3d):
     np.savez(tmp_path / "cut.npz", images=images)
     truncate(tmp_path / "cut.npz", 0.7)
     np.savez(tmp_path / "scalar.npz", images=np.uint8(7))
+    np.savez(tmp_path / "fortran.npz", images=np.asfortranarray(images))
     cases = {"key": r"missing key 'images' \(has \['imgs'\]\)", "dtype": "images has dtype float32",
              "shape": r"images has shape \[50, 64, 64, 3\]", "object": "images has dtype object",
-             "cut": "unreadable npz file", "scalar": r"images has shape \[\]"}
+             "cut": "unreadable npz file", "scalar": r"images has shape \[\]",
+             "fortran": r"images is stored in Fortran \(column-major\) order"}
     for name, match in cases.items():
         one_line_error(lambda n=name: mpi3d.load_mpi3d("toy", tmp_path / f"{n}.npz",
                                                        tmp_path / "root", checksum=None), match)
@@ -319,6 +325,16 @@ def test_cars3d_rejects_malformed_archives_in_one_line(tmp_path, small_cars):
     path = write_cars(tmp_path / "cars.tar.gz")
     one_line_error(lambda: cars3d.load_cars3d(path, tmp_path / "root"),
                    "checksum mismatch .*expected 4e866a7919c1beedf53964e6f7a23686")
+
+
+def test_a_cars3d_source_that_cannot_be_read_is_a_read_error_not_a_cache_error(tmp_path,
+                                                                              small_cars):
+    folder = tmp_path / "cars"
+    (folder / "list.txt").mkdir(parents=True)  # a folder where the list of cars should be
+    message = one_line_error(lambda: cars3d.load_cars3d(folder, tmp_path / "root"),
+                             "cannot read .*list.txt: Is a directory")
+    assert "cache" not in message
+    assert not list((tmp_path / "root").rglob("*.npy*"))
 
 
 # ---------------------------------------------------------------------------------------- fetch

@@ -93,6 +93,22 @@ def test_the_cache_is_reused_keyed_by_the_source_and_still_reports(tmp_path, mon
     assert len(list((tmp_path / "root" / "images").glob("*/images.npy"))) == 2
 
 
+def test_a_tampered_cache_index_is_a_one_line_error(tmp_path):
+    write_collection(tmp_path / "folder", tmp_path / "pictures.zip")
+    load_quietly(tmp_path / "pictures.zip", tmp_path / "root")
+    (index,) = (tmp_path / "root" / "images").glob("*/index.json")
+    good = json.loads(index.read_text())
+    tampered = [good | {"skipped": ["cut.jpg", "notes.txt"]},  # names, not (name, reason)
+                good | {"names": good["names"][:-1]},  # one name fewer than images
+                good | {"names": [1, 2, 3, 4]},
+                {"names": good["names"]}]
+    for record in tampered:
+        index.write_text(json.dumps(record))
+        with pytest.raises(DataError, match="corrupt cache index .*; delete its folder") as error:
+            im.load_images(tmp_path / "pictures.zip", tmp_path / "root")
+        assert "\n" not in str(error.value)
+
+
 def test_preprocessing_crops_the_centre_square_and_resizes_to_64():
     picture = np.zeros((60, 100, 3), np.uint8)
     picture[:, :20] = [255, 0, 0]  # outside the centred 60 x 60 square

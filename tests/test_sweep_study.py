@@ -405,17 +405,18 @@ def test_summary_compares_every_setting_with_the_reference_and_refuses_an_unknow
     import pandas as pd
 
     from nsvae.errors import ConfigError
-    from nsvae.sweep.report import summary_markdown
+    from nsvae.sweep.report import compare_with, summary_markdown
 
     frame = pd.DataFrame({"setting": ["vae"] * 3 + ["tc"] * 3, "objective.name":
                           ["vae"] * 3 + ["beta_tcvae"] * 3,
                           "mig.discrete_mig": [0.1, 0.2, 0.3, 0.4, 0.5, 0.25]})
-    lines = summary_markdown(frame, ["mig.discrete_mig"], "vae").splitlines()
+    comparison = compare_with(frame, ["mig.discrete_mig"], "vae")
+    lines = summary_markdown(frame, ["mig.discrete_mig"], comparison).splitlines()
     assert lines[-5].startswith("Against vae (3 seeds): the share of seed pairs")
     assert lines[-3:] == ["| setting | seeds | mig.discrete_mig |", "|---|---|---|",
                           "| tc | 3 | 0.89 (p 0.2) |"]  # 8 of 9 pairs won
     with pytest.raises(ConfigError, match="no finished trial of setting 'ae'.*: vae, tc$"):
-        summary_markdown(frame, ["mig.discrete_mig"], "ae")
+        compare_with(frame, ["mig.discrete_mig"], "ae")
 
 
 RECORD = {"name": "vae-seed=0", "setting": "vae", "seed": 0, "swept": {}, "status": "done",

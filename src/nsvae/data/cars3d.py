@@ -52,7 +52,8 @@ def load_cars3d(path: str | os.PathLike | None = None, data_root=None,
         Missing (saying where to get it), wrong, truncated or corrupt archive; a mesh file
         without ``im`` or of the wrong type or shape; not :data:`NUM_CARS` cars.
     """
-    source = OFFICIAL.require(OFFICIAL.path(data_root) if path is None else Path(path), "Cars3D")
+    source = OFFICIAL.require(OFFICIAL.path(data_root) if path is None else Path(path), "Cars3D",
+                              folder_ok=True)
     sizes = factor_sizes()
 
     def fill(out):

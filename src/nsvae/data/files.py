@@ -109,8 +109,12 @@ class OfficialFile:
             return "no published checksum"
         return "checksum " + " or ".join(self.checksums)
 
-    def require(self, path: Path, dataset: str) -> Path:
-        """``path`` if it exists, else a :class:`DataError` saying where to get the file."""
+    def require(self, path: Path, dataset: str, folder_ok: bool = False) -> Path:
+        """``path`` if it is a file (or, with ``folder_ok``, a folder), else a :class:`DataError`
+        saying where to get the file."""
+        if path.is_dir() and not folder_ok:
+            raise DataError(f"{path} is a folder, not the {dataset} file: pass the file itself "
+                            f"({self.url})")
         if not path.exists():
             raise DataError(f"no {dataset} file at {path}: download {self.url} "
                             f"({self.expected()}) and put it there")
@@ -217,7 +221,7 @@ def cached_array(path: Path, dtype, shape: Sequence[int],
     if not reused:
         with atomic_path(path, DataError, f"the {what} {path}") as temporary:
             out = np.lib.format.open_memmap(temporary, mode="w+", dtype=dtype, shape=tuple(shape))
-            kept = fill(out)
+            kept = _fill_from_sources(fill, out)
             out.flush()
             if kept is not None and kept < len(out):
                 _write_rows(temporary, out[:kept])
@@ -226,6 +230,23 @@ def cached_array(path: Path, dtype, shape: Sequence[int],
     if array.shape[1:] != tuple(shape)[1:]:
         raise DataError(f"corrupt {what} {path} ({array.dtype} {list(array.shape)}); delete it")
     return array, reused
+
+
+def _fill_from_sources(fill: Callable[[np.ndarray], int | None],
+                      out: np.ndarray) -> int | None:
+    """``fill(out)``, with an ``OSError`` that names a file (a source) raised as a read error.
+
+    Without this, :func:`nsvae.files.atomic_path` would report a source that cannot be read (a
+    folder where a file should be, a permission) as a cache that cannot be written. An error
+    naming no file is left to ``atomic_path``.
+    """
+    try:
+        return fill(out)
+    except OSError as failure:
+        if not failure.filename:
+            raise
+        raise DataError(f"cannot read {failure.filename}: "
+                        f"{one_line(failure.strerror or failure)}") from None
 
 
 def _write_rows(path: Path, rows: np.ndarray, chunk: int = 4096) -> None:

@@ -243,7 +243,7 @@ def load_images(source: str | os.PathLike, data_root=None,
     shape = (0 if names is None else len(names), *ImageCollection.observation_shape)
     images, reused = cached_array(images_path, np.uint8, shape, fill)
     if reused:
-        record = _read_index(index_path)
+        record = _read_index(index_path, len(images))
     else:
         write_json(index_path, record, DataError)
     if record["skipped"]:
@@ -280,10 +280,27 @@ def _first(skipped) -> str:
     return ", ".join(shown) + (", ..." if len(skipped) > SHOWN_NAMES else "")
 
 
-def _read_index(path: Path) -> dict:
+def _read_index(path: Path, num_images: int) -> dict:
+    """The cache's index: ``names`` (one per cached image) and ``skipped`` (name, reason) pairs.
+
+    Raises
+    ------
+    DataError
+        The index is unreadable, not JSON or not laid out as :func:`load_images` writes it.
+    """
     try:
         record = json.loads(path.read_text(encoding="utf-8"))
-        return {"names": list(record["names"]), "skipped": [tuple(s) for s in record["skipped"]]}
+        names, skipped = record["names"], record["skipped"]
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise DataError(f"corrupt cache index {path} ({one_line(error)}); delete its "
                         "folder") from None
+    if not (_strings(names) and len(names) == num_images and isinstance(skipped, list)
+            and all(isinstance(pair, list) and len(pair) == 2 and _strings(pair)
+                    for pair in skipped)):
+        raise DataError(f"corrupt cache index {path} (not {num_images} names and a list of "
+                        "(name, reason) pairs); delete its folder")
+    return {"names": names, "skipped": [tuple(pair) for pair in skipped]}
+
+
+def _strings(values) -> bool:
+    return isinstance(values, list) and all(isinstance(value, str) for value in values)

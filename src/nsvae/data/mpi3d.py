@@ -95,9 +95,12 @@ def _images_member(path: Path):
             raise DataError(f"{path}: unreadable npz file ({one_line(error)})") from None
         if dtype != np.uint8:
             raise DataError(f"{path}: images has dtype {dtype}, expected uint8")
-        if len(shape) != 4 or shape[0] not in LAYOUTS or tuple(shape[1:]) != IMAGE_SHAPE or fortran:
+        if len(shape) != 4 or shape[0] not in LAYOUTS or tuple(shape[1:]) != IMAGE_SHAPE:
             expected = " or ".join(f"[{n}, 64, 64, 3]" for n in LAYOUTS)
             raise DataError(f"{path}: images has shape {list(shape)}, expected {expected}")
+        if fortran:
+            raise DataError(f"{path}: images is stored in Fortran (column-major) order, "
+                            "expected C (row-major) order as the official file")
         yield member, shape
 
 

@@ -15,6 +15,7 @@ import html
 import itertools
 import math
 from pathlib import Path
+from typing import NamedTuple
 
 from nsvae.errors import CheckpointError, ConfigError
 from nsvae.files import atomic_write
@@ -172,17 +173,37 @@ def superiority_caption(reference: str, seeds: int) -> str:
             f"3 seeds against {reference}'s {seeds}, {smallest_p(3, seeds):.2g}.")
 
 
-def summary_markdown(frame, metrics: list[str], reference: str | None = None) -> str:
+class Comparison(NamedTuple):
+    """Every setting against a reference setting, seed by seed: what :func:`compare_with`
+    gives, shown as it is by ``summary.md`` and ``report.html``."""
+
+    reference: str
+    caption: str
+    header: list[str]
+    rows: list[list]
+
+
+def compare_with(frame, metrics: list[str], reference: str) -> Comparison:
+    """:func:`superiority_rows` against ``reference``, with its caption and header.
+
+    Raises
+    ------
+    ConfigError
+        If no finished trial has the setting ``reference``.
+    """
+    rows = superiority_rows(frame, metrics, reference)
+    caption = superiority_caption(reference, int((frame["setting"] == reference).sum()))
+    return Comparison(reference, caption, ["setting", "seeds", *metrics], rows)
+
+
+def summary_markdown(frame, metrics: list[str], comparison: Comparison | None = None) -> str:
     """:func:`summary_rows` as a Markdown table, with a line saying what the cells hold; then,
-    given a ``reference`` setting, :func:`superiority_rows` as a second table."""
+    given a :class:`Comparison` (:func:`compare_with`), its caption and table."""
     lines = [f"Per setting, each metric's {SPREAD}.", "",
              *markdown_table(["setting", "model", "seeds", *metrics],
-                              summary_rows(frame, metrics))]
-    if reference is not None:
-        rows = superiority_rows(frame, metrics, reference)
-        seeds = int((frame["setting"] == reference).sum())
-        lines += ["", superiority_caption(reference, seeds), "",
-                  *markdown_table(["setting", "seeds", *metrics], rows)]
+                             summary_rows(frame, metrics))]
+    if comparison is not None:
+        lines += ["", comparison.caption, "", *markdown_table(comparison.header, comparison.rows)]
     return "\n".join(lines) + "\n"
 
 
@@ -216,20 +237,22 @@ def write_study_report(out: str | Path, against: str | None = None) -> Path:
     if done.empty:
         raise CheckpointError(f"no finished trial in {out}/results.csv yet")
     metrics = headline_metrics(done)
-    summary = summary_markdown(done, metrics, against)  # checks ``against`` before drawing
+    comparison = None if against is None else compare_with(done, metrics, against)
+    summary = summary_markdown(done, metrics, comparison)
     synergy = next((m for m in metrics if "synergy" in m), None)
     figures = save_study_figures(done, metrics, swept_numbers(done), synergy, out / "figures")
     study_file = out / "study.toml"
     text = study_file.read_text(encoding="utf-8") if study_file.is_file() else ""
     page = page_html(_study_name(text, out), "nsvae study report",
-                     _sections(table, done, metrics, figures, text, against))
+                     _sections(table, done, metrics, figures, text, comparison))
     path = out / "report.html"
     atomic_write(path, page.encode("utf-8"))
     atomic_write(out / "summary.md", summary.encode("utf-8"))
     return path
 
 
-def _sections(table, done, metrics, figures, text, reference) -> list[tuple[str, str, str]]:
+def _sections(table, done, metrics, figures, text,
+              comparison: Comparison | None) -> list[tuple[str, str, str]]:
     counts = table["status"].value_counts()
     summary = html_table([("trials", len(table)),
                           *((status, int(count)) for status, count in counts.items()),
@@ -239,12 +262,10 @@ def _sections(table, done, metrics, figures, text, reference) -> list[tuple[str,
                 ("settings", "Median and spread per setting",
                  f"<p class=note>Each cell: the {SPREAD}.</p>" +
                  html_table(summary_rows(done, metrics), ["setting", "model", "seeds", *metrics]))]
-    if reference is not None:
-        caption = superiority_caption(reference, int((done["setting"] == reference).sum()))
-        sections.append(("against", f"Against {reference}",
-                         f"<p class=note>{html.escape(caption)}</p>" +
-                         html_table(superiority_rows(done, metrics, reference),
-                                    ["setting", "seeds", *metrics])))
+    if comparison is not None:
+        sections.append(("against", f"Against {comparison.reference}",
+                         f"<p class=note>{html.escape(comparison.caption)}</p>" +
+                         html_table(comparison.rows, comparison.header)))
     for name, path in figures.items():
         title, caption = CAPTIONS[name]
         sections.append((name.split(".")[0].replace("_", "-"), title,
