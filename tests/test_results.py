@@ -45,5 +45,18 @@ def _study_tables():
 def test_the_readmes_study_tables_are_what_table_py_prints_from_the_committed_results():
     tables, study = _study_tables(), RESULTS / "studies" / "cpu-study"
     readme = (RESULTS.parent / "README.md").read_text(encoding="utf-8")
-    assert tables.table(study, "vae") in readme
-    assert tables.trials_table(study) in (RESULTS / "README.md").read_text(encoding="utf-8")
+    assert tables.block(readme) == tables.table(study, "vae")
+    assert tables.block((RESULTS / "README.md").read_text(encoding="utf-8")) == \
+        tables.trials_table(study)
+
+
+def test_table_py_writes_a_table_between_the_readmes_start_and_end_lines(tmp_path):
+    tables = _study_tables()
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n\n{tables.START}\n| old |\n|---|\n{tables.END}\n\noutro\n")
+    tables.write_block(readme, "| new |\n|---|\n| 1 |")
+    assert readme.read_text() == (f"intro\n\n{tables.START}\n| new |\n|---|\n| 1 |\n"
+                                  f"{tables.END}\n\noutro\n")
+    readme.write_text("no markers\n")
+    with pytest.raises(ValueError, match="expected one"):
+        tables.write_block(readme, "| new |")

@@ -5,10 +5,13 @@ Per setting: the finished seeds and each headline metric's median and spread
 (S_A) and I(x; z); given a reference setting, a second table comparing every other setting with
 it seed by seed (:func:`nsvae.sweep.report.superiority_rows`). With ``--trials``: one row per
 finished trial instead, with the factors each captures (``captured_by`` in its eval.json)
-and the latent closest to capturing one.
+and the latent closest to capturing one. With ``AGAINST --write``: both tables written in
+place, each between the lines ``<!-- table.py: start -->`` and ``<!-- table.py: end -->`` of its
+README.
 
     python results/studies/table.py results/studies/cpu-study vae    # the main README's tables
     python results/studies/table.py results/studies/cpu-study --trials   # results/README.md's
+    python results/studies/table.py results/studies/cpu-study vae --write  # both, into them
 """
 
 from __future__ import annotations
@@ -22,6 +25,10 @@ from nsvae.metrics.mig import captured_by_name
 from nsvae.metrics.results import headline, read_evaluation
 from nsvae.sweep.report import markdown_table, summary_rows, superiority_rows
 from nsvae.sweep.results import load_results
+
+ROOT = Path(__file__).resolve().parents[2]
+README, RESULTS_README = ROOT / "README.md", ROOT / "results" / "README.md"
+START, END = "<!-- table.py: start -->", "<!-- table.py: end -->"
 
 HEADLINES = {"mig.discrete_mig": "MIG", "factor_vae.eval_accuracy": "FactorVAE",
              "beta_vae.eval_accuracy": "BetaVAE", "dci.disentanglement": "DCI D"}
@@ -68,6 +75,21 @@ def factor_cells(trial: Path) -> tuple[str, str]:
             f"z{latent}: {mig['factor_names'][factor]} {nmi[latent, factor]:.2f}")
 
 
+def block(text: str) -> str:
+    """The table between the README's start and end lines (:data:`START`, :data:`END`)."""
+    if text.count(START) != 1 or text.count(END) != 1:
+        raise ValueError(f"expected one {START!r} line and one {END!r} line")
+    return text[text.index(START) + len(START) + 1:text.index(END) - 1]
+
+
+def write_block(path: Path, table_text: str) -> None:
+    """Replace the table between the start and end lines of ``path`` with ``table_text``."""
+    text = path.read_text(encoding="utf-8")
+    old = block(text)
+    start = text.index(START) + len(START) + 1
+    path.write_text(text[:start] + table_text + text[start + len(old):], encoding="utf-8")
+
+
 def finished(study: Path):
     """The rows of ``study``'s results.csv whose trial finished."""
     results = load_results(study)
@@ -76,9 +98,12 @@ def finished(study: Path):
 
 if __name__ == "__main__":
     arguments = sys.argv[1:]
-    if len(arguments) not in (1, 2):
-        sys.exit("usage: python results/studies/table.py STUDY_DIR [AGAINST | --trials]")
-    if arguments[1:] == ["--trials"]:
+    if len(arguments) not in (1, 2, 3) or (len(arguments) == 3 and arguments[2] != "--write"):
+        sys.exit("usage: python results/studies/table.py STUDY_DIR [AGAINST [--write] | --trials]")
+    if arguments[2:] == ["--write"]:
+        write_block(README, table(Path(arguments[0]), arguments[1]))
+        write_block(RESULTS_README, trials_table(Path(arguments[0])))
+    elif arguments[1:] == ["--trials"]:
         print(trials_table(Path(arguments[0])))
     else:
         print(table(Path(arguments[0]), *arguments[1:]))
