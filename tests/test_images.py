@@ -14,6 +14,7 @@ import json
 import os
 import warnings
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -107,6 +108,27 @@ def test_a_tampered_cache_index_is_a_one_line_error(tmp_path):
         with pytest.raises(DataError, match="corrupt cache index .*; delete its folder") as error:
             im.load_images(tmp_path / "pictures.zip", tmp_path / "root")
         assert "\n" not in str(error.value)
+
+
+def test_files_over_the_size_limit_are_skipped_unread(tmp_path, monkeypatch):
+    write_collection(tmp_path / "folder", tmp_path / "pictures.zip")
+    pictures = ["a/1.jpg", "a/2.jpg", "b/3.png", "c.jpeg"]
+    largest = max(pictures, key=lambda name: (tmp_path / "folder" / name).stat().st_size)
+    monkeypatch.setattr(im, "MAX_FILE_BYTES", (tmp_path / "folder" / largest).stat().st_size - 1)
+
+    def read(name, reader):
+        assert name != largest, "a file over the limit was read"
+        return reader()
+
+    for source in ("folder", "pictures.zip"):
+        with monkeypatch.context() as patched:
+            patched.setattr(Path, "read_bytes", lambda path: read(
+                path.relative_to(tmp_path / "folder").as_posix(), lambda: path.open("rb").read()))
+            patched.setattr(zipfile.ZipFile, "read", lambda archive, name: read(
+                name, lambda: archive.open(name).read()))
+            data, messages = load_quietly(tmp_path / source, tmp_path / "root")
+        assert data.names == [name for name in pictures if name != largest]
+        assert "skipped 3 of 6 files" in messages[0] and "not read" in messages[0]
 
 
 def test_preprocessing_crops_the_centre_square_and_resizes_to_64():

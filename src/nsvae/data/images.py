@@ -37,6 +37,7 @@ from nsvae.files import write_json
 IMAGE_SIZE = 64
 PREPROCESSING = {"version": 1, "crop": "centre square", "size": IMAGE_SIZE, "resample": "lanczos"}
 SHOWN_NAMES = 3  # skipped files named in the warning
+MAX_FILE_BYTES = 256 * 2**20  # larger files are skipped unread (a zip bomb, not a picture)
 CELEBA = OfficialFile("celeba", "img_align_celeba.zip",
                       "https://drive.google.com/uc?id=0B7EVK8r0v71pZjFTYXZWM3FlRnM",
                       ("00d2c5bc6d35e252742224ab0c1e8fcb",))
@@ -112,20 +113,30 @@ def list_files(source: Path) -> list[str]:
 
 
 def read_files(source: Path, names: list[str]):
-    """Yield ``(name, bytes or error text)`` of each file, from the folder or the zip."""
+    """Yield ``(name, bytes or error text)`` of each file, from the folder or the zip.
+
+    A file (or zip member, by the size its header declares, which bounds what zipfile reads)
+    over :data:`MAX_FILE_BYTES` is not read: its error text says so.
+    """
     if source.is_dir():
         for name in names:
             try:
-                yield name, (source / name).read_bytes()
+                path = source / name
+                yield name, _too_large(path.stat().st_size) or path.read_bytes()
             except OSError as error:
                 yield name, one_line(error)
         return
     with zipfile.ZipFile(source) as archive:
         for name in names:
             try:
-                yield name, archive.read(name)
+                yield name, _too_large(archive.getinfo(name).file_size) or archive.read(name)
             except ARCHIVE_ERRORS as error:
                 yield name, one_line(error)
+
+
+def _too_large(size: int) -> str:
+    """The error text of a file of ``size`` bytes over :data:`MAX_FILE_BYTES`, else ``""``."""
+    return f"{size:,} bytes, over {MAX_FILE_BYTES:,}: not read" if size > MAX_FILE_BYTES else ""
 
 
 def decode_rgb(source) -> Image.Image:
