@@ -307,6 +307,15 @@ def test_cars3d_grid_is_elevation_azimuth_object_in_list_order(tmp_path, small_c
                                                    axis=1))
 
 
+def test_cars3d_from_its_extracted_folder_is_the_archive(tmp_path, small_cars):
+    archive = write_cars(tmp_path / "cars.tar.gz")
+    with tarfile.open(archive) as tar:
+        tar.extractall(tmp_path / "extracted", filter="data")
+    from_archive = cars3d.load_cars3d(archive, tmp_path / "root", checksum=None)
+    from_folder = cars3d.load_cars3d(tmp_path / "extracted", tmp_path / "root")  # no checksum
+    np.testing.assert_array_equal(from_folder.observations, from_archive.observations)
+
+
 def test_cars3d_rejects_malformed_archives_in_one_line(tmp_path, small_cars):
     good = {name: {"im": car_mesh(car)} for car, name in enumerate(CARS)}
     cases = {

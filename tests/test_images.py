@@ -103,6 +103,8 @@ def test_a_tampered_cache_index_is_a_one_line_error(tmp_path):
                 good | {"names": good["names"][:-1]},  # one name fewer than images
                 good | {"names": [1, 2, 3, 4]},
                 {"names": good["names"]}]
+    index.write_text(json.dumps(good | {"skipped": []}))  # valid: nothing skipped
+    assert im.load_images(tmp_path / "pictures.zip", tmp_path / "root").names == good["names"]
     for record in tampered:
         index.write_text(json.dumps(record))
         with pytest.raises(DataError, match="corrupt cache index .*; delete its folder") as error:
@@ -128,7 +130,8 @@ def test_files_over_the_size_limit_are_skipped_unread(tmp_path, monkeypatch):
                 name, lambda: archive.open(name).read()))
             data, messages = load_quietly(tmp_path / source, tmp_path / "root")
         assert data.names == [name for name in pictures if name != largest]
-        assert "skipped 3 of 6 files" in messages[0] and "not read" in messages[0]
+        assert "skipped 3 of 6 files" in messages[0] and f"{largest} (" in messages[0]
+        assert " bytes, over " in messages[0] and ": not read)" in messages[0]
 
 
 def test_preprocessing_crops_the_centre_square_and_resizes_to_64():

@@ -51,12 +51,20 @@ def test_the_readmes_study_tables_are_what_table_py_prints_from_the_committed_re
 
 
 def test_table_py_writes_a_table_between_the_readmes_start_and_end_lines(tmp_path):
-    tables = _study_tables()
-    readme = tmp_path / "README.md"
-    readme.write_text(f"intro\n\n{tables.START}\n| old |\n|---|\n{tables.END}\n\noutro\n")
+    tables, readme = _study_tables(), tmp_path / "README.md"
+    start, end = tables.START, tables.END
+    readme.write_text(f"intro\n\n{start}\n| old |\n|---|\n{end}\n\noutro\n")
     tables.write_block(readme, "| new |\n|---|\n| 1 |")
-    assert readme.read_text() == (f"intro\n\n{tables.START}\n| new |\n|---|\n| 1 |\n"
-                                  f"{tables.END}\n\noutro\n")
-    readme.write_text("no markers\n")
-    with pytest.raises(ValueError, match="expected one"):
-        tables.write_block(readme, "| new |")
+    assert readme.read_text() == f"intro\n\n{start}\n| new |\n|---|\n| 1 |\n{end}\n\noutro\n"
+    assert tables.block(readme.read_text()) == "| new |\n|---|\n| 1 |"
+    readme.write_text(f"{start}\n{end}\n")  # nothing between: the table goes on lines of its own
+    tables.write_block(readme, "| x |\n")
+    assert readme.read_text() == f"{start}\n| x |\n{end}\n"
+    tables.write_block(readme, "")
+    assert readme.read_text() == f"{start}\n{end}\n" and tables.block(readme.read_text()) == ""
+    for broken in ("no markers\n", f"{end}\n{start}\n", f"{start}\n{start}\n{end}\n",
+                   f"{start} | old |\n{end}\n"):
+        readme.write_text(broken)
+        with pytest.raises(ValueError, match="expected one|lines of their own"):
+            tables.write_block(readme, "| new |")
+        assert readme.read_text() == broken

@@ -3,7 +3,7 @@
 Per setting: the finished seeds and each headline metric's median and spread
 (:func:`nsvae.sweep.report.summary_rows`), with the latent synergy, its part outside A_best
 (S_A) and I(x; z); given a reference setting, a second table comparing every other setting with
-it seed by seed (:func:`nsvae.sweep.report.superiority_rows`). With ``--trials``: one row per
+it seed by seed (:func:`nsvae.sweep.report.compare_with`). With ``--trials``: one row per
 finished trial instead, with the factors each captures (``captured_by`` in its eval.json)
 and the latent closest to capturing one. With ``AGAINST --write``: both tables written in
 place, each between the lines ``<!-- table.py: start -->`` and ``<!-- table.py: end -->`` of its
@@ -23,7 +23,7 @@ import numpy as np
 
 from nsvae.metrics.mig import captured_by_name
 from nsvae.metrics.results import headline, read_evaluation
-from nsvae.sweep.report import markdown_table, summary_rows, superiority_rows
+from nsvae.sweep.report import compare_with, markdown_table, summary_rows
 from nsvae.sweep.results import load_results
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -47,9 +47,9 @@ def table(study: Path, against: str | None = None) -> str:
     rows = [[setting, *cells] for setting, _model, *cells in summary_rows(done, list(COLUMNS))]
     lines = markdown_table(["setting", "seeds", *COLUMNS.values()], rows)
     if against is not None:
-        rows = superiority_rows(done, list(COLUMNS), against)
+        comparison = compare_with(done, list(COLUMNS), against)
         lines += ["", f"Against {against}:", "",
-                  *markdown_table(["setting", "seeds", *COLUMNS.values()], rows)]
+                  *markdown_table(["setting", "seeds", *COLUMNS.values()], comparison.rows)]
     return "\n".join(lines)
 
 
@@ -75,19 +75,29 @@ def factor_cells(trial: Path) -> tuple[str, str]:
             f"z{latent}: {mig['factor_names'][factor]} {nmi[latent, factor]:.2f}")
 
 
+def block_span(text: str) -> tuple[int, int]:
+    """Where the lines between the README's start and end lines (:data:`START`, :data:`END`,
+    each on a line of its own, in that order) begin and end in ``text``."""
+    if text.count(START) != 1 or text.count(END) != 1 or text.index(START) > text.index(END):
+        raise ValueError(f"expected one {START!r} line, then one {END!r} line")
+    begin, end = text.index(START) + len(START), text.index(END)
+    if text[begin] != "\n" or text[end - 1] != "\n":
+        raise ValueError(f"{START!r} and {END!r} must be lines of their own")
+    return begin + 1, end
+
+
 def block(text: str) -> str:
-    """The table between the README's start and end lines (:data:`START`, :data:`END`)."""
-    if text.count(START) != 1 or text.count(END) != 1:
-        raise ValueError(f"expected one {START!r} line and one {END!r} line")
-    return text[text.index(START) + len(START) + 1:text.index(END) - 1]
+    """The table between the README's start and end lines."""
+    begin, end = block_span(text)
+    return text[begin:end].removesuffix("\n")
 
 
 def write_block(path: Path, table_text: str) -> None:
     """Replace the table between the start and end lines of ``path`` with ``table_text``."""
     text = path.read_text(encoding="utf-8")
-    old = block(text)
-    start = text.index(START) + len(START) + 1
-    path.write_text(text[:start] + table_text + text[start + len(old):], encoding="utf-8")
+    begin, end = block_span(text)
+    lines = table_text.rstrip("\n") + "\n" if table_text.strip() else ""
+    path.write_text(text[:begin] + lines + text[end:], encoding="utf-8", newline="")
 
 
 def finished(study: Path):
@@ -98,11 +108,13 @@ def finished(study: Path):
 
 if __name__ == "__main__":
     arguments = sys.argv[1:]
-    if len(arguments) not in (1, 2, 3) or (len(arguments) == 3 and arguments[2] != "--write"):
+    if len(arguments) not in (1, 2, 3) or (len(arguments) == 3 and arguments[2] != "--write") \
+            or arguments[1:] in (["--write"], ["--trials", "--write"]):
         sys.exit("usage: python results/studies/table.py STUDY_DIR [AGAINST [--write] | --trials]")
     if arguments[2:] == ["--write"]:
-        write_block(README, table(Path(arguments[0]), arguments[1]))
-        write_block(RESULTS_README, trials_table(Path(arguments[0])))
+        tables = table(Path(arguments[0]), arguments[1]), trials_table(Path(arguments[0]))
+        write_block(README, tables[0])
+        write_block(RESULTS_README, tables[1])
     elif arguments[1:] == ["--trials"]:
         print(trials_table(Path(arguments[0])))
     else:

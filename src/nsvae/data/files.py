@@ -113,8 +113,8 @@ class OfficialFile:
         """``path`` if it is a file (or, with ``folder_ok``, a folder), else a :class:`DataError`
         saying where to get the file."""
         if path.is_dir() and not folder_ok:
-            raise DataError(f"{path} is a folder, not the {dataset} file: pass the file itself "
-                            f"({self.url})")
+            raise DataError(f"{path} is a folder, not the {dataset} file: put the file there "
+                            f"or give its path ({self.url})")
         if not path.exists():
             raise DataError(f"no {dataset} file at {path}: download {self.url} "
                             f"({self.expected()}) and put it there")

@@ -305,13 +305,14 @@ def _read_index(path: Path, num_images: int) -> dict:
     except (OSError, ValueError, KeyError, TypeError) as error:
         raise DataError(f"corrupt cache index {path} ({one_line(error)}); delete its "
                         "folder") from None
-    if not (_strings(names) and len(names) == num_images and isinstance(skipped, list)
-            and all(isinstance(pair, list) and len(pair) == 2 and _strings(pair)
+    if not (_is_string_list(names) and len(names) == num_images and isinstance(skipped, list)
+            and all(isinstance(pair, list) and len(pair) == 2 and _is_string_list(pair)
                     for pair in skipped)):
         raise DataError(f"corrupt cache index {path} (not {num_images} names and a list of "
                         "(name, reason) pairs); delete its folder")
     return {"names": names, "skipped": [tuple(pair) for pair in skipped]}
 
 
-def _strings(values) -> bool:
+def _is_string_list(values) -> bool:
+    """Whether ``values`` (read from JSON) is a list of strings."""
     return isinstance(values, list) and all(isinstance(value, str) for value in values)

@@ -100,7 +100,7 @@ def _images_member(path: Path):
             raise DataError(f"{path}: images has shape {list(shape)}, expected {expected}")
         if fortran:
             raise DataError(f"{path}: images is stored in Fortran (column-major) order, "
-                            "expected C (row-major) order as the official file")
+                            "expected C (row-major) order as in the official file")
         yield member, shape
 
 
