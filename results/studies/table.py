@@ -44,12 +44,12 @@ def table(study: Path, against: str | None = None) -> str:
     """The Markdown table of the finished trials of ``study``, one row per setting; then, given
     ``against``, each other setting's share of seed pairs won against it and the p-value."""
     done = finished(study)
+    header = ["setting", "seeds", *COLUMNS.values()]
     rows = [[setting, *cells] for setting, _model, *cells in summary_rows(done, list(COLUMNS))]
-    lines = markdown_table(["setting", "seeds", *COLUMNS.values()], rows)
+    lines = markdown_table(header, rows)
     if against is not None:
         comparison = compare_with(done, list(COLUMNS), against)
-        lines += ["", f"Against {against}:", "",
-                  *markdown_table(["setting", "seeds", *COLUMNS.values()], comparison.rows)]
+        lines += ["", f"Against {against}:", "", *markdown_table(header, comparison.rows)]
     return "\n".join(lines)
 
 

@@ -42,8 +42,10 @@ def atomic_path(path: str | os.PathLike, error: type[NsvaeError] = CheckpointErr
     Raises
     ------
     NsvaeError
-        Of type ``error``, on any ``OSError`` in the block or the rename. Other exceptions
-        propagate unchanged, and the temporary file is removed.
+        Of type ``error``, on any ``OSError`` in the block or the rename: "cannot read" when it
+        names another file than ``path``, its temporary file or their folders (a source the
+        block reads), else "cannot write". Other exceptions propagate unchanged, and the
+        temporary file is removed.
     """
     path = Path(path)
     temporary = path.with_name(f"{path.name}.{os.getpid()}.tmp")
@@ -53,8 +55,10 @@ def atomic_path(path: str | os.PathLike, error: type[NsvaeError] = CheckpointErr
         os.replace(temporary, path)
     except OSError as failure:
         _remove(temporary)
-        raise error(f"cannot write {what or path}: {one_line(failure.strerror or failure)}") \
-            from None
+        reason = one_line(failure.strerror or failure)
+        if failure.filename and Path(failure.filename) not in (temporary, path, *path.parents):
+            raise error(f"cannot read {failure.filename}: {reason}") from None  # a source
+        raise error(f"cannot write {what or path}: {reason}") from None
     except BaseException:
         _remove(temporary)
         raise

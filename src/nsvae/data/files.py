@@ -221,7 +221,7 @@ def cached_array(path: Path, dtype, shape: Sequence[int],
     if not reused:
         with atomic_path(path, DataError, f"the {what} {path}") as temporary:
             out = np.lib.format.open_memmap(temporary, mode="w+", dtype=dtype, shape=tuple(shape))
-            kept = _fill_from_sources(fill, out)
+            kept = fill(out)
             out.flush()
             if kept is not None and kept < len(out):
                 _write_rows(temporary, out[:kept])
@@ -230,23 +230,6 @@ def cached_array(path: Path, dtype, shape: Sequence[int],
     if array.shape[1:] != tuple(shape)[1:]:
         raise DataError(f"corrupt {what} {path} ({array.dtype} {list(array.shape)}); delete it")
     return array, reused
-
-
-def _fill_from_sources(fill: Callable[[np.ndarray], int | None],
-                      out: np.ndarray) -> int | None:
-    """``fill(out)``, with an ``OSError`` that names a file (a source) raised as a read error.
-
-    Without this, :func:`nsvae.files.atomic_path` would report a source that cannot be read (a
-    folder where a file should be, a permission) as a cache that cannot be written. An error
-    naming no file is left to ``atomic_path``.
-    """
-    try:
-        return fill(out)
-    except OSError as failure:
-        if not failure.filename:
-            raise
-        raise DataError(f"cannot read {failure.filename}: "
-                        f"{one_line(failure.strerror or failure)}") from None
 
 
 def _write_rows(path: Path, rows: np.ndarray, chunk: int = 4096) -> None:

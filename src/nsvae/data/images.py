@@ -306,8 +306,7 @@ def _read_index(path: Path, num_images: int) -> dict:
         raise DataError(f"corrupt cache index {path} ({one_line(error)}); delete its "
                         "folder") from None
     if not (_is_string_list(names) and len(names) == num_images and isinstance(skipped, list)
-            and all(isinstance(pair, list) and len(pair) == 2 and _is_string_list(pair)
-                    for pair in skipped)):
+            and all(_is_string_list(pair) and len(pair) == 2 for pair in skipped)):
         raise DataError(f"corrupt cache index {path} (not {num_images} names and a list of "
                         "(name, reason) pairs); delete its folder")
     return {"names": names, "skipped": [tuple(pair) for pair in skipped]}
