@@ -366,6 +366,24 @@ def test_fetch_offline_names_url_checksum_and_path_for_every_dataset(tmp_path, m
         fetch_dataset("images")
 
 
+def test_fetch_keeps_an_extracted_cars3d_folder_and_refuses_a_folder_for_a_file(tmp_path,
+                                                                              monkeypatch,
+                                                                              capsys):
+    def no_download(*args, **kwargs):
+        raise AssertionError("fetch must not download over what is already there")
+
+    monkeypatch.setattr(data_files.urllib.request, "urlopen", no_download)
+    extracted = cars3d.OFFICIAL.path(tmp_path)
+    extracted.mkdir(parents=True)
+    assert fetch_dataset("cars3d", tmp_path) == [extracted]
+    shapes = shapes3d.OFFICIAL.path(tmp_path)
+    shapes.mkdir(parents=True)
+    assert cli.main(["data", "fetch", "3dshapes", "--data-root", str(tmp_path)]) == 3
+    err = capsys.readouterr().err
+    assert err == (f"nsvae: error: {shapes} is a folder, not the {shapes3d.OFFICIAL.folder} "
+                   f"file: put the file there or give its path ({shapes3d.OFFICIAL.url})\n")
+
+
 def test_a_cars3d_mesh_file_matlab_cannot_read_here_is_one_line():
     from scipy.io import savemat
 

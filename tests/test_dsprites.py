@@ -295,6 +295,15 @@ def test_corrupt_cache_is_one_line_error(tmp_path):
     assert "\n" not in str(error.value)
 
 
+def test_a_data_root_blocked_by_a_file_is_a_cache_write_error(tmp_path):
+    root = tmp_path / "root"
+    root.write_text("a file where the data root belongs")
+    with pytest.raises(DataError) as error:
+        DSprites.load(root)
+    assert str(error.value) == (f"cannot write the dSprites cache {ds.cache_path(root)}: "
+                                "Not a directory")
+
+
 # ------------------------------------------------------------------------------------ loaders
 
 

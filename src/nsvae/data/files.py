@@ -92,12 +92,15 @@ class OfficialFile:
         Where it is published.
     checksums : tuple of str
         Published digests (MD5, SHA-1, SHA-256 or git blob SHA-1); empty when none is published.
+    folder_ok : bool
+        Whether the file's extracted folder may stand in for it (Cars3D's archive).
     """
 
     folder: str
     filename: str
     url: str
     checksums: tuple[str, ...] = ()
+    folder_ok: bool = False
 
     def path(self, root: str | os.PathLike | None = None) -> Path:
         """Where nsvae looks for the file (and :func:`fetch` puts it)."""
@@ -109,10 +112,10 @@ class OfficialFile:
             return "no published checksum"
         return "checksum " + " or ".join(self.checksums)
 
-    def require(self, path: Path, dataset: str, folder_ok: bool = False) -> Path:
-        """``path`` if it is a file (or, with ``folder_ok``, a folder), else a :class:`DataError`
-        saying where to get the file."""
-        if path.is_dir() and not folder_ok:
+    def require(self, path: Path, dataset: str) -> Path:
+        """``path`` if it is a file (or, with :attr:`folder_ok`, a folder), else a
+        :class:`DataError` saying where to get the file."""
+        if path.is_dir() and not self.folder_ok:
             raise DataError(f"{path} is a folder, not the {dataset} file: put the file there "
                             f"or give its path ({self.url})")
         if not path.exists():
@@ -134,19 +137,23 @@ def fetch(file: OfficialFile, root: str | os.PathLike | None = None,
           timeout: float = 60.0) -> Path:
     """Download ``file`` to :meth:`OfficialFile.path` and check its checksum.
 
-    A file already there is checked and reused. The download goes through
-    :func:`nsvae.files.atomic_path`, so a failed or rejected download leaves nothing behind.
+    A file already there is checked and reused, as is an extracted folder where one may stand
+    in for the file (:attr:`OfficialFile.folder_ok`; a folder has no checksum). The download
+    goes through :func:`nsvae.files.atomic_path`, so a failed or rejected download leaves
+    nothing behind.
 
     Raises
     ------
     DataError
         No network (one line naming the URL, the expected checksum and where to put the file
-        downloaded by hand), or a checksum mismatch.
+        downloaded by hand), a checksum mismatch, or a folder where the file belongs.
     """
     path = file.path(root)
     if path.is_file():
         file.check(path)
         return path
+    if path.is_dir():
+        return file.require(path, file.folder)
     with atomic_path(path, DataError) as partial:
         try:
             with urllib.request.urlopen(file.url, timeout=timeout) as response, \
