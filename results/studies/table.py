@@ -4,10 +4,10 @@ Per setting: the finished seeds and each headline metric's median and spread
 (:func:`nsvae.sweep.report.summary_rows`), with the latent synergy, its part outside A_best
 (S_A) and I(x; z); given a reference setting, a second table comparing every other setting with
 it seed by seed (:func:`nsvae.sweep.report.compare_with`). With ``--trials``: one row per
-finished trial instead, with the factors each captures (``captured_by`` in its eval.json)
-and the latent closest to capturing one. With ``AGAINST --write``: both tables written in
-place, each between the lines ``<!-- table.py: start -->`` and ``<!-- table.py: end -->`` of its
-README.
+finished trial instead, with the factors each captures (``captured_by`` in its eval.json),
+the latent closest to capturing one and the minutes it took to train and evaluate. With
+``AGAINST --write``: both tables written in place, each between the lines
+``<!-- table.py: start -->`` and ``<!-- table.py: end -->`` of its README.
 
     python results/studies/table.py results/studies/cpu-study vae    # the main README's tables
     python results/studies/table.py results/studies/cpu-study --trials   # results/README.md's
@@ -21,10 +21,12 @@ from pathlib import Path
 
 import numpy as np
 
+from nsvae.files import read_rows
 from nsvae.metrics.mig import captured_by_name
 from nsvae.metrics.results import headline, read_evaluation
 from nsvae.sweep.report import compare_with, markdown_table, summary_rows
 from nsvae.sweep.results import load_results
+from nsvae.sweep.trial import read_record
 
 ROOT = Path(__file__).resolve().parents[2]
 README, RESULTS_README = ROOT / "README.md", ROOT / "results" / "README.md"
@@ -54,13 +56,26 @@ def table(study: Path, against: str | None = None) -> str:
 
 
 def trials_table(study: Path) -> str:
-    """One row per finished trial of ``study``: its metrics to 3 decimals and the factors it
-    captures, each with its latent."""
-    rows = [[name, *(f"{trial[column]:.3f}" for column in TRIAL_COLUMNS),
-             *factor_cells(study / "trials" / name)]
-            for name, trial in finished(study).set_index("name").iterrows()]
-    header = ["trial", *TRIAL_COLUMNS.values(), "captured", "closest (normalised MI)"]
-    return "\n".join(markdown_table(header, rows))
+    """One row per finished trial of ``study``: its metrics to 3 decimals, the factors it
+    captures, each with its latent, and its minutes of training and evaluation; then a line with
+    the hours of each in all."""
+    rows, spent = [], []
+    for name, trial in finished(study).set_index("name").iterrows():
+        spent.append(trial_minutes(study / "trials" / name))
+        rows.append([name, *(f"{trial[column]:.3f}" for column in TRIAL_COLUMNS),
+                     *factor_cells(study / "trials" / name), *(f"{m:.0f}" for m in spent[-1])])
+    header = ["trial", *TRIAL_COLUMNS.values(), "captured", "closest (normalised MI)",
+              "training (min)", "evaluation (min)"]
+    training, evaluation = np.sum(spent, axis=0) / 60 if spent else (0.0, 0.0)
+    return "\n".join([*markdown_table(header, rows), "",
+                      f"In all: {training:.1f} hours of training, {evaluation:.1f} of evaluation."])
+
+
+def trial_minutes(trial: Path) -> tuple[float, float]:
+    """Minutes of training (the ``time`` of the trial's last training row in ``metrics.jsonl``,
+    which runs on across resumes) and of evaluation (``seconds.evaluate`` in ``trial.json``)."""
+    training = [row["time"] for row in read_rows(trial / "metrics.jsonl") if "time" in row]
+    return training[-1] / 60, read_record(trial)["seconds"]["evaluate"] / 60
 
 
 def factor_cells(trial: Path) -> tuple[str, str]:
