@@ -376,12 +376,12 @@ def test_fetch_keeps_an_extracted_cars3d_folder_and_refuses_a_folder_for_a_file(
     extracted = cars3d.OFFICIAL.path(tmp_path)
     extracted.mkdir(parents=True)
     assert fetch_dataset("cars3d", tmp_path) == [extracted]
-    shapes = shapes3d.OFFICIAL.path(tmp_path)
-    shapes.mkdir(parents=True)
-    assert cli.main(["data", "fetch", "3dshapes", "--data-root", str(tmp_path)]) == 3
+    toy = mpi3d.VARIANTS["toy"].path(tmp_path)  # named in the message as the loader names it
+    toy.mkdir(parents=True)
+    assert cli.main(["data", "fetch", "mpi3d-toy", "--data-root", str(tmp_path)]) == 3
     err = capsys.readouterr().err
-    assert err == (f"nsvae: error: {shapes} is a folder, not the {shapes3d.OFFICIAL.folder} "
-                   f"file: put the file there or give its path ({shapes3d.OFFICIAL.url})\n")
+    assert err == (f"nsvae: error: {toy} is a folder, not the mpi3d-toy file: put the file there "
+                   f"or give its path ({mpi3d.VARIANTS['toy'].url})\n")
 
 
 def test_a_cars3d_mesh_file_matlab_cannot_read_here_is_one_line():

@@ -30,7 +30,7 @@ NUM_CARS = 183
 MESH_SHAPE = (128, 128, 3, 24, 4)
 OFFICIAL = OfficialFile("cars3d", "nips2015-analogy-data.tar.gz",
                         "http://www.scottreed.info/files/nips2015-analogy-data.tar.gz",
-                        ("4e866a7919c1beedf53964e6f7a23686",), folder_ok=True)
+                        ("4e866a7919c1beedf53964e6f7a23686",), folder_ok=True, name="Cars3D")
 UNREADABLE = (tarfile.TarError, OSError, EOFError, zlib.error)
 
 
@@ -52,7 +52,7 @@ def load_cars3d(path: str | os.PathLike | None = None, data_root=None,
         Missing (saying where to get it), wrong, truncated or corrupt archive; a mesh file
         without ``im`` or of the wrong type or shape; not :data:`NUM_CARS` cars.
     """
-    source = OFFICIAL.require(OFFICIAL.path(data_root) if path is None else Path(path), "Cars3D")
+    source = OFFICIAL.require(OFFICIAL.path(data_root) if path is None else Path(path))
     sizes = factor_sizes()
 
     def fill(out):

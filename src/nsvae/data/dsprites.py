@@ -62,7 +62,7 @@ OFFICIAL_CHECKSUMS = {
     ),
 }
 OFFICIAL_FILE = OfficialFile("dsprites", OFFICIAL_FILENAME, OFFICIAL_URL,
-                             OFFICIAL_CHECKSUMS[".npz"])
+                             OFFICIAL_CHECKSUMS[".npz"], name="dSprites")
 
 
 def latents_possible_values() -> dict[str, np.ndarray]:

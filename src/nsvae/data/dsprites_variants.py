@@ -28,7 +28,8 @@ from nsvae.errors import DataError, one_line
 
 PATCH = 64
 SCREAM = OfficialFile("scream", "scream.jpg",
-                      "https://upload.wikimedia.org/wikipedia/commons/f/f4/The_Scream.jpg")
+                      "https://upload.wikimedia.org/wikipedia/commons/f/f4/The_Scream.jpg",
+                      name="scream image")
 SCREAM_BOX = (350, 274)  # disentanglement_lib's thumbnail size (width, height)
 
 
@@ -62,7 +63,7 @@ class Screamer:
     """
 
     def __init__(self, path: str | os.PathLike):
-        path = SCREAM.require(Path(path), "scream image")
+        path = SCREAM.require(Path(path))
         try:
             image = decode_rgb(path)
             image.thumbnail(SCREAM_BOX)

@@ -24,7 +24,7 @@ import urllib.request
 import zipfile
 import zlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -94,6 +94,8 @@ class OfficialFile:
         Published digests (MD5, SHA-1, SHA-256 or git blob SHA-1); empty when none is published.
     folder_ok : bool
         Whether the file's extracted folder may stand in for it (Cars3D's archive).
+    name : str
+        What messages call it: the dataset's name ("Cars3D"), or what the file is.
     """
 
     folder: str
@@ -101,6 +103,7 @@ class OfficialFile:
     url: str
     checksums: tuple[str, ...] = ()
     folder_ok: bool = False
+    name: str = field(kw_only=True)
 
     def path(self, root: str | os.PathLike | None = None) -> Path:
         """Where nsvae looks for the file (and :func:`fetch` puts it)."""
@@ -112,14 +115,14 @@ class OfficialFile:
             return "no published checksum"
         return "checksum " + " or ".join(self.checksums)
 
-    def require(self, path: Path, dataset: str) -> Path:
+    def require(self, path: Path) -> Path:
         """``path`` if it is a file (or, with :attr:`folder_ok`, a folder), else a
         :class:`DataError` saying where to get the file."""
         if path.is_dir() and not self.folder_ok:
-            raise DataError(f"{path} is a folder, not the {dataset} file: put the file there "
+            raise DataError(f"{path} is a folder, not the {self.name} file: put the file there "
                             f"or give its path ({self.url})")
         if not path.exists():
-            raise DataError(f"no {dataset} file at {path}: download {self.url} "
+            raise DataError(f"no {self.name} file at {path}: download {self.url} "
                             f"({self.expected()}) and put it there")
         return path
 
@@ -153,7 +156,7 @@ def fetch(file: OfficialFile, root: str | os.PathLike | None = None,
         file.check(path)
         return path
     if path.is_dir():
-        return file.require(path, file.folder)
+        return file.require(path)
     with atomic_path(path, DataError) as partial:
         try:
             with urllib.request.urlopen(file.url, timeout=timeout) as response, \

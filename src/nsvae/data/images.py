@@ -40,7 +40,7 @@ SHOWN_NAMES = 3  # skipped files named in the warning
 MAX_FILE_BYTES = 256 * 2**20  # larger files are skipped unread (a zip bomb, not a picture)
 CELEBA = OfficialFile("celeba", "img_align_celeba.zip",
                       "https://drive.google.com/uc?id=0B7EVK8r0v71pZjFTYXZWM3FlRnM",
-                      ("00d2c5bc6d35e252742224ab0c1e8fcb",))
+                      ("00d2c5bc6d35e252742224ab0c1e8fcb",), name="CelebA")
 UNDECODABLE = (OSError, ValueError, SyntaxError, EOFError, struct.error, zlib.error,
                NotImplementedError, Image.DecompressionBombError,
                Image.DecompressionBombWarning)  # raised, not printed: see :func:`decode_rgb`

@@ -37,7 +37,8 @@ LAYOUTS = {1_036_800: (6, 6, 2, 3, 3, 40, 40), 460_800: (4, 4, 2, 3, 3, 40, 40)}
 IMAGE_SHAPE = (64, 64, 3)
 URL = "https://storage.googleapis.com/disentanglement_dataset/Final_Dataset/{}"
 VARIANTS = {
-    name: OfficialFile("mpi3d", f"mpi3d_{name}.npz", URL.format(f"mpi3d_{name}.npz"), (md5,))
+    name: OfficialFile("mpi3d", f"mpi3d_{name}.npz", URL.format(f"mpi3d_{name}.npz"), (md5,),
+                       name=f"mpi3d-{name}")
     for name, md5 in (("toy", "55889cb7c7dfc655d6e0277beee88868"),
                       ("realistic", "59a6225b88b635365f70c91b3e52f70f"),
                       ("real", "0f33f609918fb5c97996692f91129802"))
@@ -59,7 +60,7 @@ def load_mpi3d(variant: str, path: str | os.PathLike | None = None, data_root=No
         Missing, wrong, truncated or corrupt file; no ``images`` member; wrong dtype or shape.
     """
     file = VARIANTS[variant]
-    path = file.require(file.path(data_root) if path is None else Path(path), f"mpi3d-{variant}")
+    path = file.require(file.path(data_root) if path is None else Path(path))
     with _images_member(path) as (_, shape):
         sizes = LAYOUTS[shape[0]]
     num = int(np.prod(sizes))

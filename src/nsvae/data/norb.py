@@ -43,7 +43,7 @@ MD5 = {  # published with the release, of the .mat.gz files
 }
 OFFICIAL_FILES = tuple(
     OfficialFile("smallnorb", f"{HALVES[half]}-{kind}.mat.gz",
-                 f"{URL}{HALVES[half]}-{kind}.mat.gz", (md5,))
+                 f"{URL}{HALVES[half]}-{kind}.mat.gz", (md5,), name="smallNORB")
     for (half, kind), md5 in MD5.items()
 )
 MAGIC = {0x1E3D4C55: np.dtype(np.uint8), 0x1E3D4C54: np.dtype("<i4")}
@@ -118,7 +118,7 @@ def _find(folder: Path, file: OfficialFile) -> Path:
     gzipped = folder / file.filename
     extracted = gzipped.with_suffix("")
     return extracted if extracted.is_file() and not gzipped.is_file() else \
-        file.require(gzipped, "smallNORB")
+        file.require(gzipped)
 
 
 def _convert_half(paths, space: FactorSpace, out: np.ndarray) -> np.ndarray:

@@ -24,7 +24,7 @@ FACTOR_SIZES = (10, 10, 10, 8, 4, 15)
 IMAGE_SHAPE = (64, 64, 3)
 OFFICIAL = OfficialFile("3dshapes", "3dshapes.h5",
                         "https://storage.googleapis.com/3d-shapes/3dshapes.h5",
-                        ("099a2078d58cec4daad0702c55d06868",))
+                        ("099a2078d58cec4daad0702c55d06868",), name="3dshapes")
 
 
 def load_shapes3d(path: str | os.PathLike | None = None, data_root=None,
@@ -40,7 +40,7 @@ def load_shapes3d(path: str | os.PathLike | None = None, data_root=None,
         Missing (saying where to get it), wrong, truncated or corrupt file; wrong keys, dtypes,
         shapes or label order.
     """
-    path = OFFICIAL.require(OFFICIAL.path(data_root) if path is None else Path(path), "3dshapes")
+    path = OFFICIAL.require(OFFICIAL.path(data_root) if path is None else Path(path))
     space = FactorSpace(FACTOR_SIZES)
 
     def fill(out):
