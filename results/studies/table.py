@@ -61,10 +61,11 @@ def trials_table(study: Path) -> str:
     the hours of each in all."""
     rows, spent = [], []
     for name, trial in finished(study).set_index("name").iterrows():
-        minutes = trial_minutes(study / "trials" / name)
+        folder = study / "trials" / name
+        minutes = trial_minutes(folder)
         spent.append(minutes)
         rows.append([name, *(f"{trial[column]:.3f}" for column in TRIAL_COLUMNS),
-                     *factor_cells(study / "trials" / name), *(f"{m:.0f}" for m in minutes)])
+                     *factor_cells(folder), *(f"{m:.0f}" for m in minutes)])
     header = ["trial", *TRIAL_COLUMNS.values(), "captured", "closest (normalised MI)",
               "training (min)", "evaluation (min)"]
     training, evaluation = np.sum(spent, axis=0) / 60 if spent else (0.0, 0.0)

@@ -279,11 +279,11 @@ def load_celeba(path: str | os.PathLike | None = None, data_root=None,
     """
     source = CELEBA.path(data_root) if path is None else Path(path)
     if not source.exists():
-        raise DataError(f"no CelebA at {source}: download {CELEBA.url} ({CELEBA.expected()}) "
-                        "and put it there, or give its folder")
+        raise DataError(f"no {CELEBA.name} at {source}: download {CELEBA.url} "
+                        f"({CELEBA.expected()}) and put it there, or give its folder")
     if source.is_file() and not (cache_folder(source, data_root) / "index.json").is_file():
         CELEBA.check(source, checksum)
-    return load_images(source, data_root, name="CelebA")
+    return load_images(source, data_root, name=CELEBA.name)
 
 
 def _first(skipped) -> str:
