@@ -25,8 +25,15 @@ Images are dSprites rendered at a few thousand random rows of the grid (so the f
 be rendered; dense convolutions cost the same whatever the pixels).
 Steps are timed in alternating blocks, so load from other processes hits all variants alike;
 the figures are medians over blocks, with each nsvae variant's ratio to the seed's algorithm
-(recomputed forward). The script also prints the FLOPs of nsvae's step and the share of the
-machine's measured matrix-product peak, fp32 or bf16 as the variant computes, that it reaches.
+(recomputed forward). ``nsvae fp32/bf16, plain layers`` is nsvae's step as it was before the
+convolutions were reformulated (torch's plain layers, the default foreach Adam:
+:mod:`nsvae.models.layers`), timed in the same run. The script names the CPU and the instruction
+sets that set its matrix throughput (AVX-512 BF16, AMX), measures the machine's fp32 and bf16
+matrix-product peaks at the run's thread count (the best of several warmed-up calls), and prints
+the FLOPs of nsvae's step and the share of the peak, fp32 or bf16 as the variant computes, that
+it reaches. ``--layers`` adds a table of every layer's forward pass, data gradient and weight
+gradient, plain against reformulated, in fp32 and bf16, so the slowest primitive shows in one
+run (:func:`silicon.layer_table`).
 
 ``--models all`` adds every other objective of :data:`MODELS` (FactorVAE's discriminator, the
 seed's two-step Non-Syn update, beta-TCVAE's [B, B, d] density table...) so their cost shows
@@ -48,6 +55,7 @@ import time
 import numpy as np
 import torch
 from seed_data import PerItemImages
+from silicon import cpu_description, layer_table, matmul_peak
 from torch.utils.data import DataLoader
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -56,6 +64,7 @@ from nsvae.data import dsprites
 from nsvae.data.sampler import BatchSampler
 from nsvae.device import physical_cores
 from nsvae.models import build_model, reconstruction_loss
+from nsvae.models.layers import plain_layers
 from nsvae.objectives import build_objective, kl_per_latent, objective_config
 from nsvae.train import train_step
 
@@ -85,13 +94,16 @@ class NsvaeStep:
     """One training step as :func:`nsvae.train.train` takes it: :func:`nsvae.train.train_step`.
 
     ``model`` is a key of :data:`MODELS` (Non-Syn by default); ``precision`` is
-    ``train.precision`` and ``compile`` compiles the model (``train.compile``).
+    ``train.precision`` and ``compile`` compiles the model (``train.compile``). ``plain`` is the
+    step before the reformulation: torch's plain convolutions and the default (foreach) Adam.
     """
 
     def __init__(self, images, args, model: str = "nonsyn", precision: str = "fp32",
-                 compile: bool = False):
+                 compile: bool = False, plain: bool = False):
         torch.manual_seed(0)
         self.model = build_model(ModelConfig(arch=args.arch, z_dim=args.z_dim))
+        if plain:
+            plain_layers(self.model)
         if compile:
             self.model.compile()
         self.precision = precision
@@ -100,6 +112,11 @@ class NsvaeStep:
         self.objective = build_objective(config, likelihood=self.model.likelihood,
                                          z_dim=args.z_dim, dataset_size=len(images))
         self.optimizers = self.objective.optimizers(self.model, lr=1e-4, betas=(0.9, 0.999))
+        if plain:
+            self.optimizers = {name: torch.optim.Adam(optimizer.param_groups[0]["params"],
+                                                      lr=optimizer.defaults["lr"],
+                                                      betas=optimizer.defaults["betas"])
+                               for name, optimizer in self.optimizers.items()}
         self.sampler = BatchSampler(images, args.batch_size, seed=0)
         self.step = 0
 
@@ -211,23 +228,14 @@ def profile_table(step, steps: int, rows: int = 15) -> str:
     return profiler.key_averages().table(sort_by="self_cpu_time_total", row_limit=rows)
 
 
-def matmul_peak(dtype: torch.dtype = torch.float32, n: int = 2048, repeats: int = 5) -> float:
-    """Best FLOP/s of an n x n matrix product in ``dtype`` on this machine, threads as set."""
-    a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
-    a @ b
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        a @ b
-        times.append(time.perf_counter() - start)
-    return 2 * n**3 / min(times)
-
-
 def variants(images, args, models: list[str]) -> dict:
-    """The steps to time, by name: nsvae's Non-Syn in fp32, bf16 (and compiled), the other
-    ``models`` in fp32, and the seed's two."""
+    """The steps to time, by name: nsvae's Non-Syn in fp32 and bf16, the same with the plain
+    layers and Adam it had before the reformulation, bf16 compiled, the other ``models`` in fp32,
+    and the seed's two."""
     steps = {"nsvae fp32": NsvaeStep(images, args),
-             "nsvae bf16": NsvaeStep(images, args, precision="bf16")}
+             "nsvae bf16": NsvaeStep(images, args, precision="bf16"),
+             "nsvae fp32, plain layers": NsvaeStep(images, args, plain=True),
+             "nsvae bf16, plain layers": NsvaeStep(images, args, precision="bf16", plain=True)}
     if args.compile:
         steps["nsvae bf16 + compile"] = NsvaeStep(images, args, precision="bf16", compile=True)
     for name in (name for name in models if name != "nonsyn"):
@@ -253,6 +261,7 @@ def warm_up(steps: dict) -> dict[str, float]:
 
 def report(args, threads, rates, first, flops) -> None:
     """Print the medians, the ratios to the seed's algorithm and the shares of the peaks."""
+    print(f"CPU: {cpu_description()}")
     print(
         f"train step, arch={args.arch}, z_dim={args.z_dim}, batch={args.batch_size}, "
         f"threads={threads}, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}, "
@@ -265,7 +274,8 @@ def report(args, threads, rates, first, flops) -> None:
         print(f"  {name:28s} {medians[name]:7.2f} steps/s  {spread:18s} "
               f"x{medians[name] / medians[SEED]:.2f} the seed's")
     peaks = {"fp32": matmul_peak(torch.float32), "bf16": matmul_peak(torch.bfloat16)}
-    print(f"measured matmul peaks: fp32 {peaks['fp32'] / 1e9:.0f} GFLOP/s, "
+    print(f"measured matmul peaks (best of 1024^2 and 2048^2 products, warmed up, {threads} "
+          f"threads): fp32 {peaks['fp32'] / 1e9:.0f} GFLOP/s, "
           f"bf16 {peaks['bf16'] / 1e9:.0f} GFLOP/s; nsvae step {flops / 1e9:.2f} GFLOP "
           "(forward + backward)")
     for name in (n for n in medians if n.startswith("nsvae")):
@@ -287,6 +297,9 @@ def main() -> None:
     parser.add_argument("--blocks", type=int, default=5, help="timed blocks per variant")
     parser.add_argument("--threads", type=int, default=0, help="0: physical cores")
     parser.add_argument("--compile", action="store_true", help="also time bf16 + torch.compile")
+    parser.add_argument("--layers", action="store_true",
+                        help="also print each layer's forward, data and weight gradient, plain "
+                        "torch layers against nsvae's, in fp32 and bf16")
     parser.add_argument("--profile", action="store_true",
                         help="also print where nsvae's fp32 and bf16 steps spend their time")
     parser.add_argument("--models", default="nonsyn",
@@ -307,6 +320,11 @@ def main() -> None:
         for name, step in steps.items():
             rates[name].append(time_block(step, args.steps))
     report(args, threads, rates, first, flops)
+    if args.layers:
+        batch = torch.from_numpy(dsprites_images(args.batch_size, seed=1)).float()
+        for precision in ("fp32", "bf16"):
+            print()
+            print(layer_table(steps["nsvae fp32"].model, batch, precision))
     if args.profile:
         for name in ("nsvae fp32", "nsvae bf16"):
             print(f"\nprofile of {name}, {args.steps} steps:")

@@ -20,3 +20,35 @@ def test_benchmark_script_imports(path, monkeypatch):
     spec.loader.exec_module(module)  # runs nothing: every script guards main()
     if "__main__" in path.read_text(encoding="utf-8"):
         assert callable(module.main)
+
+
+def test_the_per_layer_table_counts_each_layers_flops_as_torchs_flop_counter(monkeypatch):
+    """benchmarks/silicon.py's GFLOP/s rest on its FLOP count: it must agree with torch's."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from nsvae.config import ModelConfig
+    from nsvae.models import build_model
+    from nsvae.models.layers import plain_layers
+
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    import silicon
+
+    model = plain_layers(build_model(ModelConfig(arch="dlib", z_dim=4)))
+    x = torch.rand(2, 1, 64, 64)
+    layers = silicon._layer_inputs(model, x, "fp32")
+    assert len(layers) == 12  # 4 convolutions, 4 linear layers, 4 transposed convolutions
+    for _, layer, inputs in layers:
+        with FlopCounterMode(display=False) as counter, torch.no_grad():
+            layer(inputs)
+        assert silicon._flops(layer, inputs) == counter.get_total_flops()
+
+
+def test_the_cpu_description_names_the_model_and_only_known_isa_flags(monkeypatch):
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    import silicon
+
+    description = silicon.cpu_description()
+    name, _, flags = description.partition("; ISA: ")
+    assert name
+    assert set(flags.split()) <= set(silicon.ISA_FLAGS) | {"none", "listed"}

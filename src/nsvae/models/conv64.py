@@ -11,7 +11,8 @@ fully-connected layer and a linear mean/log-variance head; the decoder mirrors i
 ``seed-linear``
     the seed's model exactly (no ReLU after the encoder's FC layer).
 
-ReLUs work in place and convolution weights are stored channels-last (same function, faster).
+ReLUs work in place, convolution weights are stored channels-last and the convolutions are
+:mod:`nsvae.models.layers`' reformulations of torch's (same functions and parameters, faster).
 Under bf16 autocast (:mod:`nsvae.precision`) the posterior head and the decoder's logits stay
 fp32. Layer sizes, speed and precision: docs/architectures.md.
 """
@@ -21,6 +22,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from nsvae.models.layers import Conv2d, ConvTranspose2d
 from nsvae.precision import full_precision
 
 ARCHS = ("dlib", "seed", "seed-linear")
@@ -39,7 +41,7 @@ def encoder(arch: str, num_channels: int, z_dim: int) -> nn.Sequential:
     channels = num_channels
     for out, kernel, padding in _CONVS[family]:
         layers += [
-            nn.Conv2d(channels, out, kernel, stride=2, padding=padding),
+            Conv2d(channels, out, kernel, stride=2, padding=padding),
             nn.ReLU(inplace=True),
         ]
         channels = out
@@ -63,9 +65,9 @@ def decoder(arch: str, num_channels: int, z_dim: int) -> nn.Sequential:
     ]
     channels = 64
     for out in (64, 32, 32):
-        layers += [nn.ConvTranspose2d(channels, out, 4, stride=2, padding=1), nn.ReLU(inplace=True)]
+        layers += [ConvTranspose2d(channels, out, 4, stride=2, padding=1), nn.ReLU(inplace=True)]
         channels = out
-    layers.append(nn.ConvTranspose2d(channels, num_channels, 4, stride=2, padding=1))
+    layers.append(ConvTranspose2d(channels, num_channels, 4, stride=2, padding=1))
     return nn.Sequential(*layers)
 
 

@@ -127,7 +127,7 @@ class Objective:
     def optimizers(self, model: torch.nn.Module, lr: float,
                    betas: tuple[float, float]) -> dict[str, torch.optim.Optimizer]:
         """Every optimiser of a step, by name; ``"model"`` (Adam on the VAE) comes first."""
-        return {"model": torch.optim.Adam(model.parameters(), lr=lr, betas=betas)}
+        return {"model": adam(model.parameters(), lr=lr, betas=betas)}
 
     def forward(self, model: torch.nn.Module, batches: list[torch.Tensor]) -> dict:
         """``model(batches[0])``: ``mu``, ``logvar``, ``z``, ``x_logits``."""
@@ -209,3 +209,15 @@ class Objective:
         the first is added to the reconstruction loss, each later one is a step of its own.
         """
         return kl_total, {}
+
+
+def adam(parameters, lr: float, betas: tuple[float, float]) -> torch.optim.Adam:
+    """Adam (Kingma & Ba, 2015) with its fused kernel: one pass over every parameter per step.
+
+    The same update as the default (foreach) implementation, up to the rounding of its fp32
+    arithmetic, in a quarter of the time on a CPU (``benchmarks/train_step.py``). Devices
+    without a fused kernel get the default implementation.
+    """
+    parameters = list(parameters)
+    fused = all(p.device.type in ("cpu", "cuda") for p in parameters)
+    return torch.optim.Adam(parameters, lr=lr, betas=betas, fused=fused or None)

@@ -26,7 +26,7 @@ from torch.nn import functional
 
 from nsvae.checks import adam_betas, at_least, choice, non_negative, positive
 from nsvae.errors import ConfigError
-from nsvae.objectives.base import Logged, Objective, ObjectiveConfig, Term
+from nsvae.objectives.base import Logged, Objective, ObjectiveConfig, Term, adam
 
 PERMUTE_FROM = ("same", "independent")
 
@@ -102,8 +102,8 @@ class FactorVAEObjective(Objective):
 
     def optimizers(self, model, lr, betas):
         """The VAE's Adam and the discriminator's own (``disc_lr``, ``disc_betas``)."""
-        discriminator = torch.optim.Adam(self.discriminator.parameters(),
-                                         lr=self.config.disc_lr, betas=self.config.disc_betas)
+        discriminator = adam(self.discriminator.parameters(), lr=self.config.disc_lr,
+                             betas=self.config.disc_betas)
         return super().optimizers(model, lr, betas) | {"discriminator": discriminator}
 
     def terms(self, model, batches, step):

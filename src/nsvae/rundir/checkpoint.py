@@ -261,6 +261,22 @@ def join_optimizer(optimizer: torch.optim.Optimizer, tensors: dict, layout: dict
         optimizer.load_state_dict({"state": state, "param_groups": layout["param_groups"]})
     except (KeyError, TypeError, ValueError) as error:
         raise CheckpointError(f"checkpoint optimiser state does not fit: {error}") from None
+    for parameter, entry in optimizer.state.items():
+        for name, value in entry.items():
+            entry[name] = like_parameter(value, parameter)
+
+
+def like_parameter(value, parameter: torch.Tensor):
+    """``value`` laid out in memory as ``parameter`` (channels-last weights stay channels-last).
+
+    Checkpoints store contiguous tensors; a fused optimiser (:func:`nsvae.objectives.base.adam`)
+    walks a parameter, its gradient and its moments in memory order, so all must share strides.
+    Anything that is not a tensor of the parameter's shape is returned as it is.
+    """
+    if (not torch.is_tensor(value) or value.shape != parameter.shape
+            or value.stride() == parameter.stride()):
+        return value
+    return torch.empty_like(parameter, dtype=value.dtype).copy_(value)
 
 
 def rng_state(device: torch.device) -> dict:

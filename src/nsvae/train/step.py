@@ -9,6 +9,7 @@ import torch
 from nsvae.data.sampler import BatchSampler
 from nsvae.objectives import Objective, Term
 from nsvae.precision import autocast
+from nsvae.rundir.checkpoint import like_parameter
 
 
 def train_step(
@@ -64,6 +65,7 @@ def optimizer_steps(optimizers: dict[str, torch.optim.Optimizer] | torch.optim.O
     does not reach gets a zero gradient, not none, for that step, as in the seed's code (PyTorch
     0.4's ``zero_grad`` zeroed gradients), so Adam still moves it by its momentum. Terms of
     different optimisers (FactorVAE's VAE and discriminator) each step their own parameters.
+    Each gradient is laid out in memory as its parameter, as a fused optimiser needs.
 
     Parameters
     ----------
@@ -85,7 +87,8 @@ def optimizer_steps(optimizers: dict[str, torch.optim.Optimizer] | torch.optim.O
         optimizer = optimizers[term.optimizer]
         for parameter, gradient in zip(_parameters(optimizer), grads, strict=True):
             zero = gradient is None and steps_of[term.optimizer] > 1
-            parameter.grad = torch.zeros_like(parameter) if zero else gradient
+            parameter.grad = torch.zeros_like(parameter) if zero else like_parameter(gradient,
+                                                                                     parameter)
         optimizer.step()
     for name in steps_of:
         optimizers[name].zero_grad(set_to_none=True)
