@@ -37,7 +37,9 @@ run (:func:`silicon.layer_table`).
 
 ``--models all`` adds every other objective of :data:`MODELS` (FactorVAE's discriminator, the
 seed's two-step Non-Syn update, beta-TCVAE's [B, B, d] density table...) so their cost shows
-beside the Non-Syn step.
+beside the Non-Syn step, in fp32 or ``--models-precision bf16``, and ``--plain-models`` times
+each with torch's plain layers too. The demo's step: ``--arch seed-linear --models "nonsyn (seed
+update)" --models-precision bf16 --plain-models``.
 
 Run: ``OMP_WAIT_POLICY=PASSIVE python benchmarks/train_step.py`` (``--help`` for options;
 ``--profile`` adds torch.profiler's table of the operators each nsvae step spends its time in). On a
@@ -230,8 +232,8 @@ def profile_table(step, steps: int, rows: int = 15) -> str:
 
 def variants(images, args, models: list[str]) -> dict:
     """The steps to time, by name: nsvae's Non-Syn in fp32 and bf16, the same with the plain
-    layers and Adam it had before the reformulation, bf16 compiled, the other ``models`` in fp32,
-    and the seed's two."""
+    layers and Adam it had before the reformulation, bf16 compiled, the other ``models`` at
+    ``--models-precision`` (and with plain layers, ``--plain-models``), and the seed's two."""
     steps = {"nsvae fp32": NsvaeStep(images, args),
              "nsvae bf16": NsvaeStep(images, args, precision="bf16"),
              "nsvae fp32, plain layers": NsvaeStep(images, args, plain=True),
@@ -239,7 +241,11 @@ def variants(images, args, models: list[str]) -> dict:
     if args.compile:
         steps["nsvae bf16 + compile"] = NsvaeStep(images, args, precision="bf16", compile=True)
     for name in (name for name in models if name != "nonsyn"):
-        steps[f"nsvae {name} fp32"] = NsvaeStep(images, args, name)
+        precision = args.models_precision
+        steps[f"nsvae {name} {precision}"] = NsvaeStep(images, args, name, precision)
+        if args.plain_models:
+            steps[f"nsvae {name} {precision}, plain layers"] = NsvaeStep(images, args, name,
+                                                                         precision, plain=True)
     steps[SEED] = SeedStep(images, args, recompute=True)
     steps["seed (one forward)"] = SeedStep(images, args, recompute=False)
     return steps
@@ -269,9 +275,10 @@ def report(args, threads, rates, first, flops) -> None:
         f"{args.blocks} blocks x {args.steps} steps, median steps/s"
     )
     medians = {name: statistics.median(values) for name, values in rates.items()}
+    width = max(28, *map(len, rates))
     for name, values in rates.items():
         spread = f"[{min(values):.2f}, {max(values):.2f}]"
-        print(f"  {name:28s} {medians[name]:7.2f} steps/s  {spread:18s} "
+        print(f"  {name:{width}s} {medians[name]:7.2f} steps/s  {spread:18s} "
               f"x{medians[name] / medians[SEED]:.2f} the seed's")
     peaks = {"fp32": matmul_peak(torch.float32), "bf16": matmul_peak(torch.bfloat16)}
     print(f"measured matmul peaks (best of 1024^2 and 2048^2 products, warmed up, {threads} "
@@ -280,7 +287,7 @@ def report(args, threads, rates, first, flops) -> None:
           "(forward + backward)")
     for name in (n for n in medians if n.startswith("nsvae")):
         dtype = "bf16" if "bf16" in name else "fp32"
-        print(f"  {name:28s} {flops * medians[name] / 1e9:6.0f} GFLOP/s = "
+        print(f"  {name:{width}s} {flops * medians[name] / 1e9:6.0f} GFLOP/s = "
               f"{flops * medians[name] / peaks[dtype]:.0%} of the {dtype} peak")
     if "nsvae bf16 + compile" in first:
         print(f"torch.compile: first call {first['nsvae bf16 + compile']:.1f} s "
@@ -303,7 +310,11 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true",
                         help="also print where nsvae's fp32 and bf16 steps spend their time")
     parser.add_argument("--models", default="nonsyn",
-                        help=f"comma-separated, or 'all' (fp32): {', '.join(MODELS)}")
+                        help=f"comma-separated, or 'all': {', '.join(MODELS)}")
+    parser.add_argument("--models-precision", default="fp32", choices=("fp32", "bf16"),
+                        help="precision of the --models other than nonsyn")
+    parser.add_argument("--plain-models", action="store_true",
+                        help="also time each of --models with torch's plain layers and Adam")
     args = parser.parse_args()
     models = list(MODELS) if args.models == "all" else args.models.split(",")
     unknown = [name for name in models if name not in MODELS]
