@@ -17,7 +17,7 @@ import errno
 import fcntl
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -111,7 +111,7 @@ def read_json(path: str | os.PathLike) -> dict:
     """
     try:
         return json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
+    except (OSError, ValueError, RecursionError) as error:  # ValueError: any JSON it refuses
         raise CheckpointError(f"cannot read {path}: {one_line(error)}") from None
 
 
@@ -158,7 +158,7 @@ def read_rows(path: str | os.PathLike) -> list[dict]:
     for number, line in enumerate(lines, 1):
         try:
             row = json.loads(line)
-        except (json.JSONDecodeError, RecursionError):
+        except (ValueError, RecursionError):  # also integers past Python's digit limit
             row = None
         if isinstance(row, dict) and isinstance(row.get("step"), int):
             rows.append(row)
@@ -171,7 +171,7 @@ def read_rows(path: str | os.PathLike) -> list[dict]:
 
 @contextlib.contextmanager
 def file_lock(path: str | os.PathLike, exclusive: bool = True, wait: bool = True,
-              busy: str = "") -> Iterator[None]:
+              busy: Callable[[str], str] | None = None) -> Iterator[None]:
     """Hold an ``flock`` on the lock file ``path`` (created if missing) for the block.
 
     Parameters
@@ -182,8 +182,9 @@ def file_lock(path: str | os.PathLike, exclusive: bool = True, wait: bool = True
         An exclusive lock (one holder) or a shared one (any number of shared holders).
     wait : bool
         Wait for the lock, or raise :class:`RunLockedError` at once when it is held.
-    busy : str
-        The message of that error; ``{pid}`` is replaced with the holder's process id.
+    busy : callable, optional
+        The message of that error, from the holder's process id (a function, not a template:
+        a path may hold braces).
 
     Raises
     ------
@@ -204,8 +205,8 @@ def file_lock(path: str | os.PathLike, exclusive: bool = True, wait: bool = True
             fcntl.flock(descriptor, mode)
         except BlockingIOError:
             holder = os.pread(descriptor, 32, 0).decode("ascii", "replace").strip() or "?"
-            raise RunLockedError((busy or f"{path} is locked by process {{pid}}").format(
-                pid=holder)) from None
+            message = busy(holder) if busy else f"{path} is locked by process {holder}"
+            raise RunLockedError(message) from None
         if exclusive:
             os.ftruncate(descriptor, 0)
             os.pwrite(descriptor, str(os.getpid()).encode(), 0)

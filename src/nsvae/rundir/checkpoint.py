@@ -81,6 +81,12 @@ def load_module(module: torch.nn.Module, tensors: dict[str, torch.Tensor],
     """
     weights = tensors if prefix is None else {
         k.removeprefix(f"{prefix}."): v for k, v in tensors.items() if k.startswith(f"{prefix}.")}
+    expected = module.state_dict()
+    for name, value in weights.items():
+        if name in expected and value.dtype != expected[name].dtype:
+            raise CheckpointError(f"checkpoint does not fit the {prefix or 'model'} of the "
+                                  f"config: {name} is {value.dtype}, the model's is "
+                                  f"{expected[name].dtype}")
     try:
         module.load_state_dict(weights)
     except RuntimeError as error:
@@ -161,7 +167,7 @@ def load_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
     path = Path(path)
     try:
         state = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
+    except (OSError, ValueError, RecursionError) as error:  # ValueError: any JSON it refuses
         raise CheckpointError(f"corrupt checkpoint {path}: {one_line(error)}") from None
     valid = (
         isinstance(state, dict)

@@ -16,6 +16,7 @@ the other.
 
 from __future__ import annotations
 
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -120,15 +121,22 @@ def export_run(run_dir: str | Path, out_dir: str | Path) -> Path:
     Raises
     ------
     CheckpointError
-        If the run cannot be loaded, or ``out_dir`` is the run itself, is not empty, or cannot
-        be written.
+        If the run cannot be loaded or holds a symbolic link among the exported files, or
+        ``out_dir`` is the run itself or inside it, is not empty, or cannot be written.
     """
     run = load_run(run_dir)
     out_dir = Path(out_dir)
     if out_dir.resolve() == run.path.resolve():
         raise CheckpointError(f"export {run.path} into another folder, not into itself")
+    if out_dir.resolve().is_relative_to(run.path.resolve()):
+        raise CheckpointError(f"export {run.path} into a folder outside it, not {out_dir}")
     if out_dir.exists() and (not out_dir.is_dir() or any(out_dir.iterdir())):
         raise CheckpointError(f"{out_dir} exists and is not empty; export into a new folder")
+    for name in EXPORTED:
+        link = _first_link(run.path / name)
+        if link is not None:
+            raise CheckpointError(f"{link} is a symbolic link; nsvae exports files, not links "
+                                  "(a link in a shared folder points at the sharer's files)")
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
         for name in EXPORTED:
@@ -141,6 +149,18 @@ def export_run(run_dir: str | Path, out_dir: str | Path) -> Path:
         raise CheckpointError(f"cannot export to {out_dir}: {one_line(error)}") from None
     save_weights(out_dir / WEIGHTS, run.model, run.step)
     return out_dir / WEIGHTS
+
+
+def _first_link(path: Path) -> Path | None:
+    """``path`` or the first symbolic link under it (None: no link)."""
+    if path.is_symlink():
+        return path
+    if path.is_dir():
+        for folder, names, files in os.walk(path):
+            for name in sorted(names + files):
+                if (Path(folder) / name).is_symlink():
+                    return Path(folder) / name
+    return None
 
 
 def read_run_config(run_dir: str | Path) -> tuple[Config, tuple[int, ...]]:
@@ -186,8 +206,8 @@ def run_lock(run_dir: Path):
     RunLockedError
         Another process trains there (the lock dies with its holder, however it ends).
     """
-    return file_lock(Path(run_dir) / LOCK, wait=False, busy=(
-        f"{run_dir} is in use by another nsvae process (pid {{pid}}); wait for it to finish "
+    return file_lock(Path(run_dir) / LOCK, wait=False, busy=lambda pid: (
+        f"{run_dir} is in use by another nsvae process (pid {pid}); wait for it to finish "
         "or choose another run directory"))
 
 

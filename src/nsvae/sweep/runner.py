@@ -112,8 +112,8 @@ def run_sweep(study: Study, out: str | Path, resources: Resources | None = None,
         Some trials failed (each one's error is in the table's ``error`` column).
     """
     out = Path(out).absolute()
-    with file_lock(out / ".lock", wait=False, busy=(
-            f"{out} is in use by another nsvae sweep (pid {{pid}}); wait for it to finish or "
+    with file_lock(out / ".lock", wait=False, busy=lambda pid: (
+            f"{out} is in use by another nsvae sweep (pid {pid}); wait for it to finish or "
             "choose another --out")):
         return _run_locked(study, out, resources or Resources(), say)
 
@@ -176,8 +176,12 @@ def run_one_trial(study: Study, out: str | Path, name: str,
         raise ConfigError(f"study {study.name} has no trial {name!r} (nsvae sweep FILE --out DIR "
                           "--list names them)")
     (out / "trials").mkdir(parents=True, exist_ok=True)
-    sweep_busy = f"{out} is in use by a Ray sweep (pid {{pid}}); wait for it or use another --out"
-    trial_busy = f"trial {name} is running in another process (pid {{pid}})"
+    def sweep_busy(pid: str) -> str:
+        return f"{out} is in use by a Ray sweep (pid {pid}); wait for it or use another --out"
+
+    def trial_busy(pid: str) -> str:
+        return f"trial {name} is running in another process (pid {pid})"
+
     with file_lock(out / ".lock", exclusive=False, wait=False, busy=sweep_busy), \
             file_lock(out / "trials" / f".{name}.lock", wait=False, busy=trial_busy):
         atomic_write(out / "study.toml", study.text.encode("utf-8"))

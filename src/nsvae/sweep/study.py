@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from nsvae.checks import SEED_LIMIT
 from nsvae.config import Config, absolute_data_paths, read_toml, split_key
 from nsvae.errors import ConfigError
 from nsvae.metrics import METRICS
@@ -39,6 +40,7 @@ from nsvae.metrics.evaluate import metric_names
 STUDY_KEYS = ("name", "seeds", "metrics", "fast", "report")
 SUITES = ("fast", "full")
 NAME_KEY = "objective.name"  # its value leads a trial's name, without the key
+MAX_TRIAL_NAME = 200  # bytes: a folder name, its ".NAME.lock" and temporary names fit in 255
 
 
 @dataclass(frozen=True)
@@ -162,10 +164,10 @@ def _typed(value: Any, kind: type, key: str) -> Any:
 
 def _seeds(value: Any) -> tuple[int, ...]:
     good = isinstance(value, list) and value and all(
-        isinstance(s, int) and not isinstance(s, bool) and s >= 0 for s in value)
+        isinstance(s, int) and not isinstance(s, bool) and 0 <= s < SEED_LIMIT for s in value)
     if not good or len(set(value)) != len(value):
-        raise ConfigError(f"study.seeds must be a non-empty list of distinct integers >= 0, "
-                          f"got {value!r}")
+        raise ConfigError(f"study.seeds must be a non-empty list of distinct integers in "
+                          f"[0, 2**32), got {value!r}")
     return tuple(value)
 
 
@@ -280,8 +282,14 @@ def _eval_metrics(value: str) -> None:
 
 
 def _unique_names(trials: list[tuple[Trial, int]]) -> None:
+    """Every trial's name is a folder name of its own: distinct, and short enough to carry the
+    lock and temporary names made from it within a file system's 255 bytes."""
     seen: dict[str, int] = {}
     for trial, number in trials:
+        size = len(trial.name.encode("utf-8"))
+        if size > MAX_TRIAL_NAME:
+            raise ConfigError(f"grid block {number} gives trial {trial.name[:40]}... of {size} "
+                              f"bytes, more than {MAX_TRIAL_NAME}: sweep shorter values")
         if trial.name in seen:
             where = (f"grid blocks {seen[trial.name]} and {number} both give"
                      if seen[trial.name] != number else f"grid block {number} repeats")

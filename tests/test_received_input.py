@@ -1,0 +1,112 @@
+"""Received folders are untrusted input (issue 28): failures that gave exit 70 or loaded silently.
+
+Each test failed before its fix: a ``{`` in a path broke the "in use" message, a JSON integer
+past Python's digit limit escaped every JSON reader's fallback, and an exported tensor of
+another dtype was cast into the model without a word.
+"""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import safetensors.torch
+import torch
+
+from nsvae.cli import main
+from nsvae.config import ModelConfig
+from nsvae.errors import CheckpointError, NsvaeWarning, RunLockedError
+from nsvae.files import file_lock, read_json, read_rows
+from nsvae.models import build_model
+from nsvae.rundir.checkpoint import load_checkpoint, load_module, load_weights, save_weights
+from nsvae.rundir.run import run_lock
+
+HUGE = "1" * 5000  # past sys.get_int_max_str_digits(): json raises a plain ValueError
+
+
+def test_the_in_use_message_of_a_folder_whose_name_has_braces_names_it_and_its_holder(tmp_path):
+    run_dir = tmp_path / "run {x} {pid}"  # braces, and the very field the message fills
+    run_dir.mkdir()
+    with run_lock(run_dir), pytest.raises(RunLockedError) as error, run_lock(run_dir):
+        pass
+    message = str(error.value)
+    assert message.startswith(f"{run_dir} is in use by another nsvae process (pid {os.getpid()})")
+
+
+def test_a_lock_held_elsewhere_is_named_with_its_braces_and_holder(tmp_path):
+    path = tmp_path / "{a}.lock"
+    with (file_lock(path), pytest.raises(RunLockedError) as error,
+          file_lock(path, wait=False, busy=lambda pid: f"{path} is busy ({pid})")):
+        pass
+    assert str(error.value) == f"{path} is busy ({os.getpid()})"
+
+
+def test_a_json_file_with_an_integer_past_the_digit_limit_is_corrupt_input(tmp_path):
+    path = tmp_path / "config.json"
+    path.write_text(f'{{"steps": {HUGE}}}')
+    with pytest.raises(CheckpointError, match="cannot read"):
+        read_json(path)
+
+
+def test_a_jsonl_line_with_an_integer_past_the_digit_limit_is_skipped_with_a_warning(tmp_path):
+    path = tmp_path / "metrics.jsonl"
+    path.write_text(f'{{"step": 1}}\n{{"step": {HUGE}}}\n{{"step": 3}}\n')
+    with pytest.warns(NsvaeWarning, match="line 2"):
+        rows = read_rows(path)
+    assert [row["step"] for row in rows] == [1, 3]
+
+
+def test_a_checkpoint_whose_json_has_an_integer_past_the_digit_limit_is_corrupt(tmp_path):
+    path = tmp_path / "step-00000004.json"
+    path.write_text(f'{{"format": 1, "step": {HUGE}}}')
+    with pytest.raises(CheckpointError, match="corrupt checkpoint"):
+        load_checkpoint(path)
+
+
+def test_exported_weights_of_another_dtype_are_refused_not_cast(tmp_path):
+    model = build_model(ModelConfig(arch="dlib", z_dim=3))
+    path = tmp_path / "model.safetensors"
+    save_weights(path, model, step=10)
+    tensors, metadata = safetensors.torch.load_file(path), None
+    with safetensors.safe_open(path, "pt") as handle:
+        metadata = handle.metadata()
+    tensors["encoder.0.weight"] = tensors["encoder.0.weight"].to(torch.int32)
+    safetensors.torch.save_file(tensors, path, metadata=metadata)
+    weights, _ = load_weights(path)
+    with pytest.raises(CheckpointError, match=r"encoder\.0\.weight is torch\.int32, the model's "
+                                              r"is torch\.float32"):
+        load_module(build_model(ModelConfig(arch="dlib", z_dim=3)), weights)
+
+
+TINY = ["--data", "array", "--steps", "2", "--batch-size", "8", "--z-dim", "3", "--log-every",
+        "1", "--checkpoint-every", "2", "--threads", "1", "--device", "cpu", "--no-progress"]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory, squares_npz):
+    """A tiny run with figures, trained through the command line."""
+    run = tmp_path_factory.mktemp("received") / "run"
+    assert main(["train", *TINY, "--data-path", str(squares_npz), "--run-dir", str(run)]) == 0
+    return run
+
+
+def test_export_into_a_folder_inside_the_run_is_refused_at_once(trained, capsys):
+    assert main(["export", str(trained), str(trained / "figures" / "out")]) == 4
+    err = capsys.readouterr().err
+    assert "into a folder outside it" in err and err.count("\n") == 1
+    assert not (trained / "figures" / "out").exists()
+
+
+def test_export_refuses_a_symbolic_link_instead_of_copying_its_target(trained, tmp_path, capsys):
+    secret = tmp_path / "secret.txt"
+    secret.write_text("the sharer's private file")
+    link = trained / "figures" / "planted.png"
+    link.symlink_to(secret)
+    try:
+        assert main(["export", str(trained), str(tmp_path / "out")]) == 4
+    finally:
+        link.unlink()
+    err = capsys.readouterr().err
+    assert f"{link} is a symbolic link" in err and err.count("\n") == 1
+    assert not any(p.read_bytes() == secret.read_bytes()
+                   for p in (tmp_path / "out").rglob("*") if p.is_file())
