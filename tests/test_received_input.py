@@ -18,7 +18,13 @@ from nsvae.config import ModelConfig
 from nsvae.errors import CheckpointError, NsvaeWarning, RunLockedError
 from nsvae.files import file_lock, read_json, read_rows
 from nsvae.models import build_model
-from nsvae.rundir.checkpoint import load_checkpoint, load_module, load_weights, save_weights
+from nsvae.rundir.checkpoint import (
+    load_checkpoint,
+    load_latest,
+    load_module,
+    load_weights,
+    save_weights,
+)
 from nsvae.rundir.run import run_lock
 
 HUGE = "1" * 5000  # past sys.get_int_max_str_digits(): json raises a plain ValueError
@@ -110,3 +116,65 @@ def test_export_refuses_a_symbolic_link_instead_of_copying_its_target(trained, t
     assert f"{link} is a symbolic link" in err and err.count("\n") == 1
     assert not any(p.read_bytes() == secret.read_bytes()
                    for p in (tmp_path / "out").rglob("*") if p.is_file())
+
+
+@pytest.mark.parametrize("exclusive", [True, False])
+def test_a_lock_name_planted_as_a_link_to_the_users_file_is_refused_not_written(tmp_path,
+                                                                                 exclusive):
+    victim = tmp_path / "thesis.tex"
+    victim.write_text("years of work")
+    lock = tmp_path / "run" / ".eval.lock"
+    lock.parent.mkdir()
+    lock.symlink_to(victim)
+    with pytest.raises(CheckpointError, match="not a regular file"), file_lock(lock, exclusive):
+        pass
+    assert victim.read_text() == "years of work"
+
+
+def test_a_lock_name_planted_as_a_fifo_is_refused_at_once(tmp_path):
+    lock = tmp_path / ".lock"
+    os.mkfifo(lock)
+    with pytest.raises(CheckpointError, match="not a regular file"), file_lock(lock):
+        pass
+
+
+def test_evaluate_on_a_received_run_with_a_planted_lock_link_exits_4_and_writes_nothing(
+        trained, tmp_path, capsys):
+    victim = tmp_path / "notes.txt"
+    victim.write_text("mine")
+    lock = trained / ".eval.lock"
+    lock.unlink(missing_ok=True)
+    lock.symlink_to(victim)
+    try:
+        assert main(["evaluate", str(trained), "--metrics", "mig"]) == 4
+    finally:
+        lock.unlink()
+    errors = [line for line in capsys.readouterr().err.splitlines()
+              if line.startswith("nsvae: error:")]
+    assert len(errors) == 1 and "not a regular file" in errors[0]
+    assert victim.read_text() == "mine"
+
+
+@pytest.mark.parametrize("plant", ["fifo", "device", "folder"])
+def test_a_planted_newest_checkpoint_is_skipped_for_the_newest_intact_one(trained, plant):
+    checkpoints = trained / "checkpoints"
+    newest = checkpoints / "step-00000099.json"
+    if plant == "fifo":
+        os.mkfifo(newest)
+    elif plant == "device":
+        newest.symlink_to("/dev/zero")
+    else:
+        newest.mkdir()
+    try:
+        with pytest.warns(NsvaeWarning, match="not a regular file|Is a directory"):
+            _, state = load_latest(trained)
+    finally:
+        newest.rmdir() if plant == "folder" else newest.unlink()
+    assert state["step"] == 2
+
+
+def test_a_json_file_that_is_a_device_is_refused_at_once(tmp_path):
+    planted = tmp_path / "config.json"
+    planted.symlink_to("/dev/zero")
+    with pytest.raises(CheckpointError, match="not a regular file"):
+        read_json(planted)

@@ -17,6 +17,7 @@ import errno
 import fcntl
 import json
 import os
+import stat
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -101,17 +102,45 @@ def write_json(path: str | os.PathLike, value, error: type[NsvaeError] = Checkpo
     atomic_write(path, text.encode("utf-8"), error)
 
 
+JSON_LIMIT = 2**28  # bytes: a run's JSON files hold configs, logs and RNG states, never this
+
+
+def read_regular(path: str | os.PathLike, limit: int) -> bytes:
+    """The bytes of the regular file ``path``, of at most ``limit`` bytes.
+
+    A FIFO, device or folder planted at the name (a received folder may hold one) is refused
+    at once instead of blocking or filling memory, as is a file over the limit.
+
+    Raises
+    ------
+    OSError
+        The file cannot be opened or read; ``errno.EINVAL`` with a one-line message for a file
+        that is not regular or is too large.
+    """
+    descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    with os.fdopen(descriptor, "rb") as file:
+        info = os.fstat(descriptor)
+        if not stat.S_ISREG(info.st_mode):
+            raise OSError(errno.EINVAL, "not a regular file (a FIFO, device or folder)")
+        if info.st_size > limit:
+            raise OSError(errno.EINVAL, f"{info.st_size} bytes, more than the {limit} allowed")
+        return file.read(limit + 1)[:limit]
+
+
 def read_json(path: str | os.PathLike) -> dict:
-    """A JSON file's content.
+    """A JSON file's content (a regular file of at most :data:`JSON_LIMIT` bytes).
 
     Raises
     ------
     CheckpointError
-        If the file is missing, unreadable or not JSON.
+        If the file is missing, unreadable, not a regular file, too large or not JSON.
     """
     try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
-    except (OSError, ValueError, RecursionError) as error:  # ValueError: any JSON it refuses
+        return json.loads(read_regular(path, JSON_LIMIT).decode("utf-8"))
+    except OSError as error:
+        raise CheckpointError(f"cannot read {path}: {error.strerror or one_line(error)}") \
+            from None
+    except (ValueError, RecursionError) as error:  # ValueError: any JSON it refuses
         raise CheckpointError(f"cannot read {path}: {one_line(error)}") from None
 
 
@@ -216,18 +245,40 @@ def file_lock(path: str | os.PathLike, exclusive: bool = True, wait: bool = True
 
 
 def _open_lock(path: Path, exclusive: bool) -> int | None:
-    """A descriptor of the lock file, or None for a shared lock where it cannot be created."""
+    """A descriptor of the lock file, or None for a shared lock where it cannot be created.
+
+    A lock file is a regular file that nsvae created: a symbolic link, FIFO or device planted at
+    its name (a received folder may hold one) is refused, never written through or waited on.
+    """
+    flags = os.O_NOFOLLOW | os.O_NONBLOCK
     try:
         if exclusive:
             path.parent.mkdir(parents=True, exist_ok=True)
-        return os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        return _regular(path, os.open(path, os.O_RDWR | os.O_CREAT | flags, 0o644))
     except OSError as failure:
+        if failure.errno == errno.ELOOP:
+            raise _not_regular(path) from None
         nobody_writes = (errno.EACCES, errno.EROFS, errno.EPERM, errno.ENOENT)
         if exclusive or failure.errno not in nobody_writes:
             raise CheckpointError(f"cannot lock {path}: {one_line(failure.strerror or failure)}") \
                 from None
     try:
-        return os.open(path, os.O_RDONLY)
-    except OSError:
+        return _regular(path, os.open(path, os.O_RDONLY | flags))
+    except OSError as failure:
+        if failure.errno == errno.ELOOP:
+            raise _not_regular(path) from None
         return None
+
+
+def _regular(path: Path, descriptor: int) -> int:
+    """``descriptor`` if it is a regular file's; else it is closed and the error raised."""
+    if stat.S_ISREG(os.fstat(descriptor).st_mode):
+        return descriptor
+    os.close(descriptor)
+    raise _not_regular(path)
+
+
+def _not_regular(path: Path) -> CheckpointError:
+    return CheckpointError(f"{path} is not a regular file (a symbolic link, FIFO or device): "
+                           "nsvae does not write through it; delete it")
 

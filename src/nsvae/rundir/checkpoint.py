@@ -29,9 +29,10 @@ import safetensors.torch
 import torch
 
 from nsvae.errors import CheckpointError, one_line, warn
-from nsvae.files import atomic_write, file_lock
+from nsvae.files import JSON_LIMIT, atomic_write, file_lock, read_regular
 
 FORMAT = 1
+TENSORS_LIMIT = 2**34  # bytes of one checkpoint's tensors: far above any model nsvae builds
 _NAME = re.compile(r"step-(\d{8,})\.json")
 LOCK = ".lock"
 
@@ -166,8 +167,11 @@ def load_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
     """
     path = Path(path)
     try:
-        state = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError, RecursionError) as error:  # ValueError: any JSON it refuses
+        state = json.loads(read_regular(path, JSON_LIMIT).decode("utf-8"))
+    except OSError as error:
+        raise CheckpointError(f"corrupt checkpoint {path}: {error.strerror or one_line(error)}") \
+            from None
+    except (ValueError, RecursionError) as error:  # ValueError: any JSON it refuses
         raise CheckpointError(f"corrupt checkpoint {path}: {one_line(error)}") from None
     valid = (
         isinstance(state, dict)
@@ -180,7 +184,7 @@ def load_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
         raise CheckpointError(f"corrupt checkpoint {path}: not an nsvae checkpoint")
     tensors_path = path.parent / state["tensors"]
     try:
-        blob = tensors_path.read_bytes()
+        blob = read_regular(tensors_path, TENSORS_LIMIT)
     except OSError as error:
         raise CheckpointError(f"cannot read {tensors_path}: {error.strerror}") from None
     if hashlib.sha256(blob).hexdigest() != state.get("sha256"):
