@@ -7,6 +7,7 @@ another dtype was cast into the model without a word.
 
 from __future__ import annotations
 
+import io
 import os
 
 import pytest
@@ -15,7 +16,8 @@ import torch
 
 from nsvae.cli import main
 from nsvae.config import ModelConfig
-from nsvae.errors import CheckpointError, NsvaeWarning, RunLockedError
+from nsvae.data.images import preprocess
+from nsvae.errors import CheckpointError, DataError, NsvaeWarning, RunLockedError
 from nsvae.files import file_lock, read_json, read_rows
 from nsvae.models import build_model
 from nsvae.rundir.checkpoint import (
@@ -178,3 +180,43 @@ def test_a_json_file_that_is_a_device_is_refused_at_once(tmp_path):
     planted.symlink_to("/dev/zero")
     with pytest.raises(CheckpointError, match="not a regular file"):
         read_json(planted)
+
+
+def test_report_replaces_figures_planted_as_links_instead_of_writing_through_them(trained,
+                                                                                  tmp_path):
+    victims = {}
+    for name in ("training_curves.png", "traversals.gif"):
+        victim = tmp_path / f"victim-{name}"
+        victim.write_text("the user's file")
+        planted = trained / "figures" / name
+        planted.unlink(missing_ok=True)
+        planted.symlink_to(victim)
+        victims[planted] = victim
+    assert main(["report", str(trained), "--num-samples", "64", "--samples-per-cell", "1"]) == 0
+    for planted, victim in victims.items():
+        assert victim.read_text() == "the user's file"
+        assert not planted.is_symlink() and planted.stat().st_size > 0
+
+
+def image_bytes(image, image_format: str) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=image_format)
+    return buffer.getvalue()
+
+
+def test_an_image_file_of_an_undocumented_format_is_not_decoded_whatever_its_name():
+    from PIL import Image
+
+    bmp = image_bytes(Image.new("RGB", (80, 80), (200, 10, 10)), "BMP")  # named .jpg by a sender
+    with pytest.raises(DataError, match="not an image"):
+        preprocess(bmp)
+    assert preprocess(image_bytes(Image.new("RGB", (80, 80)), "PNG")).shape == (3, 64, 64)
+
+
+def test_an_image_over_the_pixel_cap_is_refused_from_its_header_before_decoding():
+    from PIL import Image
+
+    huge = image_bytes(Image.new("1", (6000, 6000)), "PNG")  # 36 megapixels in a few kB
+    assert len(huge) < 100_000
+    with pytest.raises(DataError, match="6000 x 6000 pixels, over 33,554,432: not decoded"):
+        preprocess(huge)

@@ -52,7 +52,7 @@ class Screamer:
     Parameters
     ----------
     path : path-like
-        The image (any size and format PIL reads; disentanglement_lib uses Wikimedia's
+        The image (JPEG or PNG, at most 33.5 megapixels; disentanglement_lib uses Wikimedia's
         ``The_Scream.jpg``). It is shrunk to fit :data:`SCREAM_BOX` and must then be larger than
         64 x 64.
 

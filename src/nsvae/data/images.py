@@ -38,6 +38,8 @@ IMAGE_SIZE = 64
 PREPROCESSING = {"version": 1, "crop": "centre square", "size": IMAGE_SIZE, "resample": "lanczos"}
 SHOWN_NAMES = 3  # skipped files named in the warning
 MAX_FILE_BYTES = 256 * 2**20  # larger files are skipped unread (a zip bomb, not a picture)
+DECODED_FORMATS = ("JPEG", "PNG")  # what the README documents; any other file is skipped
+MAX_PIXELS = 2**25  # 33.5 megapixels: a 5,792 x 5,792 image; the decoder never sees larger
 CELEBA = OfficialFile("celeba", "img_align_celeba.zip",
                       "https://drive.google.com/uc?id=0B7EVK8r0v71pZjFTYXZWM3FlRnM",
                       ("00d2c5bc6d35e252742224ab0c1e8fcb",), name="CelebA")
@@ -142,28 +144,30 @@ def _too_large(size: int) -> str:
 def decode_rgb(source) -> Image.Image:
     """The image of ``source`` (a path or a binary file) in RGB, its values scaled to 0-255.
 
-    PIL's own conversion clips 16-bit and float images (a 16-bit photograph turns white), so
-    integer images are scaled by their range (255 when every value fits, else 65,535, else their
-    largest value) and float images by 255 when their values lie in [0, 1] (else read as 0-255).
-    A decompression-bomb warning is raised as an error, so the image counts as undecodable.
+    PIL's own conversion clips 16-bit images (a 16-bit photograph turns white), so wide integer
+    images are scaled by their range (255 when every value fits, else 65,535, else their
+    largest value).
+    Only :data:`DECODED_FORMATS` are decoded, whatever the file's name (PIL knows 40-odd formats,
+    some of which hand the file to other programs: Ghostscript for EPS), and only images of at
+    most :data:`MAX_PIXELS` pixels, checked from the header before anything is decoded. A
+    decompression-bomb warning is raised as an error, so the image counts as undecodable.
 
     Raises
     ------
-    One of :data:`UNDECODABLE`, or ``PIL.UnidentifiedImageError``.
+    One of :data:`UNDECODABLE`, or ``PIL.UnidentifiedImageError`` (another format).
     """
     with warnings.catch_warnings():
         warnings.simplefilter("error", Image.DecompressionBombWarning)
-        with Image.open(source) as image:
+        with Image.open(source, formats=DECODED_FORMATS) as image:
+            if image.width * image.height > MAX_PIXELS:
+                raise ValueError(f"{image.width} x {image.height} pixels, over {MAX_PIXELS:,}: "
+                                 "not decoded")
             image.load()
-            mode = image.mode
-            if mode not in ("I", "F") and not mode.startswith("I;16"):
+            if image.mode != "I" and not image.mode.startswith("I;16"):
                 return image.convert("RGB")
-            values = np.nan_to_num(np.asarray(image, dtype=np.float64))
+            values = np.asarray(image, dtype=np.float64)
     largest = values.max(initial=0.0)
-    if mode == "F":
-        top = 1.0 if largest <= 1 else 255.0
-    else:
-        top = next(limit for limit in (255.0, 65535.0, largest) if largest <= limit)
+    top = next(limit for limit in (255.0, 65535.0, largest) if largest <= limit)
     gray = np.clip(values / max(top, 1.0) * 255, 0, 255).round().astype(np.uint8)
     return Image.fromarray(gray, "L").convert("RGB")
 

@@ -14,6 +14,8 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from PIL import Image
 
+from nsvae.files import atomic_path
+
 PAD = 2  # pixels between tiles
 GROUP_PAD = 10  # pixels between groups of columns (one group per traversed image)
 LABEL_WIDTH = 150  # pixels of the label column
@@ -101,11 +103,14 @@ def figure_to_array(figure: Figure) -> np.ndarray:
 
 
 def save_png(image: np.ndarray, path) -> Path:
-    """Write an RGB uint8 array as a PNG, creating parent folders; returns the path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(image).save(path, format="PNG", optimize=True)
-    return path
+    """Write an RGB uint8 array as a PNG, creating parent folders; returns the path.
+
+    Written beside the name and renamed into place (:func:`nsvae.files.atomic_path`): a
+    symbolic link planted at the name is replaced, never written through.
+    """
+    with atomic_path(path) as temporary:
+        Image.fromarray(image).save(temporary, format="PNG", optimize=True)
+    return Path(path)
 
 
 def save_figure(figure: Figure, path) -> Path:

@@ -20,6 +20,7 @@ import numpy as np
 import torch
 
 from nsvae.errors import DataError
+from nsvae.files import atomic_path
 from nsvae.gaussian import kl_per_latent
 from nsvae.models import decode_codes, encode_observations
 from nsvae.viz.grid import render_grid, save_png
@@ -226,7 +227,6 @@ def save_traversal_gif(model, observations, path, kl_per_latent=None, latent_lab
         tiles = np.concatenate([first[None], sweep[:, :, step]])
         title = f"every latent at z = {value:+.2f}"
         frames.append(render_grid(tiles, labels, title, group=len(observations)))
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    iio.imwrite(path, np.stack(frames), extension=".gif", duration=frame_ms, loop=0)
-    return path
+    with atomic_path(path) as temporary:  # a link planted at the name is replaced
+        iio.imwrite(temporary, np.stack(frames), extension=".gif", duration=frame_ms, loop=0)
+    return Path(path)
