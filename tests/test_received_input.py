@@ -220,3 +220,18 @@ def test_an_image_over_the_pixel_cap_is_refused_from_its_header_before_decoding(
     assert len(huge) < 100_000
     with pytest.raises(DataError, match="6000 x 6000 pixels, over 33,554,432: not decoded"):
         preprocess(huge)
+
+
+def test_a_swept_data_path_resolves_against_the_study_file_as_a_base_one_does(tmp_path,
+                                                                             monkeypatch):
+    from nsvae.sweep.study import load_study
+
+    folder = tmp_path / "studies"
+    folder.mkdir()
+    study = folder / "paths.toml"
+    study.write_text('[base.data]\nname = "array"\npath = "base.npz"\n'
+                     '[[grid]]\n"data.path" = ["swept.npz"]\n"objective.alpha" = [1.0]\n')
+    monkeypatch.chdir(tmp_path)  # a worker elsewhere must read the same files
+    trial = load_study(study).trials[0]
+    assert trial.config.data.path == str(folder / "swept.npz")
+    assert trial.name == "path=swept.npz-alpha=1-seed=0"  # the name keeps the value as written

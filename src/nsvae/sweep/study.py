@@ -110,22 +110,29 @@ def load_study(path: str | Path) -> Study:
         share a name.
     """
     text, tables = read_toml(path, "study file")
-    base = tables.get("base")
-    if isinstance(base, Mapping) and isinstance(base.get("data"), Mapping):
-        tables["base"] = {**base, "data": absolute_data_paths(base["data"], Path(path).parent)}
-    return parse_study(tables, Path(path).stem, text, origin=str(path))
+    return parse_study(tables, Path(path).stem, text, origin=str(path), folder=Path(path).parent)
 
 
 def parse_study(tables: Mapping[str, Any], default_name: str, text: str = "",
-                origin: str = "study") -> Study:
-    """:func:`load_study` of an already parsed file (``origin`` prefixes every message)."""
+                origin: str = "study", folder: Path | None = None) -> Study:
+    """:func:`load_study` of an already parsed file (``origin`` prefixes every message).
+
+    Relative data paths, in ``[base.data]`` and swept in the grid alike, are taken relative to
+    ``folder`` (the study file's; None: the working directory) and made absolute in each
+    trial's config, so every trial reads the same data wherever its worker runs; trial names
+    keep the values as written.
+    """
+    base = tables.get("base")
+    if folder is not None and isinstance(base, Mapping) and isinstance(base.get("data"), Mapping):
+        tables = {**tables, "base": {**base, "data": absolute_data_paths(base["data"], folder)}}
     try:
-        return _parse(tables, default_name, text)
+        return _parse(tables, default_name, text, folder)
     except ConfigError as error:
         raise ConfigError(f"{origin}: {error}") from None
 
 
-def _parse(tables: Mapping[str, Any], default_name: str, text: str) -> Study:
+def _parse(tables: Mapping[str, Any], default_name: str, text: str,
+           folder: Path | None) -> Study:
     _known(tables, ("study", "base", "grid"), "table", "")
     settings = _table(tables.get("study", {}), "[study]")
     _known(settings, STUDY_KEYS, "key", "study.")
@@ -137,7 +144,7 @@ def _parse(tables: Mapping[str, Any], default_name: str, text: str) -> Study:
     blocks = _blocks(tables.get("grid"))
     swept_keys = tuple(dict.fromkeys(key for block in blocks for key in block))
     trials = [trial for number, block in enumerate(blocks, 1)
-              for trial in _block_trials(base, block, number, seeds, swept_keys)]
+              for trial in _block_trials(base, block, number, seeds, swept_keys, folder)]
     _unique_names(trials)
     for trial, _ in trials:
         _eval_metrics(trial.config.train.eval_metrics)
@@ -227,7 +234,7 @@ def _blocks(value: Any) -> list[dict[str, list]]:
 
 
 def _block_trials(base: Config, block: Mapping[str, list], number: int,
-                  seeds: tuple[int, ...], swept_keys: tuple[str, ...]):
+                  seeds: tuple[int, ...], swept_keys: tuple[str, ...], folder: Path | None):
     """(trial, block number) for every point of a block's product, times the seeds."""
     for point in itertools.product(*block.values()):
         swept = dict(zip(block, point, strict=True))
@@ -235,6 +242,8 @@ def _block_trials(base: Config, block: Mapping[str, list], number: int,
         for key, value in swept.items():
             section, field = split_key(key)
             overrides.setdefault(section, {})[field] = value
+        if folder is not None and "data" in overrides:
+            overrides["data"] = absolute_data_paths(overrides["data"], folder)
         try:
             config = base.updated(overrides).validate()
         except ConfigError as error:
