@@ -235,3 +235,29 @@ def test_a_swept_data_path_resolves_against_the_study_file_as_a_base_one_does(tm
     trial = load_study(study).trials[0]
     assert trial.config.data.path == str(folder / "swept.npz")
     assert trial.name == "path=swept.npz-alpha=1-seed=0"  # the name keeps the value as written
+
+
+@pytest.mark.parametrize("shape, sizes, message", [
+    ((50_000, 64, 63), [50_000], "observations has shape"),
+    ((50_000, 64, 64), [7, 7], "expected 49 observations"),
+])
+def test_an_npz_is_refused_from_its_headers_before_its_observations_are_inflated(
+        tmp_path, shape, sizes, message):
+    import tracemalloc
+
+    import numpy as np
+
+    from nsvae.data import get_dataset
+
+    path = tmp_path / "bomb.npz"
+    np.savez_compressed(path, observations=np.zeros(shape, np.uint8),
+                        factor_sizes=np.array(sizes))
+    assert path.stat().st_size < 2**20  # about 200 MB of zeros, inflated
+    tracemalloc.start()
+    try:
+        with pytest.raises(DataError, match=message):
+            get_dataset("array", path=path)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 16 * 2**20

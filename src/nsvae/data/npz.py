@@ -14,13 +14,14 @@ npz archive with
 from __future__ import annotations
 
 import os
+import zipfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from nsvae.data.files import ARCHIVE_ERRORS
-from nsvae.data.ground_truth import ArrayGroundTruthData
+from nsvae.data.ground_truth import ArrayGroundTruthData, FactorSpace
 from nsvae.errors import DataError, one_line
 from nsvae.files import atomic_path
 
@@ -87,8 +88,52 @@ def load_array_dataset(path: str | os.PathLike) -> ArrayGroundTruthData:
     path = Path(path)
     if not path.is_file():
         raise DataError(f"no array dataset file at {path}")
+    headers = npz_headers(path)
+    _check_layout({key: headers[key] for key in _KEYS if key in headers}, path)
+    sizes = read_npz(path, ("factor_sizes",))["factor_sizes"]
+    rows = headers["observations"][0][0]
+    try:
+        expected = FactorSpace(sizes.tolist()).num_total
+    except DataError as error:
+        raise DataError(f"{path}: {error}") from None
+    if rows != expected:  # checked before the observations are read, not after
+        raise DataError(f"{path}: expected {expected} observations (the product of factor sizes "
+                        f"{sizes.tolist()}), got {rows}")
     arrays = read_npz(path, ("observations", "factor_sizes"), ("factor_names",))
     return _array_data(arrays, path)
+
+
+_KEYS = ("observations", "factor_sizes", "factor_names")
+
+
+def npz_headers(path: Path) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+    """The shape and dtype of every array of an npz archive, read from the headers of its
+    members without reading (or inflating) the data.
+
+    Raises
+    ------
+    DataError
+        The file is not an npz archive, or a member is not a readable npy array.
+    """
+    headers = {}
+    try:
+        with open(path, "rb") as file:
+            if file.read(4) not in ZIP_MAGIC:
+                raise DataError(f"{path}: not an npz archive")
+        with zipfile.ZipFile(path) as archive:
+            for name in archive.namelist():
+                with archive.open(name) as member:
+                    version = np.lib.format.read_magic(member)
+                    read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
+                                   else np.lib.format.read_array_header_2_0)
+                    shape, _, dtype = read_header(member)
+                headers[name.removesuffix(".npy")] = (shape, dtype)
+    except ARCHIVE_ERRORS as error:
+        raise DataError(f"{path}: unreadable npz file ({one_line(error)})") from None
+    missing = sorted({"observations", "factor_sizes"} - set(headers))
+    if missing:
+        raise DataError(f"{path}: missing keys {missing} (has {sorted(headers)})")
+    return headers
 
 
 def save_array_dataset(
@@ -124,22 +169,36 @@ def save_array_dataset(
     return write_npz(path, arrays)
 
 
+def _check_layout(layout: dict[str, tuple[tuple[int, ...], np.dtype]], path) -> None:
+    """The shapes and dtypes of an array dataset file's arrays (from the arrays or from their
+    npy headers) are those of the format (module docstring)."""
+    shape, dtype = layout["observations"]
+    if len(shape) == 3:
+        shape = (shape[0], 1, *shape[1:])
+    if len(shape) != 4 or shape[1] < 1 or tuple(shape[2:]) != (IMAGE_SIZE, IMAGE_SIZE):
+        raise DataError(f"{path}: observations has shape {list(layout['observations'][0])}, "
+                        "expected [N, C, 64, 64] or [N, 64, 64]")
+    if dtype != np.uint8 and not np.issubdtype(dtype, np.floating):
+        raise DataError(f"{path}: observations has dtype {dtype}, expected uint8 or float")
+    shape, dtype = layout["factor_sizes"]
+    if len(shape) != 1 or not np.issubdtype(dtype, np.integer):
+        raise DataError(f"{path}: factor_sizes must be a 1-d int array, got {dtype} "
+                        f"{list(shape)}")
+    if "factor_names" in layout:
+        shape, dtype = layout["factor_names"]
+        if len(shape) != 1 or dtype.kind != "U":
+            raise DataError(f"{path}: factor_names must be a 1-d str array, got {dtype} "
+                            f"{list(shape)}")
+
+
 def _array_data(arrays: dict, path) -> ArrayGroundTruthData:
     """Check the arrays of an array dataset file and wrap them (``path`` names them in errors)."""
+    _check_layout({key: (arrays[key].shape, arrays[key].dtype) for key in _KEYS
+                   if key in arrays and arrays[key] is not None}, path)
     observations, sizes = arrays["observations"], arrays["factor_sizes"]
     names = arrays.get("factor_names")
     if observations.ndim == 3:
         observations = observations[:, None]
-    if (observations.ndim != 4 or observations.shape[1] < 1
-            or observations.shape[2:] != (IMAGE_SIZE, IMAGE_SIZE)):
-        raise DataError(f"{path}: observations has shape {list(arrays['observations'].shape)}, "
-                        "expected [N, C, 64, 64] or [N, 64, 64]")
-    if sizes.ndim != 1 or not np.issubdtype(sizes.dtype, np.integer):
-        raise DataError(f"{path}: factor_sizes must be a 1-d int array, got {sizes.dtype} "
-                        f"{list(sizes.shape)}")
-    if names is not None and (names.ndim != 1 or names.dtype.kind != "U"):
-        raise DataError(f"{path}: factor_names must be a 1-d str array, got {names.dtype} "
-                        f"{list(names.shape)}")
     scale = _scale(observations, path)
     try:
         return ArrayGroundTruthData(observations, sizes.tolist(),
@@ -152,9 +211,6 @@ def _scale(observations: np.ndarray, path) -> float:
     """The factor that maps stored observations to [0, 1]: 1/255 for 0..255 uint8, else 1."""
     if observations.dtype == np.uint8:
         return 1.0 if observations.max(initial=0) <= 1 else 1 / 255
-    if not np.issubdtype(observations.dtype, np.floating):
-        raise DataError(f"{path}: observations has dtype {observations.dtype}, expected uint8 "
-                        "or float")
     if observations.size and not 0 <= observations.min() <= observations.max() <= 1:
         raise DataError(f"{path}: float observations must lie in [0, 1], found values in "
                         f"[{observations.min():g}, {observations.max():g}]")
