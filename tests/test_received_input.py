@@ -261,3 +261,32 @@ def test_an_npz_is_refused_from_its_headers_before_its_observations_are_inflated
     finally:
         tracemalloc.stop()
     assert peak < 16 * 2**20
+
+
+def test_a_trial_whose_every_metric_fails_is_failed_and_runs_again(tmp_path, monkeypatch,
+                                                                    capsys, squares_npz):
+    import sys
+
+    import nsvae.experiment
+
+    monkeypatch.setitem(sys.modules, "ray", None)
+    path = tmp_path / "study.toml"
+    path.write_text(f'[study]\nmetrics = ["mig"]\n[base.data]\nname = "array"\n'
+                    f'path = "{squares_npz}"\n[base.model]\nz_dim = 3\n'
+                    '[base.train]\nsteps = 2\nbatch_size = 8\ncheckpoint_every = 2\n'
+                    'figures = false\n[[grid]]\n"objective.name" = "vae"\n')
+    out, trial = tmp_path / "out", "vae-seed=0"
+    evaluate_run = nsvae.experiment.evaluate_run
+
+    def every_metric_fails(run, **kwargs):
+        return {**evaluate_run(run, **kwargs), "metrics": {}, "failed": {"mig": "boom"}}
+
+    monkeypatch.setattr(nsvae.experiment, "evaluate_run", every_metric_fails)
+    assert main(["sweep", str(path), "--out", str(out), "--trial", trial]) == 6
+    assert "every metric failed: mig: boom" in capsys.readouterr().err
+    assert main(["sweep", str(path), "--out", str(out), "--list"]) == 0
+    assert capsys.readouterr().out == f"{trial}\tfailed\n"
+
+    monkeypatch.setattr(nsvae.experiment, "evaluate_run", evaluate_run)  # the metric mended
+    assert main(["sweep", str(path), "--out", str(out), "--trial", trial]) == 0
+    assert f"trial {trial}: done at step 2" in capsys.readouterr().out

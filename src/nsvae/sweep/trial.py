@@ -25,6 +25,7 @@ from nsvae.config import Config
 from nsvae.errors import (
     CheckpointError,
     ConfigError,
+    MetricError,
     NsvaeError,
     TrainingInterrupted,
     is_out_of_memory,
@@ -191,6 +192,21 @@ def run_trial(spec: TrialSpec) -> dict:
     else:
         record.update(status="done", error=None, step=experiment.run.step,
                       seconds=experiment.seconds)
+        record.update(_metric_failures(experiment.evaluation))
     write_json(directory / RECORD, record)
     return record
+
+
+def _metric_failures(evaluation: dict) -> dict:
+    """The record fields a trial's failed metrics change: none when every metric succeeded; the
+    error (one line naming each) when some failed; a failed trial, rerun by the next sweep,
+    when all failed."""
+    failed = evaluation.get("failed") or {}
+    if not failed:
+        return {}
+    error = "; ".join(f"{name}: {message}" for name, message in failed.items())
+    if evaluation.get("metrics"):
+        return {"error": f"metrics failed: {error}"}
+    return {"status": "failed", "step": None, "exit_code": MetricError.exit_code,
+            "error": f"every metric failed: {error}"}
 
