@@ -25,6 +25,7 @@ from nsvae.device import physical_cores
 from nsvae.models import build_model, reconstruction_loss
 from nsvae.models.layers import plain_layers
 from nsvae.objectives import kl_per_latent
+from nsvae.objectives.base import adam
 from nsvae.precision import autocast
 
 
@@ -53,10 +54,11 @@ class Stacked:
         for seed in range(k):
             torch.manual_seed(seed)
             models.append(build_model(ModelConfig(arch="dlib", z_dim=10)))
-        # torch's plain layers: vmap batches them into grouped convolutions
+        # torch's plain layers: vmap batches them into grouped convolutions (nsvae's layers are
+        # autograd Functions without a vmap rule), so this variant also lacks their speed-up
         self.base = plain_layers(models[0])
         self.parameters, _ = stack_module_state(models)
-        self.optimizer = torch.optim.Adam(list(self.parameters.values()), lr=1e-4, fused=True)
+        self.optimizer = adam(self.parameters.values(), lr=1e-4, betas=(0.9, 0.999))
         self.batches, self.precision, self.k = batches, precision, k
         loss = lambda p, x: elbo_loss(self.base, p, x)  # noqa: E731
         self.gradients = vmap(grad(loss), in_dims=(0, 0), randomness="different")
@@ -79,7 +81,7 @@ class OneAtATime:
             torch.manual_seed(seed)
             model = build_model(ModelConfig(arch="dlib", z_dim=10))
             self.models.append(model)
-            self.optimizers.append(torch.optim.Adam(model.parameters(), lr=1e-4, fused=True))
+            self.optimizers.append(adam(model.parameters(), lr=1e-4, betas=(0.9, 0.999)))
         self.batches, self.precision = batches, precision
 
     def __call__(self) -> None:

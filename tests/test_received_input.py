@@ -49,11 +49,16 @@ def test_a_lock_held_elsewhere_is_named_with_its_braces_and_holder(tmp_path):
     assert str(error.value) == f"{path} is busy ({os.getpid()})"
 
 
-def test_a_json_file_with_an_integer_past_the_digit_limit_is_corrupt_input(tmp_path):
-    path = tmp_path / "config.json"
-    path.write_text(f'{{"steps": {HUGE}}}')
-    with pytest.raises(CheckpointError, match="cannot read"):
-        read_json(path)
+@pytest.mark.parametrize("reader, text, message", [
+    (read_json, f'{{"steps": {HUGE}}}', "cannot read"),
+    (load_checkpoint, f'{{"format": 1, "step": {HUGE}}}', "corrupt checkpoint"),
+])
+def test_a_json_file_with_an_integer_past_the_digit_limit_is_corrupt_input(tmp_path, reader,
+                                                                           text, message):
+    path = tmp_path / "step-00000004.json"
+    path.write_text(text)
+    with pytest.raises(CheckpointError, match=message):
+        reader(path)
 
 
 def test_a_jsonl_line_with_an_integer_past_the_digit_limit_is_skipped_with_a_warning(tmp_path):
@@ -62,13 +67,6 @@ def test_a_jsonl_line_with_an_integer_past_the_digit_limit_is_skipped_with_a_war
     with pytest.warns(NsvaeWarning, match="line 2"):
         rows = read_rows(path)
     assert [row["step"] for row in rows] == [1, 3]
-
-
-def test_a_checkpoint_whose_json_has_an_integer_past_the_digit_limit_is_corrupt(tmp_path):
-    path = tmp_path / "step-00000004.json"
-    path.write_text(f'{{"format": 1, "step": {HUGE}}}')
-    with pytest.raises(CheckpointError, match="corrupt checkpoint"):
-        load_checkpoint(path)
 
 
 def test_exported_weights_of_another_dtype_are_refused_not_cast(tmp_path):

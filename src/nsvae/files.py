@@ -117,14 +117,28 @@ def read_regular(path: str | os.PathLike, limit: int) -> bytes:
         The file cannot be opened or read; ``errno.EINVAL`` with a one-line message for a file
         that is not regular or is too large.
     """
-    descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    descriptor = _open_regular(path, os.O_RDONLY)
     with os.fdopen(descriptor, "rb") as file:
-        info = os.fstat(descriptor)
-        if not stat.S_ISREG(info.st_mode):
-            raise OSError(errno.EINVAL, "not a regular file (a FIFO, device or folder)")
-        if info.st_size > limit:
-            raise OSError(errno.EINVAL, f"{info.st_size} bytes, more than the {limit} allowed")
+        size = os.fstat(descriptor).st_size
+        if size > limit:
+            raise OSError(errno.EINVAL, f"{size} bytes, more than the {limit} allowed")
         return file.read(limit + 1)[:limit]
+
+
+def _open_regular(path: str | os.PathLike, flags: int) -> int:
+    """A descriptor of ``path`` opened with ``flags`` (never blocking), if it is a regular file.
+
+    Raises
+    ------
+    OSError
+        From ``os.open``, or ``errno.EINVAL`` for a FIFO, device or folder (the descriptor is
+        closed).
+    """
+    descriptor = os.open(path, flags | os.O_NONBLOCK, 0o644)
+    if not stat.S_ISREG(os.fstat(descriptor).st_mode):
+        os.close(descriptor)
+        raise OSError(errno.EINVAL, "not a regular file (a FIFO, device or folder)")
+    return descriptor
 
 
 def read_json(path: str | os.PathLike) -> dict:
@@ -250,35 +264,27 @@ def _open_lock(path: Path, exclusive: bool) -> int | None:
     A lock file is a regular file that nsvae created: a symbolic link, FIFO or device planted at
     its name (a received folder may hold one) is refused, never written through or waited on.
     """
-    flags = os.O_NOFOLLOW | os.O_NONBLOCK
     try:
         if exclusive:
             path.parent.mkdir(parents=True, exist_ok=True)
-        return _regular(path, os.open(path, os.O_RDWR | os.O_CREAT | flags, 0o644))
+        return _lock_descriptor(path, os.O_RDWR | os.O_CREAT)
     except OSError as failure:
-        if failure.errno == errno.ELOOP:
-            raise _not_regular(path) from None
         nobody_writes = (errno.EACCES, errno.EROFS, errno.EPERM, errno.ENOENT)
         if exclusive or failure.errno not in nobody_writes:
             raise CheckpointError(f"cannot lock {path}: {one_line(failure.strerror or failure)}") \
                 from None
     try:
-        return _regular(path, os.open(path, os.O_RDONLY | flags))
-    except OSError as failure:
-        if failure.errno == errno.ELOOP:
-            raise _not_regular(path) from None
+        return _lock_descriptor(path, os.O_RDONLY)
+    except OSError:
         return None
 
 
-def _regular(path: Path, descriptor: int) -> int:
-    """``descriptor`` if it is a regular file's; else it is closed and the error raised."""
-    if stat.S_ISREG(os.fstat(descriptor).st_mode):
-        return descriptor
-    os.close(descriptor)
-    raise _not_regular(path)
-
-
-def _not_regular(path: Path) -> CheckpointError:
-    return CheckpointError(f"{path} is not a regular file (a symbolic link, FIFO or device): "
-                           "nsvae does not write through it; delete it")
-
+def _lock_descriptor(path: Path, flags: int) -> int:
+    """:func:`_open_regular` without following a link; a link, FIFO or device is refused."""
+    try:
+        return _open_regular(path, flags | os.O_NOFOLLOW)
+    except OSError as failure:
+        if failure.errno in (errno.ELOOP, errno.EINVAL):
+            raise CheckpointError(f"{path} is not a regular file (a symbolic link, FIFO or "
+                                  "device): nsvae does not write through it; delete it") from None
+        raise

@@ -9,10 +9,10 @@ run the plain layer's code.
 
 Bias gradient as a sum
     torch's backward of a transposed convolution computes the bias gradient in its slowest
-    code path in bf16: on dlib's 32 -> 32 transposed convolution (16 -> 32 px, batch 64) it
-    triples the time of the weight gradient (6.0 ms against 1.9 ms; the sum alone takes
-    0.24 ms). Every layer here asks oneDNN for the data and weight gradients only and sums
-    the output gradient for the bias.
+    code path in bf16: on dlib's transposed convolutions at batch 64 it multiplies the time
+    of the weight gradient by 1.4 to 4.5 (``benchmarks/bias_gradient.py``). Every layer
+    here asks oneDNN for the data and weight gradients only and sums the output gradient for
+    the bias.
 Patch convolution (kernel = stride, no padding: dlib's 2x2 stride-2 convolutions)
     Non-overlapping windows, so the convolution *is* a matrix product of the [N, k*k*C] patches
     with the [k*k*C, O] weight, and its backward is two more products. oneDNN's convolution
@@ -94,9 +94,11 @@ class _Conv(torch.autograd.Function):
         transposed, stride, padding, output_padding, unfold = ctx.geometry
         grad = grad.contiguous(memory_format=torch.channels_last)
         need_dx, need_dw, need_db = ctx.needs_input_grad[:3]
-        dx, dw, _ = torch.ops.aten.convolution_backward(
-            grad, x, weight, None, stride, padding, (1, 1), transposed, output_padding, 1,
-            [need_dx, need_dw and not unfold, False])
+        dx = dw = None
+        if need_dx or (need_dw and not unfold):
+            dx, dw, _ = torch.ops.aten.convolution_backward(
+                grad, x, weight, None, stride, padding, (1, 1), transposed, output_padding, 1,
+                [need_dx, need_dw and not unfold, False])
         if need_dw and unfold:
             rows, windows = (x, grad) if transposed else (grad, x)
             dw = _unflat_weight(_rows(rows).t() @ _unfold4(windows), weight)

@@ -215,8 +215,9 @@ def adam(parameters, lr: float, betas: tuple[float, float]) -> torch.optim.Adam:
     """Adam (Kingma & Ba, 2015) with its fused kernel: one pass over every parameter per step.
 
     The same update as the default (foreach) implementation, up to the rounding of its fp32
-    arithmetic, in a quarter of the time on a CPU (``benchmarks/train_step.py``). Devices
-    without a fused kernel get the default implementation.
+    arithmetic, in fewer passes over memory (``benchmarks/train_step.py`` times the step with
+    the foreach one as its "plain layers" baseline). Devices without a fused kernel get the
+    default implementation.
     """
     parameters = list(parameters)
     fused = all(p.device.type in ("cpu", "cuda") for p in parameters)
