@@ -17,11 +17,12 @@ from nsvae.errors import DependencyError
 from nsvae.objectives import OBJECTIVES
 from nsvae.sweep import Resources, load_study
 from nsvae.sweep.results import _columns, flat_metrics
-from nsvae.sweep.runner import trial_config
+from nsvae.sweep.runner import seed_by_seed, trial_config, trial_specs
 from nsvae.sweep.study import parse_study, setting_name
 
 STUDIES = Path(__file__).resolve().parents[1] / "examples" / "studies"
 PRESET_SETTINGS = {"locatello2019_dsprites": 36, "nonsyn_alpha_omega": 20, "cpu_study": 6,
+                   "cpu_study_v2": 6,
                    "gpu_study": 6,
                    "quick_dsprites": 2}
 EXAMPLE = """
@@ -279,6 +280,65 @@ def test_one_trial_runs_without_ray_and_a_finished_one_is_not_run_again(
     assert main(["sweep", str(path), "--out", str(out), "--trial", "nope"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "has no trial 'nope'" in err
+
+
+def test_trials_run_seed_by_seed_so_a_stopped_study_has_equal_seeds(tmp_path):
+    specs = trial_specs(study(EXAMPLE, tmp_path), tmp_path / "out", Resources())
+    ordered = seed_by_seed(specs)
+    assert sorted(s.name for s in ordered) == sorted(s.name for s in specs)
+    assert [s.seed for s in ordered] == [0] * 5 + [1] * 5 + [2] * 5
+    assert [s.setting for s in ordered[:5]] == [s.setting for s in ordered[5:10]] == [
+        "nonsyn-alpha=1-omega=0.5", "nonsyn-alpha=1-omega=0.9", "nonsyn-alpha=5-omega=0.5",
+        "nonsyn-alpha=5-omega=0.9", "beta_vae-beta=4-lr=0.001"]
+
+
+def test_a_kept_model_rescores_the_study_with_new_columns_and_the_old_ones_untouched(
+        tmp_path, monkeypatch, capsys, squares_npz):
+    import shutil
+
+    import pandas as pd
+
+    monkeypatch.setitem(sys.modules, "ray", None)
+    text = (f'[study]\nseeds = [0]\nmetrics = ["mig"]\nfast = false\n'
+            f'[base.data]\nname = "array"\npath = "{squares_npz}"\n[base.model]\nz_dim = 3\n'
+            '[base.train]\nsteps = 6\nbatch_size = 8\ncheckpoint_every = 3\nfigures = false\n'
+            '[[grid]]\n"objective.name" = "vae"\n')
+    path = tmp_path / "study.toml"
+    path.write_text(text)
+    out = tmp_path / "out"
+    assert main(["sweep", str(path), "--out", str(out), "--trial", "vae-seed=0"]) == 0
+    trial = out / "trials" / "vae-seed=0"
+    assert (trial / "model.safetensors").is_file()  # kept by default
+
+    # a folder kept for sharing: the results and the weights, no checkpoints
+    kept = tmp_path / "kept"
+    shutil.copytree(out, kept, ignore=shutil.ignore_patterns("checkpoints", ".*lock"))
+    assert not (kept / "trials" / "vae-seed=0" / "checkpoints").exists()
+    before = pd.read_csv(kept / "results.csv")
+    eval_before = json.loads((kept / "trials" / "vae-seed=0" / "eval.json").read_text())
+    capsys.readouterr()
+    assert main(["study", "rescore", str(kept), "--metrics", "mig,sap"]) == 0
+    assert "[1/1] vae-seed=0: scored 2 of 2 metrics" in capsys.readouterr().out
+    after = pd.read_csv(kept / "results.csv")
+    assert "sap.SAP_score" in after.columns and "sap.SAP_score" not in before.columns
+    for column in before.columns:  # the old columns keep their values
+        assert after[column].equals(before[column]), column
+    # the exported weights are the trained model: its MIG comes back from them exactly
+    eval_after = json.loads((kept / "trials" / "vae-seed=0" / "eval.json").read_text())
+    assert eval_after["metrics"]["mig"] == eval_before["metrics"]["mig"]
+    assert "sap" in eval_after["metrics"] and "sap" not in eval_before["metrics"]
+
+    # a study that keeps no models writes none
+    path.write_text(text.replace("fast = false\n", "fast = false\nkeep_models = false\n"))
+    assert main(["sweep", str(path), "--out", str(tmp_path / "bare"), "--trial",
+                 "vae-seed=0"]) == 0
+    assert not (tmp_path / "bare" / "trials" / "vae-seed=0" / "model.safetensors").exists()
+
+    capsys.readouterr()
+    assert main(["study", "rescore", str(tmp_path / "none"), "--metrics", "mig"]) == 4
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "no trials in" in err
+    assert main(["study", "rescore", str(kept), "--metrics", "nope"]) == 2
 
 
 def test_one_trial_refuses_a_running_copy_and_exits_with_the_trials_own_code(

@@ -1,6 +1,7 @@
 """Copy a study's finished trials into results/: each trial's trial.json, config.json,
-metrics.jsonl, eval.json and figures (no checkpoints, TensorBoard events, locks or report.html,
-whose pictures are the figures), the study's results.csv and study.toml; then draw the study
+metrics.jsonl, eval.json, figures and model.safetensors (its weights alone; no checkpoints,
+TensorBoard events, locks or report.html, whose pictures are the figures), the study's
+results.csv and study.toml; then draw the study
 report there (report.html, figures/, summary.md), comparing every setting with AGAINST if given
 (``nsvae study report --against``).
 
@@ -16,7 +17,8 @@ from pathlib import Path
 from nsvae.sweep.report import write_study_report
 from nsvae.sweep.trial import read_record
 
-KEPT = ("trial.json", "config.json", "metrics.jsonl", "eval.json", "figures")
+KEPT = ("trial.json", "config.json", "metrics.jsonl", "eval.json", "figures",
+        "model.safetensors")
 
 
 def collect(source: Path, target: Path) -> list[str]:

@@ -45,7 +45,7 @@ app = typer.Typer(
 )
 data_app = typer.Typer(help="Render, fetch and inspect datasets.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
-study_app = typer.Typer(help="Look at the results of a study (nsvae sweep).",
+study_app = typer.Typer(help="Look at and re-score the results of a study (nsvae sweep).",
                         no_args_is_help=True)
 app.add_typer(study_app, name="study")
 SEED = {"min": 0, "max": 2**32 - 1}  # what every random generator takes
@@ -521,6 +521,22 @@ def study_report_command(
     from nsvae.sweep.report import write_study_report
 
     typer.echo(write_study_report(out, against))
+
+
+@study_app.command("rescore")
+def study_rescore_command(
+    out: Annotated[Path, typer.Argument(help="Study directory (from nsvae sweep, or a copy of "
+                                              "its results with each trial's model).")],
+    metrics: Annotated[str, typer.Option(
+        "--metrics", help="Comma-separated metric names to score every finished trial with.")],
+    fast: Annotated[bool, typer.Option("--fast", help="Smaller sample counts.")] = False,
+) -> None:
+    """Score every finished trial of DIR with --metrics from its kept model (no training):
+    merged into each trial's eval.json, then DIR/results.csv is rewritten with the new columns
+    beside the old ones, which keep their values."""
+    from nsvae.sweep.rescore import rescore_study
+
+    typer.echo(f"results: {rescore_study(out, metrics, fast, say=typer.echo)}")
 
 
 # ----------------------------------------------------------------------------------------- main

@@ -2,8 +2,10 @@
 
 What to run is decided here, from the trial directories (:mod:`nsvae.sweep.trial`); how it runs
 is Ray Tune's (:mod:`nsvae.sweep.ray_tune`, imported only when there is something to run, so
-everything else works without Ray). Rerunning the same command skips finished trials and
-resumes the others; a changed study file adds its new trials and keeps the old ones.
+everything else works without Ray). Trials run seed by seed (every setting
+at the first seed, then at the next), so a study stopped part way compares its settings at
+equal numbers of seeds. Rerunning the same command skips finished trials and resumes the others;
+a changed study file adds its new trials and keeps the old ones.
 """
 
 from __future__ import annotations
@@ -122,8 +124,8 @@ def _run_locked(study: Study, out: Path, resources: Resources,
                 say: Callable[[str], None]) -> SweepSummary:
     """:func:`run_sweep` holding the study directory's lock."""
     began = time.perf_counter()
-    specs = _specs(study, out, resources)
-    pending = [spec for spec in specs if not is_finished(spec)]
+    specs = trial_specs(study, out, resources)
+    pending = seed_by_seed([spec for spec in specs if not is_finished(spec)])
     atomic_write(out / "study.toml", study.text.encode("utf-8"))
     results = write_results(out, specs)
     say(f"study {study.name}: {len(specs)} trials, {len(specs) - len(pending)} finished, "
@@ -170,7 +172,7 @@ def run_one_trial(study: Study, out: str | Path, name: str,
         scheduler's requeue expects); the trial is left unfinished, to resume.
     """
     out = Path(out).absolute()
-    specs = _specs(study, out, resources or Resources())
+    specs = trial_specs(study, out, resources or Resources())
     spec = next((spec for spec in specs if spec.name == name), None)
     if spec is None:
         raise ConfigError(f"study {study.name} has no trial {name!r} (nsvae sweep FILE --out DIR "
@@ -198,14 +200,21 @@ def run_one_trial(study: Study, out: str | Path, name: str,
 
 
 def trial_states(study: Study, out: str | Path) -> list[tuple[str, str]]:
-    """Each trial's name and state in ``out``: ``finished``, or its ``results.csv`` status
-    (``pending``, ``unfinished`` with a checkpoint, ``failed``), or ``to extend`` (done, but
-    with fewer steps or other metrics than the study now asks)."""
+    """Each trial's name and state in ``out``, in the order trials run: ``finished``, or its
+    ``results.csv`` status (``pending``, ``unfinished`` with a checkpoint, ``failed``), or
+    ``to extend`` (done, but with fewer steps or other metrics than the study now asks)."""
     states = []
-    for spec in _specs(study, Path(out).absolute(), Resources()):
+    for spec in seed_by_seed(trial_specs(study, Path(out).absolute(), Resources())):
         status = "finished" if is_finished(spec) else trial_row(spec)["status"]
         states.append((spec.name, "to extend" if status == "done" else status))
     return states
+
+
+def seed_by_seed(specs: list[TrialSpec]) -> list[TrialSpec]:
+    """``specs`` in the order they run: every setting at the first seed, then every setting at
+    the next, so a study stopped part way has its settings at equal numbers of seeds."""
+    seeds = list(dict.fromkeys(spec.seed for spec in specs))
+    return sorted(specs, key=lambda spec: seeds.index(spec.seed))
 
 
 def trial_config(config: Config, resources: Resources) -> Config:
@@ -219,7 +228,7 @@ def trial_config(config: Config, resources: Resources) -> Config:
     return config.updated({"train": train})
 
 
-def _specs(study: Study, out: Path, resources: Resources) -> list[TrialSpec]:
+def trial_specs(study: Study, out: Path, resources: Resources) -> list[TrialSpec]:
     """The spec of every trial of ``study`` in ``out/trials/``, on ``resources``."""
     return [TrialSpec.of(study, trial, trial_directory(out, trial.name),
                          trial_config(trial.config, resources)) for trial in study.trials]

@@ -8,6 +8,7 @@ A study is a TOML file with three tables::
     metrics = "fast"              # "fast", "full", or a list of metric names
     fast = true                   # with a list: the metrics' smaller sample counts (default)
     report = true                 # each trial draws its figures and writes report.html
+    keep_models = true            # each finished trial exports its weights (model.safetensors)
 
     [base.train]                  # run config sections applied to every trial
     steps = 30000                 # (relative base.data paths: from the study file's folder)
@@ -37,7 +38,7 @@ from nsvae.errors import ConfigError
 from nsvae.metrics import METRICS
 from nsvae.metrics.evaluate import metric_names
 
-STUDY_KEYS = ("name", "seeds", "metrics", "fast", "report")
+STUDY_KEYS = ("name", "seeds", "metrics", "fast", "report", "keep_models")
 SUITES = ("fast", "full")
 NAME_KEY = "objective.name"  # its value leads a trial's name, without the key
 MAX_TRIAL_NAME = 200  # bytes: a folder name, its ".NAME.lock" and temporary names fit in 255
@@ -82,6 +83,10 @@ class Study:
         Evaluate with the metrics' smaller sample counts.
     report : bool
         Each trial draws its figures and writes its ``report.html``.
+    keep_models : bool
+        Each finished trial writes its model's weights alone, ``model.safetensors``
+        (:func:`nsvae.rundir.checkpoint.save_weights`): a folder that keeps only the results and
+        these weights still opens as a run, to evaluate with any later metric.
     trials : tuple of Trial
         Every trial, block by block, seeds innermost.
     swept_keys : tuple of str
@@ -94,6 +99,7 @@ class Study:
     metrics: tuple[str, ...] | None
     fast: bool
     report: bool
+    keep_models: bool
     trials: tuple[Trial, ...]
     swept_keys: tuple[str, ...]
     text: str
@@ -140,6 +146,7 @@ def _parse(tables: Mapping[str, Any], default_name: str, text: str,
     seeds = _seeds(settings.get("seeds", [0]))
     metrics, fast = _metrics(settings)
     report = _typed(settings.get("report", True), bool, "study.report")
+    keep_models = _typed(settings.get("keep_models", True), bool, "study.keep_models")
     base = _base(tables.get("base", {}))
     blocks = _blocks(tables.get("grid"))
     swept_keys = tuple(dict.fromkeys(key for block in blocks for key in block))
@@ -148,7 +155,8 @@ def _parse(tables: Mapping[str, Any], default_name: str, text: str,
     _unique_names(trials)
     for trial, _ in trials:
         _eval_metrics(trial.config.train.eval_metrics)
-    return Study(name, metrics, fast, report, tuple(t for t, _ in trials), swept_keys, text)
+    return Study(name, metrics, fast, report, keep_models, tuple(t for t, _ in trials),
+                 swept_keys, text)
 
 
 def _known(table: Mapping, known: tuple[str, ...], what: str, prefix: str) -> None:

@@ -1,7 +1,8 @@
 """One trial on disk: its run directory ``DIR/trials/<name>/``, its record and how it runs.
 
-A trial's directory is an ordinary run directory (:mod:`nsvae.rundir`) plus ``trial.json``,
-written when the trial ends::
+A trial's directory is an ordinary run directory (:mod:`nsvae.rundir`) plus, when it ends,
+its model's weights alone (``model.safetensors``, unless the study sets ``keep_models = false``)
+and ``trial.json``::
 
     {"name", "setting", "status": "done" | "failed", "step", "seed", "swept", "resumed",
      "evaluation": {"metrics", "fast"}, "seconds": {"train", "evaluate", "report"}, "error",
@@ -33,7 +34,7 @@ from nsvae.errors import (
 )
 from nsvae.experiment import run_experiment
 from nsvae.files import read_json, write_json
-from nsvae.rundir.checkpoint import list_checkpoints
+from nsvae.rundir.checkpoint import WEIGHTS, list_checkpoints, save_weights
 from nsvae.rundir.run import training_config
 from nsvae.sweep.study import Study, Trial
 
@@ -57,8 +58,8 @@ class TrialSpec:
         As :class:`nsvae.sweep.study.Trial`.
     metrics : list of str or None
         Metrics to evaluate (None: all).
-    fast, report : bool
-        As :class:`nsvae.sweep.study.Study`.
+    fast, report, keep_model : bool
+        As :class:`nsvae.sweep.study.Study` (``keep_model``: its ``keep_models``).
     stop_file : str or None
         A file whose appearance stops training at its next step, with a checkpoint
         (:func:`nsvae.train.train`): the sweep's way to stop trials its signals do not reach.
@@ -73,6 +74,7 @@ class TrialSpec:
     metrics: list[str] | None = None
     fast: bool = True
     report: bool = True
+    keep_model: bool = True
     stop_file: str | None = None
 
     @classmethod
@@ -80,7 +82,8 @@ class TrialSpec:
         """The spec of ``trial`` of ``study`` in ``directory``, trained with ``config``."""
         metrics = None if study.metrics is None else list(study.metrics)
         return cls(trial.name, trial.setting, str(directory), config.to_dict(),
-                   dict(trial.swept), trial.seed, metrics, study.fast, study.report)
+                   dict(trial.swept), trial.seed, metrics, study.fast, study.report,
+                   study.keep_models)
 
     def evaluation(self) -> dict:
         """What ``trial.json`` records of the evaluation asked for."""
@@ -179,6 +182,8 @@ def run_trial(spec: TrialSpec) -> dict:
         experiment = run_experiment(Config.from_dict(spec.config), directory, resume=resume,
                                     fast=spec.fast, metrics=spec.metrics, report=spec.report,
                                     stop_file=spec.stop_file)
+        if spec.keep_model:
+            save_weights(directory / WEIGHTS, experiment.run.model, experiment.run.step)
     except TrainingInterrupted:
         (directory / RECORD).unlink(missing_ok=True)  # an older record no longer says its state
         raise
