@@ -59,11 +59,12 @@ chromium:
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
 	  echo "chromium could not be installed: the report screenshot test will be skipped"
 
-test: dev chromium
+# The linter first (seconds), then the suite.
+test: dev chromium lint
 	$(BIN)/python -m pytest -n 2 -q
 
 lint: dev
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks results examples
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info
