@@ -28,9 +28,10 @@ from nsvae.cli import main  # noqa: E402
 from nsvae.config import Config  # noqa: E402
 from nsvae.experiment import train_run  # noqa: E402
 from nsvae.files import read_json, read_rows, write_json  # noqa: E402
+from nsvae.metrics.results import flat_metrics  # noqa: E402
 from nsvae.rundir.checkpoint import load_latest  # noqa: E402
 from nsvae.sweep import Resources, load_results, load_study, run_sweep  # noqa: E402
-from nsvae.sweep.results import flat_metrics, metric_columns  # noqa: E402
+from nsvae.sweep.results import metric_columns  # noqa: E402
 
 SOURCE = Path(nsvae.__file__).resolve().parents[1]
 TRAIN = {"steps": 30, "batch_size": 16, "log_every": 10, "checkpoint_every": 10}

@@ -14,9 +14,10 @@ from conftest import terminate_after_first_row
 
 from nsvae.cli import main
 from nsvae.errors import DependencyError
+from nsvae.metrics.results import flat_metrics
 from nsvae.objectives import OBJECTIVES
 from nsvae.sweep import Resources, load_study
-from nsvae.sweep.results import _columns, flat_metrics
+from nsvae.sweep.results import _columns
 from nsvae.sweep.runner import seed_by_seed, trial_config, trial_specs
 from nsvae.sweep.study import parse_study, setting_name
 
@@ -465,6 +466,23 @@ def test_superiority_is_the_share_of_seed_pairs_won_and_its_exact_p_value():
     assert smallest_p(1, 1) == 1.0 and superiority(pd.Series([1.0]), pd.Series([0.5])) == (1, 1)
 
 
+def test_the_interval_of_the_difference_of_medians_is_the_bootstrap_percentile_interval():
+    import pandas as pd
+
+    from nsvae.sweep.report import median_difference_interval
+
+    # two seeds a side: each resampled median is the lower, the middle or the upper value, so
+    # the 2.5 % and 97.5 % points are the extreme differences (each 1/16 likely)
+    assert median_difference_interval(pd.Series([0.0, 1.0]), pd.Series([10.0, 12.0])) == (
+        -12.0, -9.0)
+    assert median_difference_interval(pd.Series([3.0] * 5), pd.Series([1.0] * 5)) == (2.0, 2.0)
+    low, high = median_difference_interval(pd.Series(range(5), dtype=float),
+                                           pd.Series(range(5), dtype=float))
+    assert low < 0 < high and low == -high
+    assert all(map(math.isnan, median_difference_interval(pd.Series([1.0]),
+                                                          pd.Series([], dtype=float))))
+
+
 def test_summary_compares_every_setting_with_the_reference_and_refuses_an_unknown_one():
     import pandas as pd
 
@@ -478,7 +496,7 @@ def test_summary_compares_every_setting_with_the_reference_and_refuses_an_unknow
     lines = summary_markdown(frame, ["mig.discrete_mig"], comparison).splitlines()
     assert lines[-5].startswith("Against vae (3 seeds): the share of seed pairs")
     assert lines[-3:] == ["| setting | seeds | mig.discrete_mig |", "|---|---|---|",
-                          "| tc | 3 | 0.89 (p 0.2) |"]  # 8 of 9 pairs won
+                          "| tc | 3 | 0.89 (p 0.2; -0.05 to +0.4) |"]  # 8 of 9 pairs won
     with pytest.raises(ConfigError, match="no finished trial of setting 'ae'.*: vae, tc$"):
         compare_with(frame, ["mig.discrete_mig"], "ae")
 

@@ -4,7 +4,7 @@ Every metric is ``name(data, first, random_state, **params) -> dict``; ``METRICS
 them. ``first`` is what the metric declares beside its definition
 (:func:`nsvae.metrics.utils.metric`, the function's ``input_kind``): a representation function
 (observations -> codes) for most, an encoder (observations -> ``(mu, logvar)``) for
-``mig_chen`` and ``latent_synergy``. Each also declares its ``--fast`` parameters
+``mig_chen``, ``latent_synergy`` and ``unibound``. Each also declares its ``--fast`` parameters
 (``fast_params``) and whether it reads the ground-truth factors (``needs_factors``); those
 that do not also score data without any, such as an image collection. Metrics that need only
 (factor, code) pairs also take given arrays:
@@ -19,6 +19,7 @@ from nsvae.metrics.dci import dci, dci_codes
 from nsvae.metrics.factor_vae import factor_vae
 from nsvae.metrics.mig import mig, mig_chen, mig_codes
 from nsvae.metrics.modularity import modularity_explicitness, modularity_explicitness_codes
+from nsvae.metrics.pid import unibound, unibound_codes
 from nsvae.metrics.sap import sap, sap_codes
 from nsvae.metrics.synergy import factor_synergy, latent_synergy
 from nsvae.metrics.unsupervised import unsupervised, unsupervised_codes
@@ -34,6 +35,7 @@ METRICS = {
     "unsupervised": unsupervised,
     "latent_synergy": latent_synergy,
     "factor_synergy": factor_synergy,
+    "unibound": unibound,
 }
 
 CODE_METRICS = {
@@ -42,6 +44,7 @@ CODE_METRICS = {
     "sap": sap_codes,
     "modularity_explicitness": modularity_explicitness_codes,
     "unsupervised": unsupervised_codes,
+    "unibound": unibound_codes,
 }
 
 __all__ = ["CODE_METRICS", "METRICS", *METRICS]

@@ -165,6 +165,64 @@ def evaluate_model(
     return result
 
 
+def evaluate_functions(
+    data,
+    representation: Callable | None = None,
+    encoder: Callable | None = None,
+    metrics=None,
+    seed: int = 0,
+    fast: bool = False,
+    params: dict | None = None,
+    progress: Progress | None = None,
+) -> dict:
+    """Evaluate plain functions of observations, numpy in and out (writes nothing).
+
+    The contract of disentanglement_lib: ``representation(observations [n, ...]) -> codes
+    [n, d]`` for most metrics, and ``encoder(observations) -> (mu, logvar)`` for those that need
+    a Gaussian posterior (``input="encoder"``). Given an encoder alone, the representation is its
+    means. Given a representation alone, the encoder metrics are skipped, each with the reason.
+
+    Parameters
+    ----------
+    data : GroundTruthData
+        Dataset to evaluate on.
+    representation, encoder : callable, optional
+        At least one of them.
+    metrics, seed, fast, params, progress
+        As :func:`evaluate_model`.
+
+    Returns
+    -------
+    dict
+        As :func:`evaluate_model`, with ``skipped`` ({name: reason}).
+
+    Raises
+    ------
+    MetricError
+        Neither function given, no data, or an unknown parameter.
+    ConfigError
+        An unknown metric or a seed outside [0, 2**32).
+    """
+    if data is None:
+        raise MetricError("evaluating a representation needs its ground-truth data")
+    if representation is None and encoder is None:
+        raise MetricError("give a representation function, an encoder, or both")
+    if representation is None:
+        def representation(observations):
+            return encoder(observations)[0]
+    names = resolve_metric_names(metrics, data)
+    skipped = {name: f"{name} needs an encoder's posterior (mu, logvar), not codes alone"
+               for name in names if METRICS[name].input_kind == "encoder" and encoder is None}
+    names = [name for name in names if name not in skipped]
+
+    def arguments(name):
+        return data, encoder if METRICS[name].input_kind == "encoder" else representation
+
+    result = _run_suite(METRICS, names, arguments, seed, fast, params, progress)
+    result.update(skipped=skipped, representation="given", step=None, config=None)
+    return result
+
+
 def merge_params(first: Mapping | None, then: Mapping | None) -> dict:
     """Per-metric parameters of ``first`` updated, metric by metric, with those of ``then``."""
     merged = {name: dict(values) for name, values in (first or {}).items()}

@@ -24,6 +24,7 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
+from nsvae.checks import is_number
 from nsvae.errors import CheckpointError, warn
 from nsvae.files import file_lock, read_json, write_json
 
@@ -31,6 +32,31 @@ FORMAT = 2
 FILE = "eval.json"
 LOCK = ".eval.lock"
 _REQUIRED = {"metric": str, "representation": str, "params": dict, "values": dict}
+# The number that stands for a metric in tables and figures; a metric not listed: its first.
+HEADLINES = {"beta_vae": "eval_accuracy", "factor_vae": "eval_accuracy",
+             "dci": "disentanglement", "modularity_explicitness": "modularity_score"}
+
+
+def flat_metrics(metrics: Mapping, prefix: str = "") -> dict[str, float]:
+    """Every number of an ``eval.json`` ``metrics`` table as ``metric.key`` -> value (nested
+    tables add a level, ``factor_synergy.per_factor.x``; lists are left out)."""
+    flat = {}
+    for key, value in metrics.items():
+        if isinstance(value, Mapping):
+            flat.update(flat_metrics(value, f"{prefix}{key}."))
+        elif is_number(value):
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def headline_columns(columns) -> list[str]:
+    """One ``metric.key`` of ``columns`` per metric: its :data:`HEADLINES` key, else its first."""
+    chosen: dict[str, str] = {}
+    for column in columns:
+        metric, _, key = column.partition(".")
+        if HEADLINES.get(metric) == key or metric not in chosen:
+            chosen[metric] = column
+    return list(chosen.values())
 
 
 def result_entries(result: Mapping) -> list[dict]:

@@ -4,9 +4,9 @@
 The page is self-contained like a run's report (:mod:`nsvae.viz.report`): a summary, the median
 and spread of each headline metric per setting, the figures of :mod:`nsvae.viz.study` with how
 to read them, every trial's row, and the study file. Each metric is shown by its headline
-number (:data:`HEADLINES`, else its first number). ``summary.md`` is the per-setting table in
-Markdown, for a README. Given a reference setting, both also compare every other setting with
-it, seed by seed (:func:`superiority`).
+number (:data:`nsvae.metrics.results.HEADLINES`, else its first number). ``summary.md`` is the
+per-setting table in Markdown, for a README. Given a reference setting, both also compare every
+other setting with it, seed by seed (:func:`superiority`).
 """
 
 from __future__ import annotations
@@ -19,15 +19,15 @@ from typing import NamedTuple
 
 from nsvae.errors import CheckpointError, ConfigError
 from nsvae.files import atomic_write
+from nsvae.metrics.results import headline_columns
 from nsvae.sweep.results import load_results, metric_columns, setting_columns
 from nsvae.viz.report import figure_html, format_value, html_table, page_html
 from nsvae.viz.study import MODEL, save_study_figures
 
-HEADLINES = {"beta_vae": "eval_accuracy", "factor_vae": "eval_accuracy",
-             "dci": "disentanglement", "modularity_explicitness": "modularity_score"}
 MAX_TRIAL_ROWS = 500  # trials listed on the page at most (all are in results.csv)
 QUARTILES_FROM = 5  # seeds from which the spread is the quartiles (below: the range)
 EXACT_SPLITS = 100_000  # splits of the pooled seeds up to which the p-value is exact
+BOOTSTRAP_RESAMPLES = 10_000  # of the interval of the difference of medians
 SPREAD = (f"median (25th to 75th percentile with {QUARTILES_FROM} seeds or more, else lowest "
           "to highest)")
 CAPTIONS = {
@@ -52,13 +52,9 @@ CAPTIONS = {
 
 
 def headline_metrics(frame) -> list[str]:
-    """One column per metric of the table: its :data:`HEADLINES` key, else its first."""
-    chosen: dict[str, str] = {}
-    for column in metric_columns(frame):
-        metric, _, key = column.partition(".")
-        if HEADLINES.get(metric) == key or metric not in chosen:
-            chosen[metric] = column
-    return [column for column in chosen.values() if frame[column].notna().any()]
+    """One column per metric of the table (:func:`nsvae.metrics.results.headline_columns`)."""
+    return [column for column in headline_columns(metric_columns(frame))
+            if frame[column].notna().any()]
 
 
 def swept_numbers(frame) -> list[tuple[str, str]]:
@@ -135,6 +131,29 @@ def superiority(values, reference) -> tuple[float, float]:
     return float(u[0]) / (n * m), min(1.0, float(p))
 
 
+def median_difference_interval(values, reference, level: float = 0.95,
+                               resamples: int = BOOTSTRAP_RESAMPLES) -> tuple[float, float]:
+    """A bootstrap interval of ``median(values) - median(reference)``.
+
+    The percentile interval (Efron & Tibshirani 1993, ch. 13) of the difference over
+    ``resamples`` resamplings of each group's seeds with replacement, drawn from a fixed seed so
+    that a report is reproducible. With 5 seeds a side it is wide: it shows how far apart the
+    settings might be, not only whether they differ. NaN when either side has no value.
+    """
+    import numpy as np
+
+    values, reference = (s.to_numpy(dtype=float) for s in (values, reference))
+    values, reference = values[np.isfinite(values)], reference[np.isfinite(reference)]
+    if not len(values) or not len(reference):
+        return float("nan"), float("nan")
+    random = np.random.RandomState(0)
+    medians = [np.median(group[random.randint(0, len(group), (resamples, len(group)))], axis=1)
+               for group in (values, reference)]
+    tail = 100 * (1 - level) / 2
+    low, high = np.percentile(medians[0] - medians[1], [tail, 100 - tail])
+    return float(low), float(high)
+
+
 def smallest_p(n: int, m: int) -> float:
     """The smallest two-sided p-value of :func:`superiority` for n seeds against m: a complete
     separation is 2 of the ``C(n + m, n)`` splits (1 when that leaves no room)."""
@@ -142,8 +161,9 @@ def smallest_p(n: int, m: int) -> float:
 
 
 def superiority_rows(frame, metrics: list[str], reference: str) -> list[list]:
-    """Per setting other than ``reference``: its seeds, then ``superiority (p p)`` of every
-    metric (:func:`superiority`).
+    """Per setting other than ``reference``: its seeds, then for every metric the share of seed
+    pairs won with its p-value (:func:`superiority`) and the 95 % interval of the difference
+    of medians (:func:`median_difference_interval`).
 
     Raises
     ------
@@ -155,22 +175,27 @@ def superiority_rows(frame, metrics: list[str], reference: str) -> list[list]:
         raise ConfigError(f"no finished trial of setting {reference!r} to compare with; "
                           f"finished settings: {', '.join(groups)}")
     base = groups[reference]
-    return [[setting, len(group), *(_superiority_cell(*superiority(group[m], base[m]))
-                                    for m in metrics)]
+    return [[setting, len(group), *(_superiority_cell(group[m], base[m]) for m in metrics)]
             for setting, group in groups.items() if setting != reference]
 
 
-def _superiority_cell(share: float, p: float) -> str:
-    return "" if share != share else f"{share:.2f} (p {p:.2g})"
+def _superiority_cell(values, reference) -> str:
+    share, p = superiority(values, reference)
+    if share != share:
+        return ""
+    low, high = median_difference_interval(values, reference)
+    return f"{share:.2f} (p {p:.2g}; {low:+.3g} to {high:+.3g})"
 
 
 def superiority_caption(reference: str, seeds: int) -> str:
     """What a cell of :func:`superiority_rows` holds."""
     return (f"Against {reference} ({seeds} seed{'s' * (seeds != 1)}): the share of seed "
             f"pairs in which the setting scores higher than {reference} (ties count half; 1: "
-            "every seed above every seed, 0.5: no tendency), and the two-sided Mann-Whitney "
-            f"p-value. With n seeds against m, p cannot fall below 2 / C(n + m, n): for "
-            f"3 seeds against {reference}'s {seeds}, {smallest_p(3, seeds):.2g}.")
+            "every seed above every seed, 0.5: no tendency), the two-sided Mann-Whitney "
+            "p-value, and a 95 % bootstrap interval of the setting's median minus "
+            f"{reference}'s. With n seeds against m, p cannot fall below 2 / C(n + m, n): for "
+            f"3 seeds against {reference}'s {seeds}, {smallest_p(3, seeds):.2g}; for 5 against "
+            f"5, {smallest_p(5, 5):.2g}.")
 
 
 class Comparison(NamedTuple):

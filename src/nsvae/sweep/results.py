@@ -13,30 +13,19 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from nsvae.checks import is_number
 from nsvae.config import Config
 from nsvae.errors import CheckpointError, one_line
 from nsvae.files import atomic_path, file_lock, read_json
+from nsvae.metrics.results import flat_metrics
 from nsvae.sweep.trial import TrialSpec, has_checkpoint, read_record
 
 HEAD = ("name", "setting", "status", "objective.name")
 TAIL = ("seed", "steps", "seconds", "error")
 CONFIG_SECTIONS = tuple(f.name for f in dataclasses.fields(Config))
-
-
-def flat_metrics(metrics: Mapping[str, Any], prefix: str = "") -> dict[str, float]:
-    """Every number of an ``eval.json`` ``metrics`` table as ``metric.key`` -> value."""
-    flat = {}
-    for key, value in metrics.items():
-        if isinstance(value, Mapping):
-            flat.update(flat_metrics(value, f"{prefix}{key}."))
-        elif is_number(value):
-            flat[f"{prefix}{key}"] = value
-    return flat
 
 
 def trial_row(spec: TrialSpec) -> dict[str, Any]:
