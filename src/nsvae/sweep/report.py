@@ -184,7 +184,7 @@ def _superiority_cell(values, reference) -> str:
     if share != share:
         return ""
     low, high = median_difference_interval(values, reference)
-    return f"{share:.2f} (p {p:.2g}; {low:+.3g} to {high:+.3g})"
+    return f"{share:.2f} (p {p:.2g}; {low:+.2g} to {high:+.2g})"
 
 
 def superiority_caption(reference: str, seeds: int) -> str:
