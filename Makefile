@@ -7,7 +7,7 @@ DEMO_STEPS ?=
 # examples/demo.toml sets the steps; DEMO_STEPS=N overrides them (a quick check: DEMO_STEPS=100)
 STEPS_FLAG = $(if $(DEMO_STEPS),--steps $(DEMO_STEPS))
 
-.PHONY: demo docs test venv dev chromium lint clean
+.PHONY: demo docs site test venv dev chromium lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -52,6 +52,10 @@ docs:
 	  --disable-background-networking --disable-component-update --disable-sync \
 	  --user-data-dir=$$(mktemp -d) --hide-scrollbars --window-size=1280,1150 \
 	  --screenshot=docs/demo_report.png file://$(abspath $(DEMO_RUN))/report.html
+
+# The documentation site (mkdocs.yml, the pages in docs/), every link checked: build/site/.
+site: dev
+	$(BIN)/mkdocs build --strict --site-dir build/site
 
 # Headless Chromium (Debian's package) for the report test; skipped when it cannot be installed.
 chromium:
