@@ -29,7 +29,7 @@ from evaluate import squares  # the benchmark's 64-image grid, for a quick check
 from nsvae.config import Config
 from nsvae.data import build_data
 from nsvae.metrics.evaluate import evaluate_run
-from nsvae.train import train
+from nsvae.training import train
 
 PRECISIONS = ("fp32", "bf16")
 TRAINED = ("recon", "kl", "synergy")

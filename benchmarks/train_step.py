@@ -68,7 +68,7 @@ from nsvae.device import physical_cores
 from nsvae.models import build_model, reconstruction_loss
 from nsvae.models.layers import plain_layers
 from nsvae.objectives import build_objective, kl_per_latent, objective_config
-from nsvae.train import train_step
+from nsvae.training import train_step
 
 
 def dsprites_images(n: int, seed: int = 0) -> np.ndarray:
@@ -93,7 +93,8 @@ MODELS = {
 
 
 class NsvaeStep:
-    """One training step as :func:`nsvae.train.train` takes it: :func:`nsvae.train.train_step`.
+    """One training step as :func:`nsvae.training.train` takes it
+    (:func:`nsvae.training.train_step`).
 
     ``model`` is a key of :data:`MODELS` (Non-Syn by default); ``precision`` is
     ``train.precision`` and ``compile`` compiles the model (``train.compile``). ``plain`` is the

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from nsvae.cli import main
-from nsvae.train import load_run
+from nsvae.training import load_run
 
 TOML = """
 [data]

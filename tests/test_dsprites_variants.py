@@ -14,7 +14,7 @@ from nsvae.config import Config
 from nsvae.data import BatchSampler, get_dataset
 from nsvae.data.dsprites_variants import ProceduralDSprites, Screamer, add_noise, colorize
 from nsvae.errors import DataError
-from nsvae.train import train
+from nsvae.training import train
 
 
 def dlib_channels_last(images: np.ndarray) -> np.ndarray:

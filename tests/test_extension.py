@@ -22,7 +22,7 @@ from nsvae.metrics.evaluate import evaluate_model
 from nsvae.metrics.utils import metric
 from nsvae.objectives import OBJECTIVES, Logged, Objective, ObjectiveConfig, Term
 from nsvae.rundir.checkpoint import load_latest
-from nsvae.train import train
+from nsvae.training import train
 from nsvae.viz.curves import training_panels
 
 

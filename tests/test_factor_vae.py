@@ -12,8 +12,8 @@ from nsvae.models import build_model
 from nsvae.objectives import build_objective, objective_config
 from nsvae.objectives.factor_vae import permute_dims
 from nsvae.rundir.checkpoint import load_latest
-from nsvae.train import train
-from nsvae.train.step import optimizer_steps
+from nsvae.training import train
+from nsvae.training.step import optimizer_steps
 
 
 def factor_vae(z_dim=4, **fields):

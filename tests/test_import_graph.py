@@ -22,13 +22,13 @@ def test_no_import_cycle_and_no_upward_import():
 
 
 def test_training_reaches_neither_metrics_nor_viz():
-    reached = reachable(import_graph(), "nsvae.train")
+    reached = reachable(import_graph(), "nsvae.training")
     assert "nsvae.rundir.run" in reached
     assert not [m for m in reached if m.startswith(("nsvae.metrics", "nsvae.viz"))]
 
 
 def test_importing_train_loads_neither_metrics_nor_viz():
-    code = ("import sys, nsvae.train; "
+    code = ("import sys, nsvae.training; "
             "print([m for m in sys.modules if m.startswith(('nsvae.metrics', 'nsvae.viz'))])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env={"PYTHONPATH": str(SOURCE)})

@@ -12,7 +12,7 @@ from nsvae.models import layers as fast
 from nsvae.objectives import build_objective, objective_config
 from nsvae.objectives.base import adam
 from nsvae.rundir.checkpoint import join_optimizer, split_optimizer
-from nsvae.train.step import optimizer_steps
+from nsvae.training.step import optimizer_steps
 
 TOLERANCE = 1e-5
 

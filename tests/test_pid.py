@@ -45,7 +45,7 @@ def test_the_bounds_bracket_every_pid_measure_of_dit_on_canonical_systems(system
 
     distribution, (single, rest, joint) = _exact(SYSTEMS[system])
     bounds = pid_bounds(single, rest, joint)
-    np.random.seed(0)  # dit's optimisers (BROJA, dep) start from numpy's global random state
+    np.random.seed(0)  # noqa: NPY002  (dit's optimisers draw from numpy's global state)
     for measure in MEASURES:
         pid = getattr(dit.pid, measure)(distribution, [[0], [1]], [2])
         for part, atom in ATOMS.items():

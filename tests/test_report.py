@@ -18,7 +18,7 @@ from PIL import Image
 from nsvae.cli import main
 from nsvae.config import Config
 from nsvae.data.ground_truth import ArrayGroundTruthData
-from nsvae.train import train
+from nsvae.training import train
 from nsvae.viz.report import FIGURES, format_value, write_report
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")

@@ -24,7 +24,7 @@ import safetensors.torch
 import torch
 from conftest import terminate_after_first_row
 
-import nsvae.train.trainer as trainer
+import nsvae.training.trainer as trainer
 from nsvae.config import Config
 from nsvae.data import ArrayGroundTruthData
 from nsvae.errors import CheckpointError, ConfigError, NsvaeWarning, RunLockedError, TrainingError
@@ -32,7 +32,7 @@ from nsvae.experiment import train_run
 from nsvae.files import atomic_write, file_lock
 from nsvae.rundir.checkpoint import list_checkpoints, load_checkpoint
 from nsvae.rundir.run import run_lock
-from nsvae.train import Run, TrainingInterrupted, load_run, train
+from nsvae.training import Run, TrainingInterrupted, load_run, train
 
 
 def tiny_config(**train) -> Config:
@@ -273,7 +273,9 @@ def test_a_stop_file_stops_training_in_a_thread_with_a_checkpoint_that_resumes_e
         return loss
 
     with_loss_hook(monkeypatch, ask_at_step_4)
-    monkeypatch.setattr("nsvae.train.trainer._StopRequests.FILE_CHECK_SECONDS", 0.0)
+    from nsvae.training.trainer import _StopRequests
+
+    monkeypatch.setattr(_StopRequests, "FILE_CHECK_SECONDS", 0.0)
     config = tiny_config(steps=9, log_every=3, checkpoint_every=100)
     outcome = {}
 
@@ -356,7 +358,7 @@ def test_rows_are_mirrored_to_tensorboard_when_it_is_installed(tmp_path, squares
 
 def test_tensorboard_takes_nested_evaluation_rows(tmp_path, monkeypatch):
     """Evaluation rows hold matrices, per-factor lists and text: numbers become tag paths."""
-    from nsvae.train.logs import TensorBoard
+    from nsvae.training.logs import TensorBoard
 
     written = {}
 

@@ -18,8 +18,8 @@ from nsvae.config import Config, ModelConfig
 from nsvae.errors import ConfigError
 from nsvae.models import build_model
 from nsvae.objectives import build_objective, objective_config
-from nsvae.train import train
-from nsvae.train.step import optimizer_steps
+from nsvae.training import train
+from nsvae.training.step import optimizer_steps
 
 LR, BETAS, EPS = 1e-3, (0.9, 0.999), 1e-8
 

@@ -1,6 +1,6 @@
 """Figures of nsvae.viz: traversals, latents against factors, training curves.
 
-Every figure is drawn from a tiny trained model (a few steps of ``nsvae.train.train`` on a small
+Every figure is drawn from a tiny trained model (a few steps of ``nsvae.training.train`` on a small
 dSprites-like grid) and from synthetic codes whose answer is known; files are checked to be valid
 images of the expected size, and the arrays behind the figures are checked against brute force.
 """
@@ -16,7 +16,7 @@ from nsvae.data.ground_truth import ArrayGroundTruthData, FactorSpace
 from nsvae.errors import DataError
 from nsvae.models import representation_function
 from nsvae.objectives import OBJECTIVES
-from nsvae.train import train
+from nsvae.training import train
 from nsvae.viz import curves, factors, grid, traversals
 
 NAMES = ("shape", "scale", "orientation", "posX", "posY")

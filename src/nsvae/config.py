@@ -159,15 +159,22 @@ class Config:
             }
         )
 
-    def updated(self, overrides: Mapping[str, Mapping[str, Any]]) -> Config:
-        """A copy with some values replaced, e.g. ``{"objective": {"alpha": 2.0}}``.
+    def updated(self, overrides: Mapping[str, Any]) -> Config:
+        """A copy with some values replaced, given by section, ``{"objective": {"alpha": 2.0}}``,
+        or by dotted key, ``{"objective.alpha": 2.0}`` (the two may be mixed).
 
         Values that are ``None`` are skipped, so command-line flags that were not given can be
         passed through as they are. A new ``objective.name`` starts that section from the new
         objective's defaults. The result is type-checked like :meth:`from_dict`.
+
+        Raises
+        ------
+        ConfigError
+            An unknown section or key, a dotted key that is not ``section.field``, a section
+            that is not a table, or a value of the wrong type.
         """
         d = self.to_dict()
-        for section, values in overrides.items():
+        for section, values in _by_section(overrides).items():
             if section not in d:
                 raise ConfigError(f"unknown config section {section!r}")
             given = {k: v for k, v in values.items() if v is not None}
@@ -209,6 +216,23 @@ class Config:
             d = {**d, "objective": {k: v for k, v in objective.items()
                                     if k in hints or k not in others}}
         return cls.from_dict(d)
+
+
+def _by_section(overrides: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """``{"section.field": value}`` and ``{"section": {field: value}}`` entries, by section."""
+    if not isinstance(overrides, Mapping):
+        raise ConfigError(f"overrides must be a table, got {type(overrides).__name__}")
+    sections: dict[str, dict[str, Any]] = {}
+    for key, value in overrides.items():
+        if "." in str(key):
+            section, field_name = split_key(str(key))
+            sections.setdefault(section, {})[field_name] = value
+        elif isinstance(value, Mapping):
+            sections.setdefault(key, {}).update(value)
+        else:
+            raise ConfigError(f"{key!r} must be a section table or a section.field key "
+                              f"(e.g. 'objective.alpha'), got {value!r}")
+    return sections
 
 
 def resumable_fields(config: Config) -> dict[str, set[str]]:

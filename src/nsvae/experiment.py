@@ -20,7 +20,7 @@ from nsvae.data import build_data
 from nsvae.data.ground_truth import GroundTruthData
 from nsvae.metrics.evaluate import evaluate_model, evaluate_run, resolve_metric_names
 from nsvae.rundir import Run, read_run_config
-from nsvae.train import train
+from nsvae.training import train
 from nsvae.viz.report import write_report
 from nsvae.viz.traversals import FIGURE_IMAGES, save_reconstructions, save_traversals
 
@@ -28,10 +28,10 @@ from nsvae.viz.traversals import FIGURE_IMAGES, save_reconstructions, save_trave
 def train_run(config: Config | None, run_dir: str | Path, data: GroundTruthData | None = None,
               resume: bool = False, progress: bool = False,
               stop_file: str | Path | None = None) -> Run:
-    """:func:`nsvae.train.train` with the fast metric suite every ``train.eval_every`` steps and,
+    """:func:`nsvae.training.train` with the fast metric suite every ``train.eval_every`` steps and,
     when ``train.figures``, ``figures/traversals.png`` and ``reconstructions.png`` at the end.
 
-    Parameters are those of :func:`nsvae.train.train`.
+    Parameters are those of :func:`nsvae.training.train`.
     """
     run_dir = Path(run_dir)
     config = _given_config(config, run_dir, resume)

@@ -28,6 +28,7 @@ import torch
 from tqdm.auto import tqdm
 
 from nsvae.data.ground_truth import GroundTruthData
+from nsvae.errors import MetricError, one_line
 from nsvae.models import (
     BATCH_SIZE,
     encode_observations,
@@ -75,9 +76,11 @@ class PosteriorTable:
     Parameters
     ----------
     model : VAE
-        Anything with ``encode(x) -> (mu, logvar)`` and ``z_dim``.
+        Anything with ``encode(x) -> (mu, logvar)``.
     data : GroundTruthData
         Deterministic ground-truth data.
+    z_dim : int
+        The model's number of latents (:func:`latent_count`).
     batch_size : int
         Observations encoded at a time.
     precision : {"fp32", "bf16"}
@@ -86,12 +89,12 @@ class PosteriorTable:
         Show a bar of the grid points encoded; None: only on a terminal.
     """
 
-    def __init__(self, model, data: GroundTruthData, batch_size: int = BATCH_SIZE,
+    def __init__(self, model, data: GroundTruthData, z_dim: int, batch_size: int = BATCH_SIZE,
                  precision: str = "fp32", progress: bool | None = None):
         self.model, self.data = model, data
         self.batch_size, self.precision = batch_size, precision
         device = model_device(model)
-        self.mu = torch.zeros(len(data), model.z_dim, device=device)
+        self.mu = torch.zeros(len(data), z_dim, device=device)
         self.logvar = torch.zeros_like(self.mu)
         self.known = np.zeros(len(data), dtype=bool)
         self.cursor = 0  # every grid point before it is encoded
@@ -137,6 +140,30 @@ class PosteriorTable:
         self.bar.update(len(rows))
 
 
+def latent_count(model, data: GroundTruthData, precision: str = "fp32") -> int:
+    """``model.z_dim``, or for an encoder without it the width of its code of one observation.
+
+    Raises
+    ------
+    MetricError
+        The encoder's output is not two arrays [1, d] for one observation.
+    """
+    if isinstance(getattr(model, "z_dim", None), int):
+        return model.z_dim
+    first = data.sample_observations_from_factors(data.index_to_factors(np.zeros(1, int)),
+                                                  np.random.RandomState(0))
+    try:
+        mu, logvar = encode_observations(model, first, precision=precision)
+    except (TypeError, ValueError) as error:
+        raise MetricError(f"the encoder must return (mu, logvar) for a batch of observations "
+                          f"[n, {', '.join(map(str, data.observation_shape))}]: "
+                          f"{one_line(error)}") from None
+    if np.shape(mu) != np.shape(logvar) or np.ndim(mu) != 2 or np.shape(mu)[0] != 1:
+        raise MetricError(f"the encoder returned mu {list(np.shape(mu))} and logvar "
+                          f"{list(np.shape(logvar))} for one observation; expected two [1, d]")
+    return int(np.shape(mu)[1])
+
+
 class MetricInputs:
     """What each metric of one evaluation takes after its random state: data and encoder.
 
@@ -153,9 +180,10 @@ class MetricInputs:
                  batch_size: int = BATCH_SIZE):
         self.model, self.data, self.kind, self.seed = model, data, representation, seed
         self.precision, self.batch_size = precision, batch_size
+        self.z_dim = latent_count(model, data, precision)
         self.table = None
-        if cache and hasattr(model, "z_dim") and cacheable(data, model.z_dim):
-            self.table = PosteriorTable(model, data, batch_size, precision, progress)
+        if cache and cacheable(data, self.z_dim):
+            self.table = PosteriorTable(model, data, self.z_dim, batch_size, precision, progress)
 
     def __enter__(self) -> MetricInputs:
         return self
@@ -172,7 +200,7 @@ class MetricInputs:
             return GridKeys(self.data), self.table.numpy
         device = model_device(self.model)
         return GridKeys(self.data), posterior_representation(
-            self.table, self.kind, self.model.z_dim, device, self.batch_size, self.seed)
+            self.table, self.kind, self.z_dim, device, self.batch_size, self.seed)
 
     def _uncached(self, input_kind: str):
         if input_kind == "encoder":

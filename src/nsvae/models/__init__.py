@@ -147,7 +147,8 @@ def representation_function(
     Parameters
     ----------
     model : VAE
-        Trained model; it runs on the device of its parameters, without gradient.
+        Trained model, or any module with ``encode(x) -> (mu, logvar)``; it runs on the device
+        of its parameters, without gradient.
     kind : {"mean", "sampled"}
         Posterior means, or one sample of q(z|x) per observation.
     batch_size : int
@@ -163,22 +164,21 @@ def representation_function(
     callable
         numpy float array [n, C, 64, 64] in [0, 1] -> float32 numpy array [n, z_dim].
     """
-    expected = (model.num_channels, 64, 64)
+    channels = getattr(model, "num_channels", None)  # an nsvae VAE's; any other encoder: any
 
     def posterior(observations: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         return encode_posterior(model, observations, batch_size, precision)
 
     def check(observations: np.ndarray) -> np.ndarray:
         observations = np.asarray(observations)
-        if observations.ndim != 4 or observations.shape[1:] != expected:
-            raise DataError(
-                f"observations must have shape [n, {', '.join(map(str, expected))}], "
-                f"got {list(observations.shape)}"
-            )
+        if channels is not None and (observations.ndim != 4
+                                     or observations.shape[1:] != (channels, 64, 64)):
+            raise DataError(f"observations must have shape [n, {channels}, 64, 64], got "
+                            f"{list(observations.shape)}")
         return observations
 
-    represent = posterior_representation(posterior, kind, model.z_dim, model_device(model),
-                                         batch_size, seed)
+    represent = posterior_representation(posterior, kind, getattr(model, "z_dim", 0),
+                                         model_device(model), batch_size, seed)
     return lambda observations: represent(check(observations))
 
 

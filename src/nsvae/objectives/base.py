@@ -15,7 +15,7 @@ trainer never tests an objective's name:
   optimisers (FactorVAE's discriminator), checkpointed and resumed with the model;
 - :meth:`~Objective.terms`: a step is a sequence of loss terms, each followed by a step of its
   optimiser, every gradient taken at the parameters before the step
-  (:func:`nsvae.train.step.train_step`);
+  (:func:`nsvae.training.step.train_step`);
 - ``logged``: the scalars it logs, with titles for the training curves;
 - :meth:`ObjectiveConfig.evaluation_params`: settings that evaluation must share with training.
 """
@@ -182,7 +182,7 @@ class Objective:
         Almost every objective has one term, ``recon + penalty``: one gradient, one optimiser
         step. A :meth:`penalty` that returns a list ``[p0, p1, ...]`` asks for one optimiser step
         per term, ``recon + p0`` first, then ``p1``, ..., every gradient taken at the parameters
-        before the first step (:func:`nsvae.train.step.optimizer_steps`). The arguments are those
+        before the first step (:func:`nsvae.training.step.optimizer_steps`). The arguments are those
         of :meth:`loss`.
         """
         recon = reconstruction_loss(outputs["x_logits"], batch, self.likelihood)

@@ -10,7 +10,7 @@ of a step are separate, as in disentanglement_lib:
 - the discriminator term, the cross-entropy of real (class 0) against permuted (class 1) codes,
   is computed on detached codes, so it leaves no gradient on the encoder.
 
-Both gradients are taken at the parameters before either step (:func:`nsvae.train.step.
+Both gradients are taken at the parameters before either step (:func:`nsvae.training.step.
 optimizer_steps`), which also avoids the in-place autograd error of implementations that step
 the VAE before back-propagating the discriminator loss through the same graph.
 """

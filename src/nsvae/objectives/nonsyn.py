@@ -14,7 +14,7 @@ Two update rules (``config.update``):
     the seed author's ``trainers/train_non_syn_vae.py``: per batch, one Adam step on
     ``recon + beta * KL``, then a second step of the same optimiser on ``alpha * KL(A_worst)``,
     both gradients taken at the parameters before the first step. The penalty returns the two
-    terms as a list and :func:`nsvae.train.step.optimizer_steps` takes one step per term.
+    terms as a list and :func:`nsvae.training.step.optimizer_steps` takes one step per term.
 
 How the seed's rule is reproduced, and why the two rules differ by more than bookkeeping under
 Adam: docs/nonsyn.md#update-rules-joint-and-seed.

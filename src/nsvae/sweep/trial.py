@@ -62,7 +62,7 @@ class TrialSpec:
         As :class:`nsvae.sweep.study.Study` (``keep_model``: its ``keep_models``).
     stop_file : str or None
         A file whose appearance stops training at its next step, with a checkpoint
-        (:func:`nsvae.train.train`): the sweep's way to stop trials its signals do not reach.
+        (:func:`nsvae.training.train`): the sweep's way to stop trials its signals do not reach.
     """
 
     name: str

@@ -6,7 +6,7 @@ re-exported here because :func:`train` returns a :class:`Run`.
 
 from nsvae.errors import TrainingInterrupted
 from nsvae.rundir import Run, load_run
-from nsvae.train.step import train_step
-from nsvae.train.trainer import train
+from nsvae.training.step import train_step
+from nsvae.training.trainer import train
 
 __all__ = ["Run", "TrainingInterrupted", "load_run", "train", "train_step"]

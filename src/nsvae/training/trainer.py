@@ -1,6 +1,6 @@
 """The training loop: the objective's step, logs and checkpoints, top to bottom.
 
-Each step draws the batches the objective asks for, runs :func:`nsvae.train.step.train_step`
+Each step draws the batches the objective asks for, runs :func:`nsvae.training.step.train_step`
 and adds the step's logs to device-side sums; nothing waits for the device between logging
 steps. Every ``log_every`` steps a row goes to ``metrics.jsonl``, every ``eval_every`` steps the
 ``on_eval`` callback scores the model, and every ``checkpoint_every`` steps a checkpoint is
@@ -54,9 +54,9 @@ from nsvae.rundir.run import (
     training_config,
     write_run_files,
 )
-from nsvae.train.logs import Meter, TensorBoard
-from nsvae.train.state import TrainingState
-from nsvae.train.step import train_step
+from nsvae.training.logs import Meter, TensorBoard
+from nsvae.training.state import TrainingState
+from nsvae.training.step import train_step
 
 OnEval = Callable[[torch.nn.Module, int], dict]
 LINE_SECONDS = 10.0  # without a terminal, a progress line at most this often

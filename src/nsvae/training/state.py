@@ -27,7 +27,7 @@ from nsvae.rundir.checkpoint import (
     set_rng_state,
     split_optimizer,
 )
-from nsvae.train.logs import Meter
+from nsvae.training.logs import Meter
 
 MODEL_OPTIMIZER = "model"
 
