@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import os
+from pathlib import Path
 
 import pytest
 import safetensors.torch
@@ -288,3 +289,48 @@ def test_a_trial_whose_every_metric_fails_is_failed_and_runs_again(tmp_path, mon
     monkeypatch.setattr(nsvae.experiment, "evaluate_run", evaluate_run)  # the metric mended
     assert main(["sweep", str(path), "--out", str(out), "--trial", trial]) == 0
     assert f"trial {trial}: done at step 2" in capsys.readouterr().out
+
+
+def test_an_image_skipped_as_unreadable_is_read_again_once_its_permissions_are_fixed(
+        tmp_path, monkeypatch):
+    from PIL import Image
+
+    from nsvae.data import files, images
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for name, colour in (("a.png", (200, 10, 10)), ("b.png", (10, 200, 10))):
+        (folder / name).write_bytes(image_bytes(Image.new("RGB", (80, 80), colour), "PNG"))
+    locked = {folder / "b.png"}  # root reads any file whatever its mode: lock it by hand
+    read_files, access = images.read_files, os.access
+
+    def reading(source, names):
+        for name, data in read_files(source, names):
+            yield name, ("Permission denied" if folder / name in locked else data)
+
+    monkeypatch.setattr(images, "read_files", reading)
+    monkeypatch.setattr(files.os, "access",
+                        lambda path, mode: Path(path) not in locked and access(path, mode))
+    with pytest.warns(NsvaeWarning, match="skipped 1 of 2 files"):
+        assert len(images.load_images(folder, data_root=tmp_path / "cache")) == 1
+    locked.clear()  # chmod a+r: the file's size and modification time stay as they were
+    assert len(images.load_images(folder, data_root=tmp_path / "cache")) == 2
+
+
+def test_resuming_on_other_observations_of_the_same_grid_warns_and_the_same_data_does_not(
+        tmp_path, squares_npz, capsys):
+    from conftest import square_images
+
+    from nsvae.data.npz import save_array_dataset
+
+    run, moved = tmp_path / "run", tmp_path / "moved.npz"
+    assert main(["train", *TINY, "--data-path", str(squares_npz), "--run-dir", str(run)]) == 0
+    moved.write_bytes(squares_npz.read_bytes())  # the same file, moved: resumes quietly
+    capsys.readouterr()
+    assert main(["train", "--resume", str(run), "--data-path", str(moved), "--steps", "4"]) == 0
+    assert "other observations" not in capsys.readouterr().err
+    inverted = save_array_dataset(tmp_path / "inverted.npz", 1 - square_images(), [8, 8],
+                                  ["x", "y"])
+    assert main(["train", "--resume", str(run), "--data-path", str(inverted), "--steps", "6"]) == 0
+    err = capsys.readouterr().err
+    assert err.count("other observations than it was trained on: the factor grid is the same") == 1

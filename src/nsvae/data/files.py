@@ -174,11 +174,14 @@ def fetch(file: OfficialFile, root: str | os.PathLike | None = None,
 
 
 def source_key(paths: Sequence[Path], **settings) -> str:
-    """Short hash of the files' resolved names, sizes and modification times, and ``settings``."""
+    """Short hash of the files' resolved names, sizes, modification times and whether this
+    process may read them, and ``settings``: a file whose permissions were fixed after it was
+    skipped as unreadable changes the key, so it is read again."""
     stats = []
     for path in paths:
         stat = Path(path).stat()
-        stats.append([str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns])
+        stats.append([str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns,
+                      os.access(path, os.R_OK)])
     text = json.dumps([stats, settings], sort_keys=True, default=str).encode()
     return hashlib.sha1(text).hexdigest()[:16]
 

@@ -16,10 +16,13 @@ the other.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+
+import numpy as np
 
 import nsvae
 from nsvae.config import Config, resumable_fields
@@ -42,6 +45,7 @@ CONVERT_HINT = ("write its objective section with only the fields of its objecti
                 "(see nsvae.objectives.OBJECTIVES[name].Config)")
 LOCK = ".lock"
 COLLAPSED_KL = 0.01  # nats: a latent whose KL stays below this carries no information
+FINGERPRINT_POINTS = 16  # observations hashed to tell one dataset from another of its grid
 
 
 @dataclass
@@ -244,7 +248,9 @@ def resumes(run_dir: Path, resume: bool) -> bool:
 
 
 def check_same_data(run_dir: Path, data: GroundTruthData) -> None:
-    """Refuse to resume ``run_dir`` on data with another factor grid than it was trained on.
+    """Refuse to resume ``run_dir`` on data with another factor grid than it was trained on;
+    warn when the grid is the same but the observations differ (another file of the same
+    layout, or images rendered anew).
 
     Raises
     ------
@@ -252,15 +258,34 @@ def check_same_data(run_dir: Path, data: GroundTruthData) -> None:
         The factor sizes or names differ from those stored in ``config.json``.
     """
     stored = read_json(run_dir / "config.json").get("data_grid")
+    if stored is None:
+        return
     grid = data_grid(data)
-    if stored is not None and stored != grid:
+    if {k: v for k, v in stored.items() if k != "fingerprint"} != \
+            {k: v for k, v in grid.items() if k != "fingerprint"}:
         raise ConfigError(f"cannot resume {run_dir} on other data: it was trained on factor grid "
                           f"{stored}, the data given has {grid}")
+    if stored.get("fingerprint", grid["fingerprint"]) != grid["fingerprint"]:
+        warn(f"resuming {run_dir} on other observations than it was trained on: the factor grid "
+             f"is the same, but {FINGERPRINT_POINTS} sample observations differ (fingerprint "
+             f"{grid['fingerprint']}, trained on {stored['fingerprint']})")
 
 
 def data_grid(data: GroundTruthData) -> dict:
-    """The factor grid of ``data`` as ``config.json`` stores it."""
-    return {"factor_sizes": list(data.factor_sizes), "factor_names": list(data.factor_names)}
+    """The factor grid of ``data`` as ``config.json`` stores it, with a fingerprint of its
+    observations (:func:`data_fingerprint`)."""
+    return {"factor_sizes": list(data.factor_sizes), "factor_names": list(data.factor_names),
+            "fingerprint": data_fingerprint(data)}
+
+
+def data_fingerprint(data: GroundTruthData) -> str:
+    """A short hash of :data:`FINGERPRINT_POINTS` observations spread over the grid (drawn with
+    a fixed random state): the same for the same data wherever it is stored."""
+    index = np.unique(np.linspace(0, len(data) - 1, FINGERPRINT_POINTS).astype(np.int64))
+    observations = data.sample_observations_from_factors(data.index_to_factors(index),
+                                                         np.random.RandomState(0))
+    digest = hashlib.sha256(np.ascontiguousarray(observations, dtype=np.float32).tobytes())
+    return digest.hexdigest()[:16]
 
 
 def training_config(run_dir: Path, config: Config | None, resume: bool) -> Config:

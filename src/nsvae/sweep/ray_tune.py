@@ -28,7 +28,6 @@ from pathlib import Path
 
 import ray
 from ray import tune
-from ray.tune.progress_reporter import TrialProgressCallback
 
 from nsvae.errors import TrainingError, TrainingInterrupted, handling_signals, one_line
 from nsvae.files import atomic_write
@@ -83,11 +82,12 @@ def tune_dirname(trial) -> str:
     return trial.config["trial"]["name"]
 
 
-class Progress(TrialProgressCallback):
+class Progress(tune.Callback):
     """Rewrite the results table and say a line each time a trial ends; keep the names of the
     trials running.
 
-    It takes the place of Tune's own trial printer (a subclass, so Tune adds none). It also says
+    A public Tune callback, kept whichever output engine Ray uses (``RAY_AIR_NEW_OUTPUT``);
+    Tune's own printer runs at verbosity 0 beside it, which prints nothing. It also says
     when the sweep starts stopping (not the signal handler: printing there could re-enter a
     print). A trial that Tune starts once the stop is asked returns at once and is not counted.
     """

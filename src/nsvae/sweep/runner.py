@@ -237,8 +237,7 @@ def trial_specs(study: Study, out: Path, resources: Resources) -> list[TrialSpec
 def _run_on_ray(pending, specs, out, resources, say, before) -> tuple[float, str | None]:
     """Run ``pending`` on Ray Tune (``before``: their records before the sweep); return the
     seconds spent starting and stopping Ray, and the signal that stopped the sweep (or None)."""
-    for name, value in (("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1"), ("RAY_AIR_NEW_OUTPUT", "0")):
-        os.environ.setdefault(name, value)  # no Tune loggers or status tables: nsvae logs
+    os.environ.setdefault("TUNE_DISABLE_AUTO_CALLBACK_LOGGERS", "1")  # nsvae writes the logs
     try:
         import nsvae.sweep.ray_tune as ray_tune
     except ImportError as error:  # Ray, or a package that ray.tune needs
