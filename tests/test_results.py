@@ -32,6 +32,26 @@ def test_a_committed_model_scores_its_committed_mig(name, tmp_path):
     assert again["metrics"]["mig"]["captured_by"] == stored["values"]["captured_by"]
 
 
+STUDY_V2 = RESULTS / "studies" / "cpu-study-v2"
+KEPT = sorted(path.parent.name for path in STUDY_V2.glob("trials/*/model.safetensors"))
+
+
+def test_every_committed_trial_of_the_decisive_study_keeps_its_model():
+    trials = sorted(path.name for path in (STUDY_V2 / "trials").iterdir())
+    assert trials and KEPT == trials
+
+
+@pytest.mark.parametrize("name", KEPT[:1])
+def test_a_kept_study_model_rescores_its_committed_mig(name, tmp_path):
+    folder = shutil.copytree(STUDY_V2 / "trials" / name, tmp_path / name)
+    assert not (folder / "checkpoints").exists()  # the weights alone, as committed
+    stored = next(entry for entry in read_evaluation(folder / "eval.json")
+                  if entry["metric"] == "mig" and not entry["fast"])
+    again = evaluate_run(folder, metrics="mig", seed=stored["seed"], save=False)
+    assert again["step"] == 50_000
+    assert abs(again["metrics"]["mig"]["discrete_mig"] - stored["values"]["discrete_mig"]) <= 0.01
+
+
 def _study_tables():
     """results/studies/table.py, loaded from its file (it is a script, not part of nsvae)."""
     import importlib.util
