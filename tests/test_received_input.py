@@ -334,3 +334,25 @@ def test_resuming_on_other_observations_of_the_same_grid_warns_and_the_same_data
     assert main(["train", "--resume", str(run), "--data-path", str(inverted), "--steps", "6"]) == 0
     err = capsys.readouterr().err
     assert err.count("other observations than it was trained on: the factor grid is the same") == 1
+
+
+def test_a_cache_the_disk_cannot_hold_is_one_line_and_leaves_no_file(tmp_path, monkeypatch):
+    import errno
+
+    import numpy as np
+
+    from nsvae.data import files
+
+    def full(descriptor, offset, length):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    filled = []
+    monkeypatch.setattr(files.os, "posix_fallocate", full)
+    with pytest.raises(DataError, match="No space left on device") as error:
+        files.cached_array(tmp_path / "cache.npy", np.uint8, (1000, 64, 64), filled.append,
+                           "image cache")
+    assert "\n" not in str(error.value) and "image cache" in str(error.value)
+    assert filled == [] and list(tmp_path.iterdir()) == []  # nothing written, nothing left
+    monkeypatch.undo()
+    array, reused = files.cached_array(tmp_path / "cache.npy", np.uint8, (10, 4), lambda out: None)
+    assert array.shape == (10, 4) and not reused

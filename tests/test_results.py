@@ -38,7 +38,7 @@ KEPT = sorted(path.parent.name for path in STUDY_V2.glob("trials/*/model.safeten
 
 def test_every_committed_trial_of_the_decisive_study_keeps_its_model():
     trials = sorted(path.name for path in (STUDY_V2 / "trials").iterdir())
-    assert trials and KEPT == trials
+    assert trials and trials == KEPT
 
 
 @pytest.mark.parametrize("name", KEPT[:1])

@@ -212,7 +212,8 @@ def cached_array(path: Path, dtype, shape: Sequence[int],
 
     ``fill`` writes the rows of ``out``, a writable memory map of ``shape`` and ``dtype``, and
     returns how many leading rows it kept (None: all). It may raise; then nothing is left behind
-    (the cache is written through :func:`nsvae.files.atomic_path`).
+    (the cache is written through :func:`nsvae.files.atomic_path`). The file's space is
+    allocated before ``fill`` runs, so a full disk is an error, not a crash.
 
     Parameters
     ----------
@@ -228,12 +229,14 @@ def cached_array(path: Path, dtype, shape: Sequence[int],
     Raises
     ------
     DataError
-        The cache cannot be written, or is corrupt (see :func:`open_cache`).
+        The cache cannot be written (a full disk included), or is corrupt (see
+        :func:`open_cache`).
     """
     reused = path.is_file()
     if not reused:
         with atomic_path(path, DataError, f"the {what} {path}") as temporary:
             out = np.lib.format.open_memmap(temporary, mode="w+", dtype=dtype, shape=tuple(shape))
+            _reserve(temporary)
             kept = fill(out)
             out.flush()
             if kept is not None and kept < len(out):
@@ -243,6 +246,15 @@ def cached_array(path: Path, dtype, shape: Sequence[int],
     if array.shape[1:] != tuple(shape)[1:]:
         raise DataError(f"corrupt {what} {path} ({array.dtype} {list(array.shape)}); delete it")
     return array, reused
+
+
+def _reserve(path: Path) -> None:
+    """Allocate the whole (sparse) file on disk now: a disk too small for it fails here with
+    ENOSPC, an error :func:`nsvae.files.atomic_path` reports in one line (removing the file),
+    instead of killing the process with SIGBUS when ``fill`` writes a page the disk cannot hold.
+    """
+    with open(path, "r+b") as file:
+        os.posix_fallocate(file.fileno(), 0, os.fstat(file.fileno()).st_size)
 
 
 def _write_rows(path: Path, rows: np.ndarray, chunk: int = 4096) -> None:
