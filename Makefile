@@ -7,7 +7,7 @@ DEMO_STEPS ?=
 # examples/demo.toml sets the steps; DEMO_STEPS=N overrides them (a quick check: DEMO_STEPS=100)
 STEPS_FLAG = $(if $(DEMO_STEPS),--steps $(DEMO_STEPS))
 
-.PHONY: demo docs site test venv dev chromium lint clean
+.PHONY: demo docs site test test-fast venv dev chromium lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -63,9 +63,14 @@ chromium:
 	  { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
 	  echo "chromium could not be installed: the report screenshot test will be skipped"
 
-# The linter first (seconds), then the suite.
+# The linter first (seconds), then the suite; the 20 slowest tests are listed at the end.
 test: dev chromium lint
-	$(BIN)/python -m pytest -n 2 -q
+	$(BIN)/python -m pytest -n 2 -q --durations=20
+
+# The suite without the tests marked slow (Ray sweeps, full dSprites grids, re-scoring the
+# committed models): a minute or two while working; CI runs everything.
+test-fast: dev lint
+	$(BIN)/python -m pytest -n 2 -q -m "not slow"
 
 lint: dev
 	$(BIN)/ruff check src tests benchmarks results examples

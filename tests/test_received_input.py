@@ -356,3 +356,18 @@ def test_a_cache_the_disk_cannot_hold_is_one_line_and_leaves_no_file(tmp_path, m
     monkeypatch.undo()
     array, reused = files.cached_array(tmp_path / "cache.npy", np.uint8, (10, 4), lambda out: None)
     assert array.shape == (10, 4) and not reused
+
+
+def test_a_small_address_space_is_a_one_line_out_of_memory_error_not_an_internal_one(tmp_path):
+    import subprocess
+    import sys
+
+    code = ("import resource, sys; resource.setrlimit(resource.RLIMIT_AS, (700_000 * 1024,) * 2); "
+            "from nsvae.cli import main; sys.exit(main(['train', '--steps', '2', '--run-dir', "
+            f"{str(tmp_path / 'run')!r}, '--no-progress']))")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 2, done.stderr[-2000:]
+    assert done.stderr.count("\n") == 1 and "out of memory" in done.stderr
+    # a library the loader cannot map names the limit; an allocation that fails later, the run
+    assert "ulimit -v" in done.stderr or "lower the batch size" in done.stderr

@@ -21,6 +21,7 @@ def test_both_update_rules_are_committed_as_models():
     assert EXPORTED == ["joint-update-step110000", "seed-update-step110000"]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", EXPORTED)
 def test_a_committed_model_scores_its_committed_mig(name, tmp_path):
     folder = shutil.copytree(REPRODUCTION / name, tmp_path / name)
@@ -41,6 +42,7 @@ def test_every_committed_trial_of_the_decisive_study_keeps_its_model():
     assert trials and trials == KEPT
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", KEPT[:1])
 def test_a_kept_study_model_rescores_its_committed_mig(name, tmp_path):
     folder = shutil.copytree(STUDY_V2 / "trials" / name, tmp_path / name)

@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 
 ray = pytest.importorskip("ray", reason="Ray Tune not installed: pip install 'nsvae[sweep]'")
+pytestmark = pytest.mark.slow  # Ray's start and real trials: minutes of worker time
 
 from test_report import CHROMIUM, chromium, image_sources  # noqa: E402
 

@@ -545,3 +545,21 @@ def test_a_damaged_results_table_is_refused_in_one_line(text, problem, tmp_path,
                   "run nsvae sweep again to rewrite it\n"
     (tmp_path / "results.csv").write_text(GOOD_TABLE)
     assert load_results(tmp_path)["mig.discrete_mig"].tolist() == [0.25]
+
+
+def test_trials_lost_without_a_signal_exit_5_not_the_ctrl_c_code(tmp_path, monkeypatch, capsys,
+                                                                 squares_npz):
+    from nsvae.sweep import runner
+
+    # Ray came back with the trials unfinished and no signal asked it to: their workers died
+    monkeypatch.setattr(runner, "_run_on_ray", lambda *args: (0.0, None))
+    path = tmp_path / "study.toml"
+    path.write_text(f'[study]\nseeds = [0, 1]\nmetrics = ["mig"]\n[base.data]\nname = "array"\n'
+                    f'path = "{squares_npz}"\n[base.train]\nsteps = 2\n'
+                    '[[grid]]\n"objective.name" = "vae"\n')
+    assert main(["sweep", str(path), "--out", str(tmp_path / "out")]) == 5
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "2 of 2 trials ended without a record" in err
+    # stopped by a signal, the same trials are an interruption: 130 (SIGINT) or 143 (SIGTERM)
+    monkeypatch.setattr(runner, "_run_on_ray", lambda *args: (0.0, "SIGTERM"))
+    assert main(["sweep", str(path), "--out", str(tmp_path / "out")]) == 143

@@ -677,8 +677,10 @@ def _report_unexpected(error: Exception) -> int:
         typer.echo(f"nsvae: error: {error.strerror or error}{where}", err=True)
         return CheckpointError.exit_code
     if is_out_of_memory(error):
-        typer.echo(f"nsvae: error: out of memory ({one_line(error)}): lower the batch size, "
-                   "model.z_dim or the evaluation's sample counts", err=True)
+        remedy = ("raise the process's address-space limit (ulimit -v)"
+                  if isinstance(error, ImportError) else
+                  "lower the batch size, model.z_dim or the evaluation's sample counts")
+        typer.echo(f"nsvae: error: out of memory ({one_line(error)}): {remedy}", err=True)
         return ConfigError.exit_code
     typer.echo(f"nsvae: internal error: {type(error).__name__}: {error}", err=True)
     return 70

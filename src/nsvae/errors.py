@@ -126,16 +126,18 @@ class DataWarning(NsvaeWarning):
 
 
 OUT_OF_MEMORY = ("out of memory", "not enough memory", "can't allocate memory",
-                 "cannot allocate memory")  # torch's words on CUDA, Windows and Linux
+                 "cannot allocate memory",  # torch's words on CUDA, Windows and Linux
+                 "failed to map segment")  # the dynamic loader's, in a small address space
 
 
 def is_out_of_memory(error: BaseException) -> bool:
-    """Whether ``error`` is a failed allocation: a MemoryError, or a RuntimeError of torch's
+    """Whether ``error`` is a failed allocation: a MemoryError, a RuntimeError of torch's
     allocators (``torch.OutOfMemoryError`` on a GPU; on the CPU a plain RuntimeError whose
-    message says so). Such a run asks more memory than there is: a configuration problem
-    (:class:`ConfigError`'s exit code), not a bug."""
+    message says so), or an ImportError of a library the loader could not map into a limited
+    address space (``ulimit -v``). Such a run asks more memory than there is: a configuration
+    problem (:class:`ConfigError`'s exit code), not a bug."""
     text = str(error).lower()
-    return isinstance(error, MemoryError) or isinstance(error, RuntimeError) and any(
+    return isinstance(error, MemoryError) or isinstance(error, RuntimeError | ImportError) and any(
         words in text for words in OUT_OF_MEMORY)
 
 

@@ -111,7 +111,9 @@ def run_sweep(study: Study, out: str | Path, resources: Resources | None = None,
         The sweep was stopped (Ctrl-C: exit code 130, or SIGTERM: 143) before every trial
         ended; running trials saved a checkpoint first, and rerunning resumes them.
     TrainingError
-        Some trials failed (each one's error is in the table's ``error`` column).
+        Some trials failed (each one's error is in the table's ``error`` column), or ended
+        without a record, no signal having stopped the sweep (a Ray worker killed, a node lost):
+        rerunning resumes those.
     """
     out = Path(out).absolute()
     with file_lock(out / ".lock", wait=False, busy=lambda pid: (
@@ -137,6 +139,11 @@ def _run_locked(study: Study, out: Path, resources: Resources,
     records = [new_record(spec.directory, before[spec.name]) for spec in pending]
     ended = [record for record in records if record is not None]
     failed = sum(record["status"] == "failed" for record in ended)
+    if len(ended) < len(pending) and stopped_by is None:  # no signal: trials were lost
+        raise TrainingError(
+            f"{len(pending) - len(ended)} of {len(pending)} trials ended without a record (their "
+            "Ray worker died or was killed, or its node was lost); run the same command again to "
+            "resume them")
     if len(ended) < len(pending):
         raise TrainingInterrupted(
             f"sweep stopped with {len(pending) - len(ended)} of {len(pending)} trials unfinished; "
