@@ -317,8 +317,15 @@ def test_relative_data_paths_in_a_toml_are_relative_to_the_file(tmp_path, monkey
 
 
 def test_help_shows_defaults_and_metric_names(capsys):
+    from nsvae.data import DATASETS
+    from nsvae.objectives import OBJECTIVES
+
     assert main(["train", "--help"]) == 0
-    assert "(default 5.0)" in capsys.readouterr().out  # --alpha
+    text = capsys.readouterr().out
+    assert "(default 5.0)" in text  # --alpha
+    squeezed = re.sub(r"[\s│]", "", text)  # the registries' names, not a hand-kept copy
+    assert "Choosefrom:" + ",".join(OBJECTIVES) + "." in squeezed
+    assert "Choosefrom:" + ",".join(DATASETS) + "." in squeezed
     assert main(["evaluate", "--help"]) == 0
     text = re.sub(r"[\s│]", "", capsys.readouterr().out)  # rich wraps words in a box
     assert "Choosefrom:" + ",".join(METRICS) + "." in text

@@ -146,8 +146,7 @@ def _flag(name: str, text: str, **kwargs):
 @app.command("train", cls=LibraryHelp)
 def train_command(
     model: Annotated[str | None, _flag(
-        "--model", "Objective: nonsyn, vae, beta_vae, annealed_vae, beta_tcvae, dip_vae, "
-        "factor_vae (their other settings: --set or --config).")] = None,
+        "--model", "Objective (its other settings: --set or --config).")] = None,
     alpha: Annotated[float | None, _flag("--alpha", "Non-Syn weight of KL(A_worst).")] = None,
     omega: Annotated[float | None, _flag("--omega", "Greedy discount, in (0, 1].")] = None,
     policy: Annotated[
@@ -165,7 +164,7 @@ def train_command(
         "--beta", "Weight of the KL (beta_vae, nonsyn) or of the TC (beta_tcvae).")] = None,
     gamma: Annotated[float | None, _flag("--gamma", "FactorVAE weight of the TC.")] = None,
     z_dim: Annotated[int | None, _flag("--z-dim", "Number of latents.")] = None,
-    arch: Annotated[str | None, _flag("--arch", "Architecture: dlib, seed, seed-linear.")] = None,
+    arch: Annotated[str | None, _flag("--arch", "Architecture.")] = None,
     likelihood: Annotated[
         str | None, _flag("--likelihood", "auto, bernoulli or gaussian.")
     ] = None,
@@ -198,10 +197,7 @@ def train_command(
     compile_model: Annotated[bool | None, _flag(
         "--compile/--no-compile", "torch.compile the model (first-step cost printed).")] = None,
     data: Annotated[
-        str | None, _flag("--data", "Dataset: dsprites (default), dsprites-file, color-dsprites, "
-                          "noisy-dsprites, scream-dsprites, 3dshapes, mpi3d-toy, "
-                          "mpi3d-realistic, mpi3d-real, smallnorb, cars3d, celeba, images, "
-                          "array.")
+        str | None, _flag("--data", "Dataset.")
     ] = None,
     data_path: Annotated[
         Path | None, _flag("--data-path", "Dataset file or folder (array: your own npz; images: "
@@ -227,8 +223,8 @@ def train_command(
 ) -> None:
     """Train a VAE (Non-Syn by default); flags override --set, then --config, then defaults.
 
-    The data is dSprites by default, or another dataset with --data NAME (see the README's
-    datasets table), your own npz with --data array --data-path FILE.npz, or a folder or zip
+    The data is dSprites by default, or another dataset with --data NAME (docs/datasets.md),
+    your own npz with --data array --data-path FILE.npz, or a folder or zip
     of images with --data images --data-path DIR_OR_ZIP.
     """
     from nsvae.config import Config, load_config, parse_assignment
@@ -264,11 +260,18 @@ def train_command(
 
 
 def _train_defaults(command) -> None:
-    """Append to the help of each headline flag its default (from :class:`Config`)."""
+    """Complete the help of each headline flag from the library: the choices its registry holds
+    (objectives, datasets, architectures) and its default (from :class:`Config`)."""
     from nsvae.config import Config
+    from nsvae.data import DATASETS
+    from nsvae.models import ARCHS
+    from nsvae.objectives import OBJECTIVES
 
+    choices = {"model": OBJECTIVES, "data": DATASETS, "arch": ARCHS}
     defaults = Config().to_dict()
     for param in command.params:
+        if param.name in choices and "Choose from" not in (param.help or ""):
+            param.help = f"{param.help} Choose from: {', '.join(choices[param.name])}."
         if param.name in FLAG_KEYS and "(default " not in (param.help or ""):
             section, key = FLAG_KEYS[param.name]
             value = defaults[section].get(key)
