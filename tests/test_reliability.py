@@ -259,7 +259,7 @@ def test_running_out_of_memory_is_one_line_saying_what_to_lower(error, monkeypat
     def run_out(**kwargs):
         raise error
 
-    monkeypatch.setattr("nsvae.cli.app", run_out)
+    monkeypatch.setattr("nsvae.cli.program.app", run_out)
     assert main(["train"]) == 2
     line = one_error_line(capsys)
     assert line.startswith("nsvae: error: out of memory") and "batch size" in line
