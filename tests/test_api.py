@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -103,3 +105,58 @@ def test_dotted_and_sectioned_overrides_mix():
         Config().updated({"steps": 10})
     with pytest.raises(ConfigError, match="expected a section.field key"):
         Config().updated({"train.x.y": 1})
+
+
+REPOSITORY = Path(__file__).resolve().parents[1]
+NOTEBOOK = '''
+import torch
+import nsvae
+
+run = nsvae.train({"data.name": "array", "data.path": DATA, "model.z_dim": 4,
+                   "train.steps": 200, "train.batch_size": 16, "train.figures": False},
+                  "runs/notebook")
+
+class Mine(torch.nn.Module):  # someone else's encoder: encode() and nothing more
+    def __init__(self):
+        super().__init__()
+        self.net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64 * 64, 8))
+    def encode(self, x):
+        return self.net(x).chunk(2, dim=1)
+
+scores = nsvae.evaluate(Mine(), nsvae.dataset("array", path=DATA), metrics="mig,mig_chen",
+                        fast=True)
+assert scores["failed"] == {}, scores["failed"]
+seed = nsvae.load(REPRODUCTION)
+print(run.step, sorted(scores["metrics"]), seed.step, seed.config.objective.update)
+'''
+
+
+@pytest.mark.slow
+def test_a_notebook_trains_scores_any_encoder_and_opens_a_committed_model(tmp_path, squares_npz):
+    """The issue's notebook, in a fresh interpreter with nothing imported but nsvae (and torch
+    for the hand-written encoder)."""
+    reproduction = REPOSITORY / "results" / "reproduction" / "joint-update-step110000"
+    code = (f"DATA = {str(squares_npz)!r}; REPRODUCTION = {str(reproduction)!r}; "
+            "import sys; import nsvae; TORCH_BEFORE = 'torch' in sys.modules\n"
+            "assert not TORCH_BEFORE, 'import nsvae loaded torch'\n" + NOTEBOOK)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          cwd=tmp_path, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.split() == ["200", "['mig',", "'mig_chen']", "110000", "joint"]
+
+
+def _python_blocks(markdown: str) -> list[str]:
+    """The ```python blocks of a Markdown text."""
+    return re.findall(r"^```python\n(.*?)^```", markdown, flags=re.S | re.M)
+
+
+@pytest.mark.slow
+def test_the_readmes_python_blocks_run_verbatim(tmp_path):
+    """Each Python block of the README, run as written in a fresh interpreter (1,000 steps on
+    rendered dSprites: a minute or two)."""
+    blocks = _python_blocks((REPOSITORY / "README.md").read_text(encoding="utf-8"))
+    assert blocks, "the README has no Python block"
+    for block in blocks:
+        done = subprocess.run([sys.executable, "-c", block], capture_output=True, text=True,
+                              cwd=tmp_path, timeout=1200)
+        assert done.returncode == 0, done.stderr[-3000:]

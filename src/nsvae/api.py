@@ -3,7 +3,7 @@
     import nsvae
 
     run = nsvae.train({"objective.name": "nonsyn", "objective.alpha": 5.0,
-                       "train.steps": 2000}, "runs/quick")
+                       "train.steps": 1000}, "runs/quick")
     scores = nsvae.evaluate(run, metrics=["mig", "unibound"], fast=True)
     again = nsvae.load("runs/quick")                 # a run, an exported model, a zoo trial
     nsvae.evaluate(my_encoder, nsvae.dataset("dsprites"), metrics="mig")
