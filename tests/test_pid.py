@@ -198,3 +198,23 @@ def test_a_representation_alone_skips_the_encoder_metrics_with_the_reason():
     both = evaluate_functions(data, code.represent, code.encode, metrics="mig,mig_chen",
                               fast=True)
     assert set(both["metrics"]) == {"mig", "mig_chen"} and both["skipped"] == {}
+
+
+@pytest.mark.parametrize(("kind", "levels"), [("rotate", (0.0, 15.0, 30.0, 45.0)),
+                                              ("duplicate", (0.0, 1.0, 2.0, 4.0))])
+def test_on_the_dsprites_factors_unibound_falls_with_the_rotation_of_the_positions_and_copies(
+        kind, levels):
+    from nsvae.data.dsprites import FACTOR_NAMES, LATENT_SIZES
+    from nsvae.metrics.evaluate import evaluate_functions
+    from nsvae.metrics.robustness import FactorValues, entangle
+
+    grid = type("DSpritesGrid", (), {"factor_names": FACTOR_NAMES,
+                                     "factor_sizes": list(LATENT_SIZES[1:])})
+    data = FactorValues(grid)
+    unibound = []
+    for level in levels:  # rotate: the last two factors, posX and posY
+        code = entangle(data.factor_sizes, kind, level)
+        result = evaluate_functions(data, code.represent, metrics="unibound", fast=True)
+        unibound.append(result["metrics"]["unibound"]["unibound"])
+    assert unibound[0] > 0.95
+    assert all(a > b for a, b in itertools.pairwise(unibound)), unibound
