@@ -6,6 +6,7 @@ with the two set-up commands), and every relative link and image path of the REA
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -40,13 +41,19 @@ def _mkdocs_config() -> dict:
     return yaml.safe_load((ROOT / "mkdocs.yml").read_text(encoding="utf-8"))
 
 
-def test_the_site_builds_strictly_with_every_page_of_the_nav(tmp_path):
-    site = tmp_path / "site"
+@pytest.fixture(scope="module")
+def site(tmp_path_factory) -> Path:
+    """The site, built once with ``mkdocs build --strict`` (a warning fails the build)."""
+    folder = tmp_path_factory.mktemp("docs") / "site"
     build = subprocess.run(
-        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(site)],
+        [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(folder)],
         cwd=ROOT, capture_output=True, text=True, timeout=300,
     )
     assert build.returncode == 0, build.stdout + build.stderr
+    return folder
+
+
+def test_the_site_builds_strictly_with_every_page_of_the_nav(site):
     config = _mkdocs_config()
     pages = _nav_pages(config["nav"])
     docs = ROOT / config.get("docs_dir", "docs")
@@ -61,6 +68,18 @@ def test_the_site_builds_strictly_with_every_page_of_the_nav(tmp_path):
             rendered = site / stem / "index.html" if directory_urls else site / f"{stem}.html"
         assert rendered.is_file(), f"{page} was not rendered"
         assert "<h1" in rendered.read_text(encoding="utf-8"), f"{page} rendered without a title"
+
+
+@pytest.mark.skipif(shutil.which("chromium") is None,
+                    reason="chromium not installed (apt-get install -y chromium)")
+def test_the_api_page_of_the_metrics_renders_in_headless_chromium(site, tmp_path):
+    from test_report import chromium
+
+    dom = chromium("--dump-dom", (site / "api.html").as_uri(), profile=tmp_path / "profile").stdout
+    # the reference generated from the docstrings: the verbs, the registries and a metric
+    for name in ("nsvae.api", "nsvae.metrics.pid", "compute_unibound", "pid_bounds",
+                 "evaluate_functions", "Tokui"):
+        assert name in dom, name
 
 
 def test_the_readme_is_short_and_opens_with_the_two_setup_commands():

@@ -250,7 +250,7 @@ def compute_unibound(factors: np.ndarray, codes: np.ndarray, random_state) -> di
         ``<part>_<side>`` and ``<part>_<side>_per_factor``, for the PID of (y_k; z_l, z_\\l)
         with l each factor's own latent (``latent_per_factor``, see :func:`summarize`),
         normalised by H(y_k); the informations in nats
-        (``mutual_info_single`` [d][K], ``mutual_info_rest`` [d][K], ``mutual_info_joint``
+        (``mutual_info_single`` [d, K], ``mutual_info_rest`` [d, K], ``mutual_info_joint``
         [K], ``entropy`` [K]).
 
     Raises
