@@ -46,14 +46,6 @@ def test_indices_cover_the_data_uniformly(rows):
     assert counts.min() > 100 and counts.max() < 300  # 200 expected each
 
 
-def test_pair_is_two_independent_batches(rows):
-    first, second = BatchSampler(rows, 64, seed=2).next_pair()
-    assert first.shape == second.shape == (64, 1, 4, 4)
-    assert not torch.equal(first, second)
-    reference = BatchSampler(rows, 64, seed=2)
-    assert torch.equal(first, reference.next()) and torch.equal(second, reference.next())
-
-
 def test_state_round_trip_through_json_resumes_the_same_batches(rows):
     sampler = BatchSampler(rows, 8, seed=3)
     for _ in range(3):

@@ -48,13 +48,6 @@ def mixture_log_density(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor)
     return _log_mean_exp(log_density(z[:, None, :], mu[None], logvar[None]), dim=1)
 
 
-def joint_mixture_log_density(z: torch.Tensor, mu: torch.Tensor,
-                              logvar: torch.Tensor) -> torch.Tensor:
-    """Log-density [S] of points z [S, d] under the d-dimensional mixture of
-    :func:`mixture_log_density` (the same components, all latents jointly)."""
-    return _log_mean_exp(log_density(z[:, None, :], mu[None], logvar[None]).sum(-1), dim=1)
-
-
 def mixture_entropy(samples: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     """Per-latent entropy [d] of the mixture of :func:`mixture_log_density`, by Monte Carlo.
 

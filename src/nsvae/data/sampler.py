@@ -81,10 +81,6 @@ class BatchSampler:
         """One batch of float32 observations."""
         return self.take(self.indices())
 
-    def next_pair(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """Two independent batches (for objectives that need a second batch)."""
-        return self.next(), self.next()
-
     def state_dict(self) -> dict:
         """Generator state as a JSON-friendly dict (a list of ints)."""
         return {"generator": self.generator.get_state().tolist()}
