@@ -3,8 +3,9 @@
 Start from the ideal representation of a ground-truth dataset, one latent per factor (each
 factor's value index, standardised to mean 0 and variance 1), read through a Gaussian posterior
 of width :data:`BASE_NOISE` so that every estimator is defined. Entangle it step by step, one
-kind at a time, each keeping the number of latents fixed across its levels (level 0 is the
-factors themselves):
+kind at a time, each keeping the number of latents fixed across its levels, so that an
+estimator's bias from the number of latents stays the same along a curve. Level 0 is the factors
+themselves (for ``duplicate``, beside copies that are pure noise, which carry nothing):
 
 - ``rotate``: the latents of the last two factors (dSprites: posX and posY) rotated by the
   level, in degrees, 0 to 45;
