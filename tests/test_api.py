@@ -18,6 +18,7 @@ from nsvae.data import ArrayGroundTruthData
 from nsvae.errors import ConfigError
 
 
+@pytest.mark.slow
 def test_importing_nsvae_loads_no_torch_until_a_verb_is_used():
     code = ("import sys, nsvae; before = 'torch' in sys.modules; nsvae.METRICS; "
             "print(before, 'torch' in sys.modules, sorted(set(nsvae.API) <= set(dir(nsvae)) "

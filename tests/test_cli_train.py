@@ -148,6 +148,7 @@ def test_bad_values_give_one_line_and_an_exit_code(tmp_path, monkeypatch, capsys
     assert not (tmp_path / "runs").exists()
 
 
+@pytest.mark.slow
 def test_a_real_process_reports_one_line_without_traceback(tmp_path):
     result = subprocess.run(
         [sys.executable, "-m", "nsvae.cli", "train", "--omega", "2", "--no-progress"],

@@ -153,6 +153,7 @@ def test_unibound_is_registered_for_runs_and_given_codes_and_is_deterministic():
     assert first == again
 
 
+@pytest.mark.slow
 def test_robustness_writes_the_table_and_figure_and_unibound_falls_with_each_kind(
         tmp_path, squares_npz, capsys):
     import pandas as pd

@@ -262,6 +262,7 @@ def test_an_npz_is_refused_from_its_headers_before_its_observations_are_inflated
     assert peak < 16 * 2**20
 
 
+@pytest.mark.slow
 def test_a_trial_whose_every_metric_fails_is_failed_and_runs_again(tmp_path, monkeypatch,
                                                                     capsys, squares_npz):
     import sys
@@ -358,6 +359,7 @@ def test_a_cache_the_disk_cannot_hold_is_one_line_and_leaves_no_file(tmp_path, m
     assert array.shape == (10, 4) and not reused
 
 
+@pytest.mark.slow
 def test_a_small_address_space_is_a_one_line_out_of_memory_error_not_an_internal_one(tmp_path):
     import subprocess
     import sys

@@ -93,6 +93,7 @@ def default_sigint() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
+@pytest.mark.slow
 def test_a_second_ctrl_c_while_shutting_down_prints_no_traceback(tmp_path, source_env):
     """A real process: Ctrl-C in a command, then Ctrl-C again while the interpreter exits."""
     script = textwrap.dedent("""

@@ -248,6 +248,7 @@ def test_a_second_sweep_on_the_same_directory_is_refused_in_one_line(tmp_path, c
     assert not (tmp_path / "out" / "results.csv").exists()  # nothing was touched
 
 
+@pytest.mark.slow
 def test_one_trial_runs_without_ray_and_a_finished_one_is_not_run_again(
         tmp_path, monkeypatch, capsys, squares_npz):
     import pandas as pd
@@ -293,6 +294,7 @@ def test_trials_run_seed_by_seed_so_a_stopped_study_has_equal_seeds(tmp_path):
         "nonsyn-alpha=5-omega=0.9", "beta_vae-beta=4-lr=0.001"]
 
 
+@pytest.mark.slow
 def test_a_kept_model_rescores_the_study_with_new_columns_and_the_old_ones_untouched(
         tmp_path, monkeypatch, capsys, squares_npz):
     import shutil
@@ -389,6 +391,7 @@ def test_a_trial_out_of_memory_fails_with_the_configuration_exit_code(tmp_path, 
     assert "allocate memory" in err and err.count("\n") == 1
 
 
+@pytest.mark.slow
 def test_a_trial_stopped_by_sigterm_exits_143_and_is_left_unfinished(tmp_path, capsys,
                                                                      squares_npz, source_env):
     """A scheduler's SIGTERM (a SLURM preemption): the trial checkpoints, leaves no record (not

@@ -297,6 +297,7 @@ def test_a_stop_file_stops_training_in_a_thread_with_a_checkpoint_that_resumes_e
     assert_resumes_as_if_uninterrupted(config, tmp_path, squares)
 
 
+@pytest.mark.slow
 def test_sigterm_in_a_real_process(tmp_path, squares_npz):
     """``nsvae train`` gets SIGTERM after its first metrics row: exit 143, one line, resumable."""
     run = tmp_path / "run"
@@ -508,6 +509,7 @@ def test_collapsed_model_warns(tmp_path):
         run.warn_if_collapsed()
 
 
+@pytest.mark.slow
 def test_two_trainers_on_one_run_directory(tmp_path, squares_npz, capsys, source_env):
     """Issue 15, item 2: a second trainer (fresh or --resume) is refused in one line while the
     first trains in another process; the first's run stays intact and resumable."""
