@@ -71,7 +71,9 @@ def rescore_study(out: str | Path, metrics, fast: bool = False,
         for number, directory in enumerate(done, 1):
             run = load_run(directory)
             key = json.dumps(run.config.to_dict()["data"], sort_keys=True)
-            data = datasets[key] = datasets.get(key) or run.data()
+            if key not in datasets:  # built once per dataset, shared by its trials
+                datasets[key] = run.data()
+            data = datasets[key]
             result = evaluate_run(run, data=data, metrics=names, seed=run.config.train.seed,
                                   fast=fast)
             failures += [f"{directory.name}: {name}: {message}"
