@@ -157,3 +157,35 @@ def test_a_real_process_reports_one_line_without_traceback(tmp_path):
     assert result.returncode == 2
     assert result.stderr == "nsvae: error: objective.omega must be in (0, 1], got 2.0\n"
     assert "Traceback" not in result.stdout + result.stderr
+
+
+def test_every_config_field_has_a_flag_with_help_and_each_flag_sets_its_field(
+        tmp_path, monkeypatch, capsys):
+    import dataclasses
+
+    import nsvae.experiment
+    from nsvae.config import Config, settings
+    from nsvae.objectives import OBJECTIVES, objective_class
+
+    owners = [Config().data, Config().model, Config().train,
+              *(objective_class(name).Config() for name in OBJECTIVES)]
+    fields = {item.name for owner in owners for item in dataclasses.fields(owner)} - {"name"}
+    assert {setting.key.split(".")[1] for setting in settings()} == fields | {"name"}
+    assert all(setting.help.endswith(".") for setting in settings())
+
+    trained = []
+    monkeypatch.setattr(nsvae.experiment, "train_run",
+                        lambda config, run_dir, **kw: trained.append(config) or
+                        type("Run", (), {"step": 0, "path": run_dir})())
+    monkeypatch.chdir(tmp_path)
+    assert main(["train", "--model", "factor_vae", "--disc-betas", "0.4", "0.8",
+                 "--disc-width", "7", "--no-figures", "--data", "array", "--data-path", "x.npz",
+                 "--betas", "0.8", "0.9", "--set", "train.lr=0.01", "--lr", "0.02",
+                 "--run-dir", "out"]) == 0
+    config = trained[-1]
+    assert config.objective.disc_betas == (0.4, 0.8) and config.objective.disc_width == 7
+    assert config.train.figures is False and config.train.betas == (0.8, 0.9)
+    assert config.train.lr == 0.02  # a flag over --set
+    assert config.data.path == str(tmp_path / "x.npz")  # a path flag is made absolute
+    assert main(["train", "--model", "vae", "--alpha", "2", "--run-dir", "out"]) == 2
+    assert "objective.alpha" in capsys.readouterr().err  # vae has no alpha: one line names it

@@ -21,7 +21,7 @@ import pytest
 import scipy.io
 
 from nsvae import cli
-from nsvae.data import OFFICIAL_FILES, cars3d, fetch_dataset, mpi3d, norb, shapes3d
+from nsvae.data import DATASETS, cars3d, fetch_dataset, fetchable_datasets, mpi3d, norb, shapes3d
 from nsvae.data import files as data_files
 from nsvae.data.ground_truth import FactorSpace
 from nsvae.errors import DataError
@@ -355,7 +355,8 @@ def test_fetch_offline_names_url_checksum_and_path_for_every_dataset(tmp_path, m
         raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
 
     monkeypatch.setattr(data_files.urllib.request, "urlopen", offline)
-    for name, official in OFFICIAL_FILES.items():
+    for name in fetchable_datasets():
+        official = DATASETS[name].files
         assert cli.main(["data", "fetch", name, "--data-root", str(tmp_path)]) == 3
         err = capsys.readouterr().err
         assert err.startswith("nsvae: error: cannot download ") and err.count("\n") == 1

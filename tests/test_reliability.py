@@ -323,8 +323,10 @@ def test_help_shows_defaults_and_metric_names(capsys):
 
     assert main(["train", "--help"]) == 0
     text = capsys.readouterr().out
-    assert "(default 5.0)" in text  # --alpha
     squeezed = re.sub(r"[\s│]", "", text)  # the registries' names, not a hand-kept copy
+    assert "(defaultnonsyn5.0)" in squeezed  # --alpha: the default of the objective it is for
+    assert "(defaultbeta_vae1.0,nonsyn1.0,beta_tcvae1.0)" in squeezed  # --beta
+    assert "(default15000)" in squeezed  # --steps
     assert "Choosefrom:" + ",".join(OBJECTIVES) + "." in squeezed
     assert "Choosefrom:" + ",".join(DATASETS) + "." in squeezed
     assert main(["evaluate", "--help"]) == 0

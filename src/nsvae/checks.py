@@ -74,11 +74,23 @@ def adam_betas(key: str, value: tuple[float, float]) -> None:
     check(all(0 <= b < 1 for b in value), f"{key} must be in [0, 1), got {value}")
 
 
+def setting(default, text: str, *, check=None, resumable: bool = False, path: bool = False,
+            flag: str | None = None):
+    """A config field: its default, one line of ``text`` (the help of its command-line flag,
+    which ``nsvae train`` generates from it), its rule ``check(key, value)`` (run by
+    :func:`check_fields`), whether it may change when a run is resumed, whether it names a file
+    (the command line makes it absolute), and its flag where that is not ``--field-name``."""
+    metadata = {"help": text, "resumable": resumable, "path": path}
+    metadata.update({"check": check} if check else {})
+    metadata.update({"flag": flag} if flag else {})
+    return dataclasses.field(default=default, metadata=metadata)
+
+
 def check_fields(config, section: str) -> None:
     """Run the ``check`` of each dataclass field's metadata on its value.
 
     A field declares its rule beside its default, e.g.
-    ``alpha: float = field(default=5.0, metadata={"check": non_negative})``.
+    ``alpha: float = setting(5.0, "Weight of KL(A_worst).", check=non_negative)``.
     """
     for item in dataclasses.fields(config):
         rule = item.metadata.get("check")

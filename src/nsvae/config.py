@@ -18,7 +18,15 @@ from typing import Any
 
 import tomli_w
 
-from nsvae.checks import adam_betas, at_least, check, check_fields, check_seed, positive
+from nsvae.checks import (
+    adam_betas,
+    at_least,
+    check,
+    check_fields,
+    check_seed,
+    positive,
+    setting,
+)
 from nsvae.errors import ConfigError
 from nsvae.objectives import OBJECTIVES, ObjectiveConfig, objective_class, objective_config
 from nsvae.precision import check_precision
@@ -28,7 +36,6 @@ LEGACY_OBJECTIVE_FIELDS = frozenset({
     "beta", "alpha", "omega", "policy", "mode", "selection_batch", "epsilon", "capacity_gamma",
     "c_max", "capacity_steps", "lambda_od", "lambda_d_factor", "dip_type",
 })
-RESUMABLE = {"resumable": True}  # field metadata: may change when a run is resumed
 
 
 @dataclass
@@ -39,9 +46,11 @@ class DataConfig:
     to a dataset file where the dataset takes one; ``data_root`` overrides the cache folder.
     """
 
-    name: str = "dsprites"
-    path: str | None = field(default=None, metadata=RESUMABLE)
-    data_root: str | None = field(default=None, metadata=RESUMABLE)
+    name: str = setting("dsprites", "Dataset.")
+    path: str | None = setting(
+        None, "Dataset file or folder (array: your own npz; images: a folder or zip; "
+        "scream-dsprites: the scream image).", resumable=True, path=True, flag="--data-path")
+    data_root: str | None = setting(None, "Data cache folder.", resumable=True)
 
     def validate(self) -> DataConfig:
         """The name must be registered (the dataset registry's rule)."""
@@ -60,9 +69,9 @@ class ModelConfig:
     Bernoulli for one channel and Gaussian for three.
     """
 
-    arch: str = "dlib"
-    z_dim: int = 10
-    likelihood: str = "auto"
+    arch: str = setting("dlib", "Architecture.")
+    z_dim: int = setting(10, "Number of latents.")
+    likelihood: str = setting("auto", "auto, bernoulli or gaussian.")
 
     def validate(self) -> ModelConfig:
         """Architecture, latents and likelihood (the model builder's rules)."""
@@ -91,21 +100,29 @@ class TrainConfig:
     run is resumed: none of them changes what a step computes.
     """
 
-    steps: int = field(default=15000, metadata={**RESUMABLE, "check": at_least(1)})
-    batch_size: int = field(default=64, metadata={"check": at_least(1)})
-    lr: float = field(default=5e-4, metadata={"check": positive})
-    betas: tuple[float, float] = field(default=(0.9, 0.999), metadata={"check": adam_betas})
-    seed: int = field(default=0, metadata={"check": check_seed})
-    device: str = field(default="auto", metadata={**RESUMABLE, "check": _device})
-    threads: int = field(default=0, metadata={**RESUMABLE, "check": at_least(0, " (0 = auto)")})
-    log_every: int = field(default=100, metadata={**RESUMABLE, "check": at_least(1)})
-    checkpoint_every: int = field(default=1000, metadata={**RESUMABLE, "check": at_least(1)})
-    keep_checkpoints: int = field(default=3, metadata={**RESUMABLE, "check": at_least(1)})
-    eval_every: int = field(default=0, metadata={**RESUMABLE, "check": at_least(0, " (0 = off)")})
-    eval_metrics: str = field(default="", metadata=RESUMABLE)
-    figures: bool = field(default=True, metadata=RESUMABLE)
-    precision: str = field(default="fp32", metadata={"check": check_precision})
-    compile: bool = False
+    steps: int = setting(15000, "Optimisation steps in all.", check=at_least(1), resumable=True)
+    batch_size: int = setting(64, "Batch size.", check=at_least(1))
+    lr: float = setting(5e-4, "Adam learning rate.", check=positive)
+    betas: tuple[float, float] = setting((0.9, 0.999), "Adam's moment decays.",
+                                         check=adam_betas)
+    seed: int = setting(0, "Seed of every random generator.", check=check_seed)
+    device: str = setting("auto", "auto, cpu, cuda or cuda:N.", check=_device, resumable=True)
+    threads: int = setting(0, "CPU threads (0: physical cores).",
+                           check=at_least(0, " (0 = auto)"), resumable=True)
+    log_every: int = setting(100, "Steps between metrics rows.", check=at_least(1),
+                             resumable=True)
+    checkpoint_every: int = setting(1000, "Steps between checkpoints.", check=at_least(1),
+                                    resumable=True)
+    keep_checkpoints: int = setting(3, "Checkpoints kept (the newest).", check=at_least(1),
+                                    resumable=True)
+    eval_every: int = setting(0, "Steps between fast evaluations (0: never).",
+                              check=at_least(0, " (0 = off)"), resumable=True)
+    eval_metrics: str = setting("", "Metrics of those evaluations, comma-separated "
+                                "(empty: all).", resumable=True)
+    figures: bool = setting(True, "Write traversal figures at the end.", resumable=True)
+    precision: str = setting("fp32", "fp32, or bf16 (autocast; posterior, KL, selection, "
+                             "losses stay fp32).", check=check_precision)
+    compile: bool = setting(False, "torch.compile the model (first-step cost logged).")
 
     def validate(self) -> TrainConfig:
         """Every field's own rule."""
@@ -233,6 +250,60 @@ def _by_section(overrides: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
             raise ConfigError(f"{key!r} must be a section table or a section.field key "
                               f"(e.g. 'objective.alpha'), got {value!r}")
     return sections
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One config key as a command line sets it: ``key`` (``section.field``), its type, its
+    flag, one line of help, and the field's default for each owner (``{"": default}``, or one
+    entry per objective that has the field)."""
+
+    key: str
+    kind: Any
+    flag: str
+    help: str
+    defaults: dict[str, Any]
+    path: bool = False
+
+
+def settings() -> list[Setting]:
+    """Every settable field of every section and of every registered objective, in section
+    order; a field that several objectives share (``beta``) is one setting whose help names each
+    objective's meaning where they differ.
+
+    Raises
+    ------
+    TypeError
+        Two objectives give one field different types (a programming error).
+    """
+    owners = [("data", "", DataConfig), ("model", "", ModelConfig),
+              ("objective", None, ObjectiveConfig), ("train", "", TrainConfig)]
+    owners[2:3] = [("objective", name, objective_class(name).Config) for name in OBJECTIVES]
+    found: dict[str, Setting] = {}
+    helps: dict[str, dict[str, list[str]]] = {}
+    for section, owner, cls in owners:
+        hints = typing.get_type_hints(cls)
+        for item in dataclasses.fields(cls):
+            if item.name == "name" and section == "objective":
+                continue
+            key = f"{section}.{item.name}"
+            flag = item.metadata.get("flag", "--" + item.name.replace("_", "-"))
+            old = found.get(key)
+            if old is not None and old.kind != hints[item.name]:
+                raise TypeError(f"{key} is {old.kind} and {hints[item.name]} in two objectives")
+            defaults = {**(old.defaults if old else {}), owner: item.default}
+            found[key] = Setting(key, hints[item.name], flag, "", defaults,
+                                 item.metadata.get("path", False))
+            helps.setdefault(key, {}).setdefault(item.metadata["help"], []).append(owner)
+    return [dataclasses.replace(setting, help=_joined_help(helps[key]))
+            for key, setting in found.items()]
+
+
+def _joined_help(helps: dict[str, list[str]]) -> str:
+    """One help line, or ``"beta_vae, nonsyn: Weight of the KL. beta_tcvae: ..."``."""
+    if len(helps) == 1:
+        return next(iter(helps))
+    return " ".join(f"{', '.join(owners)}: {text}" for text, owners in helps.items())
 
 
 def resumable_fields(config: Config) -> dict[str, set[str]]:

@@ -7,9 +7,7 @@ from typing import Annotated
 
 import typer
 
-from nsvae.cli.app import (
-    data_app,
-)
+from nsvae.cli.app import HELP_FROM_LIBRARY, LibraryHelp, data_app
 from nsvae.errors import ConfigError
 
 DataRootOption = Annotated[
@@ -57,11 +55,9 @@ def data_render(
         typer.echo(f"contact sheet: {path}")
 
 
-@data_app.command("fetch")
+@data_app.command("fetch", cls=LibraryHelp)
 def data_fetch(
-    dataset: Annotated[str, typer.Argument(
-        help="Dataset: dsprites, color-dsprites, noisy-dsprites, scream-dsprites, 3dshapes, "
-        "mpi3d-toy, mpi3d-realistic, mpi3d-real, smallnorb, cars3d, celeba.")],
+    dataset: Annotated[str, typer.Argument(help="Dataset with published files.")],
     data_root: DataRootOption = None,
 ) -> None:
     """Download the official files and check their checksums (offline: says where to put them)."""
@@ -69,3 +65,14 @@ def data_fetch(
 
     for path in fetch_dataset(dataset, data_root):
         typer.echo(f"{dataset} official file (checksum OK): {path}")
+
+
+def _fetch_help(command) -> None:
+    """Name the datasets that have published files (from the registry)."""
+    from nsvae.data import fetchable_datasets
+
+    argument = next(param for param in command.params if param.name == "dataset")
+    argument.help = f"Dataset with published files: {', '.join(fetchable_datasets())}."
+
+
+HELP_FROM_LIBRARY["fetch"] = _fetch_help

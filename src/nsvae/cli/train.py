@@ -1,97 +1,86 @@
-"""``nsvae train``."""
+"""``nsvae train``: a few headline flags, and one flag per other config field, generated."""
 
 from __future__ import annotations
 
+import inspect
+import typing
 from pathlib import Path
 from typing import Annotated
 
+import click
 import typer
 
-from nsvae.cli.app import (
-    HELP_FROM_LIBRARY,
-    SEED,
-    LibraryHelp,
-    app,
-    flag,
-)
+from nsvae.cli.app import HELP_FROM_LIBRARY, SEED, LibraryHelp, app, flag
 from nsvae.errors import ConfigError, warn
 
+# Headline flag -> the config key it sets (the others are generated from the config classes).
+HEADLINE = {"model": "objective.name", "data": "data.name", "steps": "train.steps",
+            "seed": "train.seed", "device": "train.device"}
+SETTINGS_PANEL = "Settings (any other config value: --set section.key=value)"
 
-@app.command("train", cls=LibraryHelp)
+
+class TrainCommand(LibraryHelp):
+    """``nsvae train``: its signature's headline flags, plus one flag for each other field of
+    the config classes and of every objective (:func:`nsvae.config.settings`), added when the
+    command runs or shows its help, since reading the config classes imports torch."""
+
+    def get_params(self, ctx: click.Context) -> list[click.Parameter]:
+        if not hasattr(self, "settings"):
+            from nsvae.config import settings
+
+            self.settings = {setting.key: setting for setting in settings()
+                             if setting.key not in HEADLINE.values()}
+            self.params += _setting_params(self.settings.values())
+        return super().get_params(ctx)
+
+    def invoke(self, ctx: click.Context):
+        ctx.meta["settings"] = {key: ctx.params.pop(_param_name(key)) for key in self.settings}
+        return super().invoke(ctx)
+
+
+def _param_name(key: str) -> str:
+    return key.replace(".", "__")
+
+
+def _setting_params(settings) -> list[click.Parameter]:
+    """The flags of :class:`nsvae.config.Setting` s, built by typer from a generated signature:
+    ``--name VALUE`` (two values for a pair), ``--name/--no-name`` for a boolean; a flag not
+    given is None and leaves the config's value alone."""
+
+    def flags(**values) -> None:
+        pass
+
+    def parameter(setting) -> inspect.Parameter:
+        kind = Path if setting.path else typing.get_args(setting.kind)[0] \
+            if type(None) in typing.get_args(setting.kind) else setting.kind
+        flag = f"{setting.flag}/--no-{setting.flag[2:]}" if kind is bool else setting.flag
+        option = typer.Option(flag, help=setting.help, rich_help_panel=SETTINGS_PANEL)
+        return inspect.Parameter(_param_name(setting.key), inspect.Parameter.KEYWORD_ONLY,
+                                 default=None, annotation=Annotated[kind | None, option])
+
+    flags.__signature__ = inspect.Signature([parameter(setting) for setting in settings])
+    generated = typer.Typer(add_completion=False)
+    generated.command()(flags)
+    return typer.main.get_command(generated).params
+
+
+@app.command("train", cls=TrainCommand)
 def train_command(
-    model: Annotated[str | None, flag(
-        "--model", "Objective (its other settings: --set or --config).")] = None,
-    alpha: Annotated[float | None, flag("--alpha", "Non-Syn weight of KL(A_worst).")] = None,
-    omega: Annotated[float | None, flag("--omega", "Greedy discount, in (0, 1].")] = None,
-    policy: Annotated[
-        str | None, flag("--policy", "Selection: reference, sorted, epsilon-greedy.")
+    ctx: typer.Context,
+    config_file: Annotated[Path | None, flag("--config", "TOML config; flags override it.")] = None,
+    assignments: Annotated[list[str] | None, flag(
+        "--set", "Any config value, e.g. --set objective.c_max=25 (repeatable; TOML values).")
     ] = None,
-    mode: Annotated[str | None, flag("--mode", "One subset per batch or per sample.")] = None,
-    selection_batch: Annotated[
-        str | None, flag("--selection-batch", "Select on the same or an independent batch.")
-    ] = None,
-    epsilon: Annotated[float | None, flag("--epsilon", "Exploration of epsilon-greedy.")] = None,
-    update: Annotated[str | None, flag(
-        "--update", "Non-Syn update: joint (one Adam step on the whole loss) or seed (the "
-        "seed's two steps: ELBO, then alpha * KL(A_worst)).")] = None,
-    beta: Annotated[float | None, flag(
-        "--beta", "Weight of the KL (beta_vae, nonsyn) or of the TC (beta_tcvae).")] = None,
-    gamma: Annotated[float | None, flag("--gamma", "FactorVAE weight of the TC.")] = None,
-    z_dim: Annotated[int | None, flag("--z-dim", "Number of latents.")] = None,
-    arch: Annotated[str | None, flag("--arch", "Architecture.")] = None,
-    likelihood: Annotated[
-        str | None, flag("--likelihood", "auto, bernoulli or gaussian.")
-    ] = None,
+    model: Annotated[str | None, flag("--model", "Objective.")] = None,
+    data: Annotated[str | None, flag("--data", "Dataset.")] = None,
     steps: Annotated[int | None, flag("--steps", "Optimisation steps in all.")] = None,
-    batch_size: Annotated[int | None, flag("--batch-size", "Batch size.")] = None,
-    lr: Annotated[float | None, flag("--lr", "Adam learning rate.")] = None,
     seed: Annotated[int | None, flag("--seed", "Seed of every random generator.", **SEED)] = None,
     device: Annotated[str | None, flag("--device", "auto, cpu, cuda or cuda:N.")] = None,
-    threads: Annotated[int | None, flag("--threads", "CPU threads (0: physical cores).")] = None,
-    log_every: Annotated[int | None, flag("--log-every", "Steps between metrics rows.")] = None,
-    checkpoint_every: Annotated[
-        int | None, flag("--checkpoint-every", "Steps between checkpoints.")
-    ] = None,
-    keep_checkpoints: Annotated[
-        int | None, flag("--keep-checkpoints", "Checkpoints kept (the newest).")
-    ] = None,
-    eval_every: Annotated[
-        int | None, flag("--eval-every", "Steps between fast evaluations (0: never).")
-    ] = None,
-    eval_metrics: Annotated[
-        str | None, flag("--eval-metrics", "Metrics of those evaluations, comma-separated "
-                          "(default: all).")
-    ] = None,
-    figures: Annotated[
-        bool | None, flag("--figures/--no-figures", "Write traversal figures at the end.")
-    ] = None,
-    precision: Annotated[str | None, flag(
-        "--precision", "fp32, or bf16 (autocast; posterior, KL, selection, losses stay fp32).")
-    ] = None,
-    compile_model: Annotated[bool | None, flag(
-        "--compile/--no-compile", "torch.compile the model (first-step cost printed).")] = None,
-    data: Annotated[
-        str | None, flag("--data", "Dataset.")
-    ] = None,
-    data_path: Annotated[
-        Path | None, flag("--data-path", "Dataset file or folder (array: your own npz; images: "
-                           "a folder or zip; scream-dsprites: the scream image).")
-    ] = None,
-    data_root: Annotated[str | None, flag("--data-root", "Data cache folder.")] = None,
-    config_file: Annotated[
-        Path | None, flag("--config", "TOML config; flags given override it.")
-    ] = None,
-    assignments: Annotated[
-        list[str] | None, flag("--set", "Any config value, e.g. --set objective.c_max=25 "
-                                "(repeatable; values read as TOML).")
-    ] = None,
-    run_dir: Annotated[
-        Path | None, flag("--run-dir", "Run directory (default runs/<model>-<time>).")
-    ] = None,
-    resume: Annotated[
-        Path | None, flag("--resume", "Continue this run where it stopped (with --config: "
-                           "train that file's config, which may differ from the run's only in "
-                           "resumable fields such as steps).")
+    run_dir: Annotated[Path | None, flag(
+        "--run-dir", "Run directory (default runs/<model>-<time>).")] = None,
+    resume: Annotated[Path | None, flag(
+        "--resume", "Continue this run where it stopped (with --config: train that file's "
+        "config, which may differ from the run's only in resumable fields such as steps).")
     ] = None,
     progress: Annotated[bool, flag("--progress/--no-progress", "Show a progress bar.")] = True,
 ) -> None:
@@ -101,73 +90,51 @@ def train_command(
     your own npz with --data array --data-path FILE.npz, or a folder or zip
     of images with --data images --data-path DIR_OR_ZIP.
     """
-    from nsvae.config import Config, load_config, parse_assignment
     from nsvae.experiment import train_run
-    from nsvae.rundir import read_run_config
-    from nsvae.rundir.run import training_config
 
-    given = dict(locals())
-    given["data_path"] = data_path and str(data_path.absolute())
-    overrides: dict[str, dict] = {}
-    for text in assignments or ():
-        section, key, value = parse_assignment(text)
-        overrides.setdefault(section, {})[key] = value
-    for name, (section, key) in FLAG_KEYS.items():
-        if given[name] is not None:
-            overrides.setdefault(section, {})[key] = given[name]
-    if resume is not None:
-        if run_dir is not None:
-            raise ConfigError("--resume takes the run's own directory; drop --run-dir")
-        base = read_run_config(resume)[0] if config_file is None else load_config(config_file)
-        config, run_dir = base.updated(overrides), resume
-        training_config(run_dir, config, resume=True)  # a refused file: before the data loads
-    else:
-        base = Config() if config_file is None else load_config(config_file)
-        config = base.updated(overrides).validate()
-        run_dir = run_dir or _new_run_dir(config.objective.name)
-    if eval_metrics is not None and not config.train.eval_every:
-        warn(f"--eval-metrics {eval_metrics} scores nothing without --eval-every N (train."
-             "eval_every is 0)")
+    headline = {HEADLINE[name]: value for name, value in locals().items() if name in HEADLINE}
+    overrides = _overrides(assignments or (), {**ctx.meta["settings"], **headline})
+    config, run_dir = _config_and_run_dir(config_file, overrides, run_dir, resume)
     typer.echo(f"run: {run_dir}")
     run = train_run(config, run_dir, resume=resume is not None, progress=progress)
     typer.echo(f"done: {run.step} steps; run in {run.path}")
 
 
-def _train_defaults(command) -> None:
-    """Complete the help of each headline flag from the library: the choices its registry holds
-    (objectives, datasets, architectures) and its default (from :class:`Config`)."""
-    from nsvae.config import Config
-    from nsvae.data import DATASETS
-    from nsvae.models import ARCHS
-    from nsvae.objectives import OBJECTIVES
+def _overrides(assignments, flags: dict) -> dict:
+    """Dotted key -> value: the ``--set`` assignments, then the flags given (paths absolute)."""
+    from nsvae.config import parse_assignment
 
-    choices = {"model": OBJECTIVES, "data": DATASETS, "arch": ARCHS}
-    defaults = Config().to_dict()
-    for param in command.params:
-        if param.name in choices and "Choose from" not in (param.help or ""):
-            param.help = f"{param.help} Choose from: {', '.join(choices[param.name])}."
-        if param.name in FLAG_KEYS and "(default " not in (param.help or ""):
-            section, key = FLAG_KEYS[param.name]
-            value = defaults[section].get(key)
-            if value not in (None, ""):
-                param.help = f"{param.help} (default {value})"
+    overrides = {}
+    for text in assignments:
+        section, key, value = parse_assignment(text)
+        overrides[f"{section}.{key}"] = value
+    for key, value in flags.items():
+        if value is not None:
+            overrides[key] = str(value.absolute()) if isinstance(value, Path) else value
+    return overrides
 
 
-# Headline flags of `nsvae train`: flag parameter -> (section, key). Anything else: --set.
-FLAG_KEYS = {
-    "data": ("data", "name"), "data_path": ("data", "path"), "data_root": ("data", "data_root"),
-    "arch": ("model", "arch"), "z_dim": ("model", "z_dim"), "likelihood": ("model", "likelihood"),
-    "model": ("objective", "name"), "beta": ("objective", "beta"),
-    "alpha": ("objective", "alpha"), "omega": ("objective", "omega"),
-    "policy": ("objective", "policy"), "mode": ("objective", "mode"),
-    "selection_batch": ("objective", "selection_batch"), "epsilon": ("objective", "epsilon"),
-    "update": ("objective", "update"), "gamma": ("objective", "gamma"),
-    **{name: ("train", name) for name in (
-        "steps", "batch_size", "lr", "seed", "device", "threads", "log_every",
-        "checkpoint_every", "keep_checkpoints", "eval_every", "eval_metrics", "figures",
-        "precision")},
-    "compile_model": ("train", "compile"),
-}
+def _config_and_run_dir(config_file, overrides, run_dir, resume):
+    """The config to train and its run directory: a new run's, or the resumed run's (whose
+    config may change only in resumable fields, checked before any data loads)."""
+    from nsvae.config import Config, load_config
+    from nsvae.rundir import read_run_config
+    from nsvae.rundir.run import training_config
+
+    if resume is not None:
+        if run_dir is not None:
+            raise ConfigError("--resume takes the run's own directory; drop --run-dir")
+        base = read_run_config(resume)[0] if config_file is None else load_config(config_file)
+        config, run_dir = base.updated(overrides), resume
+        training_config(run_dir, config, resume=True)
+    else:
+        base = Config() if config_file is None else load_config(config_file)
+        config = base.updated(overrides).validate()
+        run_dir = run_dir or _new_run_dir(config.objective.name)
+    if "train.eval_metrics" in overrides and not config.train.eval_every:
+        warn(f"--eval-metrics {overrides['train.eval_metrics']} scores nothing without "
+             "--eval-every N (train.eval_every is 0)")
+    return config, run_dir
 
 
 def _new_run_dir(name: str) -> Path:
@@ -181,4 +148,32 @@ def _new_run_dir(name: str) -> Path:
     return path
 
 
-HELP_FROM_LIBRARY["train"] = _train_defaults
+def _complete_help(command: TrainCommand) -> None:
+    """Add to each flag's help the choices its registry holds (objectives, datasets,
+    architectures) and its default (per objective for the objective's settings)."""
+    from nsvae.config import Config, settings
+    from nsvae.data import DATASETS
+    from nsvae.models import ARCHS
+    from nsvae.objectives import OBJECTIVES
+
+    choices = {"objective.name": OBJECTIVES, "data.name": DATASETS, "model.arch": ARCHS}
+    defaults = {setting.key: setting.defaults for setting in settings()}
+    defaults["objective.name"] = {"": Config().objective.name}
+    for param in command.get_params(click.Context(command)):
+        key = HEADLINE.get(param.name) or param.name.replace("__", ".")
+        if key in choices:
+            param.help += f" Choose from: {', '.join(choices[key])}."
+        shown = {owner: value for owner, value in defaults.get(key, {}).items()
+                 if value not in (None, "")}
+        if shown:
+            param.help += f" (default {_defaults_text(shown)})"
+
+
+def _defaults_text(defaults: dict) -> str:
+    """``"5.0"``, or ``"beta_vae 1.0, nonsyn 1.0"`` for the objectives' settings."""
+    if list(defaults) == [""]:
+        return str(defaults[""])
+    return ", ".join(f"{owner} {value}" for owner, value in defaults.items())
+
+
+HELP_FROM_LIBRARY["train"] = _complete_help

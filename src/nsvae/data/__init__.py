@@ -3,12 +3,14 @@
 ``get_dataset(name, **kw)`` builds a dataset by name (:data:`DATASETS`); every dataset implements
 :class:`GroundTruthData`, the contract the metrics rely on (an image collection has no factors:
 ``has_factors`` is False). ``fetch_dataset(name)`` downloads a dataset's official files
-(:data:`OFFICIAL_FILES`).
+(each entry's ``files``).
 """
 
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from nsvae.checks import check
@@ -16,7 +18,7 @@ from nsvae.data import cars3d, mpi3d, norb, shapes3d
 from nsvae.data.dsprites import OFFICIAL_FILE as DSPRITES_FILE
 from nsvae.data.dsprites import DSprites, official_path
 from nsvae.data.dsprites_variants import SCREAM, ProceduralDSprites, Screamer, add_noise, colorize
-from nsvae.data.files import fetch
+from nsvae.data.files import OfficialFile, fetch
 from nsvae.data.ground_truth import ArrayGroundTruthData, FactorSpace, GroundTruthData
 from nsvae.data.images import CELEBA, ImageCollection, load_celeba, load_images
 from nsvae.data.npz import load_array_dataset, save_array_dataset
@@ -64,33 +66,32 @@ def _scream(path=None, data_root=None) -> ProceduralDSprites:
     return ProceduralDSprites(DSprites.load(data_root), screamer, "scream-dsprites")
 
 
-DATASETS = {
-    "dsprites": _dsprites,
-    "dsprites-file": _dsprites_file,
-    "color-dsprites": functools.partial(_variant, colorize, "color-dsprites"),
-    "noisy-dsprites": functools.partial(_variant, add_noise, "noisy-dsprites"),
-    "scream-dsprites": _scream,
-    "3dshapes": shapes3d.load_shapes3d,
-    **{f"mpi3d-{name}": functools.partial(mpi3d.load_mpi3d, name) for name in mpi3d.VARIANTS},
-    "smallnorb": norb.load_smallnorb,
-    "cars3d": cars3d.load_cars3d,
-    "celeba": load_celeba,
-    "images": _images,
-    "array": _array,
-}
+@dataclass(frozen=True)
+class DatasetEntry:
+    """A registered dataset: ``load(path=None, data_root=None)`` builds it, and ``files`` are the
+    published files it is made from (``nsvae data fetch NAME``; none for your own data)."""
 
-#: The published files of each dataset (``nsvae data fetch NAME``).
-OFFICIAL_FILES = {
-    "dsprites": (DSPRITES_FILE,),
-    "dsprites-file": (DSPRITES_FILE,),
-    "color-dsprites": (DSPRITES_FILE,),
-    "noisy-dsprites": (DSPRITES_FILE,),
-    "scream-dsprites": (SCREAM,),
-    "3dshapes": (shapes3d.OFFICIAL,),
-    **{f"mpi3d-{name}": (file,) for name, file in mpi3d.VARIANTS.items()},
-    "smallnorb": norb.OFFICIAL_FILES,
-    "cars3d": (cars3d.OFFICIAL,),
-    "celeba": (CELEBA,),
+    load: Callable[..., GroundTruthData]
+    files: tuple[OfficialFile, ...] = ()
+
+
+#: Every dataset by name: how to build it and its published files.
+DATASETS = {
+    "dsprites": DatasetEntry(_dsprites, (DSPRITES_FILE,)),
+    "dsprites-file": DatasetEntry(_dsprites_file, (DSPRITES_FILE,)),
+    "color-dsprites": DatasetEntry(functools.partial(_variant, colorize, "color-dsprites"),
+                                   (DSPRITES_FILE,)),
+    "noisy-dsprites": DatasetEntry(functools.partial(_variant, add_noise, "noisy-dsprites"),
+                                   (DSPRITES_FILE,)),
+    "scream-dsprites": DatasetEntry(_scream, (SCREAM,)),
+    "3dshapes": DatasetEntry(shapes3d.load_shapes3d, (shapes3d.OFFICIAL,)),
+    **{f"mpi3d-{name}": DatasetEntry(functools.partial(mpi3d.load_mpi3d, name), (file,))
+       for name, file in mpi3d.VARIANTS.items()},
+    "smallnorb": DatasetEntry(norb.load_smallnorb, norb.OFFICIAL_FILES),
+    "cars3d": DatasetEntry(cars3d.load_cars3d, (cars3d.OFFICIAL,)),
+    "celeba": DatasetEntry(load_celeba, (CELEBA,)),
+    "images": DatasetEntry(_images),
+    "array": DatasetEntry(_array),
 }
 
 
@@ -109,7 +110,7 @@ def get_dataset(name: str, **kwargs) -> GroundTruthData:
     unknown = sorted(set(kwargs) - {"path", "data_root"})
     if unknown:
         raise ConfigError(f"unknown dataset options {unknown} for {name!r}")
-    return DATASETS[name](**kwargs)
+    return DATASETS[name].load(**kwargs)
 
 
 def fetch_dataset(name: str, data_root=None) -> list[Path]:
@@ -123,11 +124,12 @@ def fetch_dataset(name: str, data_root=None) -> list[Path]:
         One line for all files that could not be had: for each, the URL, the expected checksum
         and where to put it by hand; or a checksum mismatch.
     """
-    if name not in OFFICIAL_FILES:
+    files = DATASETS[name].files if name in DATASETS else ()
+    if not files:
         raise ConfigError(f"no official files to fetch for {name!r}; datasets with files: "
-                          f"{', '.join(OFFICIAL_FILES)}")
+                          f"{', '.join(fetchable_datasets())}")
     paths, failures = [], []
-    for file in OFFICIAL_FILES[name]:
+    for file in files:
         try:
             paths.append(fetch(file, data_root))
         except DataError as error:
@@ -135,6 +137,11 @@ def fetch_dataset(name: str, data_root=None) -> list[Path]:
     if failures:
         raise DataError("; ".join(failures))
     return paths
+
+
+def fetchable_datasets() -> list[str]:
+    """The names of the datasets that have published files."""
+    return [name for name, entry in DATASETS.items() if entry.files]
 
 
 def check_dataset_name(name: str) -> None:
@@ -156,7 +163,7 @@ def build_data(data_config) -> GroundTruthData:
 
 __all__ = [
     "DATASETS",
-    "OFFICIAL_FILES",
+    "DatasetEntry",
     "ArrayGroundTruthData",
     "BatchSampler",
     "DSprites",
@@ -167,6 +174,7 @@ __all__ = [
     "build_data",
     "check_dataset_name",
     "fetch_dataset",
+    "fetchable_datasets",
     "get_dataset",
     "load_array_dataset",
     "save_array_dataset",

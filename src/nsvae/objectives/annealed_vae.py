@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from nsvae.checks import at_least, non_negative
+from nsvae.checks import at_least, non_negative, setting
 from nsvae.objectives.base import Logged, Objective, ObjectiveConfig
 
 
@@ -21,9 +21,10 @@ class AnnealedVAEObjective(Objective):
         """``capacity_gamma`` (gamma), ``c_max`` (nats) and ``capacity_steps``."""
 
         name: str = "annealed_vae"
-        capacity_gamma: float = field(default=1000.0, metadata={"check": non_negative})
-        c_max: float = field(default=25.0, metadata={"check": non_negative})
-        capacity_steps: int = field(default=100000, metadata={"check": at_least(1)})
+        capacity_gamma: float = setting(1000.0, "Weight of |KL - C|.", check=non_negative)
+        c_max: float = setting(25.0, "Final capacity C, in nats.", check=non_negative)
+        capacity_steps: int = setting(100000, "Steps over which C grows from 0 to c_max.",
+                                      check=at_least(1))
 
     logged = Objective.logged | {"capacity": Logged("capacity C")}
 

@@ -37,7 +37,7 @@ class ObjectiveConfig:
     """Base of every objective's config section; ``name`` is its key in the registry.
 
     A subclass declares its hyperparameters as fields whose metadata holds their rule
-    (``field(default=..., metadata={"check": non_negative})``) and overrides :meth:`validate`
+    (``setting(default, "help", check=non_negative)``) and overrides :meth:`validate`
     only for rules that tie fields together.
     """
 

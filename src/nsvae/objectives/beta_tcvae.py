@@ -26,11 +26,11 @@ from __future__ import annotations
 
 import functools
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 
-from nsvae.checks import choice, non_negative
+from nsvae.checks import choice, non_negative, setting
 from nsvae.errors import ConfigError
 from nsvae.gaussian import log_density
 from nsvae.objectives.base import Logged, Objective, ObjectiveConfig
@@ -135,8 +135,9 @@ class BetaTCVAEObjective(Objective):
         ``estimator``: ``"mws"`` (disentanglement_lib) or ``"mss"`` (Chen et al.'s code)."""
 
         name: str = "beta_tcvae"
-        beta: float = field(default=1.0, metadata={"check": non_negative})
-        estimator: str = field(default="mws", metadata={"check": _estimator})
+        beta: float = setting(1.0, "Weight of the total correlation.", check=non_negative)
+        estimator: str = setting("mws", "Minibatch estimator of log q(z): mws or mss.",
+                                 check=_estimator)
 
     logged = Objective.logged | {
         "tc": Logged("total correlation (minibatch estimate)"),

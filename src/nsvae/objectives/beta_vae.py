@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from nsvae.checks import non_negative
+from nsvae.checks import non_negative, setting
 from nsvae.objectives.base import Objective, ObjectiveConfig
 
 
@@ -20,7 +20,7 @@ class BetaVAEObjective(Objective):
         """``beta``: weight of the KL (1 is the VAE)."""
 
         name: str = "beta_vae"
-        beta: float = field(default=1.0, metadata={"check": non_negative})
+        beta: float = setting(1.0, "Weight of the KL.", check=non_negative)
 
     def __init__(self, config, likelihood: str = "bernoulli", **context):
         super().__init__(config, likelihood, **context)

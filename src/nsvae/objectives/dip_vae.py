@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 
-from nsvae.checks import choice, non_negative
+from nsvae.checks import choice, non_negative, setting
 from nsvae.objectives.base import Logged, Objective, ObjectiveConfig
 
 DIP_TYPES = ("i", "ii")
@@ -43,9 +43,12 @@ class DIPVAEObjective(Objective):
         """``lambda_od``, ``lambda_d_factor`` and ``dip_type`` ("i" or "ii")."""
 
         name: str = "dip_vae"
-        lambda_od: float = field(default=10.0, metadata={"check": non_negative})
-        lambda_d_factor: float = field(default=10.0, metadata={"check": non_negative})
-        dip_type: str = field(default="i", metadata={"check": _dip_type})
+        lambda_od: float = setting(10.0, "Weight of the off-diagonal covariance penalty.",
+                                   check=non_negative)
+        lambda_d_factor: float = setting(10.0, "Diagonal weight, as a multiple of lambda_od.",
+                                         check=non_negative)
+        dip_type: str = setting("i", "Covariance matched: i (of the means) or ii (of z).",
+                                check=_dip_type)
 
     logged = Objective.logged | {"dip": Logged("DIP moment-matching penalty")}
 

@@ -17,14 +17,14 @@ the VAE before back-propagating the discriminator loss through the same graph.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from torch import nn
 from torch.func import functional_call
 from torch.nn import functional
 
-from nsvae.checks import adam_betas, at_least, choice, non_negative, positive
+from nsvae.checks import adam_betas, at_least, choice, non_negative, positive, setting
 from nsvae.errors import ConfigError
 from nsvae.objectives.base import Logged, Objective, ObjectiveConfig, Term, adam
 
@@ -75,13 +75,14 @@ class FactorVAEObjective(Objective):
         """``gamma``, ``permute`` and the discriminator's ``disc_*`` settings."""
 
         name: str = "factor_vae"
-        gamma: float = field(default=10.0, metadata={"check": non_negative})
-        permute: str = field(default="same", metadata={"check": _permute_from})
-        disc_width: int = field(default=1000, metadata={"check": at_least(1)})
-        disc_layers: int = field(default=6, metadata={"check": at_least(1)})
-        disc_lr: float = field(default=1e-4, metadata={"check": positive})
-        disc_betas: tuple[float, float] = field(default=(0.5, 0.9),
-                                                metadata={"check": adam_betas})
+        gamma: float = setting(10.0, "Weight of the total correlation.", check=non_negative)
+        permute: str = setting("same", "Batch whose codes are permuted for the discriminator: "
+                               "same or independent.", check=_permute_from)
+        disc_width: int = setting(1000, "Discriminator's hidden units.", check=at_least(1))
+        disc_layers: int = setting(6, "Discriminator's hidden layers.", check=at_least(1))
+        disc_lr: float = setting(1e-4, "Discriminator's Adam learning rate.", check=positive)
+        disc_betas: tuple[float, float] = setting((0.5, 0.9), "Discriminator's Adam betas.",
+                                                  check=adam_betas)
 
     logged = Objective.logged | {
         "tc": Logged("total correlation (discriminator estimate)"),

@@ -22,11 +22,11 @@ Adam: docs/nonsyn.md#update-rules-joint-and-seed.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 
-from nsvae.checks import check, choice, non_negative
+from nsvae.checks import check, choice, non_negative, setting
 from nsvae.gaussian import kl_per_latent
 from nsvae.objectives.base import Logged
 from nsvae.objectives.beta_vae import BetaVAEObjective
@@ -66,15 +66,18 @@ class NonSynObjective(BetaVAEObjective):
         """
 
         name: str = "nonsyn"
-        alpha: float = field(default=5.0, metadata={"check": non_negative})
-        omega: float = 0.9
-        policy: str = "sorted"
-        mode: str = field(default="batch", metadata={"check": lambda k, v: choice(k, v, MODES)})
-        selection_batch: str = field(
-            default="same", metadata={"check": lambda k, v: choice(k, v, SELECTION_BATCHES)})
-        epsilon: float = 0.1
-        update: str = field(default="joint",
-                            metadata={"check": lambda k, v: choice(k, v, UPDATES)})
+        alpha: float = setting(5.0, "Weight of KL(A_worst).", check=non_negative)
+        omega: float = setting(0.9, "Greedy discount of the A_best selection, in (0, 1].")
+        policy: str = setting("sorted", "Selection: reference, sorted or epsilon-greedy.")
+        mode: str = setting("batch", "One subset per batch or per sample.",
+                            check=lambda k, v: choice(k, v, MODES))
+        selection_batch: str = setting(
+            "same", "Select on the same or an independent batch.",
+            check=lambda k, v: choice(k, v, SELECTION_BATCHES))
+        epsilon: float = setting(0.1, "Exploration of epsilon-greedy.")
+        update: str = setting("joint", "joint (one Adam step on the whole loss) or seed (the "
+                              "seed's two steps: ELBO, then alpha * KL(A_worst)).",
+                              check=lambda k, v: choice(k, v, UPDATES))
 
         def validate(self, section: str = "objective") -> NonSynObjective.Config:
             """Field rules, the selection's rule and: an independent batch needs batch mode."""
