@@ -74,6 +74,7 @@ test-fast: dev lint
 
 lint: dev
 	$(BIN)/ruff check src tests benchmarks results examples
+	$(BIN)/ruff format --check src tests benchmarks results examples
 
 clean:
 	rm -rf $(VENV) build src/*.egg-info

@@ -37,8 +37,10 @@ def median_ms(function, repeats: int = 20) -> float:
 def main() -> None:
     torch.set_num_threads(physical_cores())
     print(f"CPU: {cpu_description()}")
-    print(f"transposed convolutions (4x4, stride 2), batch 64, bf16, channels-last, "
-          f"{torch.get_num_threads()} threads; median ms")
+    print(
+        f"transposed convolutions (4x4, stride 2), batch 64, bf16, channels-last, "
+        f"{torch.get_num_threads()} threads; median ms"
+    )
     print(f"  {'layer':22s} {'weight':>8s} {'weight+bias':>12s} {'bias as a sum':>14s}")
     last = torch.channels_last
     for cin, cout, size in LAYERS:
@@ -49,11 +51,14 @@ def main() -> None:
 
         def backward(mask, grad=grad, x=x, weight=weight, cout=cout):
             return torch.ops.aten.convolution_backward(
-                grad, x, weight, [cout], [2, 2], [1, 1], [1, 1], True, [0, 0], 1, mask)
+                grad, x, weight, [cout], [2, 2], [1, 1], [1, 1], True, [0, 0], 1, mask
+            )
 
-        times = (median_ms(lambda: backward([False, True, False])),
-                 median_ms(lambda: backward([False, True, True])),
-                 median_ms(lambda grad=grad: grad.sum((0, 2, 3))))
+        times = (
+            median_ms(lambda: backward([False, True, False])),
+            median_ms(lambda: backward([False, True, True])),
+            median_ms(lambda grad=grad: grad.sum((0, 2, 3))),
+        )
         name = f"{cin} -> {cout}, {size} -> {2 * size} px"
         print(f"  {name:22s} {times[0]:8.2f} {times[1]:12.2f} {times[2]:14.2f}")
 

@@ -45,8 +45,12 @@ def subject(args):
         from nsvae.rundir import load_run
 
         run = load_run(args.run_dir)
-        return (run.model, run.data(), run.config.train.precision,
-                f"run {args.run_dir} (step {run.step})")
+        return (
+            run.model,
+            run.data(),
+            run.config.train.precision,
+            f"run {args.run_dir} (step {run.step})",
+        )
     torch.manual_seed(0)
     model = build_model(Config().model).eval()
     data = squares() if args.data == "squares" else DSprites.load()
@@ -55,8 +59,12 @@ def subject(args):
 
 def differences(first: dict, second: dict) -> list[str]:
     """``metric.key`` of every value that differs between two results' ``metrics``."""
-    return [f"{name}.{key}" for name, values in first.items() for key, value in values.items()
-            if second[name][key] != value]
+    return [
+        f"{name}.{key}"
+        for name, values in first.items()
+        for key, value in values.items()
+        if second[name][key] != value
+    ]
 
 
 def main() -> None:
@@ -66,28 +74,36 @@ def main() -> None:
     parser.add_argument("--fast", action="store_true", help="the --fast sample counts")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--precision", default="fp32", help="without RUN_DIR: fp32 or bf16")
-    parser.add_argument("--data", default="dsprites", choices=("dsprites", "squares"),
-                        help="without RUN_DIR")
+    parser.add_argument(
+        "--data", default="dsprites", choices=("dsprites", "squares"), help="without RUN_DIR"
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     model, data, precision, what = subject(args)
-    print(f"{what}; {len(data):,} grid points; precision {precision}; threads {args.threads}; "
-          f"{'fast' if args.fast else 'default'} sample counts")
+    print(
+        f"{what}; {len(data):,} grid points; precision {precision}; threads {args.threads}; "
+        f"{'fast' if args.fast else 'default'} sample counts"
+    )
     results = {}
     for label, cache in (("per metric", False), ("shared", True)):
         start = time.perf_counter()
-        results[label] = evaluate_model(model, data, args.metrics, fast=args.fast,
-                                        precision=precision, cache=cache)
+        results[label] = evaluate_model(
+            model, data, args.metrics, fast=args.fast, precision=precision, cache=cache
+        )
         results[label]["total"] = time.perf_counter() - start
     before, after = results["per metric"], results["shared"]
     print(f"{'metric':<26}{'per metric':>12}{'shared':>12}")
     for name, seconds in before["seconds"].items():
         print(f"{name:<26}{seconds:>10.1f} s{after['seconds'][name]:>10.1f} s")
-    print(f"{'total':<26}{before['total']:>10.1f} s{after['total']:>10.1f} s  "
-          f"x{before['total'] / after['total']:.2f}")
+    print(
+        f"{'total':<26}{before['total']:>10.1f} s{after['total']:>10.1f} s  "
+        f"x{before['total'] / after['total']:.2f}"
+    )
     differ = differences(before["metrics"], after["metrics"])
-    print("values identical: " + ("yes, every metric and key" if not differ
-                                  else f"NO: {', '.join(differ)}"))
+    print(
+        "values identical: "
+        + ("yes, every metric and key" if not differ else f"NO: {', '.join(differ)}")
+    )
 
 
 if __name__ == "__main__":

@@ -34,15 +34,21 @@ def main() -> None:
     shapes = classes[:, 1]
     for exact in (True, False):
         errors = pixel_errors(classes, images, exact)
-        per_shape = ", ".join(f"{name} {np.mean(errors[shapes == s] == 0):.3%}"
-                              for s, name in enumerate(dsprites.SHAPE_NAMES))
-        print(f"{'exact' if exact else 'smooth'} mode, {len(errors)} real images: bit-exact "
-              f"{np.mean(errors == 0):.3%} ({per_shape}); wrong pixels per image "
-              f"{errors.mean():.4f}, worst image {errors.max()} px")
+        per_shape = ", ".join(
+            f"{name} {np.mean(errors[shapes == s] == 0):.3%}"
+            for s, name in enumerate(dsprites.SHAPE_NAMES)
+        )
+        print(
+            f"{'exact' if exact else 'smooth'} mode, {len(errors)} real images: bit-exact "
+            f"{np.mean(errors == 0):.3%} ({per_shape}); wrong pixels per image "
+            f"{errors.mean():.4f}, worst image {errors.max()} px"
+        )
     frames = iio.imread(args.real / "dsprites.gif", index=None) // 255
     errors = pixel_errors(dsprites.gif_frame_classes(), frames, exact=True)
-    print(f"official GIF: {np.sum(errors == 0)} of {len(frames)} frames bit-exact, "
-          f"{errors.sum()} wrong pixels in all, worst frame {errors.max()} px")
+    print(
+        f"official GIF: {np.sum(errors == 0)} of {len(frames)} frames bit-exact, "
+        f"{errors.sum()} wrong pixels in all, worst frame {errors.max()} px"
+    )
 
 
 if __name__ == "__main__":

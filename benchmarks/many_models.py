@@ -38,7 +38,7 @@ def elbo_loss(model, parameters, x):
 
 
 def _prefixed(parameters: dict, prefix: str) -> dict:
-    return {k[len(prefix):]: v for k, v in parameters.items() if k.startswith(prefix)}
+    return {k[len(prefix) :]: v for k, v in parameters.items() if k.startswith(prefix)}
 
 
 def _encode(model, parameters, x):
@@ -88,8 +88,10 @@ class OneAtATime:
         for model, optimizer, x in zip(self.models, self.optimizers, self.batches, strict=False):
             with autocast("cpu", self.precision):
                 out = model(x)
-                loss = (reconstruction_loss(out["x_logits"], x, "bernoulli")
-                        + kl_per_latent(out["mu"], out["logvar"]).sum(1).mean())
+                loss = (
+                    reconstruction_loss(out["x_logits"], x, "bernoulli")
+                    + kl_per_latent(out["mu"], out["logvar"]).sum(1).mean()
+                )
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -126,8 +128,10 @@ def main() -> None:
         for name, (step, k) in variants.items():
             rates[name].append(model_steps_per_second(step, k, args.steps))
     print(f"CPU: {cpu_description()}")
-    print(f"K VAEs (dlib, batch 64 each, {args.precision}, {torch.get_num_threads()} threads), "
-          f"median model-steps/s over {args.blocks} blocks of {args.steps} steps")
+    print(
+        f"K VAEs (dlib, batch 64 each, {args.precision}, {torch.get_num_threads()} threads), "
+        f"median model-steps/s over {args.blocks} blocks of {args.steps} steps"
+    )
     single = statistics.median(rates[f"K={ks[0]} one at a time"])
     for name, values in rates.items():
         median = statistics.median(values)

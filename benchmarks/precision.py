@@ -37,10 +37,26 @@ TRAINED = ("recon", "kl", "synergy")
 
 def run_config(precision: str, seed: int, args) -> Config:
     """The default Non-Syn run at ``precision`` and ``seed``; one log row per 100 steps."""
-    return Config().updated({"objective": {"name": "nonsyn"}, "train": {
-        "steps": args.steps, "seed": seed, "precision": precision, "threads": args.threads,
-        "device": "cpu", "figures": False, "log_every": min(100, args.steps),
-        "checkpoint_every": args.steps, "keep_checkpoints": 1}}).validate()
+    return (
+        Config()
+        .updated(
+            {
+                "objective": {"name": "nonsyn"},
+                "train": {
+                    "steps": args.steps,
+                    "seed": seed,
+                    "precision": precision,
+                    "threads": args.threads,
+                    "device": "cpu",
+                    "figures": False,
+                    "log_every": min(100, args.steps),
+                    "checkpoint_every": args.steps,
+                    "keep_checkpoints": 1,
+                },
+            }
+        )
+        .validate()
+    )
 
 
 def outcome(precision: str, seed: int, data, args) -> dict[str, float]:
@@ -48,9 +64,15 @@ def outcome(precision: str, seed: int, data, args) -> dict[str, float]:
     run = train(run_config(precision, seed, args), args.out / f"{precision}-seed{seed}", data=data)
     last = [row for row in run.metrics() if "loss" in row][-1]
     scores = evaluate_run(run, data=data, seed=seed, fast=True, progress=False)["metrics"]
-    return {**{key: last[key] for key in TRAINED},
-            **{f"{name}.{key}": value for name, values in scores.items()
-               for key, value in values.items() if isinstance(value, int | float)}}
+    return {
+        **{key: last[key] for key in TRAINED},
+        **{
+            f"{name}.{key}": value
+            for name, values in scores.items()
+            for key, value in values.items()
+            if isinstance(value, int | float)
+        },
+    }
 
 
 def summary(values: list[float]) -> tuple[float, float]:
@@ -67,8 +89,10 @@ def compare(results: dict[str, list[dict]]) -> int:
         error = math.sqrt((s32**2 + s16**2) / len(results["fp32"]))
         z = (m16 - m32) / error if error > 0 else (0.0 if m16 == m32 else math.inf)
         beyond += abs(z) > 2
-        print(f"{key:<52}{m32:>13.4f} +- {s32:<6.4f}{m16:>13.4f} +- {s16:<6.4f}"
-              f"{m16 - m32:>+10.4f}{z:>7.1f}")
+        print(
+            f"{key:<52}{m32:>13.4f} +- {s32:<6.4f}{m16:>13.4f} +- {s16:<6.4f}"
+            f"{m16 - m32:>+10.4f}{z:>7.1f}"
+        )
     return beyond
 
 
@@ -83,14 +107,20 @@ def main() -> None:
     data = squares() if args.data == "squares" else build_data(Config().data)
     with tempfile.TemporaryDirectory() as scratch:
         args.out = args.out or Path(scratch)
-        results = {precision: [outcome(precision, seed, data, args) for seed in range(args.seeds)]
-                   for precision in PRECISIONS}
-    print(f"Non-Syn defaults, {args.steps} steps, seeds 0..{args.seeds - 1}, data {args.data}; "
-          "z = (bf16 - fp32) / standard error of the difference of the means")
+        results = {
+            precision: [outcome(precision, seed, data, args) for seed in range(args.seeds)]
+            for precision in PRECISIONS
+        }
+    print(
+        f"Non-Syn defaults, {args.steps} steps, seeds 0..{args.seeds - 1}, data {args.data}; "
+        "z = (bf16 - fp32) / standard error of the difference of the means"
+    )
     beyond = compare(results)
     total = len(results["fp32"][0])
-    print(f"bf16 moved {beyond} of {total} quantities by more than 2 standard errors "
-          f"(about {total * 0.046:.1f} expected by chance when nothing changes)")
+    print(
+        f"bf16 moved {beyond} of {total} quantities by more than 2 standard errors "
+        f"(about {total * 0.046:.1f} expected by chance when nothing changes)"
+    )
 
 
 if __name__ == "__main__":

@@ -36,8 +36,10 @@ def main() -> None:
     print(f"cpus={os.cpu_count()} threads={threads} load average={os.getloadavg()[0]:.1f}")
 
     renders = time_render(args.repeats, threads)
-    print(f"full grid render (exact): median {statistics.median(renders):.1f} s over "
-          f"{args.repeats} ({', '.join(f'{t:.1f}' for t in renders)})")
+    print(
+        f"full grid render (exact): median {statistics.median(renders):.1f} s over "
+        f"{args.repeats} ({', '.join(f'{t:.1f}' for t in renders)})"
+    )
     with tempfile.TemporaryDirectory() as root:
         first = seconds(lambda: dsprites.cached_images(root))
         print(f"first load: render into a new cache file (2.8 GB written): {first:.1f} s")
@@ -46,14 +48,16 @@ def main() -> None:
 
 def time_render(repeats: int, threads: int) -> list[float]:
     images = np.ones((dsprites.NUM_IMAGES, 64, 64), np.uint8)  # touched: no page faults below
-    return [seconds(lambda: dsprites.render_all(out=images, threads=threads))
-            for _ in range(repeats)]
+    return [
+        seconds(lambda: dsprites.render_all(out=images, threads=threads)) for _ in range(repeats)
+    ]
 
 
 def time_reload(root: str, repeats: int) -> None:
     opens = [seconds(lambda: dsprites.DSprites.load(root)) for _ in range(repeats)]
-    reads = [seconds(lambda: int(dsprites.DSprites.load(root).images.max()))
-             for _ in range(repeats)]
+    reads = [
+        seconds(lambda: int(dsprites.DSprites.load(root).images.max())) for _ in range(repeats)
+    ]
     print(f"cache reload (memory map): median {statistics.median(opens) * 1000:.1f} ms")
     print(f"cache reload + read every image once: median {statistics.median(reads):.2f} s")
 

@@ -66,8 +66,9 @@ def dsprites_figure(args) -> None:
         while True:
             yield from loader
 
-    ours, baseline = compare(sampler_batches(images, scale), loader_batches, args.batches,
-                             args.repeats)
+    ours, baseline = compare(
+        sampler_batches(images, scale), loader_batches, args.batches, args.repeats
+    )
     print(f"BatchSampler:              {ours:8.0f} batches/s (batch 64, median of {args.repeats})")
     print(f"per-item Dataset+DataLoader:{baseline:7.0f} batches/s")
     print(f"ratio: {ours / baseline:.1f}x")
@@ -79,15 +80,20 @@ def memmap_figure(args) -> None:
         path = Path(folder) / "images.npy"
         out = np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=shape)
         for start in range(0, shape[0], 10_000):
-            out[start:start + 10_000] = np.random.default_rng(start).integers(
-                0, 256, (min(10_000, shape[0] - start), *shape[1:]), dtype=np.uint8)
+            out[start : start + 10_000] = np.random.default_rng(start).integers(
+                0, 256, (min(10_000, shape[0] - start), *shape[1:]), dtype=np.uint8
+            )
         out.flush()
         del out
         mapped = np.load(path, mmap_mode="c")
         mapped.max()  # every page in the page cache
         in_memory = np.array(mapped)
-        on_map, in_ram = compare(sampler_batches(mapped, 1 / 255),
-                                 sampler_batches(in_memory, 1 / 255), args.batches, args.repeats)
+        on_map, in_ram = compare(
+            sampler_batches(mapped, 1 / 255),
+            sampler_batches(in_memory, 1 / 255),
+            args.batches,
+            args.repeats,
+        )
     size = np.prod(shape) / 1e9
     print(f"RGB [{shape[0]}, 3, 64, 64] uint8 ({size:.2f} GB), BatchSampler, batch 64:")
     print(f"  memory-mapped .npy: {on_map:8.0f} batches/s (median of {args.repeats})")

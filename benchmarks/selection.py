@@ -97,17 +97,23 @@ def main() -> None:
             scale = 1 if mode == "batch" else args.batch / len(rows)
             loop_ms = scale * median_ms(
                 lambda rows=rows: [seed_loop(row, args.omega) for row in rows],
-                device, args.repeats, args.budget,
+                device,
+                args.repeats,
+                args.budget,
             )
             for policy in POLICIES:
                 ours = median_ms(
                     lambda kl=kl, policy=policy: select_best(
                         kl, args.omega, policy, args.epsilon, generator
                     ),
-                    device, args.repeats, args.budget,
+                    device,
+                    args.repeats,
+                    args.budget,
                 )
-                print(f"{mode:6s} {d:4d} {policy:15s} {ours:9.3f} {loop_ms:12.1f} "
-                      f"{loop_ms / ours:8.1f}")
+                print(
+                    f"{mode:6s} {d:4d} {policy:15s} {ours:9.3f} {loop_ms:12.1f} "
+                    f"{loop_ms / ours:8.1f}"
+                )
 
 
 if __name__ == "__main__":

@@ -85,23 +85,29 @@ def _pass_times(layer: nn.Module, x: torch.Tensor, precision: str, repeats: int)
         y, wanted = state
         torch.autograd.grad(y, wanted, torch.ones_like(y))
 
-    times = {"forward": _median_ms(lambda _: forward(False, False), repeats),
-             "data grad": _median_ms(backward, repeats, lambda: forward(True, False)),
-             "weight grad": _median_ms(backward, repeats, lambda: forward(False, True))}
+    times = {
+        "forward": _median_ms(lambda _: forward(False, False), repeats),
+        "data grad": _median_ms(backward, repeats, lambda: forward(True, False)),
+        "weight grad": _median_ms(backward, repeats, lambda: forward(False, True)),
+    }
     for parameter in parameters:
         parameter.requires_grad_(True)
     return times
 
 
-def _layer_inputs(model: nn.Module, x: torch.Tensor,
-                  precision: str) -> list[tuple[str, nn.Module, torch.Tensor]]:
+def _layer_inputs(
+    model: nn.Module, x: torch.Tensor, precision: str
+) -> list[tuple[str, nn.Module, torch.Tensor]]:
     """(name, layer, input) of every convolution and linear layer, in the order they run, each
     input as a step at ``precision`` gives it to the layer (bf16 after the first)."""
     seen = []
-    hooks = [module.register_forward_hook(
-        lambda module, inputs, _, name=name: seen.append((name, module, inputs[0].detach())))
+    hooks = [
+        module.register_forward_hook(
+            lambda module, inputs, _, name=name: seen.append((name, module, inputs[0].detach()))
+        )
         for name, module in model.named_modules()
-        if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear))]
+        if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d, nn.Linear))
+    ]
     with torch.no_grad(), autocast(x.device, precision):
         model(x)
     for hook in hooks:
@@ -130,17 +136,23 @@ def layer_table(model: nn.Module, x: torch.Tensor, precision: str, repeats: int 
     """
     reformulated = _layer_inputs(model, x, precision)
     plain = _layer_inputs(plain_layers(copy.deepcopy(model)), x, precision)
-    header = (f"{'layer':28s} {'shape in':>16s} {'GFLOP':>6s}  "
-              + "  ".join(f"{p:>21s}" for p in ("forward", "data grad", "weight grad")))
-    lines = [f"per-layer passes at {precision}: ms, plain torch layer -> nsvae's (nsvae's GFLOP/s)",
-             header]
+    header = f"{'layer':28s} {'shape in':>16s} {'GFLOP':>6s}  " + "  ".join(
+        f"{p:>21s}" for p in ("forward", "data grad", "weight grad")
+    )
+    lines = [
+        f"per-layer passes at {precision}: ms, plain torch layer -> nsvae's (nsvae's GFLOP/s)",
+        header,
+    ]
     totals = {"plain": 0.0, "nsvae": 0.0}
-    for index, ((name, layer, inputs), (_, twin, _)) in enumerate(zip(reformulated, plain,
-                                                                     strict=True)):
+    for index, ((name, layer, inputs), (_, twin, _)) in enumerate(
+        zip(reformulated, plain, strict=True)
+    ):
         flops = _flops(layer, inputs)
         cells = []
-        times = {"plain": _pass_times(twin, inputs, precision, repeats),
-                 "nsvae": _pass_times(layer, inputs, precision, repeats)}
+        times = {
+            "plain": _pass_times(twin, inputs, precision, repeats),
+            "nsvae": _pass_times(layer, inputs, precision, repeats),
+        }
         for key in ("forward", "data grad", "weight grad"):
             skipped = index == 0 and key == "data grad"
             for kind in totals:
@@ -150,9 +162,11 @@ def layer_table(model: nn.Module, x: torch.Tensor, precision: str, repeats: int 
             cells.append(f"{cell:>14s} ({flops / max(after, 1e-3) / 1e6:4.0f})")
         shape = "x".join(map(str, inputs.shape[1:]))
         kind = type(layer).__name__.replace("Transpose", "T")
-        lines.append(f"{name + ' ' + kind:28s} {shape:>16s} {flops / 1e9:6.3f}  "
-                     + "  ".join(cells))
-    lines.append(f"sum of the passes a step takes: plain {totals['plain']:.2f} ms, "
-                 f"nsvae {totals['nsvae']:.2f} ms (layers alone, caches warm: a step spends more)")
+        lines.append(
+            f"{name + ' ' + kind:28s} {shape:>16s} {flops / 1e9:6.3f}  " + "  ".join(cells)
+        )
+    lines.append(
+        f"sum of the passes a step takes: plain {totals['plain']:.2f} ms, "
+        f"nsvae {totals['nsvae']:.2f} ms (layers alone, caches warm: a step spends more)"
+    )
     return "\n".join(lines)
-

@@ -81,8 +81,13 @@ def dsprites_images(n: int, seed: int = 0) -> np.ndarray:
 # Every objective at the settings a user would train it with (disentanglement_lib's / the seed's).
 MODELS = {
     "nonsyn": {"alpha": 5.0, "omega": 0.9, "policy": "sorted"},
-    "nonsyn (seed update)": {"name": "nonsyn", "alpha": 5.0, "omega": 0.9, "policy": "sorted",
-                             "update": "seed"},
+    "nonsyn (seed update)": {
+        "name": "nonsyn",
+        "alpha": 5.0,
+        "omega": 0.9,
+        "policy": "sorted",
+        "update": "seed",
+    },
     "vae": {},
     "beta_vae": {"beta": 4.0},
     "annealed_vae": {},
@@ -101,8 +106,15 @@ class NsvaeStep:
     step before the reformulation: torch's plain convolutions and the default (foreach) Adam.
     """
 
-    def __init__(self, images, args, model: str = "nonsyn", precision: str = "fp32",
-                 compile: bool = False, plain: bool = False):
+    def __init__(
+        self,
+        images,
+        args,
+        model: str = "nonsyn",
+        precision: str = "fp32",
+        compile: bool = False,
+        plain: bool = False,
+    ):
         torch.manual_seed(0)
         self.model = build_model(ModelConfig(arch=args.arch, z_dim=args.z_dim))
         if plain:
@@ -112,20 +124,26 @@ class NsvaeStep:
         self.precision = precision
         fields = dict(MODELS[model])
         config = objective_config(fields.pop("name", model), **fields)
-        self.objective = build_objective(config, likelihood=self.model.likelihood,
-                                         z_dim=args.z_dim, dataset_size=len(images))
+        self.objective = build_objective(
+            config, likelihood=self.model.likelihood, z_dim=args.z_dim, dataset_size=len(images)
+        )
         self.optimizers = self.objective.optimizers(self.model, lr=1e-4, betas=(0.9, 0.999))
         if plain:
-            self.optimizers = {name: torch.optim.Adam(optimizer.param_groups[0]["params"],
-                                                      lr=optimizer.defaults["lr"],
-                                                      betas=optimizer.defaults["betas"])
-                               for name, optimizer in self.optimizers.items()}
+            self.optimizers = {
+                name: torch.optim.Adam(
+                    optimizer.param_groups[0]["params"],
+                    lr=optimizer.defaults["lr"],
+                    betas=optimizer.defaults["betas"],
+                )
+                for name, optimizer in self.optimizers.items()
+            }
         self.sampler = BatchSampler(images, args.batch_size, seed=0)
         self.step = 0
 
     def __call__(self) -> torch.Tensor:
-        loss, _ = train_step(self.model, self.objective, self.optimizers, self.sampler, self.step,
-                             self.precision)
+        loss, _ = train_step(
+            self.model, self.objective, self.optimizers, self.sampler, self.step, self.precision
+        )
         self.step += 1
         return loss
 
@@ -235,18 +253,21 @@ def variants(images, args, models: list[str]) -> dict:
     """The steps to time, by name: nsvae's Non-Syn in fp32 and bf16, the same with the plain
     layers and Adam it had before the reformulation, bf16 compiled, the other ``models`` at
     ``--models-precision`` (and with plain layers, ``--plain-models``), and the seed's two."""
-    steps = {"nsvae fp32": NsvaeStep(images, args),
-             "nsvae bf16": NsvaeStep(images, args, precision="bf16"),
-             "nsvae fp32, plain layers": NsvaeStep(images, args, plain=True),
-             "nsvae bf16, plain layers": NsvaeStep(images, args, precision="bf16", plain=True)}
+    steps = {
+        "nsvae fp32": NsvaeStep(images, args),
+        "nsvae bf16": NsvaeStep(images, args, precision="bf16"),
+        "nsvae fp32, plain layers": NsvaeStep(images, args, plain=True),
+        "nsvae bf16, plain layers": NsvaeStep(images, args, precision="bf16", plain=True),
+    }
     if args.compile:
         steps["nsvae bf16 + compile"] = NsvaeStep(images, args, precision="bf16", compile=True)
     for name in (name for name in models if name != "nonsyn"):
         precision = args.models_precision
         steps[f"nsvae {name} {precision}"] = NsvaeStep(images, args, name, precision)
         if args.plain_models:
-            steps[f"nsvae {name} {precision}, plain layers"] = NsvaeStep(images, args, name,
-                                                                         precision, plain=True)
+            steps[f"nsvae {name} {precision}, plain layers"] = NsvaeStep(
+                images, args, name, precision, plain=True
+            )
     steps[SEED] = SeedStep(images, args, recompute=True)
     steps["seed (one forward)"] = SeedStep(images, args, recompute=False)
     return steps
@@ -279,20 +300,28 @@ def report(args, threads, rates, first, flops) -> None:
     width = max(28, *map(len, rates))
     for name, values in rates.items():
         spread = f"[{min(values):.2f}, {max(values):.2f}]"
-        print(f"  {name:{width}s} {medians[name]:7.2f} steps/s  {spread:18s} "
-              f"x{medians[name] / medians[SEED]:.2f} the seed's")
+        print(
+            f"  {name:{width}s} {medians[name]:7.2f} steps/s  {spread:18s} "
+            f"x{medians[name] / medians[SEED]:.2f} the seed's"
+        )
     peaks = {"fp32": matmul_peak(torch.float32), "bf16": matmul_peak(torch.bfloat16)}
-    print(f"measured matmul peaks (best of 1024^2 and 2048^2 products, warmed up, {threads} "
-          f"threads): fp32 {peaks['fp32'] / 1e9:.0f} GFLOP/s, "
-          f"bf16 {peaks['bf16'] / 1e9:.0f} GFLOP/s; nsvae step {flops / 1e9:.2f} GFLOP "
-          "(forward + backward)")
+    print(
+        f"measured matmul peaks (best of 1024^2 and 2048^2 products, warmed up, {threads} "
+        f"threads): fp32 {peaks['fp32'] / 1e9:.0f} GFLOP/s, "
+        f"bf16 {peaks['bf16'] / 1e9:.0f} GFLOP/s; nsvae step {flops / 1e9:.2f} GFLOP "
+        "(forward + backward)"
+    )
     for name in (n for n in medians if n.startswith("nsvae")):
         dtype = "bf16" if "bf16" in name else "fp32"
-        print(f"  {name:{width}s} {flops * medians[name] / 1e9:6.0f} GFLOP/s = "
-              f"{flops * medians[name] / peaks[dtype]:.0%} of the {dtype} peak")
+        print(
+            f"  {name:{width}s} {flops * medians[name] / 1e9:6.0f} GFLOP/s = "
+            f"{flops * medians[name] / peaks[dtype]:.0%} of the {dtype} peak"
+        )
     if "nsvae bf16 + compile" in first:
-        print(f"torch.compile: first call {first['nsvae bf16 + compile']:.1f} s "
-              f"(uncompiled bf16: {first['nsvae bf16']:.2f} s)")
+        print(
+            f"torch.compile: first call {first['nsvae bf16 + compile']:.1f} s "
+            f"(uncompiled bf16: {first['nsvae bf16']:.2f} s)"
+        )
 
 
 def main() -> None:
@@ -305,17 +334,31 @@ def main() -> None:
     parser.add_argument("--blocks", type=int, default=5, help="timed blocks per variant")
     parser.add_argument("--threads", type=int, default=0, help="0: physical cores")
     parser.add_argument("--compile", action="store_true", help="also time bf16 + torch.compile")
-    parser.add_argument("--layers", action="store_true",
-                        help="also print each layer's forward, data and weight gradient, plain "
-                        "torch layers against nsvae's, in fp32 and bf16")
-    parser.add_argument("--profile", action="store_true",
-                        help="also print where nsvae's fp32 and bf16 steps spend their time")
-    parser.add_argument("--models", default="nonsyn",
-                        help=f"comma-separated, or 'all': {', '.join(MODELS)}")
-    parser.add_argument("--models-precision", default="fp32", choices=("fp32", "bf16"),
-                        help="precision of the --models other than nonsyn")
-    parser.add_argument("--plain-models", action="store_true",
-                        help="also time each of --models with torch's plain layers and Adam")
+    parser.add_argument(
+        "--layers",
+        action="store_true",
+        help="also print each layer's forward, data and weight gradient, plain "
+        "torch layers against nsvae's, in fp32 and bf16",
+    )
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="also print where nsvae's fp32 and bf16 steps spend their time",
+    )
+    parser.add_argument(
+        "--models", default="nonsyn", help=f"comma-separated, or 'all': {', '.join(MODELS)}"
+    )
+    parser.add_argument(
+        "--models-precision",
+        default="fp32",
+        choices=("fp32", "bf16"),
+        help="precision of the --models other than nonsyn",
+    )
+    parser.add_argument(
+        "--plain-models",
+        action="store_true",
+        help="also time each of --models with torch's plain layers and Adam",
+    )
     args = parser.parse_args()
     models = list(MODELS) if args.models == "all" else args.models.split(",")
     unknown = [name for name in models if name not in MODELS]

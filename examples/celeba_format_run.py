@@ -43,9 +43,24 @@ def main() -> None:
     args.out.mkdir(parents=True)
     archive = write_celeba_zip(args.out / "img_align_celeba.zip", num=args.images)
     run_dir = args.out / "run"
-    run(["train", "--data", "images", "--data-path", str(archive),
-         "--data-root", str(args.out / "cache"), "--steps", str(args.steps),
-         "--log-every", "50", "--no-figures", "--run-dir", str(run_dir)])
+    run(
+        [
+            "train",
+            "--data",
+            "images",
+            "--data-path",
+            str(archive),
+            "--data-root",
+            str(args.out / "cache"),
+            "--steps",
+            str(args.steps),
+            "--log-every",
+            "50",
+            "--no-figures",
+            "--run-dir",
+            str(run_dir),
+        ]
+    )
     run(["report", str(run_dir), "--num-samples", "256"])
     for name in ("traversals.png", "reconstructions.png"):
         shutil.copy(run_dir / "figures" / name, ROOT / "docs" / f"celeba_format_{name}")

@@ -20,7 +20,7 @@ def square_images() -> np.ndarray:
     images = np.zeros((8, 8, 1, 64, 64), dtype=np.uint8)
     for x in range(8):
         for y in range(8):
-            images[x, y, 0, 8 * y:8 * y + 8, 8 * x:8 * x + 8] = 1
+            images[x, y, 0, 8 * y : 8 * y + 8, 8 * x : 8 * x + 8] = 1
     return images.reshape(64, 1, 64, 64)
 
 
@@ -99,12 +99,14 @@ def source_env() -> dict:
     return {**os.environ, "PYTHONPATH": str(Path(nsvae.__file__).parents[1])}
 
 
-def terminate_after_first_row(command: list[str], metrics: Path,
-                              env: dict | None = None) -> tuple[int, str, str]:
+def terminate_after_first_row(
+    command: list[str], metrics: Path, env: dict | None = None
+) -> tuple[int, str, str]:
     """Run ``command``, send it SIGTERM once ``metrics`` has a row (or it ended); return its
     exit code, stdout and stderr."""
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               env=env)
+    process = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    )
     try:
         for _ in range(600):
             if process.poll() is not None or (metrics.exists() and metrics.read_text()):

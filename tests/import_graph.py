@@ -16,8 +16,15 @@ SOURCE = Path(__file__).resolve().parents[1] / "src"
 
 # Lowest first; a package may import only packages of a lower (or its own) layer.
 LAYERS = (
-    ("nsvae", "nsvae.errors", "nsvae.files", "nsvae.checks", "nsvae.device", "nsvae.gaussian",
-     "nsvae.precision"),
+    (
+        "nsvae",
+        "nsvae.errors",
+        "nsvae.files",
+        "nsvae.checks",
+        "nsvae.device",
+        "nsvae.gaussian",
+        "nsvae.precision",
+    ),
     ("nsvae.data", "nsvae.models"),
     ("nsvae.objectives",),
     ("nsvae.config",),
@@ -133,8 +140,12 @@ def layer_of(module: str) -> int:
 
 def upward_imports(graph: dict[str, set[str]]) -> list[tuple[str, str]]:
     """(importer, imported) pairs where the imported module sits in a higher layer."""
-    return sorted((source, target) for source, targets in graph.items() for target in targets
-                  if layer_of(target) > layer_of(source))
+    return sorted(
+        (source, target)
+        for source, targets in graph.items()
+        for target in targets
+        if layer_of(target) > layer_of(source)
+    )
 
 
 def main() -> None:

@@ -20,9 +20,11 @@ from nsvae.errors import ConfigError
 
 @pytest.mark.slow
 def test_importing_nsvae_loads_no_torch_until_a_verb_is_used():
-    code = ("import sys, nsvae; before = 'torch' in sys.modules; nsvae.METRICS; "
-            "print(before, 'torch' in sys.modules, sorted(set(nsvae.API) <= set(dir(nsvae)) "
-            "for _ in [0]))")
+    code = (
+        "import sys, nsvae; before = 'torch' in sys.modules; nsvae.METRICS; "
+        "print(before, 'torch' in sys.modules, sorted(set(nsvae.API) <= set(dir(nsvae)) "
+        "for _ in [0]))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "True", "[True]"]
     with pytest.raises(AttributeError, match="no attribute 'trian'"):
@@ -30,9 +32,19 @@ def test_importing_nsvae_loads_no_torch_until_a_verb_is_used():
 
 
 def test_the_readmes_example_trains_scores_and_reopens_a_run(tmp_path, squares_npz):
-    run = nsvae.train({"objective.name": "nonsyn", "objective.alpha": 5.0, "train.steps": 6,
-                       "train.batch_size": 8, "train.figures": False, "data.name": "array",
-                       "data.path": str(squares_npz), "model.z_dim": 3}, tmp_path / "quick")
+    run = nsvae.train(
+        {
+            "objective.name": "nonsyn",
+            "objective.alpha": 5.0,
+            "train.steps": 6,
+            "train.batch_size": 8,
+            "train.figures": False,
+            "data.name": "array",
+            "data.path": str(squares_npz),
+            "model.z_dim": 3,
+        },
+        tmp_path / "quick",
+    )
     scores = nsvae.evaluate(run, metrics=["mig", "unibound"], fast=True)
     assert scores["failed"] == {} and 0 <= scores["metrics"]["unibound"]["unibound"] <= 1
     again = nsvae.load(tmp_path / "quick")
@@ -98,10 +110,14 @@ def test_a_model_or_function_without_data_and_a_bad_config_are_one_line_errors()
 
 
 def test_dotted_and_sectioned_overrides_mix():
-    config = Config().updated({"objective.name": "beta_vae", "objective.beta": 4,
-                               "train": {"steps": 10}})
+    config = Config().updated(
+        {"objective.name": "beta_vae", "objective.beta": 4, "train": {"steps": 10}}
+    )
     assert (config.objective.name, config.objective.beta, config.train.steps) == (
-        "beta_vae", 4.0, 10)
+        "beta_vae",
+        4.0,
+        10,
+    )
     with pytest.raises(ConfigError, match="section table or a section.field key"):
         Config().updated({"steps": 10})
     with pytest.raises(ConfigError, match="expected a section.field key"):
@@ -109,7 +125,7 @@ def test_dotted_and_sectioned_overrides_mix():
 
 
 REPOSITORY = Path(__file__).resolve().parents[1]
-NOTEBOOK = '''
+NOTEBOOK = """
 import torch
 import nsvae
 
@@ -129,7 +145,7 @@ scores = nsvae.evaluate(Mine(), nsvae.dataset("array", path=DATA), metrics="mig,
 assert scores["failed"] == {}, scores["failed"]
 seed = nsvae.load(REPRODUCTION)
 print(run.step, sorted(scores["metrics"]), seed.step, seed.config.objective.update)
-'''
+"""
 
 
 @pytest.mark.slow
@@ -137,11 +153,14 @@ def test_a_notebook_trains_scores_any_encoder_and_opens_a_committed_model(tmp_pa
     """The issue's notebook, in a fresh interpreter with nothing imported but nsvae (and torch
     for the hand-written encoder)."""
     reproduction = REPOSITORY / "results" / "reproduction" / "joint-update-step110000"
-    code = (f"DATA = {str(squares_npz)!r}; REPRODUCTION = {str(reproduction)!r}; "
-            "import sys; import nsvae; TORCH_BEFORE = 'torch' in sys.modules\n"
-            "assert not TORCH_BEFORE, 'import nsvae loaded torch'\n" + NOTEBOOK)
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          cwd=tmp_path, timeout=600)
+    code = (
+        f"DATA = {str(squares_npz)!r}; REPRODUCTION = {str(reproduction)!r}; "
+        "import sys; import nsvae; TORCH_BEFORE = 'torch' in sys.modules\n"
+        "assert not TORCH_BEFORE, 'import nsvae loaded torch'\n" + NOTEBOOK
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=600
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.split() == ["200", "['mig',", "'mig_chen']", "110000", "joint"]
 
@@ -158,6 +177,11 @@ def test_the_readmes_python_blocks_run_verbatim(tmp_path):
     blocks = _python_blocks((REPOSITORY / "README.md").read_text(encoding="utf-8"))
     assert blocks, "the README has no Python block"
     for block in blocks:
-        done = subprocess.run([sys.executable, "-c", block], capture_output=True, text=True,
-                              cwd=tmp_path, timeout=1200)
+        done = subprocess.run(
+            [sys.executable, "-c", block],
+            capture_output=True,
+            text=True,
+            cwd=tmp_path,
+            timeout=1200,
+        )
         assert done.returncode == 0, done.stderr[-3000:]

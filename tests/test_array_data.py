@@ -97,10 +97,14 @@ def bad_files(tmp_path) -> list[tuple[object, str]]:
         (npz("negative.npz", observations=images / 255 - 0.1), r"must lie in \[0, 1\]"),
         (npz("above.npz", observations=images / 100), r"must lie in \[0, 1\], .* 2\.2\]"),
         (npz("nan.npz", observations=np.full(images.shape, np.nan)), r"must lie in \[0, 1\]"),
-        (npz("pickled-names.npz", factor_names=np.array(["a", "b", 3], dtype=object)),
-         "factor_names must be a 1-d str array, got object"),  # refused from its header,
-        (npz("pickled-images.npz", observations=images.astype(object)),  # never unpickled
-         "observations has dtype object"),
+        (
+            npz("pickled-names.npz", factor_names=np.array(["a", "b", 3], dtype=object)),
+            "factor_names must be a 1-d str array, got object",
+        ),  # refused from its header,
+        (
+            npz("pickled-images.npz", observations=images.astype(object)),  # never unpickled
+            "observations has dtype object",
+        ),
     ]
 
 

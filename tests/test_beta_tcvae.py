@@ -50,13 +50,15 @@ def loop_total_correlation(z, mu, logvar, dataset_size, estimator):
     def density(b, i, j):  # q(z[b, j] | x_i)
         variance = math.exp(logvar[i, j])
         return math.exp(-0.5 * (z[b, j] - mu[i, j]) ** 2 / variance) / math.sqrt(
-            2 * math.pi * variance)
+            2 * math.pi * variance
+        )
 
     total = 0.0
     for b in range(size):
         weights = [loop_weight(b, i, size, dataset_size, estimator) for i in range(size)]
-        joint = sum(w * math.prod(density(b, i, j) for j in range(d))
-                    for i, w in enumerate(weights))
+        joint = sum(
+            w * math.prod(density(b, i, j) for j in range(d)) for i, w in enumerate(weights)
+        )
         marginals = [sum(w * density(b, i, j) for i, w in enumerate(weights)) for j in range(d)]
         total += math.log(joint) - sum(math.log(m) for m in marginals)
     return total / size
@@ -124,8 +126,9 @@ def test_mws_underestimates_q_of_z_by_at_least_the_batch_size():
     exact, mean_estimate, densities = expected_estimates("mws")
     own = densities.diagonal()
     others = (densities.sum(1) - own) / (N - 1)
-    torch.testing.assert_close(mean_estimate, (own + (B - 1) * others) / (N * B), rtol=1e-12,
-                               atol=0)
+    torch.testing.assert_close(
+        mean_estimate, (own + (B - 1) * others) / (N * B), rtol=1e-12, atol=0
+    )
     assert torch.all(mean_estimate <= exact / B)
     assert torch.all(mean_estimate < exact)  # the sign: q(z) and log q(z) come out too low
 

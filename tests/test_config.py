@@ -89,10 +89,22 @@ def test_each_objective_has_its_own_section():
 
 def test_a_flat_objective_section_of_old_runs_loads():
     """config.json of runs written when every objective shared one flat section."""
-    flat = {"name": "beta_tcvae", "beta": 6.0, "alpha": 5.0, "omega": 0.9, "policy": "sorted",
-            "mode": "batch", "selection_batch": "same", "epsilon": 0.1,
-            "capacity_gamma": 1000.0, "c_max": 25.0, "capacity_steps": 100000,
-            "lambda_od": 10.0, "lambda_d_factor": 10.0, "dip_type": "i"}
+    flat = {
+        "name": "beta_tcvae",
+        "beta": 6.0,
+        "alpha": 5.0,
+        "omega": 0.9,
+        "policy": "sorted",
+        "mode": "batch",
+        "selection_batch": "same",
+        "epsilon": 0.1,
+        "capacity_gamma": 1000.0,
+        "c_max": 25.0,
+        "capacity_steps": 100000,
+        "lambda_od": 10.0,
+        "lambda_d_factor": 10.0,
+        "dip_type": "i",
+    }
     config = Config.from_stored({"objective": flat})
     assert config.to_dict()["objective"] == {"name": "beta_tcvae", "beta": 6.0, "estimator": "mws"}
     nonsyn = Config.from_stored({"objective": {**flat, "name": "nonsyn", "alpha": 2.0}})
@@ -103,9 +115,20 @@ def test_a_flat_objective_section_of_old_runs_loads():
 
 def test_resumable_fields_are_declared_beside_them():
     assert resumable_fields(Config()) == {
-        "data": {"path", "data_root"}, "model": set(), "objective": set(),
-        "train": {"steps", "device", "threads", "log_every", "checkpoint_every",
-                  "keep_checkpoints", "eval_every", "eval_metrics", "figures"},
+        "data": {"path", "data_root"},
+        "model": set(),
+        "objective": set(),
+        "train": {
+            "steps",
+            "device",
+            "threads",
+            "log_every",
+            "checkpoint_every",
+            "keep_checkpoints",
+            "eval_every",
+            "eval_metrics",
+            "figures",
+        },
     }
 
 

@@ -55,8 +55,14 @@ SHAPES_SIZES = (2, 2, 2, 2, 2, 3)
 
 def shapes3d_labels(sizes) -> np.ndarray:
     """Official label values (first ``size`` of each factor) of the grid in row-major order."""
-    values = [np.linspace(0, 0.9, 10), np.linspace(0, 0.9, 10), np.linspace(0, 0.9, 10),
-              np.linspace(0.75, 1.25, 8), np.arange(4.0), np.linspace(-30, 30, 15)]
+    values = [
+        np.linspace(0, 0.9, 10),
+        np.linspace(0, 0.9, 10),
+        np.linspace(0, 0.9, 10),
+        np.linspace(0.75, 1.25, 8),
+        np.arange(4.0),
+        np.linspace(-30, 30, 15),
+    ]
     classes = FactorSpace(sizes).index_to_factors(np.arange(int(np.prod(sizes))))
     return np.stack([values[k][classes[:, k]] for k in range(len(sizes))], axis=1)
 
@@ -85,8 +91,9 @@ def test_3dshapes_puts_each_image_at_its_labels_grid_point(tmp_path, small_shape
     observations = data.sample_observations_from_factors(factors, RNG)
     rows = np.rint(observations[:, 0, 0, 0] * 255).astype(int)  # the file row of each image
     labels = h5py.File(path)["labels"][()]
-    np.testing.assert_allclose(labels[rows], shapes3d_labels(SHAPES_SIZES)[
-        data.factors_to_index(factors)])
+    np.testing.assert_allclose(
+        labels[rows], shapes3d_labels(SHAPES_SIZES)[data.factors_to_index(factors)]
+    )
     np.testing.assert_array_equal(np.rint(observations[:, 1, 5, 9] * 255), 255 - rows)  # RGB kept
     np.testing.assert_array_equal(data.index_to_factors(data.factors_to_index(factors)), factors)
 
@@ -101,25 +108,34 @@ def test_3dshapes_rejects_malformed_files_in_one_line(tmp_path, small_shapes3d):
     cases = {
         "missing dataset 'images'": write_shapes3d(tmp_path / "key.h5", image_key="imgs"),
         "images has dtype float32": write_shapes3d(
-            tmp_path / "dtype.h5", images=np.zeros((num, 64, 64, 3), np.float32)),
+            tmp_path / "dtype.h5", images=np.zeros((num, 64, 64, 3), np.float32)
+        ),
         r"labels has shape \[96, 5\]": write_shapes3d(tmp_path / "shape.h5", labels=labels[:, :5]),
-        "labels are not the factor grid": write_shapes3d(tmp_path / "order.h5",
-                                                         labels=labels[::-1].copy()),
+        "labels are not the factor grid": write_shapes3d(
+            tmp_path / "order.h5", labels=labels[::-1].copy()
+        ),
         "unreadable hdf5 file": truncate(write_shapes3d(tmp_path / "cut.h5")),
     }
     for match, path in cases.items():
         message = one_line_error(
-            lambda p=path: shapes3d.load_shapes3d(p, tmp_path / "root", checksum=None), match)
+            lambda p=path: shapes3d.load_shapes3d(p, tmp_path / "root", checksum=None), match
+        )
         assert str(path) in message
     good = write_shapes3d(tmp_path / "3dshapes.h5")
-    one_line_error(lambda: shapes3d.load_shapes3d(good, tmp_path / "root"),
-                   "checksum mismatch .*expected 099a2078d58cec4daad0702c55d06868")
-    one_line_error(lambda: shapes3d.load_shapes3d(None, tmp_path / "empty"),
-                   "no 3dshapes file at .*download https://storage.googleapis.com/3d-shapes/")
+    one_line_error(
+        lambda: shapes3d.load_shapes3d(good, tmp_path / "root"),
+        "checksum mismatch .*expected 099a2078d58cec4daad0702c55d06868",
+    )
+    one_line_error(
+        lambda: shapes3d.load_shapes3d(None, tmp_path / "empty"),
+        "no 3dshapes file at .*download https://storage.googleapis.com/3d-shapes/",
+    )
     folder = tmp_path / "a-folder.h5"
     folder.mkdir()
-    one_line_error(lambda: shapes3d.load_shapes3d(folder, tmp_path / "root"),
-                   "a-folder.h5 is a folder, not the 3dshapes file")
+    one_line_error(
+        lambda: shapes3d.load_shapes3d(folder, tmp_path / "root"),
+        "a-folder.h5 is a folder, not the 3dshapes file",
+    )
     assert not list((tmp_path / "root").rglob("*.tmp"))
 
 
@@ -161,23 +177,39 @@ def test_mpi3d_rejects_malformed_files_in_one_line(tmp_path, small_mpi3d):
     truncate(tmp_path / "cut.npz", 0.7)
     np.savez(tmp_path / "scalar.npz", images=np.uint8(7))
     np.savez(tmp_path / "fortran.npz", images=np.asfortranarray(images))
-    cases = {"key": r"missing key 'images' \(has \['imgs'\]\)", "dtype": "images has dtype float32",
-             "shape": r"images has shape \[50, 64, 64, 3\]", "object": "images has dtype object",
-             "cut": "unreadable npz file", "scalar": r"images has shape \[\]",
-             "fortran": r"images is stored in Fortran \(column-major\) order"}
+    cases = {
+        "key": r"missing key 'images' \(has \['imgs'\]\)",
+        "dtype": "images has dtype float32",
+        "shape": r"images has shape \[50, 64, 64, 3\]",
+        "object": "images has dtype object",
+        "cut": "unreadable npz file",
+        "scalar": r"images has shape \[\]",
+        "fortran": r"images is stored in Fortran \(column-major\) order",
+    }
     for name, match in cases.items():
-        one_line_error(lambda n=name: mpi3d.load_mpi3d("toy", tmp_path / f"{n}.npz",
-                                                       tmp_path / "root", checksum=None), match)
-    with zipfile.ZipFile(tmp_path / "short.npz", "w") as archive, \
-            archive.open("images.npy", "w") as member:  # a whole zip, the array cut short
+        one_line_error(
+            lambda n=name: mpi3d.load_mpi3d(
+                "toy", tmp_path / f"{n}.npz", tmp_path / "root", checksum=None
+            ),
+            match,
+        )
+    with (
+        zipfile.ZipFile(tmp_path / "short.npz", "w") as archive,
+        archive.open("images.npy", "w") as member,
+    ):  # a whole zip, the array cut short
         np.lib.format.write_array_header_1_0(
-            member, {"descr": "|u1", "fortran_order": False, "shape": images.shape})
+            member, {"descr": "|u1", "fortran_order": False, "shape": images.shape}
+        )
         member.write(images.tobytes()[:1000])
-    one_line_error(lambda: mpi3d.load_mpi3d("toy", tmp_path / "short.npz", tmp_path / "root",
-                                            checksum=None), "images end early: truncated")
+    one_line_error(
+        lambda: mpi3d.load_mpi3d("toy", tmp_path / "short.npz", tmp_path / "root", checksum=None),
+        "images end early: truncated",
+    )
     np.savez(tmp_path / "good.npz", images=images)
-    one_line_error(lambda: mpi3d.load_mpi3d("toy", tmp_path / "good.npz", tmp_path / "root"),
-                   "checksum mismatch .*expected 55889cb7c7dfc655d6e0277beee88868")
+    one_line_error(
+        lambda: mpi3d.load_mpi3d("toy", tmp_path / "good.npz", tmp_path / "root"),
+        "checksum mismatch .*expected 55889cb7c7dfc655d6e0277beee88868",
+    )
 
 
 # ------------------------------------------------------------------------------------ smallNORB
@@ -209,8 +241,9 @@ def write_norb(folder, gzipped: bool = True, instances=(0, 1), azimuth_step: int
         info[:, 2] *= azimuth_step
         suffix = ".mat.gz" if gzipped else ".mat"
         write_matrix(folder / f"{prefix}-dat{suffix}", pairs, gzipped=gzipped)
-        write_matrix(folder / f"{prefix}-cat{suffix}", rows[:, 0].astype("<i4"), 0x1E3D4C54,
-                     gzipped)
+        write_matrix(
+            folder / f"{prefix}-cat{suffix}", rows[:, 0].astype("<i4"), 0x1E3D4C54, gzipped
+        )
         write_matrix(folder / f"{prefix}-info{suffix}", info.astype("<i4"), 0x1E3D4C54, gzipped)
     return folder
 
@@ -248,13 +281,18 @@ def test_smallnorb_rejects_malformed_files_in_one_line(tmp_path, small_norb):
     cases[write_norb(tmp_path / "odd", azimuth_step=1)] = "azimuth values must be even"
     cases[write_norb(tmp_path / "twice", instances=(0, 0))] = "do not cover the grid"
     for folder, match in cases.items():
-        one_line_error(lambda f=folder: norb.load_smallnorb(f, tmp_path / "root", checksum=None),
-                       match)
-    one_line_error(lambda: norb.load_smallnorb(good, tmp_path / "root"),
-                   f"checksum mismatch .*expected {norb.MD5[0, 'dat']}")
+        one_line_error(
+            lambda f=folder: norb.load_smallnorb(f, tmp_path / "root", checksum=None), match
+        )
+    one_line_error(
+        lambda: norb.load_smallnorb(good, tmp_path / "root"),
+        f"checksum mismatch .*expected {norb.MD5[0, 'dat']}",
+    )
     (good / f"{prefix}-info.mat.gz").unlink()
-    one_line_error(lambda: norb.load_smallnorb(good, tmp_path / "root"),
-                   re.escape(f"download {norb.URL}{prefix}-info.mat.gz"))
+    one_line_error(
+        lambda: norb.load_smallnorb(good, tmp_path / "root"),
+        re.escape(f"download {norb.URL}{prefix}-info.mat.gz"),
+    )
 
 
 # --------------------------------------------------------------------------------------- Cars3D
@@ -278,8 +316,9 @@ def mat_bytes(**arrays) -> bytes:
 
 
 def write_cars(path, meshes=None, names=CARS):
-    meshes = {name: {"im": car_mesh(car)} for car, name in enumerate(CARS)} if meshes is None \
-        else meshes
+    meshes = (
+        {name: {"im": car_mesh(car)} for car, name in enumerate(CARS)} if meshes is None else meshes
+    )
     with tarfile.open(path, "w:gz") as archive:
         files = {"data/cars/list.txt": "\n".join(names).encode()}
         files |= {f"data/cars/{name}.mat": mat_bytes(**arrays) for name, arrays in meshes.items()}
@@ -296,15 +335,17 @@ def small_cars(monkeypatch):
 
 
 def test_cars3d_grid_is_elevation_azimuth_object_in_list_order(tmp_path, small_cars):
-    data = cars3d.load_cars3d(write_cars(tmp_path / "cars.tar.gz"), tmp_path / "root",
-                              checksum=None)
+    data = cars3d.load_cars3d(
+        write_cars(tmp_path / "cars.tar.gz"), tmp_path / "root", checksum=None
+    )
     assert data.factor_names == ("elevation", "azimuth", "object_type")
     assert data.factor_sizes == [4, 24, 2]
     factors = data.sample_factors(200, RNG)
     colour = np.rint(data.sample_observations_from_factors(factors, RNG)[:, :, 32, 32] * 255)
     elevation, azimuth, car = factors.T
-    np.testing.assert_array_equal(colour, np.stack([40 * car + 20, 10 * azimuth, 60 * elevation],
-                                                   axis=1))
+    np.testing.assert_array_equal(
+        colour, np.stack([40 * car + 20, 10 * azimuth, 60 * elevation], axis=1)
+    )
 
 
 def test_cars3d_from_its_extracted_folder_is_the_archive(tmp_path, small_cars):
@@ -326,22 +367,27 @@ def test_cars3d_rejects_malformed_archives_in_one_line(tmp_path, small_cars):
     }
     for n, (match, meshes) in enumerate(cases.items()):
         path = write_cars(tmp_path / f"bad{n}.tar.gz", meshes)
-        one_line_error(lambda p=path: cars3d.load_cars3d(p, tmp_path / "root", checksum=None),
-                       match)
+        one_line_error(
+            lambda p=path: cars3d.load_cars3d(p, tmp_path / "root", checksum=None), match
+        )
     path = truncate(write_cars(tmp_path / "cut.tar.gz"), 0.3)
-    one_line_error(lambda: cars3d.load_cars3d(path, tmp_path / "root", checksum=None),
-                   "unreadable")
+    one_line_error(lambda: cars3d.load_cars3d(path, tmp_path / "root", checksum=None), "unreadable")
     path = write_cars(tmp_path / "cars.tar.gz")
-    one_line_error(lambda: cars3d.load_cars3d(path, tmp_path / "root"),
-                   "checksum mismatch .*expected 4e866a7919c1beedf53964e6f7a23686")
+    one_line_error(
+        lambda: cars3d.load_cars3d(path, tmp_path / "root"),
+        "checksum mismatch .*expected 4e866a7919c1beedf53964e6f7a23686",
+    )
 
 
-def test_a_cars3d_source_that_cannot_be_read_is_a_read_error_not_a_cache_error(tmp_path,
-                                                                              small_cars):
+def test_a_cars3d_source_that_cannot_be_read_is_a_read_error_not_a_cache_error(
+    tmp_path, small_cars
+):
     folder = tmp_path / "cars"
     (folder / "list.txt").mkdir(parents=True)  # a folder where the list of cars should be
-    message = one_line_error(lambda: cars3d.load_cars3d(folder, tmp_path / "root"),
-                             "cannot read .*list.txt: Is a directory")
+    message = one_line_error(
+        lambda: cars3d.load_cars3d(folder, tmp_path / "root"),
+        "cannot read .*list.txt: Is a directory",
+    )
     assert "cache" not in message
     assert not list((tmp_path / "root").rglob("*.npy*"))
 
@@ -349,8 +395,7 @@ def test_a_cars3d_source_that_cannot_be_read_is_a_read_error_not_a_cache_error(t
 # ---------------------------------------------------------------------------------------- fetch
 
 
-def test_fetch_offline_names_url_checksum_and_path_for_every_dataset(tmp_path, monkeypatch,
-                                                                      capsys):
+def test_fetch_offline_names_url_checksum_and_path_for_every_dataset(tmp_path, monkeypatch, capsys):
     def offline(*args, **kwargs):
         raise urllib.error.URLError("[Errno -3] Temporary failure in name resolution")
 
@@ -367,9 +412,9 @@ def test_fetch_offline_names_url_checksum_and_path_for_every_dataset(tmp_path, m
         fetch_dataset("images")
 
 
-def test_fetch_keeps_an_extracted_cars3d_folder_and_refuses_a_folder_for_a_file(tmp_path,
-                                                                              monkeypatch,
-                                                                              capsys):
+def test_fetch_keeps_an_extracted_cars3d_folder_and_refuses_a_folder_for_a_file(
+    tmp_path, monkeypatch, capsys
+):
     def no_download(*args, **kwargs):
         raise AssertionError("fetch must not download over what is already there")
 
@@ -381,8 +426,10 @@ def test_fetch_keeps_an_extracted_cars3d_folder_and_refuses_a_folder_for_a_file(
     toy.mkdir(parents=True)
     assert cli.main(["data", "fetch", "mpi3d-toy", "--data-root", str(tmp_path)]) == 3
     err = capsys.readouterr().err
-    assert err == (f"nsvae: error: {toy} is a folder, not the mpi3d-toy file: put the file there "
-                   f"or give its path ({mpi3d.VARIANTS['toy'].url})\n")
+    assert err == (
+        f"nsvae: error: {toy} is a folder, not the mpi3d-toy file: put the file there "
+        f"or give its path ({mpi3d.VARIANTS['toy'].url})\n"
+    )
 
 
 def test_a_cars3d_mesh_file_matlab_cannot_read_here_is_one_line():
@@ -393,5 +440,7 @@ def test_a_cars3d_mesh_file_matlab_cannot_read_here_is_one_line():
     hdf5 = bytearray(buffer.getvalue())
     hdf5[124:126] = (0x0200).to_bytes(2, "little")  # the header's version: 7.3, an HDF5 file
     for data, match in ((bytes(hdf5), "v7.3"), (b"hello world" * 20, "Unknown mat file type")):
-        one_line_error(lambda d=data: cars3d._read_mesh(d, "car_001_mesh.mat"),
-                       f"car_001_mesh.mat: unreadable MATLAB file .*{match}")
+        one_line_error(
+            lambda d=data: cars3d._read_mesh(d, "car_001_mesh.mat"),
+            f"car_001_mesh.mat: unreadable MATLAB file .*{match}",
+        )

@@ -47,7 +47,10 @@ def site(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("docs") / "site"
     build = subprocess.run(
         [sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(folder)],
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert build.returncode == 0, build.stdout + build.stderr
     return folder
@@ -57,8 +60,9 @@ def test_the_site_builds_strictly_with_every_page_of_the_nav(site):
     config = _mkdocs_config()
     pages = _nav_pages(config["nav"])
     docs = ROOT / config.get("docs_dir", "docs")
-    assert sorted(pages) == sorted(path.name for path in docs.glob("*.md")), \
+    assert sorted(pages) == sorted(path.name for path in docs.glob("*.md")), (
         "the nav lists exactly the pages in docs/"
+    )
     directory_urls = config.get("use_directory_urls", True)
     for page in pages:
         stem = page.removesuffix(".md")
@@ -70,15 +74,22 @@ def test_the_site_builds_strictly_with_every_page_of_the_nav(site):
         assert "<h1" in rendered.read_text(encoding="utf-8"), f"{page} rendered without a title"
 
 
-@pytest.mark.skipif(shutil.which("chromium") is None,
-                    reason="chromium not installed (apt-get install -y chromium)")
+@pytest.mark.skipif(
+    shutil.which("chromium") is None, reason="chromium not installed (apt-get install -y chromium)"
+)
 def test_the_api_page_of_the_metrics_renders_in_headless_chromium(site, tmp_path):
     from test_report import chromium
 
     dom = chromium("--dump-dom", (site / "api.html").as_uri(), profile=tmp_path / "profile").stdout
     # the reference generated from the docstrings: the verbs, the registries and a metric
-    for name in ("nsvae.api", "nsvae.metrics.pid", "compute_unibound", "pid_bounds",
-                 "evaluate_functions", "Tokui"):
+    for name in (
+        "nsvae.api",
+        "nsvae.metrics.pid",
+        "compute_unibound",
+        "pid_bounds",
+        "evaluate_functions",
+        "Tokui",
+    ):
         assert name in dom, name
 
 
@@ -108,8 +119,11 @@ def _targets(text: str) -> list[str]:
 
 
 def _documents() -> list[Path]:
-    return [ROOT / "README.md", ROOT / "results" / "README.md",
-            *sorted((ROOT / "docs").glob("*.md"))]
+    return [
+        ROOT / "README.md",
+        ROOT / "results" / "README.md",
+        *sorted((ROOT / "docs").glob("*.md")),
+    ]
 
 
 @pytest.mark.parametrize("document", _documents(), ids=lambda path: str(path.relative_to(ROOT)))
@@ -128,9 +142,17 @@ def test_every_relative_link_and_image_names_an_existing_file(document):
 
 
 def test_the_link_check_sees_links_images_and_html_images_but_not_code():
-    text = ("[a](docs/a.md) ![b](b.png 'title') <img src=\"c.png\" width=\"4\">\n"
-            "[multi\nline](d.md#part) `[not](code.md)` [web](https://example.org)\n"
-            "\n    [indented](code_block.md)\n\n    [still code](code.md)\n"
-            "```\n[fenced](fence.md)\n```\nlazy\n    [continued](e.md)\n")
-    assert sorted(_targets(text)) == ["b.png", "c.png", "d.md#part", "docs/a.md", "e.md",
-                                      "https://example.org"]
+    text = (
+        '[a](docs/a.md) ![b](b.png \'title\') <img src="c.png" width="4">\n'
+        "[multi\nline](d.md#part) `[not](code.md)` [web](https://example.org)\n"
+        "\n    [indented](code_block.md)\n\n    [still code](code.md)\n"
+        "```\n[fenced](fence.md)\n```\nlazy\n    [continued](e.md)\n"
+    )
+    assert sorted(_targets(text)) == [
+        "b.png",
+        "c.png",
+        "d.md#part",
+        "docs/a.md",
+        "e.md",
+        "https://example.org",
+    ]

@@ -37,12 +37,30 @@ MEAN_AREAS = {
 }
 # spec 2.5: (width, height) ranges in px at orientation 0 over all positions, per scale
 SIZES = {
-    0: [((9, 10), (9, 10)), ((11, 12), (11, 12)), ((13, 14), (13, 14)), ((15, 16), (15, 16)),
-        ((17, 18), (17, 18)), ((19, 20), (19, 20))],
-    1: [((12, 13), (7, 8)), ((15, 16), (8, 9)), ((17, 18), (10, 11)), ((20, 21), (11, 12)),
-        ((22, 23), (12, 13)), ((25, 26), (14, 15))],
-    2: [((9, 10), (8, 10)), ((11, 12), (10, 12)), ((13, 14), (12, 14)), ((15, 16), (14, 16)),
-        ((17, 18), (15, 18)), ((19, 20), (17, 19))],
+    0: [
+        ((9, 10), (9, 10)),
+        ((11, 12), (11, 12)),
+        ((13, 14), (13, 14)),
+        ((15, 16), (15, 16)),
+        ((17, 18), (17, 18)),
+        ((19, 20), (19, 20)),
+    ],
+    1: [
+        ((12, 13), (7, 8)),
+        ((15, 16), (8, 9)),
+        ((17, 18), (10, 11)),
+        ((20, 21), (11, 12)),
+        ((22, 23), (12, 13)),
+        ((25, 26), (14, 15)),
+    ],
+    2: [
+        ((9, 10), (8, 10)),
+        ((11, 12), (10, 12)),
+        ((13, 14), (12, 14)),
+        ((15, 16), (14, 16)),
+        ((17, 18), (15, 18)),
+        ((19, 20), (17, 19)),
+    ],
 }
 
 
@@ -147,11 +165,13 @@ def test_npz_layout_of_a_partial_grid(tmp_path):
 def test_render_matches_the_brute_force_rasteriser():
     # random images, plus squares at scale 0.6 and orientation 0 whose edges pass 0.002 px from
     # a row of pixel centres (the smooth model's worst case) and some 45-degree squares
-    classes = np.concatenate([
-        random_classes(80, seed=0),
-        classes_of(0, 1, 0, np.arange(0, 32, 5), np.arange(0, 32, 5)),
-        classes_of(0, 3, 5, np.arange(1, 32, 9), 30),
-    ])
+    classes = np.concatenate(
+        [
+            random_classes(80, seed=0),
+            classes_of(0, 1, 0, np.arange(0, 32, 5), np.arange(0, 32, 5)),
+            classes_of(0, 3, 5, np.arange(1, 32, 9), 30),
+        ]
+    )
     for exact in (True, False):
         assert np.array_equal(ds.render(classes, exact=exact), brute_force(classes, exact))
 
@@ -285,7 +305,6 @@ def test_full_grid_cache_and_cli_render(tmp_path, data_root, capsys):
     assert torch.equal(sampler.next(), torch.from_numpy(images[index.numpy()][:, None]).float())
 
 
-
 def test_corrupt_cache_is_one_line_error(tmp_path):
     path = ds.cache_path(tmp_path)
     path.parent.mkdir(parents=True)
@@ -300,8 +319,9 @@ def test_a_data_root_blocked_by_a_file_is_a_cache_write_error(tmp_path):
     root.write_text("a file where the data root belongs")
     with pytest.raises(DataError) as error:
         DSprites.load(root)
-    assert str(error.value) == (f"cannot write the dSprites cache {ds.cache_path(root)}: "
-                                "Not a directory")
+    assert str(error.value) == (
+        f"cannot write the dSprites cache {ds.cache_path(root)}: Not a directory"
+    )
 
 
 # ------------------------------------------------------------------------------------ loaders
@@ -309,8 +329,11 @@ def test_a_data_root_blocked_by_a_file_is_a_cache_write_error(tmp_path):
 
 def official_arrays(rows=8):
     classes = ds.latents_classes()[:rows]
-    return {"imgs": np.zeros((rows, 64, 64), np.uint8), "latents_classes": classes,
-            "latents_values": ds.latents_values(classes)}
+    return {
+        "imgs": np.zeros((rows, 64, 64), np.uint8),
+        "latents_classes": classes,
+        "latents_values": ds.latents_values(classes),
+    }
 
 
 def write_hdf5(path, arrays):
@@ -331,8 +354,13 @@ def bad_files(tmp_path):
     hdf5 = write_hdf5(tmp_path / "ok.hdf5", good)
     truncated_hdf5 = tmp_path / "truncated.hdf5"
     truncated_hdf5.write_bytes(hdf5.read_bytes()[: hdf5.stat().st_size // 2])
-    files = [(npz, "imgs has shape"), (hdf5, "imgs has shape"), (truncated, "unreadable npz"),
-             (truncated_hdf5, "unreadable hdf5"), (tmp_path / "absent.npz", "no dSprites file")]
+    files = [
+        (npz, "imgs has shape"),
+        (hdf5, "imgs has shape"),
+        (truncated, "unreadable npz"),
+        (truncated_hdf5, "unreadable hdf5"),
+        (tmp_path / "absent.npz", "no dSprites file"),
+    ]
     garbage = tmp_path / "garbage.npz"
     garbage.write_bytes(b"PK\x03\x04 not a zip at all" * 10)
     files.append((garbage, "unreadable npz"))
@@ -343,15 +371,22 @@ def bad_files(tmp_path):
     with h5py.File(missing_hdf5, "w") as file:
         file["imgs"] = good["imgs"]
     files.append((missing_hdf5, "missing datasets"))
-    for key, dtype in [("imgs", np.float32), ("latents_classes", np.int32),
-                       ("latents_values", np.float32)]:
+    for key, dtype in [
+        ("imgs", np.float32),
+        ("latents_classes", np.int32),
+        ("latents_values", np.float32),
+    ]:
         arrays = dict(good, **{key: good[key].astype(dtype)})
         np.savez(tmp_path / f"dtype-{key}.npz", **arrays)
         files.append((tmp_path / f"dtype-{key}.npz", f"{key} has dtype"))
         files.append((write_hdf5(tmp_path / f"dtype-{key}.hdf5", arrays), f"{key} has dtype"))
     pickled = tmp_path / "pickled.npz"
-    np.savez(pickled, imgs=np.array([{"x": 1}], dtype=object), latents_classes=good["imgs"],
-             latents_values=good["imgs"])
+    np.savez(
+        pickled,
+        imgs=np.array([{"x": 1}], dtype=object),
+        latents_classes=good["imgs"],
+        latents_values=good["imgs"],
+    )
     files.append((pickled, "unreadable npz"))  # never unpickled
     return files
 
@@ -401,8 +436,11 @@ def test_wrong_latents_are_rejected(tmp_path, eight_image_grid):
     shuffled = dict(good, latents_classes=good["latents_classes"][::-1].copy())
     values = dict(good, latents_values=good["latents_values"] + 1e-9)
     twos = dict(good, imgs=good["imgs"] + 2)
-    for arrays, message in [(shuffled, "not the official grid"),
-                            (values, "not the official factor values"), (twos, "0/1 values")]:
+    for arrays, message in [
+        (shuffled, "not the official grid"),
+        (values, "not the official factor values"),
+        (twos, "0/1 values"),
+    ]:
         np.savez(tmp_path / "bad.npz", **arrays)
         with pytest.raises(DataError, match=message):
             DSprites.from_file(tmp_path / "bad.npz", checksum=None)

@@ -24,7 +24,7 @@ def dlib_channels_last(images: np.ndarray) -> np.ndarray:
 
 def scream_file(path, size=(420, 300)):
     """A smooth RGB picture (not the painting) standing in for ``scream.jpg``."""
-    rows, cols = np.mgrid[0:size[1], 0:size[0]]
+    rows, cols = np.mgrid[0 : size[1], 0 : size[0]]
     picture = np.stack([rows % 256, cols % 256, (rows + cols) % 256], axis=2).astype(np.uint8)
     Image.fromarray(picture).save(path)
     return path
@@ -62,7 +62,7 @@ def test_scream_inverts_a_patch_under_the_sprite_as_disentanglement_lib(squares,
     images = dlib_channels_last(squares.sample_observations_from_factors(factors, state))
     for i in range(8):  # ScreamDSprites.sample_observations_from_factors, image by image
         x, y = state.randint(0, 250 - 64), state.randint(0, 350 - 64)
-        background = (screamer.scream[x:x + 64, y:y + 64] + state.uniform(0, 1, size=3)) / 2
+        background = (screamer.scream[x : x + 64, y : y + 64] + state.uniform(0, 1, size=3)) / 2
         mask = images[i] == 1
         background[mask] = 1 - background[mask]
         np.testing.assert_allclose(ours[i], background.transpose(2, 0, 1), rtol=1e-6)
@@ -71,9 +71,11 @@ def test_scream_inverts_a_patch_under_the_sprite_as_disentanglement_lib(squares,
 def test_the_scream_image_is_checked(tmp_path):
     (tmp_path / "text.jpg").write_bytes(b"not an image")
     Image.new("RGB", (120, 60)).save(tmp_path / "small.png")
-    for path, match in ((tmp_path / "missing.jpg", "download https://upload.wikimedia.org"),
-                        (tmp_path / "text.jpg", "not a readable image"),
-                        (tmp_path / "small.png", "it must be larger than 64 x 64")):
+    for path, match in (
+        (tmp_path / "missing.jpg", "download https://upload.wikimedia.org"),
+        (tmp_path / "text.jpg", "not a readable image"),
+        (tmp_path / "small.png", "it must be larger than 64 x 64"),
+    ):
         with pytest.raises(DataError, match=match) as error:
             Screamer(path)
         assert "\n" not in str(error.value)
@@ -99,8 +101,12 @@ def test_batches_apply_the_variant_reproducibly_and_training_sees_rgb(squares, t
     first.load_state_dict(state)  # a resumed sampler draws the same colours again
     np.testing.assert_array_equal(batch.numpy(), first.next().numpy())
 
-    config = Config.from_dict({"model": {"z_dim": 2}, "train": {
-        "steps": 2, "batch_size": 4, "threads": 1, "device": "cpu", "figures": False}})
+    config = Config.from_dict(
+        {
+            "model": {"z_dim": 2},
+            "train": {"steps": 2, "batch_size": 4, "threads": 1, "device": "cpu", "figures": False},
+        }
+    )
     run = train(config, tmp_path / "run", data=data)
     assert run.model.likelihood == "gaussian" and run.step == 2
 

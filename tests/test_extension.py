@@ -60,10 +60,19 @@ class ToyObjective(Objective):
 
 
 def toy_config(**train_settings) -> Config:
-    settings = {"steps": 6, "batch_size": 8, "log_every": 2, "checkpoint_every": 3,
-                "threads": 1, "device": "cpu", "figures": False, **train_settings}
-    return Config().updated({"model": {"z_dim": 4}, "objective": {"name": "toy", "weight": 0.25},
-                             "train": settings})
+    settings = {
+        "steps": 6,
+        "batch_size": 8,
+        "log_every": 2,
+        "checkpoint_every": 3,
+        "threads": 1,
+        "device": "cpu",
+        "figures": False,
+        **train_settings,
+    }
+    return Config().updated(
+        {"model": {"z_dim": 4}, "objective": {"name": "toy", "weight": 0.25}, "train": settings}
+    )
 
 
 @pytest.fixture
@@ -102,9 +111,12 @@ def test_its_own_network_and_optimiser_resume_bit_exactly(toy, tmp_path, squares
     for key in a:
         if not key.startswith("meter."):
             assert torch.equal(a[key], b[key]), key
+
     def logged(run):
-        return [{k: v for k, v in row.items() if k not in ("time", "steps_per_s")}
-                for row in run.metrics()]
+        return [
+            {k: v for k, v in row.items() if k not in ("time", "steps_per_s")}
+            for row in run.metrics()
+        ]
 
     assert logged(whole) == logged(resumed)
 
@@ -113,8 +125,10 @@ def test_its_own_network_and_optimiser_resume_bit_exactly(toy, tmp_path, squares
 def mean_code(data, representation, random_state, num_points=100):
     """The mean absolute code of ``num_points`` observations: a toy metric."""
     observations = data.sample_observations(num_points, random_state)
-    return {"mean_abs_code": float(np.abs(representation(observations)).mean()),
-            "num_points": num_points}
+    return {
+        "mean_abs_code": float(np.abs(representation(observations)).mean()),
+        "num_points": num_points,
+    }
 
 
 def test_a_registered_metric_runs_in_the_suite_with_its_fast_parameters(monkeypatch, squares):
@@ -136,7 +150,9 @@ def mean_code_of_any_data(data, representation, random_state, num_points=100):
 
 def test_a_metric_declared_without_factors_scores_images_that_have_none(monkeypatch):
     assert {name for name, f in METRICS.items() if not f.needs_factors} == {
-        "unsupervised", "latent_synergy"}
+        "unsupervised",
+        "latent_synergy",
+    }
     monkeypatch.setitem(METRICS, "mean_code", mean_code)
     monkeypatch.setitem(METRICS, "mean_code_of_any_data", mean_code_of_any_data)
     images = np.random.RandomState(0).randint(0, 256, (12, 3, 64, 64), dtype=np.uint8)
@@ -147,6 +163,9 @@ def test_a_metric_declared_without_factors_scores_images_that_have_none(monkeypa
     model = build_model(Config().model, num_channels=3).eval()
     result = evaluate_model(model, photos, metrics="mean_code_of_any_data", fast=True)
     assert result["metrics"]["mean_code_of_any_data"]["num_points"] == 20
-    with pytest.raises(MetricError, match=r"^mean_code need ground-truth factors .*none \(metrics "
-                       r"without factors: unsupervised, latent_synergy, mean_code_of_any_data\)$"):
+    with pytest.raises(
+        MetricError,
+        match=r"^mean_code need ground-truth factors .*none \(metrics "
+        r"without factors: unsupervised, latent_synergy, mean_code_of_any_data\)$",
+    ):
         evaluate_model(model, photos, metrics="mean_code_of_any_data,mean_code")

@@ -87,6 +87,7 @@ def test_each_latent_is_permuted_independently_across_the_batch():
 
 def test_the_discriminator_estimate_sees_total_correlation():
     """Trained on tied codes (z_1 = z_0) the TC estimate is large; on independent codes, ~0."""
+
     def trained_estimate(tied):
         torch.manual_seed(0)
         objective = factor_vae(z_dim=2, disc_width=64, disc_layers=2, disc_lr=3e-3)
@@ -113,13 +114,29 @@ def test_the_discriminator_estimate_sees_total_correlation():
 
 
 def factor_config(**train_settings) -> Config:
-    settings = {"steps": 6, "batch_size": 8, "log_every": 2, "checkpoint_every": 2,
-                "threads": 1, "device": "cpu", "figures": False, **train_settings}
-    return Config().updated({
-        "model": {"z_dim": 4},
-        "objective": {"name": "factor_vae", "gamma": 30.0, "permute": "independent",
-                      "disc_width": 32, "disc_layers": 2},
-        "train": settings})
+    settings = {
+        "steps": 6,
+        "batch_size": 8,
+        "log_every": 2,
+        "checkpoint_every": 2,
+        "threads": 1,
+        "device": "cpu",
+        "figures": False,
+        **train_settings,
+    }
+    return Config().updated(
+        {
+            "model": {"z_dim": 4},
+            "objective": {
+                "name": "factor_vae",
+                "gamma": 30.0,
+                "permute": "independent",
+                "disc_width": 32,
+                "disc_layers": 2,
+            },
+            "train": settings,
+        }
+    )
 
 
 def test_a_factor_vae_run_resumes_bit_exactly(tmp_path, squares):
@@ -133,18 +150,24 @@ def test_a_factor_vae_run_resumes_bit_exactly(tmp_path, squares):
     for key in a:
         if not key.startswith("meter."):
             assert torch.equal(a[key], b[key]), key
-    rows = [{k: v for k, v in row.items() if k not in ("time", "steps_per_s")}
-            for row in whole.metrics()]
-    assert rows == [{k: v for k, v in row.items() if k not in ("time", "steps_per_s")}
-                    for row in resumed.metrics()]
+    rows = [
+        {k: v for k, v in row.items() if k not in ("time", "steps_per_s")}
+        for row in whole.metrics()
+    ]
+    assert rows == [
+        {k: v for k, v in row.items() if k not in ("time", "steps_per_s")}
+        for row in resumed.metrics()
+    ]
     assert all("tc" in row and "disc_accuracy" in row for row in rows)
 
 
 @pytest.mark.parametrize(
     ("fields", "message"),
-    [({"gamma": -1.0}, "objective.gamma must be >= 0"),
-     ({"permute": "shuffled"}, "unknown objective.permute 'shuffled'"),
-     ({"disc_betas": (0.5, 1.0)}, "objective.disc_betas must be in")],
+    [
+        ({"gamma": -1.0}, "objective.gamma must be >= 0"),
+        ({"permute": "shuffled"}, "unknown objective.permute 'shuffled'"),
+        ({"disc_betas": (0.5, 1.0)}, "objective.disc_betas must be in"),
+    ],
 )
 def test_bad_factor_vae_settings_are_config_errors(fields, message):
     with pytest.raises(ConfigError, match=message):

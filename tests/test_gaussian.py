@@ -27,8 +27,9 @@ def t(array):
 
 def test_log_density_is_scipy_norm_logpdf():
     expected = stats.norm.logpdf(Z[:, None], MU[None], np.exp(0.5 * LOGVAR)[None])
-    np.testing.assert_allclose(log_density(t(Z)[:, None], t(MU)[None], t(LOGVAR)[None]).numpy(),
-                               expected, rtol=1e-12)
+    np.testing.assert_allclose(
+        log_density(t(Z)[:, None], t(MU)[None], t(LOGVAR)[None]).numpy(), expected, rtol=1e-12
+    )
 
 
 def test_kl_per_latent_is_the_integral_of_the_log_ratio():
@@ -43,10 +44,12 @@ def test_kl_per_latent_is_the_integral_of_the_log_ratio():
 def test_mixture_densities_and_entropy():
     per_component = stats.norm.logpdf(Z[:, None], MU[None], np.exp(0.5 * LOGVAR)[None])  # [S,N,d]
     marginal = logsumexp(per_component, axis=1) - np.log(len(MU))
-    np.testing.assert_allclose(mixture_log_density(t(Z), t(MU), t(LOGVAR)).numpy(), marginal,
-                               rtol=1e-12)
-    np.testing.assert_allclose(mixture_entropy(t(Z), t(MU), t(LOGVAR)).numpy(),
-                               -marginal.mean(0), rtol=1e-12)
+    np.testing.assert_allclose(
+        mixture_log_density(t(Z), t(MU), t(LOGVAR)).numpy(), marginal, rtol=1e-12
+    )
+    np.testing.assert_allclose(
+        mixture_entropy(t(Z), t(MU), t(LOGVAR)).numpy(), -marginal.mean(0), rtol=1e-12
+    )
 
 
 def test_synergy_mixture_matmul_form_matches_the_plain_density():
@@ -58,8 +61,9 @@ def test_synergy_mixture_matmul_form_matches_the_plain_density():
     features = torch.stack([z**2, z, torch.ones_like(z)], dim=-1)
     exponents = torch.einsum("qpdf,fmd->dqpm", features, mixture.coef)
     got = mixture._log_mixture(rows, exponents).permute(1, 2, 0)[0]
-    np.testing.assert_allclose(got.numpy(), mixture_log_density(t(Z), t(MU), t(LOGVAR)).numpy(),
-                               rtol=1e-10)
+    np.testing.assert_allclose(
+        got.numpy(), mixture_log_density(t(Z), t(MU), t(LOGVAR)).numpy(), rtol=1e-10
+    )
 
 
 def test_total_correlation_of_independent_codes_is_the_density_gap():
@@ -67,6 +71,7 @@ def test_total_correlation_of_independent_codes_is_the_density_gap():
     z, mu, logvar = t(Z[:4]), t(MU[:4]), t(LOGVAR[:4])
     log_q = stats.norm.logpdf(Z[:4, None], MU[None, :4], np.exp(0.5 * LOGVAR[:4])[None])
     log_w = -np.log(100 * 4)
-    expected = np.mean(logsumexp(log_q.sum(2) + log_w, axis=1)
-                       - (logsumexp(log_q, axis=1) + log_w).sum(1))
+    expected = np.mean(
+        logsumexp(log_q.sum(2) + log_w, axis=1) - (logsumexp(log_q, axis=1) + log_w).sum(1)
+    )
     assert abs(total_correlation(z, mu, logvar, dataset_size=100).item() - expected) < 1e-10

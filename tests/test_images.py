@@ -36,9 +36,14 @@ def png_bytes(image: np.ndarray) -> bytes:
 def write_collection(folder, zip_path):
     """The same files as a folder and as a zip: 3 JPEGs, 1 PNG, a text file and a cut JPEG."""
     pictures = face_images(4, seed=1)
-    files = {"a/1.jpg": jpeg_bytes(pictures[0]), "a/2.jpg": jpeg_bytes(pictures[1]),
-             "b/3.png": png_bytes(pictures[2]), "c.jpeg": jpeg_bytes(pictures[3]),
-             "notes.txt": b"not an image", "cut.jpg": jpeg_bytes(pictures[0])[:500]}
+    files = {
+        "a/1.jpg": jpeg_bytes(pictures[0]),
+        "a/2.jpg": jpeg_bytes(pictures[1]),
+        "b/3.png": png_bytes(pictures[2]),
+        "c.jpeg": jpeg_bytes(pictures[3]),
+        "notes.txt": b"not an image",
+        "cut.jpg": jpeg_bytes(pictures[0])[:500],
+    }
     with zipfile.ZipFile(zip_path, "w") as archive:
         for name, data in files.items():
             (folder / name).parent.mkdir(parents=True, exist_ok=True)
@@ -99,10 +104,12 @@ def test_a_tampered_cache_index_is_a_one_line_error(tmp_path):
     load_quietly(tmp_path / "pictures.zip", tmp_path / "root")
     (index,) = (tmp_path / "root" / "images").glob("*/index.json")
     good = json.loads(index.read_text())
-    tampered = [good | {"skipped": ["cut.jpg", "notes.txt"]},  # names, not (name, reason)
-                good | {"names": good["names"][:-1]},  # one name fewer than images
-                good | {"names": [1, 2, 3, 4]},
-                {"names": good["names"]}]
+    tampered = [
+        good | {"skipped": ["cut.jpg", "notes.txt"]},  # names, not (name, reason)
+        good | {"names": good["names"][:-1]},  # one name fewer than images
+        good | {"names": [1, 2, 3, 4]},
+        {"names": good["names"]},
+    ]
     index.write_text(json.dumps(good | {"skipped": []}))  # valid: nothing skipped
     assert im.load_images(tmp_path / "pictures.zip", tmp_path / "root").names == good["names"]
     for record in tampered:
@@ -124,10 +131,18 @@ def test_files_over_the_size_limit_are_skipped_unread(tmp_path, monkeypatch):
 
     for source in ("folder", "pictures.zip"):
         with monkeypatch.context() as patched:
-            patched.setattr(Path, "read_bytes", lambda path: read(
-                path.relative_to(tmp_path / "folder").as_posix(), lambda: path.open("rb").read()))
-            patched.setattr(zipfile.ZipFile, "read", lambda archive, name: read(
-                name, lambda: archive.open(name).read()))
+            patched.setattr(
+                Path,
+                "read_bytes",
+                lambda path: read(
+                    path.relative_to(tmp_path / "folder").as_posix(), lambda: path.open("rb").read()
+                ),
+            )
+            patched.setattr(
+                zipfile.ZipFile,
+                "read",
+                lambda archive, name: read(name, lambda: archive.open(name).read()),
+            )
             data, messages = load_quietly(tmp_path / source, tmp_path / "root")
         assert data.names == [name for name in pictures if name != largest]
         assert "skipped 3 of 6 files" in messages[0] and f"{largest} (" in messages[0]
@@ -141,8 +156,10 @@ def test_preprocessing_crops_the_centre_square_and_resizes_to_64():
     picture[:, 80:] = [0, 0, 255]
     image = im.preprocess(png_bytes(picture))
     assert image.shape == (3, 64, 64)
-    np.testing.assert_array_equal(image[:, 5:-5, 5:-5], np.broadcast_to(
-        np.array([0, 200, 0], np.uint8)[:, None, None], (3, 54, 54)))
+    np.testing.assert_array_equal(
+        image[:, 5:-5, 5:-5],
+        np.broadcast_to(np.array([0, 200, 0], np.uint8)[:, None, None], (3, 54, 54)),
+    )
 
 
 def test_errors_are_one_line(tmp_path):
@@ -150,10 +167,12 @@ def test_errors_are_one_line(tmp_path):
     (tmp_path / "not.zip").write_bytes(b"PK\x03\x04 truncated")
     with zipfile.ZipFile(tmp_path / "texts.zip", "w") as archive:
         archive.writestr("a.txt", b"text")
-    cases = [(tmp_path / "nowhere", "no image folder or zip file at"),
-             (tmp_path / "empty", "no files"),
-             (tmp_path / "not.zip", "not a readable zip file"),
-             (tmp_path / "texts.zip", "none of its 1 files is a readable image")]
+    cases = [
+        (tmp_path / "nowhere", "no image folder or zip file at"),
+        (tmp_path / "empty", "no files"),
+        (tmp_path / "not.zip", "not a readable zip file"),
+        (tmp_path / "texts.zip", "none of its 1 files is a readable image"),
+    ]
     for path, message in cases:
         with pytest.raises(DataError, match=message) as error:
             im.load_images(path, tmp_path / "root")
@@ -174,8 +193,9 @@ def test_celeba_zip_is_checked_against_the_published_checksum(tmp_path, celeba_z
     official = im.CELEBA.path(tmp_path)
     official.parent.mkdir(parents=True)
     official.write_bytes(celeba_zip.read_bytes())
-    with pytest.raises(DataError, match="checksum mismatch .*expected "
-                                        "00d2c5bc6d35e252742224ab0c1e8fcb"):
+    with pytest.raises(
+        DataError, match="checksum mismatch .*expected 00d2c5bc6d35e252742224ab0c1e8fcb"
+    ):
         get_dataset("celeba", data_root=tmp_path)
     official_celeba(monkeypatch, official)
     with pytest.warns(DataWarning, match=f"skipped 1 of 24 .*{CORRUPT_NAME}"):
@@ -190,11 +210,33 @@ def celeba_run(tmp_path_factory, celeba_zip):
     with pytest.MonkeyPatch.context() as monkeypatch:
         official_celeba(monkeypatch, celeba_zip)
         with contextlib.redirect_stderr(io.StringIO()) as err:
-            code = main(["train", "--data", "celeba", "--data-path", str(celeba_zip),
-                         "--data-root", str(run.parent / "root"), "--steps", "3",
-                         "--batch-size", "8", "--z-dim", "4", "--threads", "1", "--device",
-                         "cpu", "--log-every", "1", "--no-figures", "--no-progress",
-                         "--run-dir", str(run)])
+            code = main(
+                [
+                    "train",
+                    "--data",
+                    "celeba",
+                    "--data-path",
+                    str(celeba_zip),
+                    "--data-root",
+                    str(run.parent / "root"),
+                    "--steps",
+                    "3",
+                    "--batch-size",
+                    "8",
+                    "--z-dim",
+                    "4",
+                    "--threads",
+                    "1",
+                    "--device",
+                    "cpu",
+                    "--log-every",
+                    "1",
+                    "--no-figures",
+                    "--no-progress",
+                    "--run-dir",
+                    str(run),
+                ]
+            )
         yield run, code, err.getvalue()
 
 
@@ -240,15 +282,18 @@ def with_member_flags(zip_bytes: bytes, method: int | None = None, encrypted: bo
             if encrypted:
                 data[start + flags_at] |= 1
             if method is not None:
-                data[start + method_at:start + method_at + 2] = method.to_bytes(2, "little")
+                data[start + method_at : start + method_at + 2] = method.to_bytes(2, "little")
             start = data.find(signature, start + 4)
     return bytes(data)
 
 
-@pytest.mark.parametrize(("flags", "reason"), [
-    ({"encrypted": True}, "encrypted"), ({"method": 9}, "compression method is not supported")])
+@pytest.mark.parametrize(
+    ("flags", "reason"),
+    [({"encrypted": True}, "encrypted"), ({"method": 9}, "compression method is not supported")],
+)
 def test_encrypted_or_unsupported_zip_members_are_skipped_or_refused_in_one_line(
-        flags, reason, tmp_path):
+    flags, reason, tmp_path
+):
     """Issue 15's rule for what other archivers write: a skipped image, a refused npz."""
     from nsvae.data.npz import read_npz
 

@@ -28,15 +28,27 @@ def test_training_reaches_neither_metrics_nor_viz():
 
 
 def test_importing_train_loads_neither_metrics_nor_viz():
-    code = ("import sys, nsvae.training; "
-            "print([m for m in sys.modules if m.startswith(('nsvae.metrics', 'nsvae.viz'))])")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         env={"PYTHONPATH": str(SOURCE)})
+    code = (
+        "import sys, nsvae.training; "
+        "print([m for m in sys.modules if m.startswith(('nsvae.metrics', 'nsvae.viz'))])"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"PYTHONPATH": str(SOURCE)},
+    )
     assert out.stdout.strip() == "[]"
 
 
 def test_importing_nsvae_leaves_the_environment_alone(monkeypatch):
     code = "import os, nsvae.config; print(os.environ.get('OMP_WAIT_POLICY'))"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                         env={"PYTHONPATH": str(SOURCE)})
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"PYTHONPATH": str(SOURCE)},
+    )
     assert out.stdout.strip() == "None"

@@ -53,39 +53,104 @@ def assert_close(a, b, scale=1.0):
 
 # (plain class, reformulated class, layer arguments, input shape, backward that must run)
 LAYERS = {
-    "patch conv 2x2 (dlib conv3)": (nn.Conv2d, fast.Conv2d, (32, 64, 2, 2, 0), (16, 32, 16, 16),
-                                    "AddmmBackward0"),
-    "patch conv 2x2 (dlib conv4)": (nn.Conv2d, fast.Conv2d, (64, 64, 2, 2, 0), (16, 64, 8, 8),
-                                    "AddmmBackward0"),
-    "patch conv 4x4 stride 4": (nn.Conv2d, fast.Conv2d, (3, 8, 4, 4, 0), (4, 3, 16, 16),
-                                "AddmmBackward0"),
-    "patch conv 2x3, stride (2, 3)": (nn.Conv2d, fast.Conv2d, (3, 5, (2, 3), (2, 3), 0),
-                                      (4, 3, 8, 9), "AddmmBackward0"),
-    "2x2 stride-2 conv of an odd size": (nn.Conv2d, fast.Conv2d, (3, 5, 2, 2, 0), (4, 3, 9, 9),
-                                         "_ConvBackward"),
+    "patch conv 2x2 (dlib conv3)": (
+        nn.Conv2d,
+        fast.Conv2d,
+        (32, 64, 2, 2, 0),
+        (16, 32, 16, 16),
+        "AddmmBackward0",
+    ),
+    "patch conv 2x2 (dlib conv4)": (
+        nn.Conv2d,
+        fast.Conv2d,
+        (64, 64, 2, 2, 0),
+        (16, 64, 8, 8),
+        "AddmmBackward0",
+    ),
+    "patch conv 4x4 stride 4": (
+        nn.Conv2d,
+        fast.Conv2d,
+        (3, 8, 4, 4, 0),
+        (4, 3, 16, 16),
+        "AddmmBackward0",
+    ),
+    "patch conv 2x3, stride (2, 3)": (
+        nn.Conv2d,
+        fast.Conv2d,
+        (3, 5, (2, 3), (2, 3), 0),
+        (4, 3, 8, 9),
+        "AddmmBackward0",
+    ),
+    "2x2 stride-2 conv of an odd size": (
+        nn.Conv2d,
+        fast.Conv2d,
+        (3, 5, 2, 2, 0),
+        (4, 3, 9, 9),
+        "_ConvBackward",
+    ),
     "4x4 conv, unfolded weight gradient (seed conv3)": (
-        nn.Conv2d, fast.Conv2d, (32, 64, 4, 2, 1), (16, 32, 16, 16), "_ConvBackward"),
+        nn.Conv2d,
+        fast.Conv2d,
+        (32, 64, 4, 2, 1),
+        (16, 32, 16, 16),
+        "_ConvBackward",
+    ),
     "4x4 transposed conv, unfolded weight gradient (dlib deconv1)": (
-        nn.ConvTranspose2d, fast.ConvTranspose2d, (64, 64, 4, 2, 1), (16, 64, 4, 4),
-        "_ConvBackward"),
+        nn.ConvTranspose2d,
+        fast.ConvTranspose2d,
+        (64, 64, 4, 2, 1),
+        (16, 64, 4, 4),
+        "_ConvBackward",
+    ),
     "4x4 transposed conv, unfolded weight gradient (dlib deconv2)": (
-        nn.ConvTranspose2d, fast.ConvTranspose2d, (64, 32, 4, 2, 1), (16, 64, 8, 8),
-        "_ConvBackward"),
-    "4x4 conv, one channel (dlib conv1)": (nn.Conv2d, fast.Conv2d, (1, 32, 4, 2, 1),
-                                           (8, 1, 64, 64), "_ConvBackward"),
+        nn.ConvTranspose2d,
+        fast.ConvTranspose2d,
+        (64, 32, 4, 2, 1),
+        (16, 64, 8, 8),
+        "_ConvBackward",
+    ),
+    "4x4 conv, one channel (dlib conv1)": (
+        nn.Conv2d,
+        fast.Conv2d,
+        (1, 32, 4, 2, 1),
+        (8, 1, 64, 64),
+        "_ConvBackward",
+    ),
     "4x4 transposed conv to one channel (dlib deconv4)": (
-        nn.ConvTranspose2d, fast.ConvTranspose2d, (32, 1, 4, 2, 1), (8, 32, 32, 32),
-        "_ConvBackward"),
+        nn.ConvTranspose2d,
+        fast.ConvTranspose2d,
+        (32, 1, 4, 2, 1),
+        (8, 32, 32, 32),
+        "_ConvBackward",
+    ),
     "4x4 transposed conv, too large to unfold (dlib deconv3)": (
-        nn.ConvTranspose2d, fast.ConvTranspose2d, (32, 32, 4, 2, 1), (64, 32, 16, 16),
-        "_ConvBackward"),
-    "3x3 conv, stride 1, padding 1": (nn.Conv2d, fast.Conv2d, (4, 6, 3, 1, 1), (4, 4, 10, 10),
-                                      "_ConvBackward"),
+        nn.ConvTranspose2d,
+        fast.ConvTranspose2d,
+        (32, 32, 4, 2, 1),
+        (64, 32, 16, 16),
+        "_ConvBackward",
+    ),
+    "3x3 conv, stride 1, padding 1": (
+        nn.Conv2d,
+        fast.Conv2d,
+        (4, 6, 3, 1, 1),
+        (4, 4, 10, 10),
+        "_ConvBackward",
+    ),
     "4x4 transposed conv, output padding": (
-        nn.ConvTranspose2d, fast.ConvTranspose2d, (6, 4, 3, 2, 1, 1), (4, 6, 5, 5),
-        "_ConvBackward"),
-    "grouped conv (plain)": (nn.Conv2d, fast.Conv2d, (8, 8, 2, 2, 0), (4, 8, 8, 8),
-                             "ConvolutionBackward0"),
+        nn.ConvTranspose2d,
+        fast.ConvTranspose2d,
+        (6, 4, 3, 2, 1, 1),
+        (4, 6, 5, 5),
+        "_ConvBackward",
+    ),
+    "grouped conv (plain)": (
+        nn.Conv2d,
+        fast.Conv2d,
+        (8, 8, 2, 2, 0),
+        (4, 8, 8, 8),
+        "ConvolutionBackward0",
+    ),
 }
 
 
@@ -130,7 +195,8 @@ def test_a_reformulated_layer_runs_in_bf16_under_autocast_as_its_twin_does(name)
 def test_a_reformulated_layer_keeps_the_plain_layers_parameter_names_and_shapes():
     plain, reformulated = twins(nn.ConvTranspose2d, fast.ConvTranspose2d, 64, 32, 4, 2, 1)
     assert {k: v.shape for k, v in plain.state_dict().items()} == {
-        k: v.shape for k, v in reformulated.state_dict().items()}
+        k: v.shape for k, v in reformulated.state_dict().items()
+    }
     assert isinstance(reformulated, nn.ConvTranspose2d)
 
 
@@ -163,8 +229,9 @@ def test_every_architecture_encodes_decodes_and_differentiates_as_with_plain_lay
 def one_step(fused: bool | None):
     torch.manual_seed(0)
     model = build_model(ModelConfig(arch="dlib", z_dim=4))
-    objective = build_objective(objective_config("nonsyn"), likelihood="bernoulli", z_dim=4,
-                                dataset_size=100)
+    objective = build_objective(
+        objective_config("nonsyn"), likelihood="bernoulli", z_dim=4, dataset_size=100
+    )
     if fused:
         optimizer = adam(model.parameters(), lr=1e-3, betas=(0.9, 0.999))
     else:
@@ -197,4 +264,5 @@ def test_optimizer_state_restored_from_a_checkpoint_is_laid_out_as_its_parameter
             if value.shape == parameter.shape:
                 assert value.stride() == parameter.stride()
                 assert torch.equal(value, optimizer.state[parameter]["exp_avg"]) or torch.equal(
-                    value, optimizer.state[parameter]["exp_avg_sq"])
+                    value, optimizer.state[parameter]["exp_avg_sq"]
+                )

@@ -365,13 +365,17 @@ def test_the_seed_bar_is_met_by_the_identity_and_missed_by_noise_or_a_swap():
     from nsvae.metrics.mig import seed_bar
 
     space = FactorSpace(SIZES)
-    named = ArrayGroundTruthData(space.index_to_factors(np.arange(space.num_total)), SIZES,
-                                 factor_names=DSPRITES_NAMES)
+    named = ArrayGroundTruthData(
+        space.index_to_factors(np.arange(space.num_total)), SIZES, factor_names=DSPRITES_NAMES
+    )
     perfect = run("mig", named, identity)
     assert perfect["factor_names"] == list(DSPRITES_NAMES)
-    assert seed_bar(perfect) == {"met": True, "mig": perfect["discrete_mig"],
-                                 "captured": dict(zip(DSPRITES_NAMES, range(5), strict=True)),
-                                 "missing": []}
+    assert seed_bar(perfect) == {
+        "met": True,
+        "mig": perfect["discrete_mig"],
+        "captured": dict(zip(DSPRITES_NAMES, range(5), strict=True)),
+        "missing": [],
+    }
     noise = seed_bar(run("mig", named, Noise()))
     assert not noise["met"] and noise["missing"] == ["posX", "posY", "scale"]
 
@@ -394,9 +398,13 @@ def test_the_seed_bar_is_met_by_the_identity_and_missed_by_noise_or_a_swap():
 
 
 def test_a_latent_informative_about_two_factors_captures_neither():
-    nmi = np.array([[0.9, 0.5, 0.0],    # latent 0: factor 0, but half as much of factor 1
-                    [0.1, 0.6, 0.0],    # latent 1: factor 1, six times its factor 0
-                    [0.0, 0.0, 0.4]])   # latent 2: factor 2 below the 0.5 share
+    nmi = np.array(
+        [
+            [0.9, 0.5, 0.0],  # latent 0: factor 0, but half as much of factor 1
+            [0.1, 0.6, 0.0],  # latent 1: factor 1, six times its factor 0
+            [0.0, 0.0, 0.4],
+        ]
+    )  # latent 2: factor 2 below the 0.5 share
     from nsvae.metrics.mig import captured_factors
 
     assert captured_factors(nmi) == [-1, 1, -1]

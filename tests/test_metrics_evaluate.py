@@ -149,16 +149,18 @@ def test_latent_synergy_of_a_nonsyn_run_uses_its_selection_settings(tmp_path):
 
 
 # Every metric, at sample counts small enough for a test (the mixture metrics on the whole grid).
-SMALL = {"beta_vae": {"batch_size": 8, "num_train": 60, "num_eval": 30},
-         "factor_vae": {"batch_size": 8, "num_train": 60, "num_eval": 30,
-                        "num_variance_estimate": 100},
-         "mig": {"num_train": 300}, "mig_chen": {"num_points": 64, "num_samples": 64},
-         "dci": {"num_train": 200, "num_test": 100, "estimator": "forest", "n_jobs": 1},
-         "sap": {"num_train": 200, "num_test": 100},
-         "modularity_explicitness": {"num_train": 200, "num_test": 100},
-         "unsupervised": {"num_train": 300},
-         "latent_synergy": {"num_samples": 64, "num_queries": 16},
-         "factor_synergy": {"num_samples": 300}}
+SMALL = {
+    "beta_vae": {"batch_size": 8, "num_train": 60, "num_eval": 30},
+    "factor_vae": {"batch_size": 8, "num_train": 60, "num_eval": 30, "num_variance_estimate": 100},
+    "mig": {"num_train": 300},
+    "mig_chen": {"num_points": 64, "num_samples": 64},
+    "dci": {"num_train": 200, "num_test": 100, "estimator": "forest", "n_jobs": 1},
+    "sap": {"num_train": 200, "num_test": 100},
+    "modularity_explicitness": {"num_train": 200, "num_test": 100},
+    "unsupervised": {"num_train": 300},
+    "latent_synergy": {"num_samples": 64, "num_queries": 16},
+    "factor_synergy": {"num_samples": 300},
+}
 
 
 def counted_model(monkeypatch):
@@ -176,14 +178,16 @@ def counted_model(monkeypatch):
 
 
 @pytest.mark.parametrize("representation", ["mean", "sampled"])
-def test_the_cached_evaluation_equals_encoding_metric_by_metric(squares, representation,
-                                                               monkeypatch):
+def test_the_cached_evaluation_equals_encoding_metric_by_metric(
+    squares, representation, monkeypatch
+):
     model, encoded = counted_model(monkeypatch)
 
     def evaluate(cache):
         encoded.clear()
-        return evaluate_model(model, squares, representation=representation, params=SMALL,
-                              cache=cache, bar=False)["metrics"]
+        return evaluate_model(
+            model, squares, representation=representation, params=SMALL, cache=cache, bar=False
+        )["metrics"]
 
     cached = evaluate(cache=True)
     assert sum(encoded) == 256  # the 64 grid points once, in one padded batch

@@ -20,8 +20,9 @@ B, D = 4, 5
 
 def objective(name="nonsyn", likelihood="bernoulli", z_dim=D, **fields):
     """An objective of a run with ``z_dim`` latents and 64 training observations."""
-    return build_objective(objective_config(name, **fields), likelihood, z_dim=z_dim,
-                           dataset_size=64)
+    return build_objective(
+        objective_config(name, **fields), likelihood, z_dim=z_dim, dataset_size=64
+    )
 
 
 def outputs_of(mu, logvar, x_logits=None):

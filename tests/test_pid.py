@@ -18,14 +18,19 @@ SYSTEMS = {
     "and": [(a, b, a & b) for a, b in itertools.product((0, 1), repeat=2)],
     "unique": [(a, b, a) for a, b in itertools.product((0, 1), repeat=2)],
     "redundant": [(a, a, a) for a in (0, 1)],
-    "redundant_and_xor": [(2 * r + a, 2 * r + b, 2 * r + (a ^ b))
-                          for r, a, b in itertools.product((0, 1), repeat=3)],
+    "redundant_and_xor": [
+        (2 * r + a, 2 * r + b, 2 * r + (a ^ b)) for r, a, b in itertools.product((0, 1), repeat=3)
+    ],
     "sum": [(a, b, a + b) for a, b in itertools.product((0, 1), repeat=2)],
 }
 # dit's PID measures with the atoms of sources [0], [1] about target [2].
 MEASURES = ("PID_BROJA", "PID_WB", "PID_MMI", "PID_CCS", "PID_dep")
-ATOMS = {"redundancy": ((0,), (1,)), "unique": ((0,),), "rest_unique": ((1,),),
-         "synergy": ((0, 1),)}
+ATOMS = {
+    "redundancy": ((0,), (1,)),
+    "unique": ((0,),),
+    "rest_unique": ((1,),),
+    "synergy": ((0, 1),),
+}
 
 
 def _exact(outcomes):
@@ -34,8 +39,9 @@ def _exact(outcomes):
 
     text = ["".join(str(v) for v in outcome) for outcome in outcomes]
     distribution = dit.Distribution(text, [1 / len(text)] * len(text))
-    informations = [dit.shannon.mutual_information(distribution, sources, [2])
-                    for sources in ([0], [1], [0, 1])]
+    informations = [
+        dit.shannon.mutual_information(distribution, sources, [2]) for sources in ([0], [1], [0, 1])
+    ]
     return distribution, informations
 
 
@@ -52,21 +58,32 @@ def test_the_bounds_bracket_every_pid_measure_of_dit_on_canonical_systems(system
             lower, upper = (float(value) for value in bounds[part])
             value = pid.get_pi(atom)
             # 2e-3 bits: the precision of dit's numerical optimisers
-            assert lower - 2e-3 <= value <= upper + 2e-3, (system, measure, part, lower, value,
-                                                           upper)
+            assert lower - 2e-3 <= value <= upper + 2e-3, (
+                system,
+                measure,
+                part,
+                lower,
+                value,
+                upper,
+            )
 
 
 def test_the_bounds_are_exact_where_the_identities_leave_no_freedom():
     def flat(bounds):
-        return {f"{part}_{side}": float(value) for part, pair in bounds.items()
-                for side, value in zip(("lower", "upper"), pair, strict=True)}
+        return {
+            f"{part}_{side}": float(value)
+            for part, pair in bounds.items()
+            for side, value in zip(("lower", "upper"), pair, strict=True)
+        }
 
     _, xor = _exact(SYSTEMS["xor"])
     assert flat(pid_bounds(*xor)) == pytest.approx(
-        flat({"unique": (0, 0), "rest_unique": (0, 0), "redundancy": (0, 0), "synergy": (1, 1)}))
+        flat({"unique": (0, 0), "rest_unique": (0, 0), "redundancy": (0, 0), "synergy": (1, 1)})
+    )
     _, unique = _exact(SYSTEMS["unique"])
     assert flat(pid_bounds(*unique)) == pytest.approx(
-        flat({"unique": (1, 1), "rest_unique": (0, 0), "redundancy": (0, 0), "synergy": (0, 0)}))
+        flat({"unique": (1, 1), "rest_unique": (0, 0), "redundancy": (0, 0), "synergy": (0, 0)})
+    )
     # one redundancy fixes every part: the uniques at one end go with the redundancy and the
     # synergy at the other, and the parts add up to the informations
     single, rest, joint = np.random.RandomState(0).uniform(0, 1, (3, 50))
@@ -76,8 +93,13 @@ def test_the_bounds_are_exact_where_the_identities_leave_no_freedom():
         other = 1 - side
         np.testing.assert_allclose(parts["unique"][side] + parts["redundancy"][other], single)
         np.testing.assert_allclose(parts["rest_unique"][side] + parts["redundancy"][other], rest)
-        np.testing.assert_allclose(parts["unique"][side] + parts["rest_unique"][side]
-                                   + parts["redundancy"][other] + parts["synergy"][other], joint)
+        np.testing.assert_allclose(
+            parts["unique"][side]
+            + parts["rest_unique"][side]
+            + parts["redundancy"][other]
+            + parts["synergy"][other],
+            joint,
+        )
 
 
 def _factors(num=4_000, sizes=(3, 6, 10, 10), seed=0):
@@ -155,14 +177,30 @@ def test_unibound_is_registered_for_runs_and_given_codes_and_is_deterministic():
 
 @pytest.mark.slow
 def test_robustness_writes_the_table_and_figure_and_unibound_falls_with_each_kind(
-        tmp_path, squares_npz, capsys):
+    tmp_path, squares_npz, capsys
+):
     import pandas as pd
 
     from nsvae.cli import main
 
     out = tmp_path / "robustness"
-    assert main(["robustness", "--data", "array", "--data-path", str(squares_npz), "--out",
-                 str(out), "--fast", "--metrics", "mig,unibound,mig_chen"]) == 0
+    assert (
+        main(
+            [
+                "robustness",
+                "--data",
+                "array",
+                "--data-path",
+                str(squares_npz),
+                "--out",
+                str(out),
+                "--fast",
+                "--metrics",
+                "mig,unibound,mig_chen",
+            ]
+        )
+        == 0
+    )
     assert "written:" in capsys.readouterr().out
     table = pd.read_csv(out / "robustness.csv")
     assert list(table.columns) == ["kind", "level", "metric", "value"]
@@ -180,8 +218,22 @@ def test_robustness_writes_the_table_and_figure_and_unibound_falls_with_each_kin
 def test_robustness_refuses_an_unknown_kind_in_one_line(tmp_path, squares_npz, capsys):
     from nsvae.cli import main
 
-    assert main(["robustness", "--data", "array", "--data-path", str(squares_npz), "--out",
-                 str(tmp_path), "--kinds", "rotate,twist"]) == 2
+    assert (
+        main(
+            [
+                "robustness",
+                "--data",
+                "array",
+                "--data-path",
+                str(squares_npz),
+                "--out",
+                str(tmp_path),
+                "--kinds",
+                "rotate,twist",
+            ]
+        )
+        == 2
+    )
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "unknown kind twist" in err
 
@@ -194,23 +246,26 @@ def test_a_representation_alone_skips_the_encoder_metrics_with_the_reason():
     code = entangle([4, 5], "rotate", 0.0)
     result = evaluate_functions(data, code.represent, metrics="mig,mig_chen", fast=True)
     assert set(result["metrics"]) == {"mig"}
-    assert result["skipped"] == {"mig_chen": "mig_chen needs an encoder's posterior (mu, logvar), "
-                                             "not codes alone"}
-    both = evaluate_functions(data, code.represent, code.encode, metrics="mig,mig_chen",
-                              fast=True)
+    assert result["skipped"] == {
+        "mig_chen": "mig_chen needs an encoder's posterior (mu, logvar), not codes alone"
+    }
+    both = evaluate_functions(data, code.represent, code.encode, metrics="mig,mig_chen", fast=True)
     assert set(both["metrics"]) == {"mig", "mig_chen"} and both["skipped"] == {}
 
 
-@pytest.mark.parametrize(("kind", "levels"), [("rotate", (0.0, 15.0, 30.0, 45.0)),
-                                              ("duplicate", (0.0, 1.0, 2.0, 4.0))])
+@pytest.mark.parametrize(
+    ("kind", "levels"), [("rotate", (0.0, 15.0, 30.0, 45.0)), ("duplicate", (0.0, 1.0, 2.0, 4.0))]
+)
 def test_on_the_dsprites_factors_unibound_falls_with_the_rotation_of_the_positions_and_copies(
-        kind, levels):
+    kind, levels
+):
     from nsvae.data.dsprites import FACTOR_NAMES, LATENT_SIZES
     from nsvae.metrics.evaluate import evaluate_functions
     from nsvae.metrics.robustness import FactorValues, entangle
 
-    grid = type("DSpritesGrid", (), {"factor_names": FACTOR_NAMES,
-                                     "factor_sizes": list(LATENT_SIZES[1:])})
+    grid = type(
+        "DSpritesGrid", (), {"factor_names": FACTOR_NAMES, "factor_sizes": list(LATENT_SIZES[1:])}
+    )
     data = FactorValues(grid)
     unibound = []
     for level in levels:  # rotate: the last two factors, posX and posY

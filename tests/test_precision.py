@@ -63,7 +63,8 @@ def test_posterior_kl_selection_and_losses_stay_fp32_under_autocast(batch, monke
     assert {outputs[key].dtype for key in ("mu", "logvar", "z", "x_logits")} == {torch.float32}
     assert term.loss.dtype == torch.float32
     assert {logs[key].dtype for key in ("recon", "kl", "kl_per_latent", "synergy")} == {
-        torch.float32}
+        torch.float32
+    }
 
 
 def test_fp32_autocast_is_no_autocast(batch):
@@ -80,15 +81,20 @@ def test_a_code_does_not_depend_on_the_rows_encoded_with_it(batch):
     observations = batch.numpy()
     for precision in ("fp32", "bf16"):
         together = encode_posterior(model, observations, precision=precision)
-        alone = [encode_posterior(model, observations[i : i + 1], precision=precision)
-                 for i in (0, 5, 15)]
+        alone = [
+            encode_posterior(model, observations[i : i + 1], precision=precision)
+            for i in (0, 5, 15)
+        ]
         for i, (mu, logvar) in zip((0, 5, 15), alone, strict=True):
             assert torch.equal(mu[0], together[0][i]) and torch.equal(logvar[0], together[1][i])
 
 
 def test_bad_precision_is_a_one_line_config_error():
-    with pytest.raises(ConfigError, match=r"^unknown train.precision 'fp16' \(choose from: "
-                                          r"fp32, bf16\)$"):
+    with pytest.raises(
+        ConfigError,
+        match=r"^unknown train.precision 'fp16' \(choose from: "
+        r"fp32, bf16\)$",
+    ):
         Config().updated({"train": {"precision": "fp16"}}).validate()
     with pytest.raises(ConfigError, match="unknown precision 'half'"):
         autocast("cpu", "half")

@@ -44,18 +44,25 @@ def test_the_in_use_message_of_a_folder_whose_name_has_braces_names_it_and_its_h
 
 def test_a_lock_held_elsewhere_is_named_with_its_braces_and_holder(tmp_path):
     path = tmp_path / "{a}.lock"
-    with (file_lock(path), pytest.raises(RunLockedError) as error,
-          file_lock(path, wait=False, busy=lambda pid: f"{path} is busy ({pid})")):
+    with (
+        file_lock(path),
+        pytest.raises(RunLockedError) as error,
+        file_lock(path, wait=False, busy=lambda pid: f"{path} is busy ({pid})"),
+    ):
         pass
     assert str(error.value) == f"{path} is busy ({os.getpid()})"
 
 
-@pytest.mark.parametrize("reader, text, message", [
-    (read_json, f'{{"steps": {HUGE}}}', "cannot read"),
-    (load_checkpoint, f'{{"format": 1, "step": {HUGE}}}', "corrupt checkpoint"),
-])
-def test_a_json_file_with_an_integer_past_the_digit_limit_is_corrupt_input(tmp_path, reader,
-                                                                           text, message):
+@pytest.mark.parametrize(
+    "reader, text, message",
+    [
+        (read_json, f'{{"steps": {HUGE}}}', "cannot read"),
+        (load_checkpoint, f'{{"format": 1, "step": {HUGE}}}', "corrupt checkpoint"),
+    ],
+)
+def test_a_json_file_with_an_integer_past_the_digit_limit_is_corrupt_input(
+    tmp_path, reader, text, message
+):
     path = tmp_path / "step-00000004.json"
     path.write_text(text)
     with pytest.raises(CheckpointError, match=message):
@@ -80,13 +87,33 @@ def test_exported_weights_of_another_dtype_are_refused_not_cast(tmp_path):
     tensors["encoder.0.weight"] = tensors["encoder.0.weight"].to(torch.int32)
     safetensors.torch.save_file(tensors, path, metadata=metadata)
     weights, _ = load_weights(path)
-    with pytest.raises(CheckpointError, match=r"encoder\.0\.weight is torch\.int32, the model's "
-                                              r"is torch\.float32"):
+    with pytest.raises(
+        CheckpointError,
+        match=r"encoder\.0\.weight is torch\.int32, the model's "
+        r"is torch\.float32",
+    ):
         load_module(build_model(ModelConfig(arch="dlib", z_dim=3)), weights)
 
 
-TINY = ["--data", "array", "--steps", "2", "--batch-size", "8", "--z-dim", "3", "--log-every",
-        "1", "--checkpoint-every", "2", "--threads", "1", "--device", "cpu", "--no-progress"]
+TINY = [
+    "--data",
+    "array",
+    "--steps",
+    "2",
+    "--batch-size",
+    "8",
+    "--z-dim",
+    "3",
+    "--log-every",
+    "1",
+    "--checkpoint-every",
+    "2",
+    "--threads",
+    "1",
+    "--device",
+    "cpu",
+    "--no-progress",
+]
 
 
 @pytest.fixture(scope="module")
@@ -115,13 +142,15 @@ def test_export_refuses_a_symbolic_link_instead_of_copying_its_target(trained, t
         link.unlink()
     err = capsys.readouterr().err
     assert f"{link} is a symbolic link" in err and err.count("\n") == 1
-    assert not any(p.read_bytes() == secret.read_bytes()
-                   for p in (tmp_path / "out").rglob("*") if p.is_file())
+    assert not any(
+        p.read_bytes() == secret.read_bytes() for p in (tmp_path / "out").rglob("*") if p.is_file()
+    )
 
 
 @pytest.mark.parametrize("exclusive", [True, False])
-def test_a_lock_name_planted_as_a_link_to_the_users_file_is_refused_not_written(tmp_path,
-                                                                                 exclusive):
+def test_a_lock_name_planted_as_a_link_to_the_users_file_is_refused_not_written(
+    tmp_path, exclusive
+):
     victim = tmp_path / "thesis.tex"
     victim.write_text("years of work")
     lock = tmp_path / "run" / ".eval.lock"
@@ -140,7 +169,8 @@ def test_a_lock_name_planted_as_a_fifo_is_refused_at_once(tmp_path):
 
 
 def test_evaluate_on_a_received_run_with_a_planted_lock_link_exits_4_and_writes_nothing(
-        trained, tmp_path, capsys):
+    trained, tmp_path, capsys
+):
     victim = tmp_path / "notes.txt"
     victim.write_text("mine")
     lock = trained / ".eval.lock"
@@ -150,8 +180,9 @@ def test_evaluate_on_a_received_run_with_a_planted_lock_link_exits_4_and_writes_
         assert main(["evaluate", str(trained), "--metrics", "mig"]) == 4
     finally:
         lock.unlink()
-    errors = [line for line in capsys.readouterr().err.splitlines()
-              if line.startswith("nsvae: error:")]
+    errors = [
+        line for line in capsys.readouterr().err.splitlines() if line.startswith("nsvae: error:")
+    ]
     assert len(errors) == 1 and "not a regular file" in errors[0]
     assert victim.read_text() == "mine"
 
@@ -181,8 +212,9 @@ def test_a_json_file_that_is_a_device_is_refused_at_once(tmp_path):
         read_json(planted)
 
 
-def test_report_replaces_figures_planted_as_links_instead_of_writing_through_them(trained,
-                                                                                  tmp_path):
+def test_report_replaces_figures_planted_as_links_instead_of_writing_through_them(
+    trained, tmp_path
+):
     victims = {}
     for name in ("training_curves.png", "traversals.gif"):
         victim = tmp_path / f"victim-{name}"
@@ -221,27 +253,34 @@ def test_an_image_over_the_pixel_cap_is_refused_from_its_header_before_decoding(
         preprocess(huge)
 
 
-def test_a_swept_data_path_resolves_against_the_study_file_as_a_base_one_does(tmp_path,
-                                                                             monkeypatch):
+def test_a_swept_data_path_resolves_against_the_study_file_as_a_base_one_does(
+    tmp_path, monkeypatch
+):
     from nsvae.sweep.study import load_study
 
     folder = tmp_path / "studies"
     folder.mkdir()
     study = folder / "paths.toml"
-    study.write_text('[base.data]\nname = "array"\npath = "base.npz"\n'
-                     '[[grid]]\n"data.path" = ["swept.npz"]\n"objective.alpha" = [1.0]\n')
+    study.write_text(
+        '[base.data]\nname = "array"\npath = "base.npz"\n'
+        '[[grid]]\n"data.path" = ["swept.npz"]\n"objective.alpha" = [1.0]\n'
+    )
     monkeypatch.chdir(tmp_path)  # a worker elsewhere must read the same files
     trial = load_study(study).trials[0]
     assert trial.config.data.path == str(folder / "swept.npz")
     assert trial.name == "path=swept.npz-alpha=1-seed=0"  # the name keeps the value as written
 
 
-@pytest.mark.parametrize("shape, sizes, message", [
-    ((50_000, 64, 63), [50_000], "observations has shape"),
-    ((50_000, 64, 64), [7, 7], "expected 49 observations"),
-])
+@pytest.mark.parametrize(
+    "shape, sizes, message",
+    [
+        ((50_000, 64, 63), [50_000], "observations has shape"),
+        ((50_000, 64, 64), [7, 7], "expected 49 observations"),
+    ],
+)
 def test_an_npz_is_refused_from_its_headers_before_its_observations_are_inflated(
-        tmp_path, shape, sizes, message):
+    tmp_path, shape, sizes, message
+):
     import tracemalloc
 
     import numpy as np
@@ -249,8 +288,7 @@ def test_an_npz_is_refused_from_its_headers_before_its_observations_are_inflated
     from nsvae.data import get_dataset
 
     path = tmp_path / "bomb.npz"
-    np.savez_compressed(path, observations=np.zeros(shape, np.uint8),
-                        factor_sizes=np.array(sizes))
+    np.savez_compressed(path, observations=np.zeros(shape, np.uint8), factor_sizes=np.array(sizes))
     assert path.stat().st_size < 2**20  # about 200 MB of zeros, inflated
     tracemalloc.start()
     try:
@@ -263,18 +301,21 @@ def test_an_npz_is_refused_from_its_headers_before_its_observations_are_inflated
 
 
 @pytest.mark.slow
-def test_a_trial_whose_every_metric_fails_is_failed_and_runs_again(tmp_path, monkeypatch,
-                                                                    capsys, squares_npz):
+def test_a_trial_whose_every_metric_fails_is_failed_and_runs_again(
+    tmp_path, monkeypatch, capsys, squares_npz
+):
     import sys
 
     import nsvae.experiment
 
     monkeypatch.setitem(sys.modules, "ray", None)
     path = tmp_path / "study.toml"
-    path.write_text(f'[study]\nmetrics = ["mig"]\n[base.data]\nname = "array"\n'
-                    f'path = "{squares_npz}"\n[base.model]\nz_dim = 3\n'
-                    '[base.train]\nsteps = 2\nbatch_size = 8\ncheckpoint_every = 2\n'
-                    'figures = false\n[[grid]]\n"objective.name" = "vae"\n')
+    path.write_text(
+        f'[study]\nmetrics = ["mig"]\n[base.data]\nname = "array"\n'
+        f'path = "{squares_npz}"\n[base.model]\nz_dim = 3\n'
+        "[base.train]\nsteps = 2\nbatch_size = 8\ncheckpoint_every = 2\n"
+        'figures = false\n[[grid]]\n"objective.name" = "vae"\n'
+    )
     out, trial = tmp_path / "out", "vae-seed=0"
     evaluate_run = nsvae.experiment.evaluate_run
 
@@ -293,7 +334,8 @@ def test_a_trial_whose_every_metric_fails_is_failed_and_runs_again(tmp_path, mon
 
 
 def test_an_image_skipped_as_unreadable_is_read_again_once_its_permissions_are_fixed(
-        tmp_path, monkeypatch):
+    tmp_path, monkeypatch
+):
     from PIL import Image
 
     from nsvae.data import files, images
@@ -310,8 +352,9 @@ def test_an_image_skipped_as_unreadable_is_read_again_once_its_permissions_are_f
             yield name, ("Permission denied" if folder / name in locked else data)
 
     monkeypatch.setattr(images, "read_files", reading)
-    monkeypatch.setattr(files.os, "access",
-                        lambda path, mode: Path(path) not in locked and access(path, mode))
+    monkeypatch.setattr(
+        files.os, "access", lambda path, mode: Path(path) not in locked and access(path, mode)
+    )
     with pytest.warns(NsvaeWarning, match="skipped 1 of 2 files"):
         assert len(images.load_images(folder, data_root=tmp_path / "cache")) == 1
     locked.clear()  # chmod a+r: the file's size and modification time stay as they were
@@ -319,7 +362,8 @@ def test_an_image_skipped_as_unreadable_is_read_again_once_its_permissions_are_f
 
 
 def test_resuming_on_other_observations_of_the_same_grid_warns_and_the_same_data_does_not(
-        tmp_path, squares_npz, capsys):
+    tmp_path, squares_npz, capsys
+):
     from conftest import square_images
 
     from nsvae.data.npz import save_array_dataset
@@ -330,8 +374,9 @@ def test_resuming_on_other_observations_of_the_same_grid_warns_and_the_same_data
     capsys.readouterr()
     assert main(["train", "--resume", str(run), "--data-path", str(moved), "--steps", "4"]) == 0
     assert "other observations" not in capsys.readouterr().err
-    inverted = save_array_dataset(tmp_path / "inverted.npz", 1 - square_images(), [8, 8],
-                                  ["x", "y"])
+    inverted = save_array_dataset(
+        tmp_path / "inverted.npz", 1 - square_images(), [8, 8], ["x", "y"]
+    )
     assert main(["train", "--resume", str(run), "--data-path", str(inverted), "--steps", "6"]) == 0
     err = capsys.readouterr().err
     assert err.count("other observations than it was trained on: the factor grid is the same") == 1
@@ -350,8 +395,9 @@ def test_a_cache_the_disk_cannot_hold_is_one_line_and_leaves_no_file(tmp_path, m
     filled = []
     monkeypatch.setattr(files.os, "posix_fallocate", full)
     with pytest.raises(DataError, match="No space left on device") as error:
-        files.cached_array(tmp_path / "cache.npy", np.uint8, (1000, 64, 64), filled.append,
-                           "image cache")
+        files.cached_array(
+            tmp_path / "cache.npy", np.uint8, (1000, 64, 64), filled.append, "image cache"
+        )
     assert "\n" not in str(error.value) and "image cache" in str(error.value)
     assert filled == [] and list(tmp_path.iterdir()) == []  # nothing written, nothing left
     monkeypatch.undo()
@@ -364,11 +410,12 @@ def test_a_small_address_space_is_a_one_line_out_of_memory_error_not_an_internal
     import subprocess
     import sys
 
-    code = ("import resource, sys; resource.setrlimit(resource.RLIMIT_AS, (700_000 * 1024,) * 2); "
-            "from nsvae.cli import main; sys.exit(main(['train', '--steps', '2', '--run-dir', "
-            f"{str(tmp_path / 'run')!r}, '--no-progress']))")
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          timeout=120)
+    code = (
+        "import resource, sys; resource.setrlimit(resource.RLIMIT_AS, (700_000 * 1024,) * 2); "
+        "from nsvae.cli import main; sys.exit(main(['train', '--steps', '2', '--run-dir', "
+        f"{str(tmp_path / 'run')!r}, '--no-progress']))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert done.returncode == 2, done.stderr[-2000:]
     assert done.stderr.count("\n") == 1 and "out of memory" in done.stderr
     # a library the loader cannot map names the limit; an allocation that fails later, the run

@@ -29,9 +29,26 @@ from nsvae.metrics.evaluate import evaluate_run
 from nsvae.metrics.results import read_evaluation, save_evaluation
 from nsvae.rundir import load_run
 
-TINY = ["--data", "array", "--steps", "4", "--batch-size", "8", "--z-dim", "3", "--log-every",
-        "2", "--checkpoint-every", "2", "--threads", "1", "--device", "cpu", "--no-figures",
-        "--no-progress"]
+TINY = [
+    "--data",
+    "array",
+    "--steps",
+    "4",
+    "--batch-size",
+    "8",
+    "--z-dim",
+    "3",
+    "--log-every",
+    "2",
+    "--checkpoint-every",
+    "2",
+    "--threads",
+    "1",
+    "--device",
+    "cpu",
+    "--no-figures",
+    "--no-progress",
+]
 
 
 def one_error_line(capsys) -> str:
@@ -116,9 +133,15 @@ def test_a_second_ctrl_c_while_shutting_down_prints_no_traceback(tmp_path, sourc
         sys.exit(cli.run())
     """)
     (tmp_path / "x.npz").write_bytes(b"")
-    process = subprocess.Popen([sys.executable, "-c", script], cwd=tmp_path, text=True,
-                               env=source_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               preexec_fn=default_sigint)
+    process = subprocess.Popen(
+        [sys.executable, "-c", script],
+        cwd=tmp_path,
+        text=True,
+        env=source_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        preexec_fn=default_sigint,
+    )
     try:
         assert process.stdout.readline() == "ready\n"
         process.send_signal(signal.SIGINT)
@@ -144,16 +167,21 @@ def test_version_and_bare_nsvae(capsys):
 
 
 def test_eval_json_merges_metric_sets_and_representations(trained):
-    params = {"mig": {"num_train": 200}, "modularity_explicitness": {"num_train": 200,
-                                                                    "num_test": 100}}
+    params = {
+        "mig": {"num_train": 200},
+        "modularity_explicitness": {"num_train": 200, "num_test": 100},
+    }
     evaluate_run(trained, metrics="mig", params=params)
     evaluate_run(trained, metrics="modularity_explicitness", params=params)
     evaluate_run(trained, metrics="mig", representation="sampled", params=params)
     again = evaluate_run(trained, metrics="mig", params=params, seed=1)  # replaces its entry
     entries = read_evaluation(trained / "eval.json")
     keys = sorted((e["metric"], e["representation"], e["seed"]) for e in entries)
-    assert keys == [("mig", "mean", 1), ("mig", "sampled", 0),
-                    ("modularity_explicitness", "mean", 0)]
+    assert keys == [
+        ("mig", "mean", 1),
+        ("mig", "sampled", 0),
+        ("modularity_explicitness", "mean", 0),
+    ]
     stored = json.loads((trained / "eval.json").read_text())
     assert stored["metrics"]["mig"] == again["metrics"]["mig"]  # the headline: mean, newest
     assert set(stored["metrics"]) == {"mig", "modularity_explicitness"}
@@ -164,12 +192,25 @@ def test_a_failing_metric_keeps_the_others_printed_and_saved(tmp_path, capsys):
     factors = rng.randint(0, 4, size=(300, 2))
     path = codes_file(tmp_path / "one.npz", factors[:, :1] + 0.1 * rng.randn(300, 1), factors)
     output = tmp_path / "result.json"
-    assert main(["evaluate", "--codes", str(path), "--metrics", "mig,modularity_explicitness",
-                 "--output", str(output)]) == 6
+    assert (
+        main(
+            [
+                "evaluate",
+                "--codes",
+                str(path),
+                "--metrics",
+                "mig,modularity_explicitness",
+                "--output",
+                str(output),
+            ]
+        )
+        == 6
+    )
     captured = capsys.readouterr()
     assert "modularity_score" in captured.out
     assert captured.err.splitlines()[-1].startswith(
-        "nsvae: error: 1 metric(s) failed (mig: mig needs at least 2 latents, got 1)")
+        "nsvae: error: 1 metric(s) failed (mig: mig needs at least 2 latents, got 1)"
+    )
     assert "[1/2] mig" in captured.err and "[2/2] modularity_explicitness" in captured.err
     saved = json.loads(output.read_text())
     assert set(saved["metrics"]) == {"modularity_explicitness"} and "mig" in saved["failed"]
@@ -193,8 +234,7 @@ def test_a_hand_edited_eval_json_is_kept_aside_and_replaced(tmp_path):
     result = {"metrics": {"mig": {"discrete_mig": 0.5}}, "params": {"mig": {}}, "step": 3}
     with pytest.warns(NsvaeWarning, match="kept as eval.json.corrupt"):
         save_evaluation(tmp_path, result)
-    assert [e["values"] for e in read_evaluation(tmp_path / "eval.json")] == [
-        {"discrete_mig": 0.5}]
+    assert [e["values"] for e in read_evaluation(tmp_path / "eval.json")] == [{"discrete_mig": 0.5}]
     assert (tmp_path / "eval.json.corrupt").read_text() == '{"entries": [{"metric": 3}]}'
 
 
@@ -203,18 +243,26 @@ def test_an_eval_json_of_another_format_is_refused(tmp_path):
     with pytest.raises(CheckpointError, match="has format 99; this nsvae reads format 2"):
         read_evaluation(tmp_path / "eval.json")
     with pytest.raises(CheckpointError, match="has format 99"):  # and is not replaced
-        save_evaluation(tmp_path, {"metrics": {"mig": {"discrete_mig": 0.5}}, "params": {},
-                                   "step": 1})
+        save_evaluation(
+            tmp_path, {"metrics": {"mig": {"discrete_mig": 0.5}}, "params": {}, "step": 1}
+        )
     assert json.loads((tmp_path / "eval.json").read_text()) == {"format": 99, "entries": []}
     assert not (tmp_path / "eval.json.corrupt").exists()
 
 
 def test_first_format_eval_json_is_read_as_entries(tmp_path):
-    first = {"metrics": {"mig": {"discrete_mig": 0.25}}, "params": {"mig": {"num_train": 9}},
-             "representation": "mean", "seed": 0, "fast": True, "step": 12}
+    first = {
+        "metrics": {"mig": {"discrete_mig": 0.25}},
+        "params": {"mig": {"num_train": 9}},
+        "representation": "mean",
+        "seed": 0,
+        "fast": True,
+        "step": 12,
+    }
     (tmp_path / "eval.json").write_text(json.dumps(first))
-    save_evaluation(tmp_path, {"metrics": {"dci": {"disentanglement": 0.5}},
-                               "params": {"dci": {}}, "step": 14})
+    save_evaluation(
+        tmp_path, {"metrics": {"dci": {"disentanglement": 0.5}}, "params": {"dci": {}}, "step": 14}
+    )
     entries = read_evaluation(tmp_path / "eval.json")
     assert [(e["metric"], e["step"]) for e in entries] == [("mig", 12), ("dci", 14)]
 
@@ -222,23 +270,27 @@ def test_first_format_eval_json_is_read_as_entries(tmp_path):
 # ------------------------------------------------ items 5 and 6: every failure is one line
 
 
-@pytest.mark.parametrize(("argv", "code", "words"), [
-    (["train", "--seed", "-1"], 2, "--seed"),
-    (["train", "--seed", "4294967296"], 2, "--seed"),
-    (["train", "--eval-every", "99999999999999999999"], 2, "eval_every must be below 2**63"),
-    (["evaluate", "--codes", "c.npz", "--seed", "-1"], 2, "--seed"),
-    (["report", "run", "--seed", "4294967296"], 2, "--seed"),
-    (["data", "render", "dsprites", "--sheet", "sheet.jpg"], 2, "ending in .png"),
-    (["train", "--model", "vae", "--alpha", "50"], 2, "objective.alpha 50.0 needs"),
-    (["evaluate", "--codes", "c.npz", "--fast"], 2, "--fast and --representation apply"),
-    (["evaluate", "--codes", "c.npz", "--representation", "sampled"], 2, "apply to a run"),
-    (["evaluate", "--codes", "c.npz", "--output", "."], 2, "--output takes a file name"),
-    (["evaluate", "run", "--output", "o.json"], 2, "--output goes with --codes"),
-    (["evaluate", "--codes", "c.npz", "--metrics", "mig,nope"], 2, "unknown metric nope"),
-    (["train", "--run-dir", "c.npz/run"], 4, "cannot lock"),
-])
-def test_bad_input_is_one_line_with_its_exit_code(argv, code, words, tmp_path, monkeypatch,
-                                                   capsys, squares_npz):
+@pytest.mark.parametrize(
+    ("argv", "code", "words"),
+    [
+        (["train", "--seed", "-1"], 2, "--seed"),
+        (["train", "--seed", "4294967296"], 2, "--seed"),
+        (["train", "--eval-every", "99999999999999999999"], 2, "eval_every must be below 2**63"),
+        (["evaluate", "--codes", "c.npz", "--seed", "-1"], 2, "--seed"),
+        (["report", "run", "--seed", "4294967296"], 2, "--seed"),
+        (["data", "render", "dsprites", "--sheet", "sheet.jpg"], 2, "ending in .png"),
+        (["train", "--model", "vae", "--alpha", "50"], 2, "objective.alpha 50.0 needs"),
+        (["evaluate", "--codes", "c.npz", "--fast"], 2, "--fast and --representation apply"),
+        (["evaluate", "--codes", "c.npz", "--representation", "sampled"], 2, "apply to a run"),
+        (["evaluate", "--codes", "c.npz", "--output", "."], 2, "--output takes a file name"),
+        (["evaluate", "run", "--output", "o.json"], 2, "--output goes with --codes"),
+        (["evaluate", "--codes", "c.npz", "--metrics", "mig,nope"], 2, "unknown metric nope"),
+        (["train", "--run-dir", "c.npz/run"], 4, "cannot lock"),
+    ],
+)
+def test_bad_input_is_one_line_with_its_exit_code(
+    argv, code, words, tmp_path, monkeypatch, capsys, squares_npz
+):
     monkeypatch.chdir(tmp_path)
     codes_file(tmp_path / "c.npz", np.zeros((5, 2)))
     if argv[0] == "train":
@@ -247,15 +299,22 @@ def test_bad_input_is_one_line_with_its_exit_code(argv, code, words, tmp_path, m
     assert words in one_error_line(capsys)
 
 
-@pytest.mark.parametrize("error", [
-    MemoryError(),
-    RuntimeError("[enforce fail at alloc_cpu.cpp:127] data. DefaultCPUAllocator: not enough "
-                 "memory: you tried to allocate 204800000000 bytes."),  # Windows
-    RuntimeError("[enforce fail at alloc_cpu.cpp:117] data. DefaultCPUAllocator: can't "
-                 "allocate memory: you tried to allocate 800000000000000 bytes. Error code 12 "
-                 "(Cannot allocate memory)"),  # Linux
-    torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"),
-])
+@pytest.mark.parametrize(
+    "error",
+    [
+        MemoryError(),
+        RuntimeError(
+            "[enforce fail at alloc_cpu.cpp:127] data. DefaultCPUAllocator: not enough "
+            "memory: you tried to allocate 204800000000 bytes."
+        ),  # Windows
+        RuntimeError(
+            "[enforce fail at alloc_cpu.cpp:117] data. DefaultCPUAllocator: can't "
+            "allocate memory: you tried to allocate 800000000000000 bytes. Error code 12 "
+            "(Cannot allocate memory)"
+        ),  # Linux
+        torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB"),
+    ],
+)
 def test_running_out_of_memory_is_one_line_saying_what_to_lower(error, monkeypatch, capsys):
     def run_out(**kwargs):
         raise error
@@ -266,12 +325,15 @@ def test_running_out_of_memory_is_one_line_saying_what_to_lower(error, monkeypat
     assert line.startswith("nsvae: error: out of memory") and "batch size" in line
 
 
-@pytest.mark.parametrize(("codes", "metrics", "words"), [
-    (np.zeros((0, 2)), "mig", "n, d >= 1"),
-    (np.ones((90, 2)) * 1e40, "dci", "reach 1e+40"),
-    (np.ones((90, 2)) * 1e300, "unsupervised", "rescale them"),
-    (np.random.RandomState(0).rand(90, 2) * 1e300, "sap", "rescale them"),  # was a hang
-])
+@pytest.mark.parametrize(
+    ("codes", "metrics", "words"),
+    [
+        (np.zeros((0, 2)), "mig", "n, d >= 1"),
+        (np.ones((90, 2)) * 1e40, "dci", "reach 1e+40"),
+        (np.ones((90, 2)) * 1e300, "unsupervised", "rescale them"),
+        (np.random.RandomState(0).rand(90, 2) * 1e300, "sap", "rescale them"),  # was a hang
+    ],
+)
 def test_empty_or_huge_codes_are_refused_at_once(codes, metrics, words, tmp_path, capsys):
     path = codes_file(tmp_path / "c.npz", codes)
     start = time.perf_counter()
@@ -279,14 +341,17 @@ def test_empty_or_huge_codes_are_refused_at_once(codes, metrics, words, tmp_path
     assert words in one_error_line(capsys) and time.perf_counter() - start < 10
 
 
-@pytest.mark.parametrize(("edit", "words"), [
-    ({"config": {"model": {"z_dim": -3}}, "observation_shape": [1, 64, 64]}, "model.z_dim"),
-    ({"config": {}, "observation_shape": "x"}, "observation_shape"),
-    ({"config": {}, "observation_shape": [0, 64]}, "observation_shape"),
-    ({"config": {}}, "no 'observation_shape' field"),
-    ({"config": [], "observation_shape": [1, 64, 64]}, "corrupt"),
-    ([1, 2], "not laid out as nsvae writes it"),
-])
+@pytest.mark.parametrize(
+    ("edit", "words"),
+    [
+        ({"config": {"model": {"z_dim": -3}}, "observation_shape": [1, 64, 64]}, "model.z_dim"),
+        ({"config": {}, "observation_shape": "x"}, "observation_shape"),
+        ({"config": {}, "observation_shape": [0, 64]}, "observation_shape"),
+        ({"config": {}}, "no 'observation_shape' field"),
+        ({"config": [], "observation_shape": [1, 64, 64]}, "corrupt"),
+        ([1, 2], "not laid out as nsvae writes it"),
+    ],
+)
 def test_a_hand_edited_config_json_is_a_checkpoint_error(trained, tmp_path, edit, words):
     run = tmp_path / "run"
     run.mkdir()
@@ -356,15 +421,18 @@ def test_an_exported_run_scores_as_the_run_and_cannot_be_resumed(trained, tmp_pa
     assert main(["export", str(trained), str(out)]) == 0
     assert capsys.readouterr().out.strip().endswith(f"written: {out / 'model.safetensors'}")
     kept = {"config.json", "eval.json", "figures", "metrics.jsonl", "report.html"}
-    assert {p.name for p in out.iterdir()} == \
-        {p.name for p in trained.iterdir() if p.name in kept} | {"model.safetensors"}
+    assert {p.name for p in out.iterdir()} == {
+        p.name for p in trained.iterdir() if p.name in kept
+    } | {"model.safetensors"}
     capsys.readouterr()
     original, exported = load_run(trained), load_run(out)
     assert exported.step == original.step
     for name, value in original.model.state_dict().items():
         assert torch.equal(exported.model.state_dict()[name], value), name
-    scores = [evaluate_run(path, metrics="mig,unsupervised", save=False)["metrics"]
-              for path in (trained, out)]
+    scores = [
+        evaluate_run(path, metrics="mig,unsupervised", save=False)["metrics"]
+        for path in (trained, out)
+    ]
     assert scores[0] == scores[1]
 
     assert main(["report", str(out), "--num-samples", "64"]) == 0  # figures from the weights
@@ -382,5 +450,8 @@ def test_an_exported_run_scores_as_the_run_and_cannot_be_resumed(trained, tmp_pa
 def test_a_file_in_the_way_of_a_cache_folder_is_one_line_naming_the_cache(tmp_path, capsys):
     (tmp_path / "afile").write_text("")
     assert main(["data", "render", "dsprites", "--data-root", str(tmp_path / "afile")]) == 3
-    assert re.fullmatch(rf"nsvae: error: cannot write .*{tmp_path}/afile/dsprites/\S+: Not a "
-                        r"directory\n", capsys.readouterr().err)
+    assert re.fullmatch(
+        rf"nsvae: error: cannot write .*{tmp_path}/afile/dsprites/\S+: Not a "
+        r"directory\n",
+        capsys.readouterr().err,
+    )

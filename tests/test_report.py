@@ -29,7 +29,11 @@ EVAL = {
         "latent_synergy": {"synergy": 0.0421, "mutual_information": 3.5},
         "factor_synergy": {"mean": 0.0123, "per_factor": {"x": 0.01, "y": 0.0146}},
     },
-    "params": {}, "representation": "mean", "seed": 0, "fast": True, "step": 12,
+    "params": {},
+    "representation": "mean",
+    "seed": 0,
+    "fast": True,
+    "step": 12,
 }
 
 
@@ -38,7 +42,7 @@ def square_images(size: int = 8) -> np.ndarray:
     images = np.zeros((size, size, 1, 64, 64), np.float32)
     for x in range(size):
         for y in range(size):
-            images[x, y, 0, 4 + 6 * y:14 + 6 * y, 4 + 6 * x:14 + 6 * x] = 1.0
+            images[x, y, 0, 4 + 6 * y : 14 + 6 * y, 4 + 6 * x : 14 + 6 * x] = 1.0
     return images.reshape(size * size, 1, 64, 64)
 
 
@@ -50,11 +54,20 @@ def data():
 @pytest.fixture(scope="module")
 def report(data, tmp_path_factory):
     """A tiny trained run with an eval.json and its report."""
-    config = Config.from_dict({
-        "model": {"z_dim": 3},
-        "train": {"steps": 12, "batch_size": 16, "log_every": 4, "checkpoint_every": 1000,
-                  "threads": 1, "device": "cpu", "figures": False},
-    })
+    config = Config.from_dict(
+        {
+            "model": {"z_dim": 3},
+            "train": {
+                "steps": 12,
+                "batch_size": 16,
+                "log_every": 4,
+                "checkpoint_every": 1000,
+                "threads": 1,
+                "device": "cpu",
+                "figures": False,
+            },
+        }
+    )
     run = train(config, tmp_path_factory.mktemp("report") / "tiny-run", data=data)
     (run.path / "eval.json").write_text(json.dumps(EVAL))
     return write_report(run.path, data=data, num_samples=256)
@@ -71,15 +84,24 @@ def test_report_embeds_every_figure_and_table(report):
     assert len(expected) == 7  # all but eval_curves.png (no --eval-every rows)
     assert len(sources) == len(expected)
     assert sum(s.startswith("data:image/gif;base64,") for s in sources) == 1
-    assert all(s.startswith(("data:image/png;base64,", "data:image/gif;base64,"))
-               for s in sources)
+    assert all(s.startswith(("data:image/png;base64,", "data:image/gif;base64,")) for s in sources)
     for figure in expected:
         Image.open(report.parent / "figures" / figure).verify()
     # self-contained: nothing is fetched (links only to anchors of the page)
     assert not re.search(r'(?:src|href)="(?!data:|#)', page)
     assert "url(" not in page and "@import" not in page
-    for text in ("tiny-run", "Disentanglement metrics", "0.3125", "Synergy", "0.0421",
-                 "x: 0.01, y: 0.0146", "Configuration", "alpha", "Versions", "torch"):
+    for text in (
+        "tiny-run",
+        "Disentanglement metrics",
+        "0.3125",
+        "Synergy",
+        "0.0421",
+        "x: 0.01, y: 0.0146",
+        "Configuration",
+        "alpha",
+        "Versions",
+        "torch",
+    ):
         assert text in page
 
 
@@ -105,11 +127,22 @@ def test_report_command_on_a_missing_run(tmp_path, capsys):
 
 
 def chromium(*args, profile) -> subprocess.CompletedProcess:
-    flags = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-             "--disable-background-networking", "--disable-component-update", "--disable-sync",
-             f"--user-data-dir={profile}", "--hide-scrollbars", "--virtual-time-budget=10000"]
-    return subprocess.run([CHROMIUM, *flags, *args], capture_output=True, text=True, timeout=120,
-                          check=True)
+    flags = [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={profile}",
+        "--hide-scrollbars",
+        "--virtual-time-budget=10000",
+    ]
+    return subprocess.run(
+        [CHROMIUM, *flags, *args], capture_output=True, text=True, timeout=120, check=True
+    )
 
 
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (apt-get install -y chromium)")
@@ -132,16 +165,28 @@ def test_captured_factors_section_names_each_factors_latent_and_the_seed_bar():
 
     nmi = np.zeros((4, 5))
     nmi[0, 3], nmi[1, 4], nmi[2, 1], nmi[3, 0] = 0.7, 0.45, 0.6, 0.2
-    mig = {"discrete_mig": 0.3, "normalized_mi": nmi.tolist(), "captured_by": [-1, 2, -1, 0, -1],
-           "factor_names": ["shape", "scale", "orientation", "posX", "posY"]}
+    mig = {
+        "discrete_mig": 0.3,
+        "normalized_mi": nmi.tolist(),
+        "captured_by": [-1, 2, -1, 0, -1],
+        "factor_names": ["shape", "scale", "orientation", "posX", "posY"],
+    }
     page = captured_html(mig)
     rows = re.findall(r"<tr><td>(.*?)</td><td>(.*?)</td><td>(.*?)</td></tr>", page)
-    assert rows[1:] == [("scale", "z2", "z2: 0.600"), ("orientation", "none", "z0: 0.000"),
-                        ("posX", "z0", "z0: 0.700"), ("posY", "none", "z1: 0.450")]
+    assert rows[1:] == [
+        ("scale", "z2", "z2: 0.600"),
+        ("orientation", "none", "z0: 0.000"),
+        ("posX", "z0", "z0: 0.700"),
+        ("posY", "none", "z1: 0.450"),
+    ]
     assert rows[0][:2] == ("shape", "none")
     assert "seed bar (MIG &gt;= 0.20 and posX, posY, scale each captured): not met" in page
     mig.update(captured_by=[-1, 2, -1, 0, 1])
     assert "each captured): met" in captured_html(mig)
-    two = {"normalized_mi": [[0.9, 0.0], [0.0, 0.8]], "captured_by": [0, 1],
-           "factor_names": ["x", "y"], "discrete_mig": 0.8}
+    two = {
+        "normalized_mi": [[0.9, 0.0], [0.0, 0.8]],
+        "captured_by": [0, 1],
+        "factor_names": ["x", "y"],
+        "discrete_mig": 0.8,
+    }
     assert "seed bar" not in captured_html(two)

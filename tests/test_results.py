@@ -25,8 +25,11 @@ def test_both_update_rules_are_committed_as_models():
 @pytest.mark.parametrize("name", EXPORTED)
 def test_a_committed_model_scores_its_committed_mig(name, tmp_path):
     folder = shutil.copytree(REPRODUCTION / name, tmp_path / name)
-    stored = next(entry for entry in read_evaluation(folder / "eval.json")
-                  if entry["metric"] == "mig" and not entry["fast"])
+    stored = next(
+        entry
+        for entry in read_evaluation(folder / "eval.json")
+        if entry["metric"] == "mig" and not entry["fast"]
+    )
     again = evaluate_run(folder, metrics="mig", seed=stored["seed"], save=False)
     assert again["step"] == 110_000
     assert abs(again["metrics"]["mig"]["discrete_mig"] - stored["values"]["discrete_mig"]) <= 0.01
@@ -47,8 +50,11 @@ def test_every_committed_trial_of_the_decisive_study_keeps_its_model():
 def test_a_kept_study_model_rescores_its_committed_mig(name, tmp_path):
     folder = shutil.copytree(STUDY_V2 / "trials" / name, tmp_path / name)
     assert not (folder / "checkpoints").exists()  # the weights alone, as committed
-    stored = next(entry for entry in read_evaluation(folder / "eval.json")
-                  if entry["metric"] == "mig" and not entry["fast"])
+    stored = next(
+        entry
+        for entry in read_evaluation(folder / "eval.json")
+        if entry["metric"] == "mig" and not entry["fast"]
+    )
     again = evaluate_run(folder, metrics="mig", seed=stored["seed"], save=False)
     assert again["step"] == 50_000
     assert abs(again["metrics"]["mig"]["discrete_mig"] - stored["values"]["discrete_mig"]) <= 0.01
@@ -68,8 +74,9 @@ def test_the_readmes_study_tables_are_what_table_py_prints_from_the_committed_re
     tables, study = _study_tables(), RESULTS / "studies" / "cpu-study"
     readme = (RESULTS.parent / "README.md").read_text(encoding="utf-8")
     assert tables.block(readme) == tables.table(study, "vae")
-    assert tables.block((RESULTS / "README.md").read_text(encoding="utf-8")) == \
-        tables.trials_table(study)
+    assert tables.block((RESULTS / "README.md").read_text(encoding="utf-8")) == tables.trials_table(
+        study
+    )
 
 
 def test_table_py_writes_a_table_between_the_readmes_start_and_end_lines(tmp_path):
@@ -84,8 +91,12 @@ def test_table_py_writes_a_table_between_the_readmes_start_and_end_lines(tmp_pat
     assert readme.read_text() == f"{start}\n| x |\n{end}\n"
     tables.write_block(readme, "")
     assert readme.read_text() == f"{start}\n{end}\n" and tables.block(readme.read_text()) == ""
-    for broken in ("no markers\n", f"{end}\n{start}\n", f"{start}\n{start}\n{end}\n",
-                   f"{start} | old |\n{end}\n"):
+    for broken in (
+        "no markers\n",
+        f"{end}\n{start}\n",
+        f"{start}\n{start}\n{end}\n",
+        f"{start} | old |\n{end}\n",
+    ):
         readme.write_text(broken)
         with pytest.raises(ValueError, match="expected one|lines of their own"):
             tables.write_block(readme, "| new |")

@@ -84,8 +84,10 @@ def problems(draw, max_d: int = 12):
         values = st.floats(0.0, 10.0, allow_subnormal=False)
         omega = draw(st.floats(0.05, 1.0))
         dtype = torch.float64
-    kl = torch.tensor(draw(st.lists(st.lists(values, min_size=d, max_size=d), min_size=b,
-                                    max_size=b)), dtype=dtype)
+    kl = torch.tensor(
+        draw(st.lists(st.lists(values, min_size=d, max_size=d), min_size=b, max_size=b)),
+        dtype=dtype,
+    )
     return (kl[0] if b == 1 and draw(st.booleans()) else kl), omega
 
 

@@ -45,13 +45,16 @@ z_dim = 3
 [base.train]
 {train}
 """
-SIX_TRIALS = """
+SIX_TRIALS = (
+    """
 [study]
 name = "tiny"
 seeds = [0, 1]
 metrics = ["mig", "latent_synergy"]
 report = false
-""" + BASE + """
+"""
+    + BASE
+    + """
 [[grid]]
 "objective.name" = "beta_vae"
 "objective.beta" = [1.0, 4.0]
@@ -60,6 +63,7 @@ report = false
 "objective.name" = "nonsyn"
 "objective.alpha" = 5.0
 """
+)
 
 
 def study_text(data: Path, template: str = SIX_TRIALS, **train) -> str:
@@ -88,8 +92,14 @@ def six(ray_session, squares_npz, tmp_path_factory):
     return out, summary, lines
 
 
-NAMES = ["beta_vae-beta=1-seed=0", "beta_vae-beta=1-seed=1", "beta_vae-beta=4-seed=0",
-         "beta_vae-beta=4-seed=1", "nonsyn-alpha=5-seed=0", "nonsyn-alpha=5-seed=1"]
+NAMES = [
+    "beta_vae-beta=1-seed=0",
+    "beta_vae-beta=1-seed=1",
+    "beta_vae-beta=4-seed=0",
+    "beta_vae-beta=4-seed=1",
+    "nonsyn-alpha=5-seed=0",
+    "nonsyn-alpha=5-seed=1",
+]
 
 
 def test_six_trials_run_end_to_end(six):
@@ -114,16 +124,29 @@ def test_results_table_columns_and_values_are_the_trials_eval_json(six):
     out, _, _ = six
     table = load_results(out)
     assert list(table["name"]) == NAMES and set(table["status"]) == {"done"}
-    assert list(table.columns[:9]) == ["name", "setting", "status", "objective.name",
-                                       "objective.beta", "objective.alpha", "seed", "steps",
-                                       "seconds"]
+    assert list(table.columns[:9]) == [
+        "name",
+        "setting",
+        "status",
+        "objective.name",
+        "objective.beta",
+        "objective.alpha",
+        "seed",
+        "steps",
+        "seconds",
+    ]
     for _, row in table.iterrows():
         expected = flat_metrics(read_json(out / "trials" / row["name"] / "eval.json")["metrics"])
         assert metric_columns(table) == list(expected)
         assert {column: row[column] for column in expected} == expected
     row = table.iloc[2]
-    assert (row["setting"], row["objective.name"], row["objective.beta"], row["seed"],
-            row["steps"]) == ("beta_vae-beta=4", "beta_vae", 4.0, 0, 30)
+    assert (
+        row["setting"],
+        row["objective.name"],
+        row["objective.beta"],
+        row["seed"],
+        row["steps"],
+    ) == ("beta_vae-beta=4", "beta_vae", 4.0, 0, 30)
     assert np.isnan(row["objective.alpha"]) and row["seconds"] > 0
 
 
@@ -154,14 +177,19 @@ def test_a_changed_study_adds_its_new_trials_and_keeps_the_old(six, squares_npz,
     out = tmp_path / "tiny"
     shutil.copytree(six[0], out)
     changed = SIX_TRIALS.replace("seeds = [0, 1]", "seeds = [0]").replace(
-        '"objective.alpha" = 5.0', '"objective.alpha" = 5.0\n\n[[grid]]\n"objective.name" = "vae"')
+        '"objective.alpha" = 5.0', '"objective.alpha" = 5.0\n\n[[grid]]\n"objective.name" = "vae"'
+    )
     path = tmp_path / "tiny.toml"
     path.write_text(study_text(squares_npz, changed))
     summary = run_sweep(load_study(path), out)
     assert (summary.trials, summary.skipped, summary.done) == (4, 3, 1)
     table = load_results(out)
-    assert list(table["name"][:4]) == ["beta_vae-beta=1-seed=0", "beta_vae-beta=4-seed=0",
-                                       "nonsyn-alpha=5-seed=0", "vae-seed=0"]
+    assert list(table["name"][:4]) == [
+        "beta_vae-beta=1-seed=0",
+        "beta_vae-beta=4-seed=0",
+        "nonsyn-alpha=5-seed=0",
+        "vae-seed=0",
+    ]
     assert sorted(table["name"][4:]) == [n for n in NAMES if n.endswith("1")]
     assert set(table["status"]) == {"done"}
 
@@ -186,23 +214,36 @@ def test_study_report_command(six, capsys):
         assert (out / "figures" / f"{figure}.png").is_file()
     assert len(image_sources(page)) == 4
     assert all(source.startswith("data:image/png;base64,") for source in image_sources(page))
-    for text in ("nsvae study report", "tiny", "beta_vae-beta=4", "nonsyn-alpha=5",
-                 "mig.discrete_mig", "latent_synergy.synergy_latent", "Study file"):
+    for text in (
+        "nsvae study report",
+        "tiny",
+        "beta_vae-beta=4",
+        "nonsyn-alpha=5",
+        "mig.discrete_mig",
+        "latent_synergy.synergy_latent",
+        "Study file",
+    ):
         assert text in page
     summary = (out / "summary.md").read_text(encoding="utf-8").splitlines()
     assert summary[2].startswith("| setting | model | seeds | ")
     assert [line.split(" | ")[0] for line in summary[4:]] == [
-        "| beta_vae-beta=1", "| beta_vae-beta=4", "| nonsyn-alpha=5"]
+        "| beta_vae-beta=1",
+        "| beta_vae-beta=4",
+        "| nonsyn-alpha=5",
+    ]
     assert all(" | 2 | " in line for line in summary[4:])  # two seeds each
 
     assert main(["study", "report", str(out), "--against", "beta_vae-beta=1"]) == 0
-    assert ('<section id="against"><h2>Against beta_vae-beta=1</h2>'
-            in page_path.read_text(encoding="utf-8"))
+    assert '<section id="against"><h2>Against beta_vae-beta=1</h2>' in page_path.read_text(
+        encoding="utf-8"
+    )
     summary = (out / "summary.md").read_text(encoding="utf-8").splitlines()
     caption = next(n for n, line in enumerate(summary) if line.startswith("Against "))
     assert summary[caption].startswith("Against beta_vae-beta=1 (2 seeds): the share of seed")
-    assert [line.split(" | ")[:2] for line in summary[caption + 4:]] == [
-        ["| beta_vae-beta=4", "2"], ["| nonsyn-alpha=5", "2"]]
+    assert [line.split(" | ")[:2] for line in summary[caption + 4 :]] == [
+        ["| beta_vae-beta=4", "2"],
+        ["| nonsyn-alpha=5", "2"],
+    ]
     capsys.readouterr()
     assert main(["study", "report", str(out), "--against", "vae"]) == 2
     err = capsys.readouterr().err
@@ -232,12 +273,15 @@ def test_study_report_renders_in_headless_chromium(six, tmp_path):
     assert np.mean(np.abs(pixels - background) > 30) > 0.02  # tables and figures, not blank
 
 
-KILL_STUDY = """
+KILL_STUDY = (
+    """
 [study]
 name = "killed"
 metrics = ["mig"]
 report = false
-""" + BASE + """
+"""
+    + BASE
+    + """
 [[grid]]
 "objective.name" = "beta_vae"
 "objective.beta" = 4.0
@@ -246,22 +290,44 @@ report = false
 "objective.name" = "vae"
 "train.steps" = 200
 """
+)
 
 
-def test_a_killed_sweep_reruns_only_the_unfinished_trial_and_resumes_it(ray_session,
-                                                                        squares_npz, tmp_path):
+def test_a_killed_sweep_reruns_only_the_unfinished_trial_and_resumes_it(
+    ray_session, squares_npz, tmp_path
+):
     path, out = tmp_path / "killed.toml", tmp_path / "killed"
     path.write_text(study_text(squares_npz, KILL_STUDY))
     first = out / "trials" / "beta_vae-beta=4-seed=0"
     second = out / "trials" / "vae-steps=200-seed=0"
-    command = [sys.executable, "-m", "nsvae.cli", "sweep", str(path), "--out", str(out),
-               "--cpus", "1", "--max-concurrent", "1"]
-    process = subprocess.Popen(command, env={**os.environ, "PYTHONPATH": str(SOURCE)},
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                               start_new_session=True)
+    command = [
+        sys.executable,
+        "-m",
+        "nsvae.cli",
+        "sweep",
+        str(path),
+        "--out",
+        str(out),
+        "--cpus",
+        "1",
+        "--max-concurrent",
+        "1",
+    ]
+    process = subprocess.Popen(
+        command,
+        env={**os.environ, "PYTHONPATH": str(SOURCE)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
-        _wait_for(lambda: (first / "trial.json").is_file()
-                  and list((second / "checkpoints").glob("*.safetensors")), process)
+        _wait_for(
+            lambda: (
+                (first / "trial.json").is_file()
+                and list((second / "checkpoints").glob("*.safetensors"))
+            ),
+            process,
+        )
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)  # the command, Ray and its workers
@@ -287,22 +353,29 @@ def test_a_killed_sweep_reruns_only_the_unfinished_trial_and_resumes_it(ray_sess
     assert all(np.array_equal(resumed[k].numpy(), straight[k].numpy()) for k in resumed)
 
 
-CTRL_C_STUDY = """
+CTRL_C_STUDY = (
+    """
 [study]
 name = "ctrl-c"
 metrics = ["mig"]
 report = false
-""" + BASE + """
+"""
+    + BASE
+    + """
 [[grid]]
 "objective.name" = "vae"
 "train.steps" = [100000, 200000]
 """
+)
 
 
-@pytest.mark.parametrize(("signal_name", "code", "new_output"),
-                         [("SIGINT", 130, "0"), ("SIGTERM", 143, "0"), ("SIGINT", 130, "1")])
+@pytest.mark.parametrize(
+    ("signal_name", "code", "new_output"),
+    [("SIGINT", 130, "0"), ("SIGTERM", 143, "0"), ("SIGINT", 130, "1")],
+)
 def test_a_stopped_sweep_checkpoints_the_running_trial_and_starts_no_other(
-        ray_session, squares_npz, tmp_path, signal_name, code, new_output):
+    ray_session, squares_npz, tmp_path, signal_name, code, new_output
+):
     """Ctrl-C (SIGINT to the command's process group) or SIGTERM (to the command) reaches no
     Ray worker; the sweep writes its stop file, the running trial checkpoints the step it
     reached (between its scheduled checkpoints), the other trial never starts (its record of an
@@ -312,21 +385,47 @@ def test_a_stopped_sweep_checkpoints_the_running_trial_and_starts_no_other(
     path, out = tmp_path / "stop.toml", tmp_path / "stop"
     path.write_text(study_text(squares_npz, CTRL_C_STUDY, log_every=1, checkpoint_every=100000))
     first, second = (out / "trials" / f"vae-steps={n}-seed=0" for n in (100000, 200000))
-    earlier = {"name": second.name, "setting": "vae-steps=200000", "seed": 0,
-               "swept": {"objective.name": "vae", "train.steps": 200000},
-               "evaluation": {"metrics": ["mig"], "fast": True}, "resumed": False,
-               "status": "failed", "error": "an earlier failure", "exit_code": 3, "step": None,
-               "seconds": {}}
+    earlier = {
+        "name": second.name,
+        "setting": "vae-steps=200000",
+        "seed": 0,
+        "swept": {"objective.name": "vae", "train.steps": 200000},
+        "evaluation": {"metrics": ["mig"], "fast": True},
+        "resumed": False,
+        "status": "failed",
+        "error": "an earlier failure",
+        "exit_code": 3,
+        "step": None,
+        "seconds": {},
+    }
     write_json(second / "trial.json", earlier)
-    command = [sys.executable, "-m", "nsvae.cli", "sweep", str(path), "--out", str(out),
-               "--cpus", "1", "--max-concurrent", "1"]
+    command = [
+        sys.executable,
+        "-m",
+        "nsvae.cli",
+        "sweep",
+        str(path),
+        "--out",
+        str(out),
+        "--cpus",
+        "1",
+        "--max-concurrent",
+        "1",
+    ]
     environment = {**os.environ, "PYTHONPATH": str(SOURCE), "RAY_AIR_NEW_OUTPUT": new_output}
-    process = subprocess.Popen(command, env=environment,
-                               stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                               start_new_session=True)
+    process = subprocess.Popen(
+        command,
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     try:
-        _wait_for(lambda: (first / "metrics.jsonl").is_file()
-                  and (first / "metrics.jsonl").read_text(), process)
+        _wait_for(
+            lambda: (first / "metrics.jsonl").is_file() and (first / "metrics.jsonl").read_text(),
+            process,
+        )
         if signal_name == "SIGINT":
             os.killpg(process.pid, signal.SIGINT)  # as a terminal's Ctrl-C
         else:

@@ -22,10 +22,14 @@ from nsvae.sweep.runner import seed_by_seed, trial_config, trial_specs
 from nsvae.sweep.study import parse_study, setting_name
 
 STUDIES = Path(__file__).resolve().parents[1] / "examples" / "studies"
-PRESET_SETTINGS = {"locatello2019_dsprites": 36, "nonsyn_alpha_omega": 20, "cpu_study": 6,
-                   "cpu_study_v2": 6,
-                   "gpu_study": 6,
-                   "quick_dsprites": 2}
+PRESET_SETTINGS = {
+    "locatello2019_dsprites": 36,
+    "nonsyn_alpha_omega": 20,
+    "cpu_study": 6,
+    "cpu_study_v2": 6,
+    "gpu_study": 6,
+    "quick_dsprites": 2,
+}
 EXAMPLE = """
 [study]
 name = "nonsyn-vs-baselines"
@@ -60,70 +64,111 @@ def test_trials_are_the_product_of_each_block_times_the_seeds(tmp_path):
     assert found.name == "nonsyn-vs-baselines"
     assert len(found.trials) == (2 * 2 + 1) * 3
     assert [t.name for t in found.trials[:4]] == [
-        "nonsyn-alpha=1-omega=0.5-seed=0", "nonsyn-alpha=1-omega=0.5-seed=1",
-        "nonsyn-alpha=1-omega=0.5-seed=2", "nonsyn-alpha=1-omega=0.9-seed=0"]
+        "nonsyn-alpha=1-omega=0.5-seed=0",
+        "nonsyn-alpha=1-omega=0.5-seed=1",
+        "nonsyn-alpha=1-omega=0.5-seed=2",
+        "nonsyn-alpha=1-omega=0.9-seed=0",
+    ]
     last = found.trials[-1]
     assert last.name == "beta_vae-beta=4-lr=0.001-seed=2"
     assert last.setting == "beta_vae-beta=4-lr=0.001"
     assert last.swept == {"objective.name": "beta_vae", "objective.beta": 4.0, "train.lr": 1e-3}
     # the base applies to every trial, the block's values and the seed on top of it
-    assert (last.config.objective.beta, last.config.train.lr, last.config.train.seed) == \
-        (4.0, 1e-3, 2)
+    assert (last.config.objective.beta, last.config.train.lr, last.config.train.seed) == (
+        4.0,
+        1e-3,
+        2,
+    )
     assert {(t.config.train.steps, t.config.model.z_dim) for t in found.trials} == {(300, 4)}
-    assert found.swept_keys == ("objective.name", "objective.alpha", "objective.omega",
-                                "objective.beta", "train.lr")
+    assert found.swept_keys == (
+        "objective.name",
+        "objective.alpha",
+        "objective.omega",
+        "objective.beta",
+        "train.lr",
+    )
     assert (found.metrics, found.fast, found.report) == (("mig", "latent_synergy"), True, True)
 
 
 def test_relative_data_paths_are_taken_from_the_study_files_folder(tmp_path):
-    text = ('[base.data]\nname = "array"\npath = "data/squares.npz"\n'
-            '[[grid]]\n"objective.name" = "vae"\n')
+    text = (
+        '[base.data]\nname = "array"\npath = "data/squares.npz"\n'
+        '[[grid]]\n"objective.name" = "vae"\n'
+    )
     (tmp_path / "studies").mkdir()
     trial = study(text, tmp_path / "studies").trials[0]
     assert trial.config.data.path == str(tmp_path / "studies" / "data" / "squares.npz")
 
 
 def test_setting_names_use_the_field_unless_two_sections_share_it():
-    swept = {"objective.name": "beta_vae", "data.path": "a/b.npz", "model.z_dim": 4,
-             "train.betas": [0.5, 0.9], "train.figures": False}
-    assert setting_name(swept, tuple(swept)) == \
-        "beta_vae-path=a_b.npz-z_dim=4-betas=0.5_0.9-figures=false"
+    swept = {
+        "objective.name": "beta_vae",
+        "data.path": "a/b.npz",
+        "model.z_dim": 4,
+        "train.betas": [0.5, 0.9],
+        "train.figures": False,
+    }
+    assert (
+        setting_name(swept, tuple(swept))
+        == "beta_vae-path=a_b.npz-z_dim=4-betas=0.5_0.9-figures=false"
+    )
     clash = {"data.path": "x", "train.path": "y"}
     assert setting_name(clash, tuple(clash)) == "data.path=x-train.path=y"
 
 
-@pytest.mark.parametrize(("text", "message"), [
-    ("[[grid]]\n\"objective.alpah\" = [1.0]\n", "grid block 1: unknown config key objective.alpah"),
-    ("[[grid]]\n\"objective.alpha\" = [\"x\"]\n", "objective.alpha must be of type float"),
-    ("[[grid]]\n\"objective.omega\" = [2.0]\n", "grid block 1: objective.omega"),
-    ("[study]\nname = \"x\"\n", "the grid is empty"),
-    ("[[grid]]\n\"objective.alpha\" = []\n", "objective.alpha is an empty axis"),
-    ("[[grid]]\n", "grid block 1 is empty"),
-    ("[study]\nmetrics = [\"mig\", \"migg\"]\n[[grid]]\n\"objective.alpha\" = 1.0\n",
-     "unknown metric 'migg' in study.metrics"),
-    ("[base.train]\neval_metrics = \"mig,migg\"\n[[grid]]\n\"objective.alpha\" = 1.0\n",
-     "train.eval_metrics: unknown metric migg"),
-    ("[study]\nmetrics = \"fastest\"\n[[grid]]\n\"objective.alpha\" = 1.0\n",
-     "study.metrics must be 'fast', 'full' or a list"),
-    ("[study]\nseeds = [0, 0]\n[[grid]]\n\"objective.alpha\" = 1.0\n", "study.seeds must be"),
-    ("[study]\nseeds = [4294967296]\n[[grid]]\n\"objective.alpha\" = 1.0\n",
-     "study.seeds must be a non-empty list of distinct integers in [0, 2**32)"),
-    ("[[grid]]\n\"data.path\" = \"" + "a" * 300 + "\"\n",
-     "of 312 bytes, more than 200: sweep shorter values"),
-    ("[study]\nseed = [0]\n[[grid]]\n\"objective.alpha\" = 1.0\n", "unknown key study.seed"),
-    ("[studdy]\n", "unknown table studdy"),
-    ("[base.trian]\nsteps = 1\n[[grid]]\n\"objective.alpha\" = 1.0\n",
-     "unknown config section 'trian'"),
-    ("[base.train]\nseed = 1\n[[grid]]\n\"objective.alpha\" = 1.0\n", "study.seeds"),
-    ("[[grid]]\n\"train.seed\" = [1, 2]\n", "study.seeds"),
-    ("[[grid]]\nalpha = 1.0\n", "keys are section.field, got 'alpha'"),
-    ("[[grid]]\n\"objective.alpha\" = 1.0\n[[grid]]\n\"objective.alpha\" = [1.0]\n",
-     "grid blocks 1 and 2 both give trial alpha=1-seed=0"),
-    ("[[grid]]\n\"objective.alpha\" = [1.0, 1.0]\n", "grid block 1 repeats trial alpha=1-seed=0"),
-    ("[[grid]\n", "is not valid TOML"),
-])
-def test_bad_study_files_are_one_line_errors_before_anything_trains(text, message, tmp_path,
-                                                                    capsys):
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            '[[grid]]\n"objective.alpah" = [1.0]\n',
+            "grid block 1: unknown config key objective.alpah",
+        ),
+        ('[[grid]]\n"objective.alpha" = ["x"]\n', "objective.alpha must be of type float"),
+        ('[[grid]]\n"objective.omega" = [2.0]\n', "grid block 1: objective.omega"),
+        ('[study]\nname = "x"\n', "the grid is empty"),
+        ('[[grid]]\n"objective.alpha" = []\n', "objective.alpha is an empty axis"),
+        ("[[grid]]\n", "grid block 1 is empty"),
+        (
+            '[study]\nmetrics = ["mig", "migg"]\n[[grid]]\n"objective.alpha" = 1.0\n',
+            "unknown metric 'migg' in study.metrics",
+        ),
+        (
+            '[base.train]\neval_metrics = "mig,migg"\n[[grid]]\n"objective.alpha" = 1.0\n',
+            "train.eval_metrics: unknown metric migg",
+        ),
+        (
+            '[study]\nmetrics = "fastest"\n[[grid]]\n"objective.alpha" = 1.0\n',
+            "study.metrics must be 'fast', 'full' or a list",
+        ),
+        ('[study]\nseeds = [0, 0]\n[[grid]]\n"objective.alpha" = 1.0\n', "study.seeds must be"),
+        (
+            '[study]\nseeds = [4294967296]\n[[grid]]\n"objective.alpha" = 1.0\n',
+            "study.seeds must be a non-empty list of distinct integers in [0, 2**32)",
+        ),
+        (
+            '[[grid]]\n"data.path" = "' + "a" * 300 + '"\n',
+            "of 312 bytes, more than 200: sweep shorter values",
+        ),
+        ('[study]\nseed = [0]\n[[grid]]\n"objective.alpha" = 1.0\n', "unknown key study.seed"),
+        ("[studdy]\n", "unknown table studdy"),
+        (
+            '[base.trian]\nsteps = 1\n[[grid]]\n"objective.alpha" = 1.0\n',
+            "unknown config section 'trian'",
+        ),
+        ('[base.train]\nseed = 1\n[[grid]]\n"objective.alpha" = 1.0\n', "study.seeds"),
+        ('[[grid]]\n"train.seed" = [1, 2]\n', "study.seeds"),
+        ("[[grid]]\nalpha = 1.0\n", "keys are section.field, got 'alpha'"),
+        (
+            '[[grid]]\n"objective.alpha" = 1.0\n[[grid]]\n"objective.alpha" = [1.0]\n',
+            "grid blocks 1 and 2 both give trial alpha=1-seed=0",
+        ),
+        ('[[grid]]\n"objective.alpha" = [1.0, 1.0]\n', "grid block 1 repeats trial alpha=1-seed=0"),
+        ("[[grid]\n", "is not valid TOML"),
+    ],
+)
+def test_bad_study_files_are_one_line_errors_before_anything_trains(
+    text, message, tmp_path, capsys
+):
     path = tmp_path / "bad.toml"
     path.write_text(text)
     assert main(["sweep", str(path), "--out", str(tmp_path / "out")]) == 2
@@ -139,8 +184,9 @@ def test_an_out_that_is_a_file_is_refused_in_one_line(flags, tmp_path, capsys):
     path.write_text('[[grid]]\n"objective.name" = "vae"\n')
     (tmp_path / "afile").write_text("")
     assert main(["sweep", str(path), "--out", str(tmp_path / "afile"), *flags]) == 4
-    assert capsys.readouterr().err == (f"nsvae: error: --out {tmp_path}/afile is a file: give "
-                                       "the study's directory\n")
+    assert capsys.readouterr().err == (
+        f"nsvae: error: --out {tmp_path}/afile is a file: give the study's directory\n"
+    )
 
 
 def test_a_missing_study_file(tmp_path, capsys):
@@ -165,8 +211,12 @@ def test_locatello_preset_is_the_paper_protocol():
     tables = tomllib.loads((STUDIES / "locatello2019_dsprites.toml").read_text())
     assert tables["study"]["seeds"] == list(range(50))
     assert tables["base"]["train"]["steps"] == 300_000
-    values = {(b["objective.name"], b.get("objective.dip_type")): next(
-        v for k, v in b.items() if isinstance(v, list)) for b in tables["grid"]}
+    values = {
+        (b["objective.name"], b.get("objective.dip_type")): next(
+            v for k, v in b.items() if isinstance(v, list)
+        )
+        for b in tables["grid"]
+    }
     assert values == {
         ("beta_vae", None): [1.0, 2.0, 4.0, 6.0, 8.0, 16.0],
         ("annealed_vae", None): [5.0, 10.0, 25.0, 50.0, 75.0, 100.0],
@@ -185,8 +235,12 @@ def test_gpu_study_is_the_cpu_study_at_the_published_budget_and_extends_its_tria
     for trial in cpu.trials:
         longer = by_name[trial.name]
         assert longer.config.train.steps == 300_000
-        assert longer.config.updated({"train": {"steps": 30_000, "log_every": 500,
-                                                "checkpoint_every": 5000}}) == trial.config
+        assert (
+            longer.config.updated(
+                {"train": {"steps": 30_000, "log_every": 500, "checkpoint_every": 5000}}
+            )
+            == trial.config
+        )
 
 
 def test_threads_follow_the_cpu_share_and_auto_means_cpu_without_gpus(tmp_path):
@@ -200,30 +254,61 @@ def test_threads_follow_the_cpu_share_and_auto_means_cpu_without_gpus(tmp_path):
 
 
 def test_flat_metrics_keeps_every_number_and_leaves_lists_to_eval_json():
-    metrics = {"mig": {"discrete_mig": 0.25, "per_factor": [0.1, 0.4]},
-               "factor_synergy": {"per_factor": {"x": 0.5, "y": 1}, "ok": True}}
-    assert flat_metrics(metrics) == {"mig.discrete_mig": 0.25,
-                                     "factor_synergy.per_factor.x": 0.5,
-                                     "factor_synergy.per_factor.y": 1}
+    metrics = {
+        "mig": {"discrete_mig": 0.25, "per_factor": [0.1, 0.4]},
+        "factor_synergy": {"per_factor": {"x": 0.5, "y": 1}, "ok": True},
+    }
+    assert flat_metrics(metrics) == {
+        "mig.discrete_mig": 0.25,
+        "factor_synergy.per_factor.x": 0.5,
+        "factor_synergy.per_factor.y": 1,
+    }
 
 
 def test_columns_are_trial_then_settings_then_metrics():
-    rows = [{"name": "a", "setting": "s", "objective.name": "vae", "seed": 0, "status": "done",
-             "mig.discrete_mig": 0.1, "objective.beta": 4.0, "steps": 3, "seconds": 1.0},
-            {"name": "b", "setting": "t", "objective.name": "vae", "train.lr": 0.1, "seed": 1,
-             "status": "pending"}]
-    assert _columns(rows) == ["name", "setting", "status", "objective.name", "objective.beta",
-                              "train.lr", "seed", "steps", "seconds", "error",
-                              "mig.discrete_mig"]
+    rows = [
+        {
+            "name": "a",
+            "setting": "s",
+            "objective.name": "vae",
+            "seed": 0,
+            "status": "done",
+            "mig.discrete_mig": 0.1,
+            "objective.beta": 4.0,
+            "steps": 3,
+            "seconds": 1.0,
+        },
+        {
+            "name": "b",
+            "setting": "t",
+            "objective.name": "vae",
+            "train.lr": 0.1,
+            "seed": 1,
+            "status": "pending",
+        },
+    ]
+    assert _columns(rows) == [
+        "name",
+        "setting",
+        "status",
+        "objective.name",
+        "objective.beta",
+        "train.lr",
+        "seed",
+        "steps",
+        "seconds",
+        "error",
+        "mig.discrete_mig",
+    ]
 
 
-def test_without_ray_the_sweep_says_how_to_install_it(tmp_path, monkeypatch, capsys,
-                                                      squares_npz):
+def test_without_ray_the_sweep_says_how_to_install_it(tmp_path, monkeypatch, capsys, squares_npz):
     monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
     monkeypatch.delitem(sys.modules, "nsvae.sweep.ray_tune", raising=False)
     path = tmp_path / "study.toml"
-    path.write_text(f'[base.data]\nname = "array"\npath = "{squares_npz}"\n'
-                    '[[grid]]\n"objective.name" = "vae"\n')
+    path.write_text(
+        f'[base.data]\nname = "array"\npath = "{squares_npz}"\n[[grid]]\n"objective.name" = "vae"\n'
+    )
     assert main(["sweep", str(path), "--out", str(tmp_path / "out")]) == DependencyError.exit_code
     err = capsys.readouterr().err
     assert err.count("\n") == 1
@@ -232,14 +317,14 @@ def test_without_ray_the_sweep_says_how_to_install_it(tmp_path, monkeypatch, cap
     assert "pending" in (tmp_path / "out" / "results.csv").read_text()
 
 
-def test_a_second_sweep_on_the_same_directory_is_refused_in_one_line(tmp_path, capsys,
-                                                                    squares_npz):
+def test_a_second_sweep_on_the_same_directory_is_refused_in_one_line(tmp_path, capsys, squares_npz):
     from nsvae.errors import RunLockedError
     from nsvae.files import file_lock
 
     path = tmp_path / "study.toml"
-    path.write_text(f'[base.data]\nname = "array"\npath = "{squares_npz}"\n'
-                    '[[grid]]\n"objective.name" = "vae"\n')
+    path.write_text(
+        f'[base.data]\nname = "array"\npath = "{squares_npz}"\n[[grid]]\n"objective.name" = "vae"\n'
+    )
     with file_lock(tmp_path / "out" / ".lock"):  # as a sweep running in another process
         code = main(["sweep", str(path), "--out", str(tmp_path / "out")])
     err = capsys.readouterr().err
@@ -250,16 +335,19 @@ def test_a_second_sweep_on_the_same_directory_is_refused_in_one_line(tmp_path, c
 
 @pytest.mark.slow
 def test_one_trial_runs_without_ray_and_a_finished_one_is_not_run_again(
-        tmp_path, monkeypatch, capsys, squares_npz):
+    tmp_path, monkeypatch, capsys, squares_npz
+):
     import pandas as pd
 
     monkeypatch.setitem(sys.modules, "ray", None)  # no Ray anywhere in this test
     path = tmp_path / "study.toml"
-    path.write_text(f'[study]\nseeds = [0, 1]\nmetrics = ["mig"]\n'
-                    f'[base.data]\nname = "array"\npath = "{squares_npz}"\n'
-                    '[base.model]\nz_dim = 3\n'
-                    '[base.train]\nsteps = 4\nbatch_size = 8\ncheckpoint_every = 2\n'
-                    'figures = false\n[[grid]]\n"objective.name" = "vae"\n')
+    path.write_text(
+        f'[study]\nseeds = [0, 1]\nmetrics = ["mig"]\n'
+        f'[base.data]\nname = "array"\npath = "{squares_npz}"\n'
+        "[base.model]\nz_dim = 3\n"
+        "[base.train]\nsteps = 4\nbatch_size = 8\ncheckpoint_every = 2\n"
+        'figures = false\n[[grid]]\n"objective.name" = "vae"\n'
+    )
     out = tmp_path / "out"
     assert main(["sweep", str(path), "--out", str(out), "--list"]) == 0
     listed = [line.split("\t") for line in capsys.readouterr().out.splitlines()]
@@ -289,23 +377,34 @@ def test_trials_run_seed_by_seed_so_a_stopped_study_has_equal_seeds(tmp_path):
     ordered = seed_by_seed(specs)
     assert sorted(s.name for s in ordered) == sorted(s.name for s in specs)
     assert [s.seed for s in ordered] == [0] * 5 + [1] * 5 + [2] * 5
-    assert [s.setting for s in ordered[:5]] == [s.setting for s in ordered[5:10]] == [
-        "nonsyn-alpha=1-omega=0.5", "nonsyn-alpha=1-omega=0.9", "nonsyn-alpha=5-omega=0.5",
-        "nonsyn-alpha=5-omega=0.9", "beta_vae-beta=4-lr=0.001"]
+    assert (
+        [s.setting for s in ordered[:5]]
+        == [s.setting for s in ordered[5:10]]
+        == [
+            "nonsyn-alpha=1-omega=0.5",
+            "nonsyn-alpha=1-omega=0.9",
+            "nonsyn-alpha=5-omega=0.5",
+            "nonsyn-alpha=5-omega=0.9",
+            "beta_vae-beta=4-lr=0.001",
+        ]
+    )
 
 
 @pytest.mark.slow
 def test_a_kept_model_rescores_the_study_with_new_columns_and_the_old_ones_untouched(
-        tmp_path, monkeypatch, capsys, squares_npz):
+    tmp_path, monkeypatch, capsys, squares_npz
+):
     import shutil
 
     import pandas as pd
 
     monkeypatch.setitem(sys.modules, "ray", None)
-    text = (f'[study]\nseeds = [0]\nmetrics = ["mig"]\nfast = false\n'
-            f'[base.data]\nname = "array"\npath = "{squares_npz}"\n[base.model]\nz_dim = 3\n'
-            '[base.train]\nsteps = 6\nbatch_size = 8\ncheckpoint_every = 3\nfigures = false\n'
-            '[[grid]]\n"objective.name" = "vae"\n')
+    text = (
+        f'[study]\nseeds = [0]\nmetrics = ["mig"]\nfast = false\n'
+        f'[base.data]\nname = "array"\npath = "{squares_npz}"\n[base.model]\nz_dim = 3\n'
+        "[base.train]\nsteps = 6\nbatch_size = 8\ncheckpoint_every = 3\nfigures = false\n"
+        '[[grid]]\n"objective.name" = "vae"\n'
+    )
     path = tmp_path / "study.toml"
     path.write_text(text)
     out = tmp_path / "out"
@@ -333,8 +432,7 @@ def test_a_kept_model_rescores_the_study_with_new_columns_and_the_old_ones_untou
 
     # a study that keeps no models writes none
     path.write_text(text.replace("fast = false\n", "fast = false\nkeep_models = false\n"))
-    assert main(["sweep", str(path), "--out", str(tmp_path / "bare"), "--trial",
-                 "vae-seed=0"]) == 0
+    assert main(["sweep", str(path), "--out", str(tmp_path / "bare"), "--trial", "vae-seed=0"]) == 0
     assert not (tmp_path / "bare" / "trials" / "vae-seed=0" / "model.safetensors").exists()
 
     capsys.readouterr()
@@ -345,14 +443,16 @@ def test_a_kept_model_rescores_the_study_with_new_columns_and_the_old_ones_untou
 
 
 def test_one_trial_refuses_a_running_copy_and_exits_with_the_trials_own_code(
-        tmp_path, monkeypatch, capsys, squares_npz):
+    tmp_path, monkeypatch, capsys, squares_npz
+):
     from nsvae.errors import DataError, RunLockedError
     from nsvae.files import file_lock
 
     monkeypatch.setitem(sys.modules, "ray", None)
     path = tmp_path / "study.toml"
-    path.write_text('[base.data]\nname = "array"\npath = "missing.npz"\n'
-                    '[[grid]]\n"objective.name" = "vae"\n')
+    path.write_text(
+        '[base.data]\nname = "array"\npath = "missing.npz"\n[[grid]]\n"objective.name" = "vae"\n'
+    )
     out = tmp_path / "out"
     (out / "trials").mkdir(parents=True)
     with file_lock(out / "trials" / ".vae-seed=0.lock"):  # the same trial in another process
@@ -376,8 +476,9 @@ def test_one_trial_refuses_a_running_copy_and_exits_with_the_trials_own_code(
     assert "not both" in capsys.readouterr().err
 
 
-def test_a_trial_out_of_memory_fails_with_the_configuration_exit_code(tmp_path, monkeypatch,
-                                                                        capsys):
+def test_a_trial_out_of_memory_fails_with_the_configuration_exit_code(
+    tmp_path, monkeypatch, capsys
+):
     def allocate(*args, **kwargs):
         return torch.empty(10**14)  # torch's own failed allocation on this CPU
 
@@ -392,22 +493,37 @@ def test_a_trial_out_of_memory_fails_with_the_configuration_exit_code(tmp_path, 
 
 
 @pytest.mark.slow
-def test_a_trial_stopped_by_sigterm_exits_143_and_is_left_unfinished(tmp_path, capsys,
-                                                                     squares_npz, source_env):
+def test_a_trial_stopped_by_sigterm_exits_143_and_is_left_unfinished(
+    tmp_path, capsys, squares_npz, source_env
+):
     """A scheduler's SIGTERM (a SLURM preemption): the trial checkpoints, leaves no record (not
     "failed"), and the command exits 143 so the scheduler requeues it."""
     import pandas as pd
 
     path, out = tmp_path / "study.toml", tmp_path / "out"
-    path.write_text(f'[study]\nmetrics = ["mig"]\n'
-                    f'[base.data]\nname = "array"\npath = "{squares_npz}"\n'
-                    '[base.model]\nz_dim = 3\n[base.train]\nsteps = 100000\nbatch_size = 8\n'
-                    'log_every = 1\ncheckpoint_every = 100000\nfigures = false\n'
-                    '[[grid]]\n"objective.name" = "vae"\n')
+    path.write_text(
+        f'[study]\nmetrics = ["mig"]\n'
+        f'[base.data]\nname = "array"\npath = "{squares_npz}"\n'
+        "[base.model]\nz_dim = 3\n[base.train]\nsteps = 100000\nbatch_size = 8\n"
+        "log_every = 1\ncheckpoint_every = 100000\nfigures = false\n"
+        '[[grid]]\n"objective.name" = "vae"\n'
+    )
     trial = out / "trials" / "vae-seed=0"
     code, _, stderr = terminate_after_first_row(
-        [sys.executable, "-m", "nsvae.cli", "sweep", str(path), "--out", str(out), "--trial",
-         "vae-seed=0"], trial / "metrics.jsonl", source_env)
+        [
+            sys.executable,
+            "-m",
+            "nsvae.cli",
+            "sweep",
+            str(path),
+            "--out",
+            str(out),
+            "--trial",
+            "vae-seed=0",
+        ],
+        trial / "metrics.jsonl",
+        source_env,
+    )
     assert code == 143, stderr
     assert stderr.startswith("nsvae: error: trial vae-seed=0 interrupted by SIGTERM at step ")
     assert stderr.endswith("; checkpoint saved, run the same command again to resume it\n")
@@ -428,12 +544,20 @@ def test_summary_cells_are_the_median_and_the_range_or_the_quartiles():
     assert median_and_spread(pd.Series([1.0, 2, 3, 4, 5, 100])) == "3.5 (2.25 to 4.75)"
     assert median_and_spread(pd.Series([0.5, None])) == "0.5"
     assert median_and_spread(pd.Series([], dtype=float)) == ""
-    frame = pd.DataFrame({"setting": ["vae", "vae", "vae", "tc"], "objective.name":
-                          ["vae", "vae", "vae", "beta_tcvae"], "mig.discrete_mig": [0.3, 0.1,
-                                                                                   0.2, 0.4]})
+    frame = pd.DataFrame(
+        {
+            "setting": ["vae", "vae", "vae", "tc"],
+            "objective.name": ["vae", "vae", "vae", "beta_tcvae"],
+            "mig.discrete_mig": [0.3, 0.1, 0.2, 0.4],
+        }
+    )
     lines = summary_markdown(frame, ["mig.discrete_mig"]).splitlines()
-    assert lines[2:] == ["| setting | model | seeds | mig.discrete_mig |", "|---|---|---|---|",
-                         "| vae | vae | 3 | 0.2 (0.1 to 0.3) |", "| tc | beta_tcvae | 1 | 0.4 |"]
+    assert lines[2:] == [
+        "| setting | model | seeds | mig.discrete_mig |",
+        "|---|---|---|---|",
+        "| vae | vae | 3 | 0.2 (0.1 to 0.3) |",
+        "| tc | beta_tcvae | 1 | 0.4 |",
+    ]
 
 
 def test_superiority_is_the_share_of_seed_pairs_won_and_its_exact_p_value():
@@ -452,8 +576,9 @@ def test_superiority_is_the_share_of_seed_pairs_won_and_its_exact_p_value():
     rng = np.random.default_rng(0)
     values, reference = rng.normal(size=4), rng.normal(size=5)
     values[0] = reference[0]  # a tie counts half
-    won = sum(1.0 if a > b else 0.5 if a == b else 0.0
-              for a, b in itertools.product(values, reference))
+    won = sum(
+        1.0 if a > b else 0.5 if a == b else 0.0 for a, b in itertools.product(values, reference)
+    )
     share, _ = superiority(pd.Series(values), pd.Series(reference))
     assert share == pytest.approx(won / 20)
     share, p = superiority(pd.Series([1.0, None]), pd.Series([], dtype=float))
@@ -477,13 +602,17 @@ def test_the_interval_of_the_difference_of_medians_is_the_bootstrap_percentile_i
     # two seeds a side: each resampled median is the lower, the middle or the upper value, so
     # the 2.5 % and 97.5 % points are the extreme differences (each 1/16 likely)
     assert median_difference_interval(pd.Series([0.0, 1.0]), pd.Series([10.0, 12.0])) == (
-        -12.0, -9.0)
+        -12.0,
+        -9.0,
+    )
     assert median_difference_interval(pd.Series([3.0] * 5), pd.Series([1.0] * 5)) == (2.0, 2.0)
-    low, high = median_difference_interval(pd.Series(range(5), dtype=float),
-                                           pd.Series(range(5), dtype=float))
+    low, high = median_difference_interval(
+        pd.Series(range(5), dtype=float), pd.Series(range(5), dtype=float)
+    )
     assert low < 0 < high and low == -high
-    assert all(map(math.isnan, median_difference_interval(pd.Series([1.0]),
-                                                          pd.Series([], dtype=float))))
+    assert all(
+        map(math.isnan, median_difference_interval(pd.Series([1.0]), pd.Series([], dtype=float)))
+    )
 
 
 def test_summary_compares_every_setting_with_the_reference_and_refuses_an_unknown_one():
@@ -492,25 +621,48 @@ def test_summary_compares_every_setting_with_the_reference_and_refuses_an_unknow
     from nsvae.errors import ConfigError
     from nsvae.sweep.report import compare_with, summary_markdown
 
-    frame = pd.DataFrame({"setting": ["vae"] * 3 + ["tc"] * 3, "objective.name":
-                          ["vae"] * 3 + ["beta_tcvae"] * 3,
-                          "mig.discrete_mig": [0.1, 0.2, 0.3, 0.4, 0.5, 0.25]})
+    frame = pd.DataFrame(
+        {
+            "setting": ["vae"] * 3 + ["tc"] * 3,
+            "objective.name": ["vae"] * 3 + ["beta_tcvae"] * 3,
+            "mig.discrete_mig": [0.1, 0.2, 0.3, 0.4, 0.5, 0.25],
+        }
+    )
     comparison = compare_with(frame, ["mig.discrete_mig"], "vae")
     lines = summary_markdown(frame, ["mig.discrete_mig"], comparison).splitlines()
     assert lines[-5].startswith("Against vae (3 seeds): the share of seed pairs")
-    assert lines[-3:] == ["| setting | seeds | mig.discrete_mig |", "|---|---|---|",
-                          "| tc | 3 | 0.89 (p 0.2; -0.05 to +0.4) |"]  # 8 of 9 pairs won
+    assert lines[-3:] == [
+        "| setting | seeds | mig.discrete_mig |",
+        "|---|---|---|",
+        "| tc | 3 | 0.89 (p 0.2; -0.05 to +0.4) |",
+    ]  # 8 of 9 pairs won
     with pytest.raises(ConfigError, match="no finished trial of setting 'ae'.*: vae, tc$"):
         compare_with(frame, ["mig.discrete_mig"], "ae")
 
 
-RECORD = {"name": "vae-seed=0", "setting": "vae", "seed": 0, "swept": {}, "status": "done",
-          "step": 2, "error": None, "seconds": {"train": 1.5}}
+RECORD = {
+    "name": "vae-seed=0",
+    "setting": "vae",
+    "seed": 0,
+    "swept": {},
+    "status": "done",
+    "step": 2,
+    "error": None,
+    "seconds": {"train": 1.5},
+}
 
 
-@pytest.mark.parametrize("record", [
-    [1], {**RECORD, "status": 5}, {**RECORD, "step": "x"}, {**RECORD, "status": "failed"},
-    {"status": "done"}, {key: value for key, value in RECORD.items() if key != "seconds"}])
+@pytest.mark.parametrize(
+    "record",
+    [
+        [1],
+        {**RECORD, "status": 5},
+        {**RECORD, "step": "x"},
+        {**RECORD, "status": "failed"},
+        {"status": "done"},
+        {key: value for key, value in RECORD.items() if key != "seconds"},
+    ],
+)
 def test_a_damaged_trial_record_is_one_line_naming_it(record, tmp_path, capsys):
     from nsvae.errors import CheckpointError
     from nsvae.sweep.results import recorded_specs
@@ -525,41 +677,53 @@ def test_a_damaged_trial_record_is_one_line_naming_it(record, tmp_path, capsys):
     assert err.startswith("nsvae: error: ") and "trial.json is not a trial record" in err
     assert err.count("\n") == 1
     with pytest.raises(CheckpointError, match="is not a trial record"):  # a trial the study
-        recorded_specs(tmp_path / "out")                                  # no longer lists
+        recorded_specs(tmp_path / "out")  # no longer lists
 
 
-GOOD_TABLE = ("name,setting,status,objective.name,seed,mig.discrete_mig\n"
-              "vae-seed=0,vae,done,vae,0,0.25\n")
+GOOD_TABLE = (
+    "name,setting,status,objective.name,seed,mig.discrete_mig\nvae-seed=0,vae,done,vae,0,0.25\n"
+)
 
 
-@pytest.mark.parametrize(("text", "problem"), [
-    (GOOD_TABLE[:-3], "its last line is cut off"),  # would read 0.25 as 0.
-    ("a,b,c\n1,2,3\n", "no name, setting, status column"),
-    (GOOD_TABLE.replace("vae,done", ",done"), "a row without its trial's name, setting or status"),
-    (GOOD_TABLE.replace("0.25", "abc"), "a mig.discrete_mig value that is not a number"),
-])
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        (GOOD_TABLE[:-3], "its last line is cut off"),  # would read 0.25 as 0.
+        ("a,b,c\n1,2,3\n", "no name, setting, status column"),
+        (
+            GOOD_TABLE.replace("vae,done", ",done"),
+            "a row without its trial's name, setting or status",
+        ),
+        (GOOD_TABLE.replace("0.25", "abc"), "a mig.discrete_mig value that is not a number"),
+    ],
+)
 def test_a_damaged_results_table_is_refused_in_one_line(text, problem, tmp_path, capsys):
     from nsvae.sweep import load_results
 
     (tmp_path / "results.csv").write_text(text)
     assert main(["study", "report", str(tmp_path)]) == 4
     err = capsys.readouterr().err
-    assert err == f"nsvae: error: {tmp_path}/results.csv is not a results table ({problem}): " \
-                  "run nsvae sweep again to rewrite it\n"
+    assert (
+        err == f"nsvae: error: {tmp_path}/results.csv is not a results table ({problem}): "
+        "run nsvae sweep again to rewrite it\n"
+    )
     (tmp_path / "results.csv").write_text(GOOD_TABLE)
     assert load_results(tmp_path)["mig.discrete_mig"].tolist() == [0.25]
 
 
-def test_trials_lost_without_a_signal_exit_5_not_the_ctrl_c_code(tmp_path, monkeypatch, capsys,
-                                                                 squares_npz):
+def test_trials_lost_without_a_signal_exit_5_not_the_ctrl_c_code(
+    tmp_path, monkeypatch, capsys, squares_npz
+):
     from nsvae.sweep import runner
 
     # Ray came back with the trials unfinished and no signal asked it to: their workers died
     monkeypatch.setattr(runner, "_run_on_ray", lambda *args: (0.0, None))
     path = tmp_path / "study.toml"
-    path.write_text(f'[study]\nseeds = [0, 1]\nmetrics = ["mig"]\n[base.data]\nname = "array"\n'
-                    f'path = "{squares_npz}"\n[base.train]\nsteps = 2\n'
-                    '[[grid]]\n"objective.name" = "vae"\n')
+    path.write_text(
+        f'[study]\nseeds = [0, 1]\nmetrics = ["mig"]\n[base.data]\nname = "array"\n'
+        f'path = "{squares_npz}"\n[base.train]\nsteps = 2\n'
+        '[[grid]]\n"objective.name" = "vae"\n'
+    )
     assert main(["sweep", str(path), "--out", str(tmp_path / "out")]) == 5
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "2 of 2 trials ended without a record" in err

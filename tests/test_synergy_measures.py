@@ -130,8 +130,9 @@ def test_subsampled_mixture_matches_brute_force():
     factors = data.sample_factors(12, np.random.RandomState(7))  # what latent_synergy draws
     x = torch.as_tensor(data.sample_observations_from_factors(factors, None))
     kl, joint, subset = brute_force_latent(*encoder.encode(x), len(data))
-    out = latent_synergy(data, encoder_of(encoder), np.random.RandomState(7), num_samples=12,
-                         num_z=1024)
+    out = latent_synergy(
+        data, encoder_of(encoder), np.random.RandomState(7), num_samples=12, num_z=1024
+    )
     np.testing.assert_allclose(out["mutual_info_per_latent"], kl.mean(0), atol=1e-3)
     assert out["i_max"] == pytest.approx(kl.max(1).mean(), abs=1e-3)
     assert out["mutual_info_xz"] == pytest.approx(joint.mean(), abs=0.01)
@@ -165,8 +166,10 @@ def test_uninformative_encoder_has_no_information():
 
 def test_latent_synergy_is_deterministic():
     data, encoder = grid_data(10, 10), GaussianEncoder(2, 3, seed=2)
-    runs = [latent_synergy(data, encoder_of(encoder), np.random.RandomState(5), num_samples=40)
-            for _ in "ab"]
+    runs = [
+        latent_synergy(data, encoder_of(encoder), np.random.RandomState(5), num_samples=40)
+        for _ in "ab"
+    ]
     assert runs[0] == runs[1]
 
 

@@ -37,14 +37,29 @@ from nsvae.training import Run, TrainingInterrupted, load_run, train
 
 def tiny_config(**train) -> Config:
     """Non-Syn on an independent selection batch with epsilon-greedy: every RNG stream is used."""
-    settings = {"steps": 8, "batch_size": 8, "log_every": 2, "checkpoint_every": 4,
-                "keep_checkpoints": 2, "threads": 1, "device": "cpu", "figures": False, **train}
-    return Config().updated({
-        "model": {"z_dim": 4},
-        "objective": {"name": "nonsyn", "policy": "epsilon-greedy", "epsilon": 0.5,
-                      "selection_batch": "independent"},
-        "train": settings,
-    })
+    settings = {
+        "steps": 8,
+        "batch_size": 8,
+        "log_every": 2,
+        "checkpoint_every": 4,
+        "keep_checkpoints": 2,
+        "threads": 1,
+        "device": "cpu",
+        "figures": False,
+        **train,
+    }
+    return Config().updated(
+        {
+            "model": {"z_dim": 4},
+            "objective": {
+                "name": "nonsyn",
+                "policy": "epsilon-greedy",
+                "epsilon": 0.5,
+                "selection_batch": "independent",
+            },
+            "train": settings,
+        }
+    )
 
 
 def parameters(model: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -83,8 +98,18 @@ def test_run_directory_and_round_trip(tmp_path, squares):
     rows = run.metrics()
     assert [row["step"] for row in rows] == [2, 4, 6, 8]
     for row in rows:
-        assert {"step", "time", "loss", "recon", "kl", "kl_per_latent", "steps_per_s", "synergy",
-                "a_best_size", "a_best_freq"} <= row.keys()
+        assert {
+            "step",
+            "time",
+            "loss",
+            "recon",
+            "kl",
+            "kl_per_latent",
+            "steps_per_s",
+            "synergy",
+            "a_best_size",
+            "a_best_freq",
+        } <= row.keys()
         assert len(row["kl_per_latent"]) == len(row["a_best_freq"]) == 4
         assert all(0 <= f <= 1 for f in row["a_best_freq"])
         assert math.isclose(row["kl"], sum(row["kl_per_latent"]), rel_tol=1e-5, abs_tol=1e-6)
@@ -116,8 +141,9 @@ def test_checkpoint_holds_model_optimizer_rng_and_sampler(tmp_path, squares):
 def test_resume_is_bit_identical(tmp_path, squares, precision):
     whole = train(tiny_config(steps=8, precision=precision), tmp_path / "whole", data=squares)
     train(tiny_config(steps=4, precision=precision), tmp_path / "split", data=squares)
-    resumed = train(tiny_config(steps=8, precision=precision), tmp_path / "split", data=squares,
-                    resume=True)
+    resumed = train(
+        tiny_config(steps=8, precision=precision), tmp_path / "split", data=squares, resume=True
+    )
 
     assert resumed.step == 8
     assert_same_parameters(whole.model, resumed.model)
@@ -145,11 +171,16 @@ def test_fresh_run_refuses_a_used_directory(tmp_path, squares):
 
 
 def test_keeps_the_last_k_checkpoints(tmp_path, squares):
-    run = train(tiny_config(steps=10, checkpoint_every=2, keep_checkpoints=2), tmp_path / "run",
-                data=squares)
+    run = train(
+        tiny_config(steps=10, checkpoint_every=2, keep_checkpoints=2),
+        tmp_path / "run",
+        data=squares,
+    )
     assert files(run.path / "checkpoints") == [
-        "step-00000008.json", "step-00000008.safetensors",
-        "step-00000010.json", "step-00000010.safetensors",
+        "step-00000008.json",
+        "step-00000008.safetensors",
+        "step-00000010.json",
+        "step-00000010.safetensors",
     ]
 
 
@@ -175,8 +206,10 @@ def test_unfinished_checkpoint_is_ignored_and_removed(tmp_path, squares):
     assert load_run(run.path).step == 4
     train(tiny_config(steps=8), run.path, data=squares, resume=True)
     assert files(folder) == [
-        "step-00000004.json", "step-00000004.safetensors",
-        "step-00000008.json", "step-00000008.safetensors",
+        "step-00000004.json",
+        "step-00000004.safetensors",
+        "step-00000008.json",
+        "step-00000008.safetensors",
     ]
 
 
@@ -224,8 +257,9 @@ def with_loss_hook(monkeypatch, hook):
     monkeypatch.setattr(trainer, "build_objective", build_hooked)
 
 
-def test_nan_loss_stops_with_one_line_and_keeps_the_last_good_checkpoint(tmp_path, squares,
-                                                                          monkeypatch):
+def test_nan_loss_stops_with_one_line_and_keeps_the_last_good_checkpoint(
+    tmp_path, squares, monkeypatch
+):
     with_loss_hook(monkeypatch, lambda step, loss: loss * math.nan if step == 5 else loss)
     config = tiny_config(steps=12, log_every=4, checkpoint_every=2, keep_checkpoints=5)
     with pytest.raises(TrainingError) as error:
@@ -234,15 +268,19 @@ def test_nan_loss_stops_with_one_line_and_keeps_the_last_good_checkpoint(tmp_pat
     assert "\n" not in message
     assert "at step 6" in message and "step-00000004" in message
     assert [p.name for p in list_checkpoints(tmp_path / "run" / "checkpoints")] == [
-        "step-00000002.json", "step-00000004.json"]
+        "step-00000002.json",
+        "step-00000004.json",
+    ]
     good = load_run(tmp_path / "run")
     assert good.step == 4
     assert all(torch.isfinite(p).all() for p in good.model.parameters())
     assert [row["step"] for row in good.metrics()] == [4]
 
 
-@pytest.mark.skipif(threading.current_thread() is not threading.main_thread(),
-                    reason="signal handlers need the main thread")
+@pytest.mark.skipif(
+    threading.current_thread() is not threading.main_thread(),
+    reason="signal handlers need the main thread",
+)
 def test_sigterm_saves_a_checkpoint_that_resumes_exactly(tmp_path, squares, monkeypatch):
     def terminate_at_step_4(step, loss):
         if step == 4:
@@ -262,7 +300,8 @@ def test_sigterm_saves_a_checkpoint_that_resumes_exactly(tmp_path, squares, monk
 
 
 def test_a_stop_file_stops_training_in_a_thread_with_a_checkpoint_that_resumes_exactly(
-        tmp_path, squares, monkeypatch):
+    tmp_path, squares, monkeypatch
+):
     """As in a Ray worker: training in a thread (no signal handlers) stops when the file appears
     and checkpoints that step, which is not a multiple of checkpoint_every."""
     stop_file = tmp_path / ".stop"
@@ -289,8 +328,10 @@ def test_a_stop_file_stops_training_in_a_thread_with_a_checkpoint_that_resumes_e
     worker.start()
     worker.join()
     error = outcome["error"]
-    assert str(error) == (f"interrupted by a stop request ({stop_file}) at step 5; checkpoint "
-                          f"saved, continue with: nsvae train --resume {tmp_path / 'split'}")
+    assert str(error) == (
+        f"interrupted by a stop request ({stop_file}) at step 5; checkpoint "
+        f"saved, continue with: nsvae train --resume {tmp_path / 'split'}"
+    )
     assert (error.exit_code, error.step) == (130, 5)
     assert load_run(tmp_path / "split").step == 5
     monkeypatch.undo()
@@ -301,10 +342,32 @@ def test_a_stop_file_stops_training_in_a_thread_with_a_checkpoint_that_resumes_e
 def test_sigterm_in_a_real_process(tmp_path, squares_npz):
     """``nsvae train`` gets SIGTERM after its first metrics row: exit 143, one line, resumable."""
     run = tmp_path / "run"
-    command = [sys.executable, "-m", "nsvae.cli", "train", "--data", "array", "--data-path",
-               str(squares_npz), "--steps", "100000", "--batch-size", "8", "--z-dim", "4",
-               "--log-every", "1", "--threads", "1", "--device", "cpu", "--no-figures",
-               "--no-progress", "--run-dir", str(run)]
+    command = [
+        sys.executable,
+        "-m",
+        "nsvae.cli",
+        "train",
+        "--data",
+        "array",
+        "--data-path",
+        str(squares_npz),
+        "--steps",
+        "100000",
+        "--batch-size",
+        "8",
+        "--z-dim",
+        "4",
+        "--log-every",
+        "1",
+        "--threads",
+        "1",
+        "--device",
+        "cpu",
+        "--no-figures",
+        "--no-progress",
+        "--run-dir",
+        str(run),
+    ]
     code, stdout, stderr = terminate_after_first_row(command, run / "metrics.jsonl")
     assert code == 143, stderr
     assert stdout == f"run: {run}\n"
@@ -325,14 +388,17 @@ def test_eval_every_appends_eval_rows_without_touching_training(tmp_path, square
         np.random.rand(3)  # noqa: NPY002
         return {"fake": {"score": np.float64(0.5)}}
 
-    with_eval = train(tiny_config(eval_every=4, seed=3), tmp_path / "eval", data=squares,
-                      on_eval=on_eval)
+    with_eval = train(
+        tiny_config(eval_every=4, seed=3), tmp_path / "eval", data=squares, on_eval=on_eval
+    )
     plain = train(tiny_config(seed=3), tmp_path / "plain", data=squares)
 
     assert calls == [(4, False), (8, False)]
     eval_rows = [row for row in with_eval.metrics() if "eval" in row]
-    assert eval_rows == [{"step": 4, "eval": {"fake": {"score": 0.5}}},
-                         {"step": 8, "eval": {"fake": {"score": 0.5}}}]
+    assert eval_rows == [
+        {"step": 4, "eval": {"fake": {"score": 0.5}}},
+        {"step": 8, "eval": {"fake": {"score": 0.5}}},
+    ]
     assert_same_parameters(with_eval.model, plain.model)
 
 
@@ -349,11 +415,13 @@ def test_rows_are_mirrored_to_tensorboard_when_it_is_installed(tmp_path, squares
         def close(self):
             written.append("closed")
 
-    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard",
-                        types.SimpleNamespace(SummaryWriter=SummaryWriter))
+    monkeypatch.setitem(
+        sys.modules, "torch.utils.tensorboard", types.SimpleNamespace(SummaryWriter=SummaryWriter)
+    )
     train(tiny_config(steps=2), tmp_path / "run", data=squares)
     assert {("loss", 2), ("synergy", 2), ("kl_per_latent/3", 2), ("a_best_freq/0", 2)} <= set(
-        written)
+        written
+    )
     assert written[-1] == "closed"
 
 
@@ -371,18 +439,33 @@ def test_tensorboard_takes_nested_evaluation_rows(tmp_path, monkeypatch):
             assert isinstance(value, int | float)
             written[tag] = (value, step)
 
-    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard",
-                        types.SimpleNamespace(SummaryWriter=SummaryWriter))
+    monkeypatch.setitem(
+        sys.modules, "torch.utils.tensorboard", types.SimpleNamespace(SummaryWriter=SummaryWriter)
+    )
     board = TensorBoard(tmp_path)
-    board.write({"step": 7, "eval": {"mig": {"discrete_mig": 0.2,
-                                             "normalized_mi": [[0.5, 0.1], [0.0, 0.9]],
-                                             "captured_by": [0, -1]},
-                                     "note": "text", "missing": None}})
-    assert written == {"eval/mig/discrete_mig": (0.2, 7), "eval/mig/normalized_mi/0/0": (0.5, 7),
-                       "eval/mig/normalized_mi/0/1": (0.1, 7),
-                       "eval/mig/normalized_mi/1/0": (0.0, 7),
-                       "eval/mig/normalized_mi/1/1": (0.9, 7), "eval/mig/captured_by/0": (0, 7),
-                       "eval/mig/captured_by/1": (-1, 7)}
+    board.write(
+        {
+            "step": 7,
+            "eval": {
+                "mig": {
+                    "discrete_mig": 0.2,
+                    "normalized_mi": [[0.5, 0.1], [0.0, 0.9]],
+                    "captured_by": [0, -1],
+                },
+                "note": "text",
+                "missing": None,
+            },
+        }
+    )
+    assert written == {
+        "eval/mig/discrete_mig": (0.2, 7),
+        "eval/mig/normalized_mi/0/0": (0.5, 7),
+        "eval/mig/normalized_mi/0/1": (0.1, 7),
+        "eval/mig/normalized_mi/1/0": (0.0, 7),
+        "eval/mig/normalized_mi/1/1": (0.9, 7),
+        "eval/mig/captured_by/0": (0, 7),
+        "eval/mig/captured_by/1": (-1, 7),
+    }
 
 
 # ------------------------------------------------------------------ reliability (issue 15)
@@ -397,8 +480,12 @@ def test_a_run_with_nan_at_step_2_starts_over_fresh_or_resumed(tmp_path, squares
     monkeypatch.undo()
     for resume in (False, True):
         with pytest.warns(NsvaeWarning, match="no checkpoint .* starting it over"):
-            run = train(tiny_config(steps=2, checkpoint_every=1000), tmp_path / "run",
-                        data=squares, resume=resume)
+            run = train(
+                tiny_config(steps=2, checkpoint_every=1000),
+                tmp_path / "run",
+                data=squares,
+                resume=resume,
+            )
         assert run.step == 2 and [row["step"] for row in run.metrics()] == [2]
         for path in list_checkpoints(run.path / "checkpoints"):  # stuck again, for the resume
             path.unlink()
@@ -409,8 +496,10 @@ def test_a_run_directory_trained_by_another_process_is_refused(tmp_path, squares
     run = train(tiny_config(steps=4), tmp_path / "run", data=squares)
     before = (run.path / "config.json").read_bytes()
     with run_lock(run.path):
-        with pytest.raises(RunLockedError, match=f"{run.path} is in use by another nsvae process "
-                                                 f"\\(pid {os.getpid()}\\)"):
+        with pytest.raises(
+            RunLockedError,
+            match=f"{run.path} is in use by another nsvae process \\(pid {os.getpid()}\\)",
+        ):
             train(tiny_config(steps=8), run.path, data=squares, resume=True)
         with pytest.raises(RunLockedError):
             train(tiny_config(steps=8), run.path, data=squares)
@@ -433,8 +522,9 @@ def test_readers_wait_while_a_checkpoint_is_written(tmp_path, squares):
 
 def test_a_corrupt_newest_checkpoint_falls_back_to_the_newest_intact_one(tmp_path, squares):
     """Issue 15, items 5 and 8: NaN weights (checksum intact) and a torn file both fall back."""
-    run = train(tiny_config(steps=8, checkpoint_every=2, keep_checkpoints=3), tmp_path / "run",
-                data=squares)
+    run = train(
+        tiny_config(steps=8, checkpoint_every=2, keep_checkpoints=3), tmp_path / "run", data=squares
+    )
     folder = run.path / "checkpoints"
     tensors, state = load_checkpoint(folder / "step-00000008.json")
     tensors = {k: v.fill_(math.nan) if k.startswith("model.") else v for k, v in tensors.items()}
@@ -446,8 +536,15 @@ def test_a_corrupt_newest_checkpoint_falls_back_to_the_newest_intact_one(tmp_pat
     with pytest.warns(NsvaeWarning, match="NaN or infinite.*newest intact checkpoint, step 4"):
         assert load_run(run.path).step == 4
     with pytest.warns(NsvaeWarning):
-        assert train(tiny_config(steps=10, checkpoint_every=2, keep_checkpoints=3), run.path,
-                     data=squares, resume=True).step == 10
+        assert (
+            train(
+                tiny_config(steps=10, checkpoint_every=2, keep_checkpoints=3),
+                run.path,
+                data=squares,
+                resume=True,
+            ).step
+            == 10
+        )
     for path in list_checkpoints(folder)[:-1]:
         path.unlink()
     (folder / "step-00000010.safetensors").write_bytes(b"torn")
@@ -456,8 +553,7 @@ def test_a_corrupt_newest_checkpoint_falls_back_to_the_newest_intact_one(tmp_pat
 
 
 @pytest.mark.parametrize("elapsed", ["garbage", -1.0, None, True])
-def test_a_corrupt_elapsed_time_in_a_checkpoint_is_a_checkpoint_error(elapsed, tmp_path,
-                                                                       squares):
+def test_a_corrupt_elapsed_time_in_a_checkpoint_is_a_checkpoint_error(elapsed, tmp_path, squares):
     config = tiny_config(steps=2, checkpoint_every=2)
     run = train(config, tmp_path / "run", data=squares)
     state_path = run.path / "checkpoints" / "step-00000002.json"
@@ -516,12 +612,43 @@ def test_two_trainers_on_one_run_directory(tmp_path, squares_npz, capsys, source
     from nsvae.cli import main
 
     run = tmp_path / "run"
-    flags = ["--data", "array", "--data-path", str(squares_npz), "--batch-size", "8",
-             "--z-dim", "4", "--log-every", "1", "--checkpoint-every", "5", "--threads", "1",
-             "--device", "cpu", "--no-figures", "--no-progress"]
+    flags = [
+        "--data",
+        "array",
+        "--data-path",
+        str(squares_npz),
+        "--batch-size",
+        "8",
+        "--z-dim",
+        "4",
+        "--log-every",
+        "1",
+        "--checkpoint-every",
+        "5",
+        "--threads",
+        "1",
+        "--device",
+        "cpu",
+        "--no-figures",
+        "--no-progress",
+    ]
     first = subprocess.Popen(
-        [sys.executable, "-m", "nsvae.cli", "train", *flags, "--steps", "100000", "--run-dir",
-         str(run)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=source_env)
+        [
+            sys.executable,
+            "-m",
+            "nsvae.cli",
+            "train",
+            *flags,
+            "--steps",
+            "100000",
+            "--run-dir",
+            str(run),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=source_env,
+    )
     try:
         for _ in range(600):
             if first.poll() is not None or list_checkpoints(run / "checkpoints"):
@@ -530,9 +657,11 @@ def test_two_trainers_on_one_run_directory(tmp_path, squares_npz, capsys, source
         for second in (["--resume", str(run)], [*flags, "--steps", "9", "--run-dir", str(run)]):
             assert main(["train", *second]) == 7
             err = capsys.readouterr().err
-            assert err == (f"nsvae: error: {run} is in use by another nsvae process "
-                           f"(pid {first.pid}); wait for it to finish or choose another run "
-                           "directory\n")
+            assert err == (
+                f"nsvae: error: {run} is in use by another nsvae process "
+                f"(pid {first.pid}); wait for it to finish or choose another run "
+                "directory\n"
+            )
         first.send_signal(signal.SIGTERM)
         _, stderr = first.communicate(timeout=60)
     finally:

@@ -95,32 +95,46 @@ def test_seed_terms_sum_to_the_joint_loss_and_the_steps_differ(squares):
 
     for model, terms in ((seed_model, seed_terms), (joint_model, joint_terms)):
         optimizer_steps(torch.optim.Adam(model.parameters(), lr=LR), terms)
-    moved = [not torch.equal(a, b) for a, b in
-             zip(seed_model.parameters(), joint_model.parameters(), strict=True)]
+    moved = [
+        not torch.equal(a, b)
+        for a, b in zip(seed_model.parameters(), joint_model.parameters(), strict=True)
+    ]
     assert all(moved)
 
 
 def seed_config(**train_settings) -> Config:
-    settings = {"steps": 6, "batch_size": 8, "log_every": 2, "checkpoint_every": 3,
-                "threads": 1, "device": "cpu", "figures": False, **train_settings}
-    return Config().updated({"model": {"arch": "seed", "z_dim": 4},
-                             "objective": {"update": "seed"}, "train": settings})
+    settings = {
+        "steps": 6,
+        "batch_size": 8,
+        "log_every": 2,
+        "checkpoint_every": 3,
+        "threads": 1,
+        "device": "cpu",
+        "figures": False,
+        **train_settings,
+    }
+    return Config().updated(
+        {"model": {"arch": "seed", "z_dim": 4}, "objective": {"update": "seed"}, "train": settings}
+    )
 
 
 def test_a_seed_update_run_resumes_bit_exactly(tmp_path, squares):
     whole = train(seed_config(), tmp_path / "whole", data=squares)
     train(seed_config(steps=3), tmp_path / "split", data=squares)
     resumed = train(seed_config(), tmp_path / "split", data=squares, resume=True)
-    for a, b in zip(whole.model.state_dict().values(), resumed.model.state_dict().values(),
-                    strict=True):
+    for a, b in zip(
+        whole.model.state_dict().values(), resumed.model.state_dict().values(), strict=True
+    ):
         assert torch.equal(a, b)
     assert resumed.config.objective.update == "seed"
 
 
 @pytest.mark.parametrize(
     ("fields", "message"),
-    [({"update": "twice"}, "unknown objective.update 'twice'"),
-     ({"name": "beta_vae", "update": "seed"}, "needs objective.name 'nonsyn'")],
+    [
+        ({"update": "twice"}, "unknown objective.update 'twice'"),
+        ({"name": "beta_vae", "update": "seed"}, "needs objective.name 'nonsyn'"),
+    ],
 )
 def test_bad_update_rules_are_config_errors(fields, message):
     with pytest.raises(ConfigError, match=message):

@@ -34,8 +34,11 @@ def sprite_images(sizes=SIZES) -> np.ndarray:
         dy = rows - (12 + 40 * y / (sizes[4] - 1))
         r = 5 + 3 * scale
         if shape == 0:
-            inside = (np.abs(dx) + np.abs(dy) <= 1.4 * r) if turned else (
-                np.maximum(np.abs(dx), np.abs(dy)) <= r)
+            inside = (
+                (np.abs(dx) + np.abs(dy) <= 1.4 * r)
+                if turned
+                else (np.maximum(np.abs(dx), np.abs(dy)) <= r)
+            )
         else:
             inside = (dx / r) ** 2 + (dy / (r * (0.6 if turned else 1.0))) ** 2 <= 1
         images[i, 0] = inside
@@ -49,11 +52,20 @@ def sprites():
 
 @pytest.fixture(scope="module")
 def run(sprites, tmp_path_factory):
-    config = Config.from_dict({
-        "model": {"z_dim": Z_DIM},
-        "train": {"steps": 20, "batch_size": 16, "log_every": 5, "checkpoint_every": 1000,
-                  "threads": 1, "device": "cpu", "figures": False},
-    })
+    config = Config.from_dict(
+        {
+            "model": {"z_dim": Z_DIM},
+            "train": {
+                "steps": 20,
+                "batch_size": 16,
+                "log_every": 5,
+                "checkpoint_every": 1000,
+                "threads": 1,
+                "device": "cpu",
+                "figures": False,
+            },
+        }
+    )
     return train(config, tmp_path_factory.mktemp("viz") / "run", data=sprites)
 
 
@@ -97,7 +109,7 @@ def test_mosaic_places_tiles_exactly():
     tiles[1, 2] = 1.0
     canvas = grid.mosaic(tiles, group=0)
     y, x = 4 + grid.PAD, 2 * (4 + grid.PAD)
-    assert np.all(canvas[y:y + 4, x:x + 4] == 1.0)
+    assert np.all(canvas[y : y + 4, x : x + 4] == 1.0)
     assert np.all(canvas[:4, :4] == 0.0)
     assert canvas[4, 0, 0] == pytest.approx(grid.PAD_VALUE)
 
@@ -113,8 +125,9 @@ def test_traversal_codes_change_one_latent_only():
     for row, latent in enumerate([3, 0]):
         np.testing.assert_array_equal(codes[row, :, :, latent], np.broadcast_to(values, (2, 7)))
         others = np.delete(codes[row], latent, axis=-1)
-        np.testing.assert_array_equal(others, np.broadcast_to(
-            np.delete(bases, latent, axis=-1)[:, None], others.shape))
+        np.testing.assert_array_equal(
+            others, np.broadcast_to(np.delete(bases, latent, axis=-1)[:, None], others.shape)
+        )
 
 
 def test_kl_order_is_descending_and_stable():
@@ -124,59 +137,73 @@ def test_kl_order_is_descending_and_stable():
 def test_mean_kl_per_latent_matches_the_formula():
     mu, logvar = np.array([[1.0, 0.0]]), np.array([[0.0, np.log(4.0)]])
     # KL(N(1, 1) || N(0, 1)) = 0.5; KL(N(0, 4) || N(0, 1)) = 0.5 * (4 - 1 - log 4)
-    np.testing.assert_allclose(traversals.mean_kl_per_latent(mu, logvar),
-                               [0.5, 0.5 * (3 - np.log(4.0))])
+    np.testing.assert_allclose(
+        traversals.mean_kl_per_latent(mu, logvar), [0.5, 0.5 * (3 - np.log(4.0))]
+    )
 
 
 def test_save_traversals_png(run, observations, tmp_path):
-    path = traversals.save_traversals(run.model, observations, tmp_path / "t" / "trav.png",
-                                      latent_labels=["posX", "", "scale", ""], steps=6,
-                                      num_images=2)
+    path = traversals.save_traversals(
+        run.model,
+        observations,
+        tmp_path / "t" / "trav.png",
+        latent_labels=["posX", "", "scale", ""],
+        steps=6,
+        num_images=2,
+    )
     assert image_of(path).size == grid.grid_size(Z_DIM + 2, 12, group=6)
     assert image_of(path).format == "PNG"
 
 
 def test_traversal_rows_follow_kl_and_carry_labels(run):
     bases = np.zeros((1, Z_DIM), np.float32)
-    tiles, labels = traversals.traversal_grid(run.model, bases, [0.0, 3.0, 1.0, 2.0],
-                                              ["a", "posX", "", "c"], steps=5)
+    tiles, labels = traversals.traversal_grid(
+        run.model, bases, [0.0, 3.0, 1.0, 2.0], ["a", "posX", "", "c"], steps=5
+    )
     assert tiles.shape == (Z_DIM, 5, 1, 64, 64)
-    assert [label.split("\n")[0] for label in labels] == ["z1 \u00b7 posX", "z3 \u00b7 c", "z2",
-                                                           "z0 \u00b7 a"]
+    assert [label.split("\n")[0] for label in labels] == [
+        "z1 \u00b7 posX",
+        "z3 \u00b7 c",
+        "z2",
+        "z0 \u00b7 a",
+    ]
     assert labels[0].endswith("KL 3.00 nats")
-    expected = traversals.decode(run.model, traversals.traversal_codes(
-        bases, [1], np.linspace(-3, 3, 5, dtype=np.float32)))[0, 0]
+    expected = traversals.decode(
+        run.model, traversals.traversal_codes(bases, [1], np.linspace(-3, 3, 5, dtype=np.float32))
+    )[0, 0]
     np.testing.assert_allclose(tiles[0], expected, atol=1e-6)
 
 
 def test_traversal_errors(run, observations, tmp_path):
     with pytest.raises(DataError, match="latent labels"):
-        traversals.save_traversals(run.model, observations, tmp_path / "x.png",
-                                   latent_labels=["a"])
+        traversals.save_traversals(run.model, observations, tmp_path / "x.png", latent_labels=["a"])
     with pytest.raises(DataError, match="kl_per_latent"):
-        traversals.save_traversals(run.model, observations, tmp_path / "x.png",
-                                   kl_per_latent=[1.0, 2.0])
+        traversals.save_traversals(
+            run.model, observations, tmp_path / "x.png", kl_per_latent=[1.0, 2.0]
+        )
     with pytest.raises(DataError, match=r"\[n, C, H, W\]"):
         traversals.save_traversals(run.model, observations[0], tmp_path / "x.png")
 
 
 def test_save_prior_traversals_and_reconstructions(run, observations, tmp_path):
-    prior = traversals.save_prior_traversals(run.model, tmp_path / "prior.png",
-                                             [1.0, 0.5, 0.2, 0.0], steps=5, num_samples=2)
+    prior = traversals.save_prior_traversals(
+        run.model, tmp_path / "prior.png", [1.0, 0.5, 0.2, 0.0], steps=5, num_samples=2
+    )
     assert image_of(prior).size == grid.grid_size(Z_DIM + 1, 10, group=5)
-    recon = traversals.save_reconstructions(run.model, observations, tmp_path / "recon.png",
-                                            cols=5)
+    recon = traversals.save_reconstructions(run.model, observations, tmp_path / "recon.png", cols=5)
     assert image_of(recon).size == grid.grid_size(2 * 3, 5)  # 12 images -> 3 pairs of rows
 
 
 def test_prior_samples_are_reproducible():
-    np.testing.assert_array_equal(traversals.prior_samples(3, 2, seed=4),
-                                  traversals.prior_samples(3, 2, seed=4))
+    np.testing.assert_array_equal(
+        traversals.prior_samples(3, 2, seed=4), traversals.prior_samples(3, 2, seed=4)
+    )
 
 
 def test_traversal_gif_frames_and_size(run, observations, tmp_path):
-    path = traversals.save_traversal_gif(run.model, observations, tmp_path / "sweep.gif",
-                                         steps=4, num_images=3, num_prior=2)
+    path = traversals.save_traversal_gif(
+        run.model, observations, tmp_path / "sweep.gif", steps=4, num_images=3, num_prior=2
+    )
     image = image_of(path)
     assert image.format == "GIF"
     assert image.n_frames == len(traversals.sweep_values(3.0, 4)) == 6
@@ -255,8 +282,10 @@ def test_mutual_information_finds_the_factor_of_each_latent():
     sizes = (3, 6, 5, 8, 8)
     f = full_grid(sizes)
     rs = np.random.RandomState(0)
-    codes = np.stack([f[:, 3] + 0.01 * rs.randn(len(f)), np.zeros(len(f)),
-                      f[:, 1] * 0.5, rs.randn(len(f))], axis=1)
+    codes = np.stack(
+        [f[:, 3] + 0.01 * rs.randn(len(f)), np.zeros(len(f)), f[:, 1] * 0.5, rs.randn(len(f))],
+        axis=1,
+    )
     mi = factors.latent_factor_mi(codes, f)
     assert mi.shape == (4, 5)
     assert mi[0, 3] == pytest.approx(1.0) and mi[2, 1] == pytest.approx(1.0)
@@ -300,12 +329,30 @@ def test_factor_figures_from_synthetic_codes(tmp_path):
 def synthetic_rows(d=3, logs=6, evals=2):
     rows = []
     for t in range(1, logs + 1):
-        rows.append({"step": 10 * t, "time": t, "loss": 100.0 / t, "recon": 90.0 / t,
-                     "kl": 10.0, "kl_per_latent": [5.0, 3.0, 2.0][:d], "steps_per_s": 5.0,
-                     "synergy": 1.0 / t, "a_best_size": 1.5, "a_best_freq": [1.0, 0.5, 0.0][:d]})
+        rows.append(
+            {
+                "step": 10 * t,
+                "time": t,
+                "loss": 100.0 / t,
+                "recon": 90.0 / t,
+                "kl": 10.0,
+                "kl_per_latent": [5.0, 3.0, 2.0][:d],
+                "steps_per_s": 5.0,
+                "synergy": 1.0 / t,
+                "a_best_size": 1.5,
+                "a_best_freq": [1.0, 0.5, 0.0][:d],
+            }
+        )
         if t % (logs // evals) == 0:
-            rows.append({"step": 10 * t, "eval": {"mig": {"score": 0.1 * t, "num": 3},
-                                                   "sap": {"score": 0.05 * t, "per": [1.0]}}})
+            rows.append(
+                {
+                    "step": 10 * t,
+                    "eval": {
+                        "mig": {"score": 0.1 * t, "num": 3},
+                        "sap": {"score": 0.05 * t, "per": [1.0]},
+                    },
+                }
+            )
     return rows
 
 
@@ -332,8 +379,13 @@ def panel_kinds(rows, logged=None):
 def test_curve_figures(run, tmp_path):
     nonsyn = OBJECTIVES["nonsyn"].logged
     assert panel_kinds(synthetic_rows(), nonsyn) == [
-        ("recon", "scalar"), ("kl", "scalar"), ("synergy", "scalar"), ("a_best_size", "scalar"),
-        ("kl_per_latent", "per_latent"), ("a_best_freq", "share")]
+        ("recon", "scalar"),
+        ("kl", "scalar"),
+        ("synergy", "scalar"),
+        ("a_best_size", "scalar"),
+        ("kl_per_latent", "per_latent"),
+        ("a_best_freq", "share"),
+    ]
     assert_drawn(curves.save_training_curves(synthetic_rows(), tmp_path / "c.png", nonsyn))
     assert_drawn(curves.save_eval_curves(synthetic_rows(), tmp_path / "e.png"))
     rows = run.metrics()
@@ -341,17 +393,34 @@ def test_curve_figures(run, tmp_path):
     assert panel_kinds(rows, nonsyn) == panel_kinds(synthetic_rows(), nonsyn)
     assert_drawn(curves.save_training_curves(rows, tmp_path / "run.png", nonsyn))
     assert curves.save_eval_curves(rows, tmp_path / "none.png") is None
-    plain = [{k: v for k, v in r.items() if k not in ("synergy", "a_best_size", "a_best_freq")}
-             for r in rows]
-    assert panel_kinds(plain) == [("recon", "scalar"), ("kl", "scalar"),
-                                  ("kl_per_latent", "per_latent")]
+    plain = [
+        {k: v for k, v in r.items() if k not in ("synergy", "a_best_size", "a_best_freq")}
+        for r in rows
+    ]
+    assert panel_kinds(plain) == [
+        ("recon", "scalar"),
+        ("kl", "scalar"),
+        ("kl_per_latent", "per_latent"),
+    ]
     assert_drawn(curves.save_training_curves(plain, tmp_path / "plain.png"))
 
 
 def test_every_logged_term_gets_a_panel():
     """Terms of other objectives (tc, dip, capacity) and undeclared ones are plotted too."""
-    rows = [{"step": s, "loss": 1.0, "recon": 1.0, "kl": 1.0, "kl_per_latent": [0.5, 0.5],
-             "tc": 0.1 * s, "dip": 0.2, "capacity": 2.0, "new_term": 3.0} for s in (1, 2)]
+    rows = [
+        {
+            "step": s,
+            "loss": 1.0,
+            "recon": 1.0,
+            "kl": 1.0,
+            "kl_per_latent": [0.5, 0.5],
+            "tc": 0.1 * s,
+            "dip": 0.2,
+            "capacity": 2.0,
+            "new_term": 3.0,
+        }
+        for s in (1, 2)
+    ]
     kinds = dict(panel_kinds(rows, OBJECTIVES["beta_tcvae"].logged))
     assert {"tc", "dip", "capacity", "new_term"} <= kinds.keys()
     panels = dict(curves.training_panels(rows, OBJECTIVES["beta_tcvae"].logged))

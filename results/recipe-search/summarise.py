@@ -28,21 +28,33 @@ def summary(run: Path) -> dict:
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     evals = {row["step"]: row["eval"]["mig"] for row in rows if "eval" in row}
     trained = [row for row in rows if "recon" in row][-1]
-    final = next(entry["values"] for entry in read_evaluation(run / "eval.json")
-                 if entry["metric"] == "mig" and not entry["fast"])
+    final = next(
+        entry["values"]
+        for entry in read_evaluation(run / "eval.json")
+        if entry["metric"] == "mig" and not entry["fast"]
+    )
     best = max(evals, key=lambda step: evals[step]["discrete_mig"])
     return {
-        "run": run.name, "arch": config.model.arch, "update": config.objective.update,
-        "lr": config.train.lr, "precision": config.train.precision, "seed": config.train.seed,
-        "steps": trained["step"], "steps_per_s_gpu": round(trained["steps_per_s"], 1),
-        **{f"mig@{step // 1000}k": round(evals[step]["discrete_mig"], 3)
-           for step in (4000, 8000, 12000, 16000, 24000, 32000, 40000) if step in evals},
-        "best_mig": round(evals[best]["discrete_mig"], 3), "best_step": best,
-        "bar_met_at": next((step for step in sorted(evals) if seed_bar(evals[step])["met"]),
-                           None),
+        "run": run.name,
+        "arch": config.model.arch,
+        "update": config.objective.update,
+        "lr": config.train.lr,
+        "precision": config.train.precision,
+        "seed": config.train.seed,
+        "steps": trained["step"],
+        "steps_per_s_gpu": round(trained["steps_per_s"], 1),
+        **{
+            f"mig@{step // 1000}k": round(evals[step]["discrete_mig"], 3)
+            for step in (4000, 8000, 12000, 16000, 24000, 32000, 40000)
+            if step in evals
+        },
+        "best_mig": round(evals[best]["discrete_mig"], 3),
+        "best_step": best,
+        "bar_met_at": next((step for step in sorted(evals) if seed_bar(evals[step])["met"]), None),
         "final_mig_10k": round(final["discrete_mig"], 3),
         "final_captured": ", ".join(seed_bar(final)["captured"]) or "-",
-        "recon": round(trained["recon"], 1), "kl": round(trained["kl"], 1),
+        "recon": round(trained["recon"], 1),
+        "kl": round(trained["kl"], 1),
         "synergy": round(trained["synergy"], 2),
     }
 

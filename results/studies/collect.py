@@ -17,8 +17,7 @@ from pathlib import Path
 from nsvae.sweep.report import write_study_report
 from nsvae.sweep.trial import read_record
 
-KEPT = ("trial.json", "config.json", "metrics.jsonl", "eval.json", "figures",
-        "model.safetensors")
+KEPT = ("trial.json", "config.json", "metrics.jsonl", "eval.json", "figures", "model.safetensors")
 
 
 def collect(source: Path, target: Path) -> list[str]:
@@ -44,9 +43,11 @@ def collect(source: Path, target: Path) -> list[str]:
 
 if __name__ == "__main__":
     if len(sys.argv) not in (3, 4) or not (Path(sys.argv[1]) / "results.csv").is_file():
-        sys.exit("usage: python results/studies/collect.py STUDY_DIR TARGET [AGAINST] "
-                 "(STUDY_DIR: an nsvae sweep --out folder, with its results.csv; AGAINST: a "
-                 "setting to compare the others with)")
+        sys.exit(
+            "usage: python results/studies/collect.py STUDY_DIR TARGET [AGAINST] "
+            "(STUDY_DIR: an nsvae sweep --out folder, with its results.csv; AGAINST: a "
+            "setting to compare the others with)"
+        )
     source, target = (Path(arg) for arg in sys.argv[1:3])
     against = sys.argv[3] if len(sys.argv) == 4 else None
     names = collect(source, target)

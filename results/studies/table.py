@@ -32,14 +32,23 @@ ROOT = Path(__file__).resolve().parents[2]
 README, RESULTS_README = ROOT / "README.md", ROOT / "results" / "README.md"
 START, END = "<!-- table.py: start -->", "<!-- table.py: end -->"
 
-HEADLINES = {"mig.discrete_mig": "MIG", "factor_vae.eval_accuracy": "FactorVAE",
-             "beta_vae.eval_accuracy": "BetaVAE", "dci.disentanglement": "DCI D"}
-SYNERGY = {"latent_synergy.synergy_latent": "latent synergy (nats)",
-           "latent_synergy.synergy_latent_subsets": "S_A (nats)",
-           "latent_synergy.mutual_info_xz": "I(x; z) (nats)"}
+HEADLINES = {
+    "mig.discrete_mig": "MIG",
+    "factor_vae.eval_accuracy": "FactorVAE",
+    "beta_vae.eval_accuracy": "BetaVAE",
+    "dci.disentanglement": "DCI D",
+}
+SYNERGY = {
+    "latent_synergy.synergy_latent": "latent synergy (nats)",
+    "latent_synergy.synergy_latent_subsets": "S_A (nats)",
+    "latent_synergy.mutual_info_xz": "I(x; z) (nats)",
+}
 COLUMNS = {**HEADLINES, **SYNERGY}
-TRIAL_COLUMNS = {**HEADLINES, "sap.SAP_score": "SAP",
-                 **{key: name for key, name in SYNERGY.items() if not key.endswith("_subsets")}}
+TRIAL_COLUMNS = {
+    **HEADLINES,
+    "sap.SAP_score": "SAP",
+    **{key: name for key, name in SYNERGY.items() if not key.endswith("_subsets")},
+}
 
 
 def table(study: Path, against: str | None = None) -> str:
@@ -64,13 +73,30 @@ def trials_table(study: Path) -> str:
         folder = study / "trials" / name
         minutes = trial_minutes(folder)
         spent.append(minutes)
-        rows.append([name, *(f"{trial[column]:.3f}" for column in TRIAL_COLUMNS),
-                     *factor_cells(folder), *(f"{m:.0f}" for m in minutes)])
-    header = ["trial", *TRIAL_COLUMNS.values(), "captured", "closest (normalised MI)",
-              "training (min)", "evaluation (min)"]
+        rows.append(
+            [
+                name,
+                *(f"{trial[column]:.3f}" for column in TRIAL_COLUMNS),
+                *factor_cells(folder),
+                *(f"{m:.0f}" for m in minutes),
+            ]
+        )
+    header = [
+        "trial",
+        *TRIAL_COLUMNS.values(),
+        "captured",
+        "closest (normalised MI)",
+        "training (min)",
+        "evaluation (min)",
+    ]
     training, evaluation = np.sum(spent, axis=0) / 60 if spent else (0.0, 0.0)
-    return "\n".join([*markdown_table(header, rows), "",
-                      f"In all: {training:.1f} hours of training, {evaluation:.1f} of evaluation."])
+    return "\n".join(
+        [
+            *markdown_table(header, rows),
+            "",
+            f"In all: {training:.1f} hours of training, {evaluation:.1f} of evaluation.",
+        ]
+    )
 
 
 def trial_minutes(trial: Path) -> tuple[float, float]:
@@ -84,12 +110,15 @@ def factor_cells(trial: Path) -> tuple[str, str]:
     """``posX (z2), ...``: the factors the trial's latents capture, or ``none``; and the latent
     and factor of its highest normalised mutual information, e.g. ``z3: scale 0.48``."""
     mig = headline(read_evaluation(trial / "eval.json"))["mig"]
-    names = [f"{factor} (z{latent})" for factor, latent in captured_by_name(mig).items()
-             if latent >= 0]
+    names = [
+        f"{factor} (z{latent})" for factor, latent in captured_by_name(mig).items() if latent >= 0
+    ]
     nmi = np.asarray(mig["normalized_mi"])
     latent, factor = np.unravel_index(nmi.argmax(), nmi.shape)
-    return (", ".join(names) or "none",
-            f"z{latent}: {mig['factor_names'][factor]} {nmi[latent, factor]:.2f}")
+    return (
+        ", ".join(names) or "none",
+        f"z{latent}: {mig['factor_names'][factor]} {nmi[latent, factor]:.2f}",
+    )
 
 
 def block_span(text: str) -> tuple[int, int]:
@@ -125,8 +154,11 @@ def finished(study: Path):
 
 if __name__ == "__main__":
     arguments = sys.argv[1:]
-    if len(arguments) not in (1, 2, 3) or (len(arguments) == 3 and arguments[2] != "--write") \
-            or arguments[1:] in (["--write"], ["--trials", "--write"]):
+    if (
+        len(arguments) not in (1, 2, 3)
+        or (len(arguments) == 3 and arguments[2] != "--write")
+        or arguments[1:] in (["--write"], ["--trials", "--write"])
+    ):
         sys.exit("usage: python results/studies/table.py STUDY_DIR [AGAINST [--write] | --trials]")
     if arguments[2:] == ["--write"]:
         tables = table(Path(arguments[0]), arguments[1]), trials_table(Path(arguments[0]))

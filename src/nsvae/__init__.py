@@ -35,8 +35,12 @@ def versions() -> dict[str, str]:
     import sklearn
     import torch
 
-    return {"nsvae": __version__, "python": platform.python_version(),
-            "platform": platform.platform(), "numpy": numpy.__version__,
-            "scipy": scipy.__version__, "scikit-learn": sklearn.__version__,
-            "torch": torch.__version__}
-
+    return {
+        "nsvae": __version__,
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "numpy": numpy.__version__,
+        "scipy": scipy.__version__,
+        "scikit-learn": sklearn.__version__,
+        "torch": torch.__version__,
+    }

@@ -33,8 +33,13 @@ from nsvae.rundir import Run, load_run
 __all__ = ["METRICS", "OBJECTIVES", "dataset", "evaluate", "load", "train"]
 
 
-def train(config: Config | Mapping[str, Any] | str | Path | None, run_dir: str | Path, *,
-          resume: bool = False, progress: bool = False) -> Run:
+def train(
+    config: Config | Mapping[str, Any] | str | Path | None,
+    run_dir: str | Path,
+    *,
+    resume: bool = False,
+    progress: bool = False,
+) -> Run:
     """Train a model into ``run_dir`` (as ``nsvae train``) and return the run.
 
     Parameters
@@ -60,16 +65,25 @@ def train(config: Config | Mapping[str, Any] | str | Path | None, run_dir: str |
     elif isinstance(config, Mapping):
         config = Config().updated(config)
     elif config is not None and not isinstance(config, Config):
-        raise ConfigError(f"config must be a Config, a dict, a TOML path or None, got "
-                          f"{type(config).__name__}")
+        raise ConfigError(
+            f"config must be a Config, a dict, a TOML path or None, got {type(config).__name__}"
+        )
     if config is not None:
         config = config.validate()
     return train_run(config, run_dir, resume=resume, progress=progress)
 
 
-def evaluate(subject, data: GroundTruthData | str | None = None, *, metrics=None,
-             fast: bool = False, seed: int = 0, representation: str = "mean",
-             params: dict | None = None, save: bool = False) -> dict:
+def evaluate(
+    subject,
+    data: GroundTruthData | str | None = None,
+    *,
+    metrics=None,
+    fast: bool = False,
+    seed: int = 0,
+    representation: str = "mean",
+    params: dict | None = None,
+    save: bool = False,
+) -> dict:
     """Score a run, a model, an encoder or a representation function with registered metrics.
 
     Parameters
@@ -105,27 +119,32 @@ def evaluate(subject, data: GroundTruthData | str | None = None, *, metrics=None
     if isinstance(data, str):
         data = dataset(data)
     if isinstance(subject, Run | str | Path):
-        return evaluate_run(subject, data, metrics, representation, seed, fast, params,
-                            save=save)
+        return evaluate_run(subject, data, metrics, representation, seed, fast, params, save=save)
     if data is None:
-        raise MetricError("evaluating a model or a function needs its data: pass data= (a "
-                          "dataset or its name)")
+        raise MetricError(
+            "evaluating a model or a function needs its data: pass data= (a dataset or its name)"
+        )
     if hasattr(subject, "encode"):
         return evaluate_model(subject, data, metrics, representation, seed, fast, params)
     if not callable(subject):
-        raise MetricError(f"cannot evaluate a {type(subject).__name__}: give a run, a path, a "
-                          "module with encode(), or a function of observations")
+        raise MetricError(
+            f"cannot evaluate a {type(subject).__name__}: give a run, a path, a "
+            "module with encode(), or a function of observations"
+        )
     if _is_encoder(subject, data):
-        return evaluate_functions(data, encoder=subject, metrics=metrics, seed=seed, fast=fast,
-                                  params=params)
-    return evaluate_functions(data, representation=subject, metrics=metrics, seed=seed,
-                              fast=fast, params=params)
+        return evaluate_functions(
+            data, encoder=subject, metrics=metrics, seed=seed, fast=fast, params=params
+        )
+    return evaluate_functions(
+        data, representation=subject, metrics=metrics, seed=seed, fast=fast, params=params
+    )
 
 
 def _is_encoder(function: Callable, data: GroundTruthData) -> bool:
     """Whether ``function`` returns ``(mu, logvar)`` (else codes) for one observation."""
-    first = data.sample_observations_from_factors(data.index_to_factors(np.zeros(1, int)),
-                                                  np.random.RandomState(0))
+    first = data.sample_observations_from_factors(
+        data.index_to_factors(np.zeros(1, int)), np.random.RandomState(0)
+    )
     output = function(first)
     return isinstance(output, tuple) and len(output) == 2
 
@@ -137,11 +156,15 @@ def load(path: str | Path, device: str = "cpu") -> Run:
     return load_run(path, device)
 
 
-def dataset(name: str = "dsprites", *, path: str | Path | None = None,
-            data_root: str | Path | None = None) -> GroundTruthData:
+def dataset(
+    name: str = "dsprites", *, path: str | Path | None = None, data_root: str | Path | None = None
+) -> GroundTruthData:
     """A registered dataset by name (``nsvae.data.DATASETS``), with its file or cache folder."""
     from nsvae.config import DataConfig
 
-    config = DataConfig(name=name, path=None if path is None else str(path),
-                        data_root=None if data_root is None else str(data_root))
+    config = DataConfig(
+        name=name,
+        path=None if path is None else str(path),
+        data_root=None if data_root is None else str(data_root),
+    )
     return build_data(config.validate())

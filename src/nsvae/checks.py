@@ -74,8 +74,15 @@ def adam_betas(key: str, value: tuple[float, float]) -> None:
     check(all(0 <= b < 1 for b in value), f"{key} must be in [0, 1), got {value}")
 
 
-def setting(default, text: str, *, check=None, resumable: bool = False, path: bool = False,
-            flag: str | None = None):
+def setting(
+    default,
+    text: str,
+    *,
+    check=None,
+    resumable: bool = False,
+    path: bool = False,
+    flag: str | None = None,
+):
     """A config field: its default, one line of ``text`` (the help of its command-line flag,
     which ``nsvae train`` generates from it), its rule ``check(key, value)`` (run by
     :func:`check_fields`), whether it may change when a run is resumed, whether it names a file

@@ -32,10 +32,23 @@ from nsvae.objectives import OBJECTIVES, ObjectiveConfig, objective_class, objec
 from nsvae.precision import check_precision
 
 # Fields of the flat objective section written before each objective had its own config class.
-LEGACY_OBJECTIVE_FIELDS = frozenset({
-    "beta", "alpha", "omega", "policy", "mode", "selection_batch", "epsilon", "capacity_gamma",
-    "c_max", "capacity_steps", "lambda_od", "lambda_d_factor", "dip_type",
-})
+LEGACY_OBJECTIVE_FIELDS = frozenset(
+    {
+        "beta",
+        "alpha",
+        "omega",
+        "policy",
+        "mode",
+        "selection_batch",
+        "epsilon",
+        "capacity_gamma",
+        "c_max",
+        "capacity_steps",
+        "lambda_od",
+        "lambda_d_factor",
+        "dip_type",
+    }
+)
 
 
 @dataclass
@@ -48,8 +61,13 @@ class DataConfig:
 
     name: str = setting("dsprites", "Dataset.")
     path: str | None = setting(
-        None, "Dataset file or folder (array: your own npz; images: a folder or zip; "
-        "scream-dsprites: the scream image).", resumable=True, path=True, flag="--data-path")
+        None,
+        "Dataset file or folder (array: your own npz; images: a folder or zip; "
+        "scream-dsprites: the scream image).",
+        resumable=True,
+        path=True,
+        flag="--data-path",
+    )
     data_root: str | None = setting(None, "Data cache folder.", resumable=True)
 
     def validate(self) -> DataConfig:
@@ -103,25 +121,34 @@ class TrainConfig:
     steps: int = setting(15000, "Optimisation steps in all.", check=at_least(1), resumable=True)
     batch_size: int = setting(64, "Batch size.", check=at_least(1))
     lr: float = setting(5e-4, "Adam learning rate.", check=positive)
-    betas: tuple[float, float] = setting((0.9, 0.999), "Adam's moment decays.",
-                                         check=adam_betas)
+    betas: tuple[float, float] = setting((0.9, 0.999), "Adam's moment decays.", check=adam_betas)
     seed: int = setting(0, "Seed of every random generator.", check=check_seed)
     device: str = setting("auto", "auto, cpu, cuda or cuda:N.", check=_device, resumable=True)
-    threads: int = setting(0, "CPU threads (0: physical cores).",
-                           check=at_least(0, " (0 = auto)"), resumable=True)
-    log_every: int = setting(100, "Steps between metrics rows.", check=at_least(1),
-                             resumable=True)
-    checkpoint_every: int = setting(1000, "Steps between checkpoints.", check=at_least(1),
-                                    resumable=True)
-    keep_checkpoints: int = setting(3, "Checkpoints kept (the newest).", check=at_least(1),
-                                    resumable=True)
-    eval_every: int = setting(0, "Steps between fast evaluations (0: never).",
-                              check=at_least(0, " (0 = off)"), resumable=True)
-    eval_metrics: str = setting("", "Metrics of those evaluations, comma-separated "
-                                "(empty: all).", resumable=True)
+    threads: int = setting(
+        0, "CPU threads (0: physical cores).", check=at_least(0, " (0 = auto)"), resumable=True
+    )
+    log_every: int = setting(100, "Steps between metrics rows.", check=at_least(1), resumable=True)
+    checkpoint_every: int = setting(
+        1000, "Steps between checkpoints.", check=at_least(1), resumable=True
+    )
+    keep_checkpoints: int = setting(
+        3, "Checkpoints kept (the newest).", check=at_least(1), resumable=True
+    )
+    eval_every: int = setting(
+        0,
+        "Steps between fast evaluations (0: never).",
+        check=at_least(0, " (0 = off)"),
+        resumable=True,
+    )
+    eval_metrics: str = setting(
+        "", "Metrics of those evaluations, comma-separated (empty: all).", resumable=True
+    )
     figures: bool = setting(True, "Write traversal figures at the end.", resumable=True)
-    precision: str = setting("fp32", "fp32, or bf16 (autocast; posterior, KL, selection, "
-                             "losses stay fp32).", check=check_precision)
+    precision: str = setting(
+        "fp32",
+        "fp32, or bf16 (autocast; posterior, KL, selection, losses stay fp32).",
+        check=check_precision,
+    )
     compile: bool = setting(False, "torch.compile the model (first-step cost logged).")
 
     def validate(self) -> TrainConfig:
@@ -170,8 +197,9 @@ class Config:
                 raise ConfigError(f"unknown config section {name!r} (known: {', '.join(sections)})")
         return cls(
             **{
-                name: _section_from_dict(_section_type(cls, name, d.get(name, {})),
-                                         d.get(name, {}), name)
+                name: _section_from_dict(
+                    _section_type(cls, name, d.get(name, {})), d.get(name, {}), name
+                )
                 for name in sections
             }
         )
@@ -195,8 +223,10 @@ class Config:
             if section not in d:
                 raise ConfigError(f"unknown config section {section!r}")
             given = {k: v for k, v in values.items() if v is not None}
-            if section == "objective" and given.get("name", d[section]["name"]) != \
-                    d[section]["name"]:
+            if (
+                section == "objective"
+                and given.get("name", d[section]["name"]) != d[section]["name"]
+            ):
                 d[section] = {}
             d[section].update(given)
         return Config.from_dict(d)
@@ -228,10 +258,13 @@ class Config:
         if isinstance(objective, Mapping) and set(objective) >= LEGACY_OBJECTIVE_FIELDS:
             own = objective_class(objective.get("name", "nonsyn")).Config
             hints = typing.get_type_hints(own)
-            others = {key for other in OBJECTIVES.values()
-                      for key in typing.get_type_hints(other.Config)}
-            d = {**d, "objective": {k: v for k, v in objective.items()
-                                    if k in hints or k not in others}}
+            others = {
+                key for other in OBJECTIVES.values() for key in typing.get_type_hints(other.Config)
+            }
+            d = {
+                **d,
+                "objective": {k: v for k, v in objective.items() if k in hints or k not in others},
+            }
         return cls.from_dict(d)
 
 
@@ -247,8 +280,10 @@ def _by_section(overrides: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
         elif isinstance(value, Mapping):
             sections.setdefault(key, {}).update(value)
         else:
-            raise ConfigError(f"{key!r} must be a section table or a section.field key "
-                              f"(e.g. 'objective.alpha'), got {value!r}")
+            raise ConfigError(
+                f"{key!r} must be a section table or a section.field key "
+                f"(e.g. 'objective.alpha'), got {value!r}"
+            )
     return sections
 
 
@@ -276,8 +311,12 @@ def settings() -> list[Setting]:
     TypeError
         Two objectives give one field different types (a programming error).
     """
-    owners = [("data", "", DataConfig), ("model", "", ModelConfig),
-              ("objective", None, ObjectiveConfig), ("train", "", TrainConfig)]
+    owners = [
+        ("data", "", DataConfig),
+        ("model", "", ModelConfig),
+        ("objective", None, ObjectiveConfig),
+        ("train", "", TrainConfig),
+    ]
     owners[2:3] = [("objective", name, objective_class(name).Config) for name in OBJECTIVES]
     found: dict[str, Setting] = {}
     helps: dict[str, dict[str, list[str]]] = {}
@@ -292,11 +331,14 @@ def settings() -> list[Setting]:
             if old is not None and old.kind != hints[item.name]:
                 raise TypeError(f"{key} is {old.kind} and {hints[item.name]} in two objectives")
             defaults = {**(old.defaults if old else {}), owner: item.default}
-            found[key] = Setting(key, hints[item.name], flag, "", defaults,
-                                 item.metadata.get("path", False))
+            found[key] = Setting(
+                key, hints[item.name], flag, "", defaults, item.metadata.get("path", False)
+            )
             helps.setdefault(key, {}).setdefault(item.metadata["help"], []).append(owner)
-    return [dataclasses.replace(setting, help=_joined_help(helps[key]))
-            for key, setting in found.items()]
+    return [
+        dataclasses.replace(setting, help=_joined_help(helps[key]))
+        for key, setting in found.items()
+    ]
 
 
 def _joined_help(helps: dict[str, list[str]]) -> str:
@@ -309,8 +351,11 @@ def _joined_help(helps: dict[str, list[str]]) -> str:
 def resumable_fields(config: Config) -> dict[str, set[str]]:
     """Per section, the fields that may change when a run is resumed."""
     return {
-        section.name: {f.name for f in dataclasses.fields(getattr(config, section.name))
-                       if f.metadata.get("resumable")}
+        section.name: {
+            f.name
+            for f in dataclasses.fields(getattr(config, section.name))
+            if f.metadata.get("resumable")
+        }
         for section in dataclasses.fields(config)
     }
 
@@ -435,8 +480,11 @@ def _section_from_dict(section_type: type, values: Any, section: str) -> Any:
 
 def _other_objectives_key(section_type: type, key: str, value: Any) -> None:
     """Name the objectives that have ``key`` when the chosen one has not."""
-    owners = [name for name, objective in OBJECTIVES.items()
-              if key in typing.get_type_hints(objective.Config)]
+    owners = [
+        name
+        for name, objective in OBJECTIVES.items()
+        if key in typing.get_type_hints(objective.Config)
+    ]
     if owners:
         known = ", ".join(typing.get_type_hints(section_type))
         raise ConfigError(

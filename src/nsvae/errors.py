@@ -125,9 +125,13 @@ class DataWarning(NsvaeWarning):
     """
 
 
-OUT_OF_MEMORY = ("out of memory", "not enough memory", "can't allocate memory",
-                 "cannot allocate memory",  # torch's words on CUDA, Windows and Linux
-                 "failed to map segment")  # the dynamic loader's, in a small address space
+OUT_OF_MEMORY = (
+    "out of memory",
+    "not enough memory",
+    "can't allocate memory",
+    "cannot allocate memory",  # torch's words on CUDA, Windows and Linux
+    "failed to map segment",
+)  # the dynamic loader's, in a small address space
 
 
 def is_out_of_memory(error: BaseException) -> bool:
@@ -137,8 +141,11 @@ def is_out_of_memory(error: BaseException) -> bool:
     address space (``ulimit -v``). Such a run asks more memory than there is: a configuration
     problem (:class:`ConfigError`'s exit code), not a bug."""
     text = str(error).lower()
-    return isinstance(error, MemoryError) or isinstance(error, RuntimeError | ImportError) and any(
-        words in text for words in OUT_OF_MEMORY)
+    return (
+        isinstance(error, MemoryError)
+        or isinstance(error, RuntimeError | ImportError)
+        and any(words in text for words in OUT_OF_MEMORY)
+    )
 
 
 def one_line(error: BaseException | str) -> str:

@@ -25,9 +25,14 @@ from nsvae.viz.report import write_report
 from nsvae.viz.traversals import FIGURE_IMAGES, save_reconstructions, save_traversals
 
 
-def train_run(config: Config | None, run_dir: str | Path, data: GroundTruthData | None = None,
-              resume: bool = False, progress: bool = False,
-              stop_file: str | Path | None = None) -> Run:
+def train_run(
+    config: Config | None,
+    run_dir: str | Path,
+    data: GroundTruthData | None = None,
+    resume: bool = False,
+    progress: bool = False,
+    stop_file: str | Path | None = None,
+) -> Run:
     """:func:`nsvae.training.train` with the fast metric suite every ``train.eval_every`` steps and,
     when ``train.figures``, ``figures/traversals.png`` and ``reconstructions.png`` at the end.
 
@@ -36,8 +41,15 @@ def train_run(config: Config | None, run_dir: str | Path, data: GroundTruthData 
     run_dir = Path(run_dir)
     config = _given_config(config, run_dir, resume)
     data = build_data(config.data) if data is None else data
-    run = train(config, run_dir, data=data, resume=resume, progress=progress,
-                on_eval=fast_evaluation(data, config), stop_file=stop_file)
+    run = train(
+        config,
+        run_dir,
+        data=data,
+        resume=resume,
+        progress=progress,
+        on_eval=fast_evaluation(data, config),
+        stop_file=stop_file,
+    )
     if run.config.train.figures:
         save_figures(run, data)
     return run
@@ -65,10 +77,17 @@ class Experiment:
     seconds: dict[str, float]
 
 
-def run_experiment(config: Config | None, run_dir: str | Path,
-                   data: GroundTruthData | None = None, resume: bool = False,
-                   progress: bool = False, fast: bool = True, metrics=None,
-                   report: bool = True, stop_file: str | Path | None = None) -> Experiment:
+def run_experiment(
+    config: Config | None,
+    run_dir: str | Path,
+    data: GroundTruthData | None = None,
+    resume: bool = False,
+    progress: bool = False,
+    fast: bool = True,
+    metrics=None,
+    report: bool = True,
+    stop_file: str | Path | None = None,
+) -> Experiment:
     """Train (or resume), evaluate (``eval.json``) and report (``report.html``) one run.
 
     Parameters
@@ -85,11 +104,13 @@ def run_experiment(config: Config | None, run_dir: str | Path,
     data = build_data(config.data) if data is None else data
     seconds = {}
     with _timed(seconds, "train"):
-        run = train_run(config, run_dir, data=data, resume=resume, progress=progress,
-                        stop_file=stop_file)
+        run = train_run(
+            config, run_dir, data=data, resume=resume, progress=progress, stop_file=stop_file
+        )
     with _timed(seconds, "evaluate"):
-        evaluation = evaluate_run(run, data=data, metrics=metrics, seed=run.config.train.seed,
-                                  fast=fast)
+        evaluation = evaluate_run(
+            run, data=data, metrics=metrics, seed=run.config.train.seed, fast=fast
+        )
     page = None
     if report:
         with _timed(seconds, "report"):
@@ -125,13 +146,23 @@ def fast_evaluation(data: GroundTruthData, config: Config):
         The same for a metric this data cannot score.
     """
     params = config.objective.evaluation_params()
-    names = (resolve_metric_names(config.train.eval_metrics or None, data)
-             if config.train.eval_every else None)
+    names = (
+        resolve_metric_names(config.train.eval_metrics or None, data)
+        if config.train.eval_every
+        else None
+    )
 
     def on_eval(model: torch.nn.Module, step: int) -> dict:
-        return evaluate_model(model, data, names, fast=True, seed=config.train.seed,
-                              params=params, precision=config.train.precision,
-                              bar=False)["metrics"]
+        return evaluate_model(
+            model,
+            data,
+            names,
+            fast=True,
+            seed=config.train.seed,
+            params=params,
+            precision=config.train.precision,
+            bar=False,
+        )["metrics"]
 
     return on_eval
 
@@ -139,8 +170,9 @@ def fast_evaluation(data: GroundTruthData, config: Config):
 def save_figures(run: Run, data: GroundTruthData) -> None:
     """``traversals.png`` and ``reconstructions.png`` of a fixed sample of observations, latents
     ordered by the last logged KL."""
-    observations = data.sample_observations(FIGURE_IMAGES,
-                                            np.random.RandomState(run.config.train.seed))
+    observations = data.sample_observations(
+        FIGURE_IMAGES, np.random.RandomState(run.config.train.seed)
+    )
     rows = [row for row in run.metrics() if "kl_per_latent" in row]
     kl = rows[-1]["kl_per_latent"] if rows else None
     folder = run.path / "figures"

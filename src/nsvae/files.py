@@ -27,8 +27,9 @@ from nsvae.errors import CheckpointError, NsvaeError, RunLockedError, one_line, 
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike, error: type[NsvaeError] = CheckpointError,
-                what: str = "") -> Iterator[Path]:
+def atomic_path(
+    path: str | os.PathLike, error: type[NsvaeError] = CheckpointError, what: str = ""
+) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; rename it to ``path`` when the block succeeds.
 
     Parameters
@@ -72,8 +73,9 @@ def _remove(temporary: Path) -> None:
         temporary.unlink(missing_ok=True)
 
 
-def atomic_write(path: str | os.PathLike, data: bytes,
-                 error: type[NsvaeError] = CheckpointError) -> None:
+def atomic_write(
+    path: str | os.PathLike, data: bytes, error: type[NsvaeError] = CheckpointError
+) -> None:
     """Write ``data`` to ``path`` through :func:`atomic_path`, flushed to disk before the rename.
 
     Raises
@@ -152,8 +154,7 @@ def read_json(path: str | os.PathLike) -> dict:
     try:
         return json.loads(read_regular(path, JSON_LIMIT).decode("utf-8"))
     except OSError as error:
-        raise CheckpointError(f"cannot read {path}: {error.strerror or one_line(error)}") \
-            from None
+        raise CheckpointError(f"cannot read {path}: {error.strerror or one_line(error)}") from None
     except (ValueError, RecursionError) as error:  # ValueError: any JSON it refuses
         raise CheckpointError(f"cannot read {path}: {one_line(error)}") from None
 
@@ -170,8 +171,9 @@ def append_row(path: str | os.PathLike, row: dict) -> None:
         with open(path, "a", encoding="utf-8") as file:
             file.write(json.dumps(row, default=to_json) + "\n")
     except OSError as failure:
-        raise CheckpointError(f"cannot write {path}: {one_line(failure.strerror or failure)}") \
-            from None
+        raise CheckpointError(
+            f"cannot write {path}: {one_line(failure.strerror or failure)}"
+        ) from None
 
 
 def write_rows(path: str | os.PathLike, rows: list[dict]) -> None:
@@ -213,8 +215,12 @@ def read_rows(path: str | os.PathLike) -> list[dict]:
 
 
 @contextlib.contextmanager
-def file_lock(path: str | os.PathLike, exclusive: bool = True, wait: bool = True,
-              busy: Callable[[str], str] | None = None) -> Iterator[None]:
+def file_lock(
+    path: str | os.PathLike,
+    exclusive: bool = True,
+    wait: bool = True,
+    busy: Callable[[str], str] | None = None,
+) -> Iterator[None]:
     """Hold an ``flock`` on the lock file ``path`` (created if missing) for the block.
 
     Parameters
@@ -271,8 +277,9 @@ def _open_lock(path: Path, exclusive: bool) -> int | None:
     except OSError as failure:
         nobody_writes = (errno.EACCES, errno.EROFS, errno.EPERM, errno.ENOENT)
         if exclusive or failure.errno not in nobody_writes:
-            raise CheckpointError(f"cannot lock {path}: {one_line(failure.strerror or failure)}") \
-                from None
+            raise CheckpointError(
+                f"cannot lock {path}: {one_line(failure.strerror or failure)}"
+            ) from None
     try:
         return _lock_descriptor(path, os.O_RDONLY)
     except OSError:
@@ -285,6 +292,8 @@ def _lock_descriptor(path: Path, flags: int) -> int:
         return _open_regular(path, flags | os.O_NOFOLLOW)
     except OSError as failure:
         if failure.errno in (errno.ELOOP, errno.EINVAL):
-            raise CheckpointError(f"{path} is not a regular file (a symbolic link, FIFO or "
-                                  "device): nsvae does not write through it; delete it") from None
+            raise CheckpointError(
+                f"{path} is not a regular file (a symbolic link, FIFO or "
+                "device): nsvae does not write through it; delete it"
+            ) from None
         raise

@@ -24,8 +24,9 @@ app = typer.Typer(
 )
 data_app = typer.Typer(help="Render, fetch and inspect datasets.", no_args_is_help=True)
 app.add_typer(data_app, name="data")
-study_app = typer.Typer(help="Look at and re-score the results of a study (nsvae sweep).",
-                        no_args_is_help=True)
+study_app = typer.Typer(
+    help="Look at and re-score the results of a study (nsvae sweep).", no_args_is_help=True
+)
 app.add_typer(study_app, name="study")
 SEED = {"min": 0, "max": 2**32 - 1}  # what every random generator takes
 # Command name -> a function completing its help from the library when the help is shown.
@@ -40,9 +41,12 @@ def _show_version(value: bool) -> None:
 
 @app.callback()
 def _root(
-    version: Annotated[bool, typer.Option(
-        "--version", help="Print the version and exit.", is_eager=True,
-        callback=_show_version)] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", help="Print the version and exit.", is_eager=True, callback=_show_version
+        ),
+    ] = False,
 ) -> None:
     pass
 

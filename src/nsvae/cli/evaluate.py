@@ -51,18 +51,28 @@ def evaluate_command(
     if (run is None) == (codes is None):
         raise ConfigError("give either a run directory or --codes FILE.npz")
     if codes is not None and (fast or representation is not None):
-        raise ConfigError("--fast and --representation apply to a run; --codes scores the codes "
-                          "as given with every metric's full settings")
+        raise ConfigError(
+            "--fast and --representation apply to a run; --codes scores the codes "
+            "as given with every metric's full settings"
+        )
     if output is not None and codes is None:
         raise ConfigError("--output goes with --codes; a run's results go to RUN/eval.json")
     if output is not None and output.is_dir():
         raise ConfigError(f"--output takes a file name, not a directory (got {output})")
     if codes is not None:
-        result = ev.evaluate_codes(*ev.load_codes(codes), metrics=metrics, seed=seed,
-                                   progress=_metric_progress)
+        result = ev.evaluate_codes(
+            *ev.load_codes(codes), metrics=metrics, seed=seed, progress=_metric_progress
+        )
     else:
-        result = ev.evaluate_run(run, metrics=metrics, representation=representation or "mean",
-                                 seed=seed, fast=fast, progress=_metric_progress, save=False)
+        result = ev.evaluate_run(
+            run,
+            metrics=metrics,
+            representation=representation or "mean",
+            seed=seed,
+            fast=fast,
+            progress=_metric_progress,
+            save=False,
+        )
     _print_metrics(result["metrics"])
     if "factor_names" in result["metrics"].get("mig", {}):
         _print_captured(result["metrics"]["mig"])
@@ -92,8 +102,10 @@ def _print_captured(mig: dict) -> None:
     latent_of = captured_by_name(mig)
     captured = [f"{name} by z{j}" for name, j in latent_of.items() if j >= 0]
     uncaptured = [name for name, j in latent_of.items() if j < 0]
-    typer.echo(f"captured factors: {', '.join(captured) or 'none'}"
-               + (f" (not captured: {', '.join(uncaptured)})" if uncaptured else ""))
+    typer.echo(
+        f"captured factors: {', '.join(captured) or 'none'}"
+        + (f" (not captured: {', '.join(uncaptured)})" if uncaptured else "")
+    )
     if (verdict := seed_bar_line(mig)) is not None:
         typer.echo(verdict)
 

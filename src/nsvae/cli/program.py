@@ -63,8 +63,9 @@ def _signals():
     """SIGTERM raises :class:`Terminated` (as SIGINT raises KeyboardInterrupt) in the block;
     the SIGINT and SIGTERM handlers found are restored after it (a stopped command ignores
     both)."""
-    return handling_signals({signal.SIGTERM: _terminate,
-                             signal.SIGINT: signal.getsignal(signal.SIGINT)})
+    return handling_signals(
+        {signal.SIGTERM: _terminate, signal.SIGINT: signal.getsignal(signal.SIGINT)}
+    )
 
 
 def _terminate(number, frame):
@@ -116,9 +117,11 @@ def _report_unexpected(error: Exception) -> int:
         typer.echo(f"nsvae: error: {error.strerror or error}{where}", err=True)
         return CheckpointError.exit_code
     if is_out_of_memory(error):
-        remedy = ("raise the process's address-space limit (ulimit -v)"
-                  if isinstance(error, ImportError) else
-                  "lower the batch size, model.z_dim or the evaluation's sample counts")
+        remedy = (
+            "raise the process's address-space limit (ulimit -v)"
+            if isinstance(error, ImportError)
+            else "lower the batch size, model.z_dim or the evaluation's sample counts"
+        )
         typer.echo(f"nsvae: error: out of memory ({one_line(error)}): {remedy}", err=True)
         return ConfigError.exit_code
     typer.echo(f"nsvae: internal error: {type(error).__name__}: {error}", err=True)

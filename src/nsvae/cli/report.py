@@ -29,9 +29,15 @@ def report(
     """Draw every figure of RUN into RUN/figures/ and write RUN/report.html (self-contained)."""
     from nsvae.viz.report import write_report
 
-    typer.echo(write_report(run, seed=seed, samples_per_cell=samples_per_cell,
-                            num_samples=num_samples,
-                            progress=lambda message: typer.echo(message, err=True)))
+    typer.echo(
+        write_report(
+            run,
+            seed=seed,
+            samples_per_cell=samples_per_cell,
+            num_samples=num_samples,
+            progress=lambda message: typer.echo(message, err=True),
+        )
+    )
 
 
 @app.command()

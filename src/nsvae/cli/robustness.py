@@ -18,16 +18,26 @@ from nsvae.errors import ConfigError
 
 @app.command("robustness")
 def robustness_command(
-    data: Annotated[str, flag("--data", "Dataset whose factors are represented (dsprites, "
-                                         "3dshapes, ...; only its factor names and sizes are "
-                                         "read).")],
+    data: Annotated[
+        str,
+        flag(
+            "--data",
+            "Dataset whose factors are represented (dsprites, "
+            "3dshapes, ...; only its factor names and sizes are "
+            "read).",
+        ),
+    ],
     out: Annotated[Path, flag("--out", "Folder for robustness.csv and robustness.png.")],
-    data_path: Annotated[Path | None, flag(
-        "--data-path", "File of a file-backed dataset (as nsvae train --data-path).")] = None,
-    metrics: Annotated[str | None, flag(
-        "--metrics", "Comma-separated metric names (default: every metric).")] = None,
-    kinds: Annotated[str, flag(
-        "--kinds", "Comma-separated kinds of entanglement.")] = "rotate,duplicate,noise,mix",
+    data_path: Annotated[
+        Path | None,
+        flag("--data-path", "File of a file-backed dataset (as nsvae train --data-path)."),
+    ] = None,
+    metrics: Annotated[
+        str | None, flag("--metrics", "Comma-separated metric names (default: every metric).")
+    ] = None,
+    kinds: Annotated[
+        str, flag("--kinds", "Comma-separated kinds of entanglement.")
+    ] = "rotate,duplicate,noise,mix",
     fast: Annotated[bool, flag("--fast", "The metrics' smaller sample counts.")] = False,
     seed: Annotated[int, flag("--seed", "Seed of every metric.", **SEED)] = 0,
 ) -> None:
@@ -43,14 +53,19 @@ def robustness_command(
     chosen = [kind.strip() for kind in kinds.split(",")]
     unknown = [kind for kind in chosen if kind not in LEVELS]
     if unknown:
-        raise ConfigError(f"unknown kind {', '.join(unknown)} (choose from: "
-                          f"{', '.join(LEVELS)})")
+        raise ConfigError(f"unknown kind {', '.join(unknown)} (choose from: {', '.join(LEVELS)})")
     dataset = build_data(DataConfig(name=data, path=data_path and str(data_path)).validate())
     failures = {}
 
     def suite(factor_data, entangled):
-        result = evaluate_functions(factor_data, entangled.represent, entangled.encode,
-                                    metrics=metrics, seed=seed, fast=fast)
+        result = evaluate_functions(
+            factor_data,
+            entangled.represent,
+            entangled.encode,
+            metrics=metrics,
+            seed=seed,
+            fast=fast,
+        )
         failures.update(result["failed"])
         return result["metrics"]
 

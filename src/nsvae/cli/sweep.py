@@ -19,24 +19,41 @@ from nsvae.errors import CheckpointError, ConfigError
 def sweep_command(
     study_file: Annotated[Path, typer.Argument(help="Study file (TOML): see examples/studies/.")],
     out: Annotated[Path, flag("--out", "Study directory (trials, results.csv, Ray's logs).")],
-    address: Annotated[str | None, flag(
-        "--address", "Run on this Ray cluster (auto, ray://HOST:PORT); default: start Ray "
-        "here.")] = None,
-    cpus: Annotated[int | None, flag(
-        "--cpus", "CPUs of the Ray started here (default: all).", min=1)] = None,
-    cpus_per_trial: Annotated[float, flag(
-        "--cpus-per-trial", "CPUs each trial reserves; its torch threads follow.",
-        min=0.01)] = 1.0,
-    gpus_per_trial: Annotated[float, flag(
-        "--gpus-per-trial", "GPUs each trial reserves.", min=0.0)] = 0.0,
-    max_concurrent: Annotated[int | None, flag(
-        "--max-concurrent", "At most this many trials at once.", min=1)] = None,
-    trial: Annotated[str | None, flag(
-        "--trial", "Run only this trial, here, without Ray (one job per trial for a scheduler "
-        "of your own); results.csv is updated.")] = None,
-    list_trials: Annotated[bool, flag(
-        "--list", "Print each trial's name and state (finished, pending, unfinished, failed); "
-        "run nothing.")] = False,
+    address: Annotated[
+        str | None,
+        flag(
+            "--address", "Run on this Ray cluster (auto, ray://HOST:PORT); default: start Ray here."
+        ),
+    ] = None,
+    cpus: Annotated[
+        int | None, flag("--cpus", "CPUs of the Ray started here (default: all).", min=1)
+    ] = None,
+    cpus_per_trial: Annotated[
+        float,
+        flag("--cpus-per-trial", "CPUs each trial reserves; its torch threads follow.", min=0.01),
+    ] = 1.0,
+    gpus_per_trial: Annotated[
+        float, flag("--gpus-per-trial", "GPUs each trial reserves.", min=0.0)
+    ] = 0.0,
+    max_concurrent: Annotated[
+        int | None, flag("--max-concurrent", "At most this many trials at once.", min=1)
+    ] = None,
+    trial: Annotated[
+        str | None,
+        flag(
+            "--trial",
+            "Run only this trial, here, without Ray (one job per trial for a scheduler "
+            "of your own); results.csv is updated.",
+        ),
+    ] = None,
+    list_trials: Annotated[
+        bool,
+        flag(
+            "--list",
+            "Print each trial's name and state (finished, pending, unfinished, failed); "
+            "run nothing.",
+        ),
+    ] = False,
 ) -> None:
     """Run every trial of STUDY_FILE with Ray Tune; rerun to resume (finished trials are kept).
 
@@ -63,21 +80,26 @@ def sweep_command(
             failure = TrainingError(f"trial {trial} failed: {record['error']}")
             failure.exit_code = record.get("exit_code", failure.exit_code)  # e.g. 143: requeue
             raise failure
-        typer.echo(f"trial {trial}: done at step {record['step']}; results: "
-                   f"{out / 'results.csv'}")
+        typer.echo(f"trial {trial}: done at step {record['step']}; results: {out / 'results.csv'}")
         return
     summary = run_sweep(study, out, resources, say=typer.echo)
-    typer.echo(f"study {study.name}: {summary.done} trials done, {summary.skipped} already "
-               f"finished, in {summary.seconds:.1f} s (Ray start and stop "
-               f"{summary.ray_seconds:.1f} s); results: {summary.results}")
+    typer.echo(
+        f"study {study.name}: {summary.done} trials done, {summary.skipped} already "
+        f"finished, in {summary.seconds:.1f} s (Ray start and stop "
+        f"{summary.ray_seconds:.1f} s); results: {summary.results}"
+    )
 
 
 @study_app.command("report")
 def study_report_command(
     out: Annotated[Path, typer.Argument(help="Study directory (from nsvae sweep).")],
-    against: Annotated[str | None, typer.Option(
-        help="A setting (trial name without its seed) to compare every other setting with: "
-             "the share of seed pairs each wins, and the Mann-Whitney p-value.")] = None,
+    against: Annotated[
+        str | None,
+        typer.Option(
+            help="A setting (trial name without its seed) to compare every other setting with: "
+            "the share of seed pairs each wins, and the Mann-Whitney p-value."
+        ),
+    ] = None,
 ) -> None:
     """Draw the study's figures into DIR/figures/, write DIR/report.html (self-contained) and
     DIR/summary.md (each setting's median and spread, in Markdown; with --against, each other
@@ -89,10 +111,19 @@ def study_report_command(
 
 @study_app.command("rescore")
 def study_rescore_command(
-    out: Annotated[Path, typer.Argument(help="Study directory (from nsvae sweep, or a copy of "
-                                              "its results with each trial's model).")],
-    metrics: Annotated[str, typer.Option(
-        "--metrics", help="Comma-separated metric names to score every finished trial with.")],
+    out: Annotated[
+        Path,
+        typer.Argument(
+            help="Study directory (from nsvae sweep, or a copy of "
+            "its results with each trial's model)."
+        ),
+    ],
+    metrics: Annotated[
+        str,
+        typer.Option(
+            "--metrics", help="Comma-separated metric names to score every finished trial with."
+        ),
+    ],
     fast: Annotated[bool, typer.Option("--fast", help="Smaller sample counts.")] = False,
 ) -> None:
     """Score every finished trial of DIR with --metrics from its kept model (no training):

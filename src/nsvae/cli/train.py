@@ -14,8 +14,13 @@ from nsvae.cli.app import HELP_FROM_LIBRARY, SEED, LibraryHelp, app, flag
 from nsvae.errors import ConfigError, warn
 
 # Headline flag -> the config key it sets (the others are generated from the config classes).
-HEADLINE = {"model": "objective.name", "data": "data.name", "steps": "train.steps",
-            "seed": "train.seed", "device": "train.device"}
+HEADLINE = {
+    "model": "objective.name",
+    "data": "data.name",
+    "steps": "train.steps",
+    "seed": "train.seed",
+    "device": "train.device",
+}
 SETTINGS_PANEL = "Settings (any other config value: --set section.key=value)"
 
 
@@ -28,8 +33,11 @@ class TrainCommand(LibraryHelp):
         if not hasattr(self, "settings"):
             from nsvae.config import settings
 
-            self.settings = {setting.key: setting for setting in settings()
-                             if setting.key not in HEADLINE.values()}
+            self.settings = {
+                setting.key: setting
+                for setting in settings()
+                if setting.key not in HEADLINE.values()
+            }
             self.params += _setting_params(self.settings.values())
         return super().get_params(ctx)
 
@@ -51,12 +59,21 @@ def _setting_params(settings) -> list[click.Parameter]:
         pass
 
     def parameter(setting) -> inspect.Parameter:
-        kind = Path if setting.path else typing.get_args(setting.kind)[0] \
-            if type(None) in typing.get_args(setting.kind) else setting.kind
+        kind = (
+            Path
+            if setting.path
+            else typing.get_args(setting.kind)[0]
+            if type(None) in typing.get_args(setting.kind)
+            else setting.kind
+        )
         flag = f"{setting.flag}/--no-{setting.flag[2:]}" if kind is bool else setting.flag
         option = typer.Option(flag, help=setting.help, rich_help_panel=SETTINGS_PANEL)
-        return inspect.Parameter(_param_name(setting.key), inspect.Parameter.KEYWORD_ONLY,
-                                 default=None, annotation=Annotated[kind | None, option])
+        return inspect.Parameter(
+            _param_name(setting.key),
+            inspect.Parameter.KEYWORD_ONLY,
+            default=None,
+            annotation=Annotated[kind | None, option],
+        )
 
     flags.__signature__ = inspect.Signature([parameter(setting) for setting in settings])
     generated = typer.Typer(add_completion=False)
@@ -68,19 +85,25 @@ def _setting_params(settings) -> list[click.Parameter]:
 def train_command(
     ctx: typer.Context,
     config_file: Annotated[Path | None, flag("--config", "TOML config; flags override it.")] = None,
-    assignments: Annotated[list[str] | None, flag(
-        "--set", "Any config value, e.g. --set objective.c_max=25 (repeatable; TOML values).")
+    assignments: Annotated[
+        list[str] | None,
+        flag("--set", "Any config value, e.g. --set objective.c_max=25 (repeatable; TOML values)."),
     ] = None,
     model: Annotated[str | None, flag("--model", "Objective.")] = None,
     data: Annotated[str | None, flag("--data", "Dataset.")] = None,
     steps: Annotated[int | None, flag("--steps", "Optimisation steps in all.")] = None,
     seed: Annotated[int | None, flag("--seed", "Seed of every random generator.", **SEED)] = None,
     device: Annotated[str | None, flag("--device", "auto, cpu, cuda or cuda:N.")] = None,
-    run_dir: Annotated[Path | None, flag(
-        "--run-dir", "Run directory (default runs/<model>-<time>).")] = None,
-    resume: Annotated[Path | None, flag(
-        "--resume", "Continue this run where it stopped (with --config: train that file's "
-        "config, which may differ from the run's only in resumable fields such as steps).")
+    run_dir: Annotated[
+        Path | None, flag("--run-dir", "Run directory (default runs/<model>-<time>).")
+    ] = None,
+    resume: Annotated[
+        Path | None,
+        flag(
+            "--resume",
+            "Continue this run where it stopped (with --config: train that file's "
+            "config, which may differ from the run's only in resumable fields such as steps).",
+        ),
     ] = None,
     progress: Annotated[bool, flag("--progress/--no-progress", "Show a progress bar.")] = True,
 ) -> None:
@@ -132,8 +155,10 @@ def _config_and_run_dir(config_file, overrides, run_dir, resume):
         config = base.updated(overrides).validate()
         run_dir = run_dir or _new_run_dir(config.objective.name)
     if "train.eval_metrics" in overrides and not config.train.eval_every:
-        warn(f"--eval-metrics {overrides['train.eval_metrics']} scores nothing without "
-             "--eval-every N (train.eval_every is 0)")
+        warn(
+            f"--eval-metrics {overrides['train.eval_metrics']} scores nothing without "
+            "--eval-every N (train.eval_every is 0)"
+        )
     return config, run_dir
 
 
@@ -163,8 +188,11 @@ def _complete_help(command: TrainCommand) -> None:
         key = HEADLINE.get(param.name) or param.name.replace("__", ".")
         if key in choices:
             param.help += f" Choose from: {', '.join(choices[key])}."
-        shown = {owner: value for owner, value in defaults.get(key, {}).items()
-                 if value not in (None, "")}
+        shown = {
+            owner: value
+            for owner, value in defaults.get(key, {}).items()
+            if value not in (None, "")
+        }
         if shown:
             param.help += f" (default {_defaults_text(shown)})"
 

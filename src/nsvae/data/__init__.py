@@ -49,8 +49,9 @@ def _array(path=None, data_root=None) -> ArrayGroundTruthData:
 def _images(path=None, data_root=None) -> ImageCollection:
     """Your own images: the folder or zip ``path`` (:mod:`nsvae.data.images`)."""
     if path is None:
-        raise ConfigError("dataset 'images' needs a folder or zip of images: give --data-path "
-                          "(data.path)")
+        raise ConfigError(
+            "dataset 'images' needs a folder or zip of images: give --data-path (data.path)"
+        )
     return load_images(path, data_root)
 
 
@@ -79,14 +80,18 @@ class DatasetEntry:
 DATASETS = {
     "dsprites": DatasetEntry(_dsprites, (DSPRITES_FILE,)),
     "dsprites-file": DatasetEntry(_dsprites_file, (DSPRITES_FILE,)),
-    "color-dsprites": DatasetEntry(functools.partial(_variant, colorize, "color-dsprites"),
-                                   (DSPRITES_FILE,)),
-    "noisy-dsprites": DatasetEntry(functools.partial(_variant, add_noise, "noisy-dsprites"),
-                                   (DSPRITES_FILE,)),
+    "color-dsprites": DatasetEntry(
+        functools.partial(_variant, colorize, "color-dsprites"), (DSPRITES_FILE,)
+    ),
+    "noisy-dsprites": DatasetEntry(
+        functools.partial(_variant, add_noise, "noisy-dsprites"), (DSPRITES_FILE,)
+    ),
     "scream-dsprites": DatasetEntry(_scream, (SCREAM,)),
     "3dshapes": DatasetEntry(shapes3d.load_shapes3d, (shapes3d.OFFICIAL,)),
-    **{f"mpi3d-{name}": DatasetEntry(functools.partial(mpi3d.load_mpi3d, name), (file,))
-       for name, file in mpi3d.VARIANTS.items()},
+    **{
+        f"mpi3d-{name}": DatasetEntry(functools.partial(mpi3d.load_mpi3d, name), (file,))
+        for name, file in mpi3d.VARIANTS.items()
+    },
     "smallnorb": DatasetEntry(norb.load_smallnorb, norb.OFFICIAL_FILES),
     "cars3d": DatasetEntry(cars3d.load_cars3d, (cars3d.OFFICIAL,)),
     "celeba": DatasetEntry(load_celeba, (CELEBA,)),
@@ -126,8 +131,10 @@ def fetch_dataset(name: str, data_root=None) -> list[Path]:
     """
     files = DATASETS[name].files if name in DATASETS else ()
     if not files:
-        raise ConfigError(f"no official files to fetch for {name!r}; datasets with files: "
-                          f"{', '.join(fetchable_datasets())}")
+        raise ConfigError(
+            f"no official files to fetch for {name!r}; datasets with files: "
+            f"{', '.join(fetchable_datasets())}"
+        )
     paths, failures = [], []
     for file in files:
         try:

@@ -28,9 +28,14 @@ from nsvae.errors import DataError, one_line
 FACTOR_NAMES = ("elevation", "azimuth", "object_type")
 NUM_CARS = 183
 MESH_SHAPE = (128, 128, 3, 24, 4)
-OFFICIAL = OfficialFile("cars3d", "nips2015-analogy-data.tar.gz",
-                        "http://www.scottreed.info/files/nips2015-analogy-data.tar.gz",
-                        ("4e866a7919c1beedf53964e6f7a23686",), folder_ok=True, name="Cars3D")
+OFFICIAL = OfficialFile(
+    "cars3d",
+    "nips2015-analogy-data.tar.gz",
+    "http://www.scottreed.info/files/nips2015-analogy-data.tar.gz",
+    ("4e866a7919c1beedf53964e6f7a23686",),
+    folder_ok=True,
+    name="Cars3D",
+)
 UNREADABLE = (tarfile.TarError, OSError, EOFError, zlib.error)
 
 
@@ -39,8 +44,9 @@ def factor_sizes() -> tuple[int, int, int]:
     return MESH_SHAPE[4], MESH_SHAPE[3], NUM_CARS
 
 
-def load_cars3d(path: str | os.PathLike | None = None, data_root=None,
-                checksum: str | None = "official") -> ArrayGroundTruthData:
+def load_cars3d(
+    path: str | os.PathLike | None = None, data_root=None, checksum: str | None = "official"
+) -> ArrayGroundTruthData:
     """Cars3D from the archive or folder ``path`` (default: the archive under the data root).
 
     The archive is checked (see :func:`nsvae.data.shapes3d.load_shapes3d`; a folder has no
@@ -74,7 +80,10 @@ def load_cars3d(path: str | os.PathLike | None = None, data_root=None,
 
     return ArrayGroundTruthData(
         converted_images("cars3d", [source], (int(np.prod(sizes)), 3, 64, 64), fill, data_root),
-        sizes, FACTOR_NAMES, scale=1 / 255)
+        sizes,
+        FACTOR_NAMES,
+        scale=1 / 255,
+    )
 
 
 def _car_order(source: Path) -> dict[str, int]:
@@ -137,8 +146,16 @@ def _read_mesh(data: bytes, where: str) -> np.ndarray:
 
     try:
         mat = loadmat(io.BytesIO(data), variable_names=["im"])
-    except (MatReadError, ValueError, TypeError, IndexError, NotImplementedError, OSError,
-            EOFError, zlib.error) as error:  # NotImplementedError: a v7.3 (HDF5) file
+    except (
+        MatReadError,
+        ValueError,
+        TypeError,
+        IndexError,
+        NotImplementedError,
+        OSError,
+        EOFError,
+        zlib.error,
+    ) as error:  # NotImplementedError: a v7.3 (HDF5) file
         raise DataError(f"{where}: unreadable MATLAB file ({one_line(error)})") from None
     if "im" not in mat:
         raise DataError(f"{where}: missing key 'im'")

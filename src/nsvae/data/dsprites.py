@@ -61,8 +61,9 @@ OFFICIAL_CHECKSUMS = {
         "729fa22e884c9c500e1f17415d580746b4c5894fbbb780a1319bbcfa39a745bb",
     ),
 }
-OFFICIAL_FILE = OfficialFile("dsprites", OFFICIAL_FILENAME, OFFICIAL_URL,
-                             OFFICIAL_CHECKSUMS[".npz"], name="dSprites")
+OFFICIAL_FILE = OfficialFile(
+    "dsprites", OFFICIAL_FILENAME, OFFICIAL_URL, OFFICIAL_CHECKSUMS[".npz"], name="dSprites"
+)
 
 
 def latents_possible_values() -> dict[str, np.ndarray]:
@@ -241,8 +242,9 @@ def _snapped_inside(points, x0, y0, rows, cols, edges) -> np.ndarray:
     return np.all(cross + inclusive > 0, axis=1)
 
 
-def render_block(shape: int, scale: int, orientation: int, out: np.ndarray | None = None,
-                 exact: bool = True) -> np.ndarray:
+def render_block(
+    shape: int, scale: int, orientation: int, out: np.ndarray | None = None, exact: bool = True
+) -> np.ndarray:
     """All 32 x 32 positions of one (shape, scale, orientation) class triple.
 
     Parameters
@@ -321,8 +323,9 @@ def render(latents_classes, exact: bool = True) -> np.ndarray:
     return images
 
 
-def render_all(out: np.ndarray | None = None, exact: bool = True,
-               threads: int | None = None) -> np.ndarray:
+def render_all(
+    out: np.ndarray | None = None, exact: bool = True, threads: int | None = None
+) -> np.ndarray:
     """Render the full grid [737280, 64, 64] uint8 in official order (into ``out`` if given).
 
     The 720 (shape, scale, orientation) blocks are independent and numpy releases the GIL in
@@ -369,11 +372,13 @@ def cached_images(root: str | os.PathLike | None = None) -> tuple[np.ndarray, bo
         False if the grid was rendered by this call.
     """
     shape = (NUM_IMAGES, IMAGE_SIZE, IMAGE_SIZE)
-    images, reused = cached_array(cache_path(root), np.uint8, shape,
-                                  lambda out: len(render_all(out=out)), "dSprites cache")
+    images, reused = cached_array(
+        cache_path(root), np.uint8, shape, lambda out: len(render_all(out=out)), "dSprites cache"
+    )
     if images.shape != shape:
-        raise DataError(f"corrupt dSprites cache {cache_path(root)} ({list(images.shape)}); "
-                        "delete it")
+        raise DataError(
+            f"corrupt dSprites cache {cache_path(root)} ({list(images.shape)}); delete it"
+        )
     return images, reused
 
 
@@ -400,8 +405,10 @@ class DSprites(GroundTruthData):
 
     def __init__(self, images: np.ndarray, source: str = "rendered"):
         if images.dtype != np.uint8 or images.shape != (NUM_IMAGES, IMAGE_SIZE, IMAGE_SIZE):
-            raise DataError(f"dSprites images must be uint8 [737280, 64, 64], got "
-                            f"{images.dtype} {list(images.shape)}")
+            raise DataError(
+                f"dSprites images must be uint8 [737280, 64, 64], got "
+                f"{images.dtype} {list(images.shape)}"
+            )
         self.factor_space = FactorSpace(LATENT_SIZES[1:])
         self.images = images
         self.source = source
@@ -479,8 +486,11 @@ def _check_dtypes(dtypes: dict, path: Path) -> None:
 def _check_layout(arrays: dict[str, np.ndarray], path: Path) -> None:
     """Keys, dtypes, shapes and content of the official layout (spec 1.2-1.3)."""
     _check_dtypes({key: array.dtype for key, array in arrays.items()}, path)
-    shapes = {"imgs": (NUM_IMAGES, IMAGE_SIZE, IMAGE_SIZE), "latents_classes": (NUM_IMAGES, 6),
-              "latents_values": (NUM_IMAGES, 6)}
+    shapes = {
+        "imgs": (NUM_IMAGES, IMAGE_SIZE, IMAGE_SIZE),
+        "latents_classes": (NUM_IMAGES, 6),
+        "latents_values": (NUM_IMAGES, 6),
+    }
     for key, shape in shapes.items():
         if arrays[key].shape != shape:
             found = list(arrays[key].shape)
@@ -508,8 +518,12 @@ def fetch_dsprites(root: str | os.PathLike | None = None) -> Path:
     return fetch(OFFICIAL_FILE, root)
 
 
-def save_npz(path: str | os.PathLike, images: np.ndarray, classes: np.ndarray | None = None,
-             compress: bool = True) -> Path:
+def save_npz(
+    path: str | os.PathLike,
+    images: np.ndarray,
+    classes: np.ndarray | None = None,
+    compress: bool = True,
+) -> Path:
     """Write images in the official npz layout; ``metadata`` is a JSON string (no pickle).
 
     ``classes`` [n, 6] are the official classes of the images (the full grid by default).
@@ -517,8 +531,12 @@ def save_npz(path: str | os.PathLike, images: np.ndarray, classes: np.ndarray | 
     classes = latents_classes() if classes is None else _check_classes(classes)
     if len(classes) != len(images):
         raise DataError(f"{len(images)} images for {len(classes)} rows of latents_classes")
-    arrays = {"metadata": np.array(json.dumps(metadata())), "imgs": images,
-              "latents_classes": classes, "latents_values": latents_values(classes)}
+    arrays = {
+        "metadata": np.array(json.dumps(metadata())),
+        "imgs": images,
+        "latents_classes": classes,
+        "latents_values": latents_values(classes),
+    }
     return write_npz(path, arrays, compress)
 
 
@@ -585,4 +603,3 @@ def save_contact_sheet(path: str | os.PathLike, images_of) -> Path:
     with atomic_path(path, DataError) as temporary:
         image.save(temporary, format="PNG")
     return path
-

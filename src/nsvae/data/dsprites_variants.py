@@ -27,9 +27,12 @@ from nsvae.data.images import UNDECODABLE, decode_rgb
 from nsvae.errors import DataError, one_line
 
 PATCH = 64
-SCREAM = OfficialFile("scream", "scream.jpg",
-                      "https://upload.wikimedia.org/wikipedia/commons/f/f4/The_Scream.jpg",
-                      name="scream image")
+SCREAM = OfficialFile(
+    "scream",
+    "scream.jpg",
+    "https://upload.wikimedia.org/wikipedia/commons/f/f4/The_Scream.jpg",
+    name="scream image",
+)
 SCREAM_BOX = (350, 274)  # disentanglement_lib's thumbnail size (width, height)
 
 
@@ -71,9 +74,11 @@ class Screamer:
             raise DataError(f"{path}: not a readable image ({one_line(error)})") from None
         self.scream = np.asarray(image, dtype=np.float64) / 255.0  # [H, W, 3]
         if min(self.scream.shape[:2]) <= PATCH:
-            raise DataError(f"{path}: the image is {image.size[0]} x {image.size[1]} after "
-                            f"shrinking to fit {SCREAM_BOX[0]} x {SCREAM_BOX[1]}; it must be "
-                            f"larger than {PATCH} x {PATCH}")
+            raise DataError(
+                f"{path}: the image is {image.size[0]} x {image.size[1]} after "
+                f"shrinking to fit {SCREAM_BOX[0]} x {SCREAM_BOX[1]}; it must be "
+                f"larger than {PATCH} x {PATCH}"
+            )
 
     def __call__(self, images: np.ndarray, random_state: np.random.RandomState) -> np.ndarray:
         """scream-dSprites of binary images [n, 1, 64, 64] -> [n, 3, 64, 64] float32."""
@@ -81,7 +86,7 @@ class Screamer:
         for i, image in enumerate(images):
             top = random_state.randint(0, self.scream.shape[0] - PATCH)
             left = random_state.randint(0, self.scream.shape[1] - PATCH)
-            patch = self.scream[top:top + PATCH, left:left + PATCH]
+            patch = self.scream[top : top + PATCH, left : left + PATCH]
             background = (patch + random_state.uniform(0, 1, size=3)) / 2
             mask = image[0] == 1
             background[mask] = 1 - background[mask]
@@ -107,8 +112,9 @@ class ProceduralDSprites(GroundTruthData):
 
     def __init__(self, base: GroundTruthData, transform, name: str):
         if base.observation_shape != (1, 64, 64):
-            raise DataError(f"{name} needs single-channel 64 x 64 base images, got "
-                            f"{base.observation_shape}")
+            raise DataError(
+                f"{name} needs single-channel 64 x 64 base images, got {base.observation_shape}"
+            )
         self.base = base
         self.factor_names = base.factor_names
         self.factor_space = base.factor_space

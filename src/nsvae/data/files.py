@@ -36,8 +36,18 @@ CONVERTER_VERSION = 1  # part of every converted cache's key: bump when a conver
 # What reading a zip member or an npy header raises on a damaged or unsupported file: besides the
 # usual, RuntimeError (an encrypted member), NotImplementedError (a compression method zipfile
 # lacks), lzma.LZMAError, and tokenize.TokenError or SyntaxError (a malformed npy header).
-ARCHIVE_ERRORS = (zipfile.BadZipFile, zlib.error, lzma.LZMAError, tokenize.TokenError,
-                  SyntaxError, EOFError, OSError, ValueError, NotImplementedError, RuntimeError)
+ARCHIVE_ERRORS = (
+    zipfile.BadZipFile,
+    zlib.error,
+    lzma.LZMAError,
+    tokenize.TokenError,
+    SyntaxError,
+    EOFError,
+    OSError,
+    ValueError,
+    NotImplementedError,
+    RuntimeError,
+)
 
 
 def data_root(root: str | os.PathLike | None = None) -> Path:
@@ -50,8 +60,12 @@ def data_root(root: str | os.PathLike | None = None) -> Path:
 
 def file_digests(path: Path) -> dict[str, str]:
     """Git blob SHA-1, SHA-1, MD5 and SHA-256 of a file, in one pass."""
-    digests = {"git blob SHA-1": hashlib.sha1(b"blob %d\0" % path.stat().st_size),
-               "SHA-1": hashlib.sha1(), "MD5": hashlib.md5(), "SHA-256": hashlib.sha256()}
+    digests = {
+        "git blob SHA-1": hashlib.sha1(b"blob %d\0" % path.stat().st_size),
+        "SHA-1": hashlib.sha1(),
+        "MD5": hashlib.md5(),
+        "SHA-256": hashlib.sha256(),
+    }
     with open(path, "rb") as file:
         while chunk := file.read(1 << 22):
             for digest in digests.values():
@@ -63,9 +77,11 @@ def check_checksum(path: Path, expected: Sequence[str]) -> None:
     """Raise :class:`DataError` unless one of the file's digests is in ``expected``."""
     digests = file_digests(Path(path))
     if not {e.lower() for e in expected} & set(digests.values()):
-        raise DataError(f"{path}: checksum mismatch (git blob SHA-1 {digests['git blob SHA-1']}, "
-                        f"MD5 {digests['MD5']}; expected {' or '.join(expected)}): "
-                        "wrong, truncated or corrupt file")
+        raise DataError(
+            f"{path}: checksum mismatch (git blob SHA-1 {digests['git blob SHA-1']}, "
+            f"MD5 {digests['MD5']}; expected {' or '.join(expected)}): "
+            "wrong, truncated or corrupt file"
+        )
 
 
 def expected_checksums(official: Sequence[str], checksum: str | None) -> tuple[str, ...]:
@@ -119,11 +135,15 @@ class OfficialFile:
         """``path`` if it is a file (or, with :attr:`folder_ok`, a folder), else a
         :class:`DataError` saying where to get the file."""
         if path.is_dir() and not self.folder_ok:
-            raise DataError(f"{path} is a folder, not the {self.name} file: put the file there "
-                            f"or give its path ({self.url})")
+            raise DataError(
+                f"{path} is a folder, not the {self.name} file: put the file there "
+                f"or give its path ({self.url})"
+            )
         if not path.exists():
-            raise DataError(f"no {self.name} file at {path}: download {self.url} "
-                            f"({self.expected()}) and put it there")
+            raise DataError(
+                f"no {self.name} file at {path}: download {self.url} "
+                f"({self.expected()}) and put it there"
+            )
         return path
 
     def check(self, path: Path, checksum: str | None = "official") -> None:
@@ -136,8 +156,7 @@ class OfficialFile:
             check_checksum(path, expected)
 
 
-def fetch(file: OfficialFile, root: str | os.PathLike | None = None,
-          timeout: float = 60.0) -> Path:
+def fetch(file: OfficialFile, root: str | os.PathLike | None = None, timeout: float = 60.0) -> Path:
     """Download ``file`` to :meth:`OfficialFile.path` and check its checksum.
 
     A file already there is checked and reused, as is an extracted folder where one may stand
@@ -159,13 +178,17 @@ def fetch(file: OfficialFile, root: str | os.PathLike | None = None,
         return file.require(path)
     with atomic_path(path, DataError) as partial:
         try:
-            with urllib.request.urlopen(file.url, timeout=timeout) as response, \
-                    open(partial, "wb") as out:
+            with (
+                urllib.request.urlopen(file.url, timeout=timeout) as response,
+                open(partial, "wb") as out,
+            ):
                 while chunk := response.read(1 << 22):
                     out.write(chunk)
         except (OSError, http.client.HTTPException) as error:
-            raise DataError(f"cannot download {file.url} ({one_line(error)}); download it by "
-                            f"hand ({file.expected()}) and put it at {path}") from None
+            raise DataError(
+                f"cannot download {file.url} ({one_line(error)}); download it by "
+                f"hand ({file.expected()}) and put it at {path}"
+            ) from None
         file.check(partial)
     return path
 
@@ -180,14 +203,16 @@ def source_key(paths: Sequence[Path], **settings) -> str:
     stats = []
     for path in paths:
         stat = Path(path).stat()
-        stats.append([str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns,
-                      os.access(path, os.R_OK)])
+        stats.append(
+            [str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns, os.access(path, os.R_OK)]
+        )
     text = json.dumps([stats, settings], sort_keys=True, default=str).encode()
     return hashlib.sha1(text).hexdigest()[:16]
 
 
-def open_cache(path: Path, dtype, shape: Sequence[int] | None = None,
-               what: str = "cache") -> np.ndarray:
+def open_cache(
+    path: Path, dtype, shape: Sequence[int] | None = None, what: str = "cache"
+) -> np.ndarray:
     """A cached ``.npy`` as a copy-on-write memory map, checked for dtype (and shape).
 
     Raises
@@ -205,9 +230,13 @@ def open_cache(path: Path, dtype, shape: Sequence[int] | None = None,
     return array
 
 
-def cached_array(path: Path, dtype, shape: Sequence[int],
-                 fill: Callable[[np.ndarray], int | None],
-                 what: str = "cache") -> tuple[np.ndarray, bool]:
+def cached_array(
+    path: Path,
+    dtype,
+    shape: Sequence[int],
+    fill: Callable[[np.ndarray], int | None],
+    what: str = "cache",
+) -> tuple[np.ndarray, bool]:
     """The cache ``path`` as a memory map, made first by ``fill(out)`` if it is not there.
 
     ``fill`` writes the rows of ``out``, a writable memory map of ``shape`` and ``dtype``, and
@@ -262,13 +291,18 @@ def _write_rows(path: Path, rows: np.ndarray, chunk: int = 4096) -> None:
     with atomic_path(path, DataError) as temporary:
         out = np.lib.format.open_memmap(temporary, mode="w+", dtype=rows.dtype, shape=rows.shape)
         for start in range(0, len(rows), chunk):
-            out[start:start + chunk] = rows[start:start + chunk]
+            out[start : start + chunk] = rows[start : start + chunk]
         out.flush()
         del out
 
 
-def converted_images(dataset: str, sources: Sequence[Path], shape: Sequence[int],
-                     fill: Callable[[np.ndarray], int | None], root=None) -> np.ndarray:
+def converted_images(
+    dataset: str,
+    sources: Sequence[Path],
+    shape: Sequence[int],
+    fill: Callable[[np.ndarray], int | None],
+    root=None,
+) -> np.ndarray:
     """A dataset's images converted once from its source files, as a uint8 memory map.
 
     The cache is ``<root>/<dataset>/converted-<key>.npy`` with the key of :func:`source_key`;
@@ -279,8 +313,9 @@ def converted_images(dataset: str, sources: Sequence[Path], shape: Sequence[int]
     return cached_array(path, np.uint8, shape, fill)[0]
 
 
-def copy_channels_first(read: Callable[[int, int], np.ndarray], out: np.ndarray,
-                        chunk: int = 2048) -> None:
+def copy_channels_first(
+    read: Callable[[int, int], np.ndarray], out: np.ndarray, chunk: int = 2048
+) -> None:
     """Fill ``out`` [N, C, H, W] from ``read(start, stop)`` -> rows [n, H, W, C], in chunks."""
     for start in range(0, len(out), chunk):
         stop = min(start + chunk, len(out))

@@ -37,8 +37,10 @@ class FactorSpace:
             )
         total = math.prod(int(size) for size in sizes)  # Python ints: no int64 wrap-around
         if total > MAX_GRID:
-            raise DataError(f"factor sizes {sizes.tolist()} make a grid of {total:.3g} points; "
-                            f"at most {MAX_GRID:.3g} are supported")
+            raise DataError(
+                f"factor sizes {sizes.tolist()} make a grid of {total:.3g} points; "
+                f"at most {MAX_GRID:.3g} are supported"
+            )
         self.factor_sizes = sizes
         self.num_factors = int(sizes.size)
         self.num_total = total
@@ -81,17 +83,22 @@ class FactorSpace:
         ``where`` names the file in the message.
         """
         if classes.shape != (self.num_total, self.num_factors):
-            raise DataError(f"{where}: labels have shape {list(classes.shape)}, expected "
-                            f"{[self.num_total, self.num_factors]}")
+            raise DataError(
+                f"{where}: labels have shape {list(classes.shape)}, expected "
+                f"{[self.num_total, self.num_factors]}"
+            )
         if not np.array_equal(classes, self.index_to_factors(np.arange(self.num_total))):
-            raise DataError(f"{where}: labels are not the factor grid "
-                            f"{self.factor_sizes.tolist()} in row-major order")
+            raise DataError(
+                f"{where}: labels are not the factor grid "
+                f"{self.factor_sizes.tolist()} in row-major order"
+            )
 
 
 def classes_of_values(values: np.ndarray) -> np.ndarray:
     """Class indices [N, K] of factor values [N, K]: the rank of each value in its column."""
-    return np.stack([np.unique(column, return_inverse=True)[1].ravel() for column in values.T],
-                    axis=1).astype(np.int64)
+    return np.stack(
+        [np.unique(column, return_inverse=True)[1].ravel() for column in values.T], axis=1
+    ).astype(np.int64)
 
 
 class GroundTruthData:

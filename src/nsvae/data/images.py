@@ -40,12 +40,24 @@ SHOWN_NAMES = 3  # skipped files named in the warning
 MAX_FILE_BYTES = 256 * 2**20  # larger files are skipped unread (a zip bomb, not a picture)
 DECODED_FORMATS = ("JPEG", "PNG")  # what docs/datasets.md documents; any other is skipped
 MAX_PIXELS = 2**25  # 33.5 megapixels: a 5,792 x 5,792 image; the decoder never sees larger
-CELEBA = OfficialFile("celeba", "img_align_celeba.zip",
-                      "https://drive.google.com/uc?id=0B7EVK8r0v71pZjFTYXZWM3FlRnM",
-                      ("00d2c5bc6d35e252742224ab0c1e8fcb",), name="CelebA")
-UNDECODABLE = (OSError, ValueError, SyntaxError, EOFError, struct.error, zlib.error,
-               NotImplementedError, Image.DecompressionBombError,
-               Image.DecompressionBombWarning)  # raised, not printed: see :func:`decode_rgb`
+CELEBA = OfficialFile(
+    "celeba",
+    "img_align_celeba.zip",
+    "https://drive.google.com/uc?id=0B7EVK8r0v71pZjFTYXZWM3FlRnM",
+    ("00d2c5bc6d35e252742224ab0c1e8fcb",),
+    name="CelebA",
+)
+UNDECODABLE = (
+    OSError,
+    ValueError,
+    SyntaxError,
+    EOFError,
+    struct.error,
+    zlib.error,
+    NotImplementedError,
+    Image.DecompressionBombError,
+    Image.DecompressionBombWarning,
+)  # raised, not printed: see :func:`decode_rgb`
 
 
 class ImageCollection(GroundTruthData):
@@ -70,8 +82,9 @@ class ImageCollection(GroundTruthData):
 
     def __init__(self, images: np.ndarray, names: list[str], source: str):
         if images.dtype != np.uint8 or images.shape[1:] != self.observation_shape:
-            raise DataError(f"images must be uint8 [N, 3, 64, 64], got {images.dtype} "
-                            f"{list(images.shape)}")
+            raise DataError(
+                f"images must be uint8 [N, 3, 64, 64], got {images.dtype} {list(images.shape)}"
+            )
         if len(images) == 0 or len(names) != len(images):
             raise DataError(f"{source}: {len(images)} images for {len(names)} names")
         self.factor_space = FactorSpace([len(images)])
@@ -99,8 +112,11 @@ def list_files(source: Path) -> list[str]:
         ``source`` is neither a folder nor a readable zip, or holds no files.
     """
     if source.is_dir():
-        names = sorted(p.relative_to(source).as_posix() for p in source.rglob("*")
-                       if p.is_file() and not p.name.startswith("."))
+        names = sorted(
+            p.relative_to(source).as_posix()
+            for p in source.rglob("*")
+            if p.is_file() and not p.name.startswith(".")
+        )
     elif source.is_file():
         try:
             with zipfile.ZipFile(source) as archive:
@@ -160,8 +176,9 @@ def decode_rgb(source) -> Image.Image:
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         with Image.open(source, formats=DECODED_FORMATS) as image:
             if image.width * image.height > MAX_PIXELS:
-                raise ValueError(f"{image.width} x {image.height} pixels, over {MAX_PIXELS:,}: "
-                                 "not decoded")
+                raise ValueError(
+                    f"{image.width} x {image.height} pixels, over {MAX_PIXELS:,}: not decoded"
+                )
             image.load()
             if image.mode != "I" and not image.mode.startswith("I;16"):
                 return image.convert("RGB")
@@ -215,8 +232,14 @@ def decode_all(source: Path, names: list[str], out: np.ndarray, progress_name: s
     Returns the kept names and the skipped ``(name, reason)`` pairs.
     """
     kept, skipped = [], []
-    files = tqdm(read_files(source, names), total=len(names), desc=f"decoding {progress_name}",
-                 unit="img", disable=None, leave=False)
+    files = tqdm(
+        read_files(source, names),
+        total=len(names),
+        desc=f"decoding {progress_name}",
+        unit="img",
+        disable=None,
+        leave=False,
+    )
     for name, data in files:
         try:
             if isinstance(data, str):
@@ -228,8 +251,7 @@ def decode_all(source: Path, names: list[str], out: np.ndarray, progress_name: s
     return kept, skipped
 
 
-def load_images(source: str | os.PathLike, data_root=None,
-                name: str = "images") -> ImageCollection:
+def load_images(source: str | os.PathLike, data_root=None, name: str = "images") -> ImageCollection:
     """The images of a folder or zip (module docstring), decoded once into the cache.
 
     Warns :class:`~nsvae.errors.DataWarning` when files were skipped (count and first names).
@@ -250,8 +272,10 @@ def load_images(source: str | os.PathLike, data_root=None,
     def fill(out):
         kept, skipped = decode_all(source, names, out, name)
         if not kept:
-            raise DataError(f"{source}: none of its {len(names)} files is a readable image "
-                            f"(first: {_first(skipped)})")
+            raise DataError(
+                f"{source}: none of its {len(names)} files is a readable image "
+                f"(first: {_first(skipped)})"
+            )
         record.update(names=kept, skipped=skipped)
         return len(kept)
 
@@ -262,14 +286,19 @@ def load_images(source: str | os.PathLike, data_root=None,
     else:
         write_json(index_path, record, DataError)
     if record["skipped"]:
-        warnings.warn(f"{source}: skipped {len(record['skipped'])} of "
-                      f"{len(record['skipped']) + len(images)} files that are not readable "
-                      f"images (first: {_first(record['skipped'])})", DataWarning, stacklevel=2)
+        warnings.warn(
+            f"{source}: skipped {len(record['skipped'])} of "
+            f"{len(record['skipped']) + len(images)} files that are not readable "
+            f"images (first: {_first(record['skipped'])})",
+            DataWarning,
+            stacklevel=2,
+        )
     return ImageCollection(images, record["names"], str(source))
 
 
-def load_celeba(path: str | os.PathLike | None = None, data_root=None,
-                checksum: str | None = "official") -> ImageCollection:
+def load_celeba(
+    path: str | os.PathLike | None = None, data_root=None, checksum: str | None = "official"
+) -> ImageCollection:
     """CelebA: ``img_align_celeba.zip`` (or its folder) at ``path`` or under the data root.
 
     The zip is checked against the published MD5 (``checksum``: see
@@ -283,8 +312,10 @@ def load_celeba(path: str | os.PathLike | None = None, data_root=None,
     """
     source = CELEBA.path(data_root) if path is None else Path(path)
     if not source.exists():
-        raise DataError(f"no {CELEBA.name} at {source}: download {CELEBA.url} "
-                        f"({CELEBA.expected()}) and put it there, or give its folder")
+        raise DataError(
+            f"no {CELEBA.name} at {source}: download {CELEBA.url} "
+            f"({CELEBA.expected()}) and put it there, or give its folder"
+        )
     if source.is_file() and not (cache_folder(source, data_root) / "index.json").is_file():
         CELEBA.check(source, checksum)
     return load_images(source, data_root, name=CELEBA.name)
@@ -307,12 +338,19 @@ def _read_index(path: Path, num_images: int) -> dict:
         record = json.loads(path.read_text(encoding="utf-8"))
         names, skipped = record["names"], record["skipped"]
     except (OSError, ValueError, KeyError, TypeError) as error:
-        raise DataError(f"corrupt cache index {path} ({one_line(error)}); delete its "
-                        "folder") from None
-    if not (_is_string_list(names) and len(names) == num_images and isinstance(skipped, list)
-            and all(_is_string_list(pair) and len(pair) == 2 for pair in skipped)):
-        raise DataError(f"corrupt cache index {path} (not {num_images} names and a list of "
-                        "(name, reason) pairs); delete its folder")
+        raise DataError(
+            f"corrupt cache index {path} ({one_line(error)}); delete its folder"
+        ) from None
+    if not (
+        _is_string_list(names)
+        and len(names) == num_images
+        and isinstance(skipped, list)
+        and all(_is_string_list(pair) and len(pair) == 2 for pair in skipped)
+    ):
+        raise DataError(
+            f"corrupt cache index {path} (not {num_images} names and a list of "
+            "(name, reason) pairs); delete its folder"
+        )
     return {"names": names, "skipped": [tuple(pair) for pair in skipped]}
 
 

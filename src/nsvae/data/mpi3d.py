@@ -30,25 +30,41 @@ from nsvae.data.files import (
 from nsvae.data.ground_truth import ArrayGroundTruthData
 from nsvae.errors import DataError, one_line
 
-FACTOR_NAMES = ("object_color", "object_shape", "object_size", "camera_height",
-                "background_color", "first_dof", "second_dof")
+FACTOR_NAMES = (
+    "object_color",
+    "object_shape",
+    "object_size",
+    "camera_height",
+    "background_color",
+    "first_dof",
+    "second_dof",
+)
 #: factor sizes by number of images: the released files, and the challenge's (disentanglement_lib)
 LAYOUTS = {1_036_800: (6, 6, 2, 3, 3, 40, 40), 460_800: (4, 4, 2, 3, 3, 40, 40)}
 IMAGE_SHAPE = (64, 64, 3)
 URL = "https://storage.googleapis.com/disentanglement_dataset/Final_Dataset/{}"
 VARIANTS = {
-    name: OfficialFile("mpi3d", f"mpi3d_{name}.npz", URL.format(f"mpi3d_{name}.npz"), (md5,),
-                       name=f"mpi3d-{name}")
-    for name, md5 in (("toy", "55889cb7c7dfc655d6e0277beee88868"),
-                      ("realistic", "59a6225b88b635365f70c91b3e52f70f"),
-                      ("real", "0f33f609918fb5c97996692f91129802"))
+    name: OfficialFile(
+        "mpi3d", f"mpi3d_{name}.npz", URL.format(f"mpi3d_{name}.npz"), (md5,), name=f"mpi3d-{name}"
+    )
+    for name, md5 in (
+        ("toy", "55889cb7c7dfc655d6e0277beee88868"),
+        ("realistic", "59a6225b88b635365f70c91b3e52f70f"),
+        ("real", "0f33f609918fb5c97996692f91129802"),
+    )
 }
-HEADER_READERS = {(1, 0): np.lib.format.read_array_header_1_0,
-                  (2, 0): np.lib.format.read_array_header_2_0}
+HEADER_READERS = {
+    (1, 0): np.lib.format.read_array_header_1_0,
+    (2, 0): np.lib.format.read_array_header_2_0,
+}
 
 
-def load_mpi3d(variant: str, path: str | os.PathLike | None = None, data_root=None,
-               checksum: str | None = "official") -> ArrayGroundTruthData:
+def load_mpi3d(
+    variant: str,
+    path: str | os.PathLike | None = None,
+    data_root=None,
+    checksum: str | None = "official",
+) -> ArrayGroundTruthData:
     """MPI3D ``variant`` (toy, realistic or real) from ``path`` (default: the data root).
 
     The file is checked (see :func:`nsvae.data.shapes3d.load_shapes3d`) and converted on first
@@ -100,8 +116,10 @@ def _images_member(path: Path):
             expected = " or ".join(f"[{n}, 64, 64, 3]" for n in LAYOUTS)
             raise DataError(f"{path}: images has shape {list(shape)}, expected {expected}")
         if fortran:
-            raise DataError(f"{path}: images is stored in Fortran (column-major) order, "
-                            "expected C (row-major) order as in the official file")
+            raise DataError(
+                f"{path}: images is stored in Fortran (column-major) order, "
+                "expected C (row-major) order as in the official file"
+            )
         yield member, shape
 
 

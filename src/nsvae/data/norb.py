@@ -37,13 +37,21 @@ SOURCE_SIZE = 96
 URL = "https://cs.nyu.edu/~ylclab/data/norb-v1.0-small/"
 HALVES = ("smallnorb-5x46789x9x18x6x2x96x96-training", "smallnorb-5x01235x9x18x6x2x96x96-testing")
 MD5 = {  # published with the release, of the .mat.gz files
-    (0, "dat"): "66054832f9accfe74a0f4c36a75bc0a2", (0, "cat"): "23c8b86101fbf0904a000b43d3ed2fd9",
-    (0, "info"): "51dee1210a742582ff607dfd94e332e3", (1, "dat"): "e4ad715691ed5a3a5f138751a4ceb071",
-    (1, "cat"): "5aa791cd7e6016cf957ce9bdb93b8603", (1, "info"): "a9454f3864d7fd4bb3ea7fc3eb84924e",
+    (0, "dat"): "66054832f9accfe74a0f4c36a75bc0a2",
+    (0, "cat"): "23c8b86101fbf0904a000b43d3ed2fd9",
+    (0, "info"): "51dee1210a742582ff607dfd94e332e3",
+    (1, "dat"): "e4ad715691ed5a3a5f138751a4ceb071",
+    (1, "cat"): "5aa791cd7e6016cf957ce9bdb93b8603",
+    (1, "info"): "a9454f3864d7fd4bb3ea7fc3eb84924e",
 }
 OFFICIAL_FILES = tuple(
-    OfficialFile("smallnorb", f"{HALVES[half]}-{kind}.mat.gz",
-                 f"{URL}{HALVES[half]}-{kind}.mat.gz", (md5,), name="smallNORB")
+    OfficialFile(
+        "smallnorb",
+        f"{HALVES[half]}-{kind}.mat.gz",
+        f"{URL}{HALVES[half]}-{kind}.mat.gz",
+        (md5,),
+        name="smallNORB",
+    )
     for (half, kind), md5 in MD5.items()
 )
 MAGIC = {0x1E3D4C55: np.dtype(np.uint8), 0x1E3D4C54: np.dtype("<i4")}
@@ -65,10 +73,14 @@ class SmallNORB(GroundTruthData):
 
     def __init__(self, images: np.ndarray):
         self.full_space = FactorSpace(FULL_SIZES)
-        if images.dtype != np.uint8 or images.shape != (self.full_space.num_total,
-                                                        *self.observation_shape):
-            raise DataError(f"smallNORB images must be uint8 [{self.full_space.num_total}, 1, 64,"
-                            f" 64], got {images.dtype} {list(images.shape)}")
+        if images.dtype != np.uint8 or images.shape != (
+            self.full_space.num_total,
+            *self.observation_shape,
+        ):
+            raise DataError(
+                f"smallNORB images must be uint8 [{self.full_space.num_total}, 1, 64,"
+                f" 64], got {images.dtype} {list(images.shape)}"
+            )
         self.factor_space = FactorSpace(np.delete(FULL_SIZES, INSTANCE))
         self.images = images
 
@@ -82,8 +94,9 @@ class SmallNORB(GroundTruthData):
         return self.images, 1 / 255
 
 
-def load_smallnorb(path: str | os.PathLike | None = None, data_root=None,
-                   checksum: str | None = "official") -> SmallNORB:
+def load_smallnorb(
+    path: str | os.PathLike | None = None, data_root=None, checksum: str | None = "official"
+) -> SmallNORB:
     """smallNORB from the folder ``path`` holding the six files (default: the data root's).
 
     Each ``.mat.gz`` is checked (see :func:`nsvae.data.shapes3d.load_shapes3d`) and the files
@@ -103,11 +116,16 @@ def load_smallnorb(path: str | os.PathLike | None = None, data_root=None,
         for file, found in zip(OFFICIAL_FILES, files, strict=True):
             if found.suffix == ".gz":
                 file.check(found, checksum)
-        seen = np.concatenate([_convert_half(files[3 * half:3 * half + 3], space, out)
-                               for half in range(len(HALVES))])
+        seen = np.concatenate(
+            [
+                _convert_half(files[3 * half : 3 * half + 3], space, out)
+                for half in range(len(HALVES))
+            ]
+        )
         if np.any(np.bincount(seen, minlength=space.num_total) != 1):
-            raise DataError(f"{folder}: the labels do not cover the grid {list(FULL_SIZES)} "
-                            "exactly once")
+            raise DataError(
+                f"{folder}: the labels do not cover the grid {list(FULL_SIZES)} exactly once"
+            )
 
     images = converted_images("smallnorb", files, (space.num_total, 1, 64, 64), fill, data_root)
     return SmallNORB(images)
@@ -117,16 +135,16 @@ def _find(folder: Path, file: OfficialFile) -> Path:
     """The ``.mat.gz`` of ``file`` in ``folder``, else its extracted ``.mat``."""
     gzipped = folder / file.filename
     extracted = gzipped.with_suffix("")
-    return extracted if extracted.is_file() and not gzipped.is_file() else \
-        file.require(gzipped)
+    return extracted if extracted.is_file() and not gzipped.is_file() else file.require(gzipped)
 
 
 def _convert_half(paths, space: FactorSpace, out: np.ndarray) -> np.ndarray:
     """Write one half's images into ``out`` at their grid rows; return those rows."""
     dat, cat, info = paths
     num = space.num_total // len(HALVES)
-    factors = np.column_stack([_read_matrix(cat, "<i4", (num,)),
-                               _read_matrix(info, "<i4", (num, 4))]).astype(np.int64)
+    factors = np.column_stack(
+        [_read_matrix(cat, "<i4", (num,)), _read_matrix(info, "<i4", (num, 4))]
+    ).astype(np.int64)
     if np.any(factors[:, 3] % 2):
         raise DataError(f"{info}: azimuth values must be even (0, 2, ..., 34)")
     factors[:, 3] //= 2
@@ -140,7 +158,7 @@ def _convert_half(paths, space: FactorSpace, out: np.ndarray) -> np.ndarray:
             count = min(CHUNK, num - start)
             pairs = np.frombuffer(_read_exactly(stream, count * pair, dat), np.uint8)
             lefts = pairs.reshape(count, 2, SOURCE_SIZE, SOURCE_SIZE)[:, 0]
-            out[rows[start:start + count], 0] = [resize(image) for image in lefts]
+            out[rows[start : start + count], 0] = [resize(image) for image in lefts]
     return rows
 
 
@@ -160,11 +178,13 @@ def _open(path: Path, dtype, shape: tuple[int, ...]):
         dims = np.frombuffer(_read_exactly(stream, 4 * max(3, int(ndim)), path), "<i4")
         kind = MAGIC.get(int(magic))
         if kind != np.dtype(dtype):
-            raise DataError(f"{path}: matrix of type {kind or hex(magic)}, expected "
-                            f"{np.dtype(dtype)}")
+            raise DataError(
+                f"{path}: matrix of type {kind or hex(magic)}, expected {np.dtype(dtype)}"
+            )
         if tuple(dims[:ndim]) != shape:
-            raise DataError(f"{path}: matrix of shape {dims[:ndim].tolist()}, expected "
-                            f"{list(shape)}")
+            raise DataError(
+                f"{path}: matrix of shape {dims[:ndim].tolist()}, expected {list(shape)}"
+            )
         yield stream
 
 

@@ -55,8 +55,9 @@ def read_npz(path: Path, required: Sequence[str], optional: Sequence[str] = ()) 
         except ARCHIVE_ERRORS as error:
             raise DataError(f"{path}: unreadable npz file ({one_line(error)})") from None
         except MemoryError as error:  # e.g. a damaged header claiming petabytes
-            raise DataError(f"{path}: an array does not fit in memory ({one_line(error)})") \
-                from None
+            raise DataError(
+                f"{path}: an array does not fit in memory ({one_line(error)})"
+            ) from None
 
 
 def write_npz(path: str | os.PathLike, arrays: dict, compress: bool = True) -> Path:
@@ -97,8 +98,10 @@ def load_array_dataset(path: str | os.PathLike) -> ArrayGroundTruthData:
     except DataError as error:
         raise DataError(f"{path}: {error}") from None
     if rows != expected:  # checked before the observations are read, not after
-        raise DataError(f"{path}: expected {expected} observations (the product of factor sizes "
-                        f"{sizes.tolist()}), got {rows}")
+        raise DataError(
+            f"{path}: expected {expected} observations (the product of factor sizes "
+            f"{sizes.tolist()}), got {rows}"
+        )
     arrays = read_npz(path, ("observations", "factor_sizes"), ("factor_names",))
     return _array_data(arrays, path)
 
@@ -124,8 +127,11 @@ def npz_headers(path: Path) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
             for name in archive.namelist():
                 with archive.open(name) as member:
                     version = np.lib.format.read_magic(member)
-                    read_header = (np.lib.format.read_array_header_1_0 if version == (1, 0)
-                                   else np.lib.format.read_array_header_2_0)
+                    read_header = (
+                        np.lib.format.read_array_header_1_0
+                        if version == (1, 0)
+                        else np.lib.format.read_array_header_2_0
+                    )
                     shape, _, dtype = read_header(member)
                 headers[name.removesuffix(".npy")] = (shape, dtype)
     except ARCHIVE_ERRORS as error:
@@ -176,33 +182,42 @@ def _check_layout(layout: dict[str, tuple[tuple[int, ...], np.dtype]], path) -> 
     if len(shape) == 3:
         shape = (shape[0], 1, *shape[1:])
     if len(shape) != 4 or shape[1] < 1 or tuple(shape[2:]) != (IMAGE_SIZE, IMAGE_SIZE):
-        raise DataError(f"{path}: observations has shape {list(layout['observations'][0])}, "
-                        "expected [N, C, 64, 64] or [N, 64, 64]")
+        raise DataError(
+            f"{path}: observations has shape {list(layout['observations'][0])}, "
+            "expected [N, C, 64, 64] or [N, 64, 64]"
+        )
     if dtype != np.uint8 and not np.issubdtype(dtype, np.floating):
         raise DataError(f"{path}: observations has dtype {dtype}, expected uint8 or float")
     shape, dtype = layout["factor_sizes"]
     if len(shape) != 1 or not np.issubdtype(dtype, np.integer):
-        raise DataError(f"{path}: factor_sizes must be a 1-d int array, got {dtype} "
-                        f"{list(shape)}")
+        raise DataError(f"{path}: factor_sizes must be a 1-d int array, got {dtype} {list(shape)}")
     if "factor_names" in layout:
         shape, dtype = layout["factor_names"]
         if len(shape) != 1 or dtype.kind != "U":
-            raise DataError(f"{path}: factor_names must be a 1-d str array, got {dtype} "
-                            f"{list(shape)}")
+            raise DataError(
+                f"{path}: factor_names must be a 1-d str array, got {dtype} {list(shape)}"
+            )
 
 
 def _array_data(arrays: dict, path) -> ArrayGroundTruthData:
     """Check the arrays of an array dataset file and wrap them (``path`` names them in errors)."""
-    _check_layout({key: (arrays[key].shape, arrays[key].dtype) for key in _KEYS
-                   if key in arrays and arrays[key] is not None}, path)
+    _check_layout(
+        {
+            key: (arrays[key].shape, arrays[key].dtype)
+            for key in _KEYS
+            if key in arrays and arrays[key] is not None
+        },
+        path,
+    )
     observations, sizes = arrays["observations"], arrays["factor_sizes"]
     names = arrays.get("factor_names")
     if observations.ndim == 3:
         observations = observations[:, None]
     scale = _scale(observations, path)
     try:
-        return ArrayGroundTruthData(observations, sizes.tolist(),
-                                    None if names is None else names.tolist(), scale=scale)
+        return ArrayGroundTruthData(
+            observations, sizes.tolist(), None if names is None else names.tolist(), scale=scale
+        )
     except DataError as error:
         raise DataError(f"{path}: {error}") from None
 
@@ -212,6 +227,8 @@ def _scale(observations: np.ndarray, path) -> float:
     if observations.dtype == np.uint8:
         return 1.0 if observations.max(initial=0) <= 1 else 1 / 255
     if observations.size and not 0 <= observations.min() <= observations.max() <= 1:
-        raise DataError(f"{path}: float observations must lie in [0, 1], found values in "
-                        f"[{observations.min():g}, {observations.max():g}]")
+        raise DataError(
+            f"{path}: float observations must lie in [0, 1], found values in "
+            f"[{observations.min():g}, {observations.max():g}]"
+        )
     return 1.0

@@ -37,7 +37,12 @@ class BatchSampler:
     """
 
     def __init__(
-        self, observations, batch_size: int, seed: int = 0, scale: float = 1.0, device="cpu",
+        self,
+        observations,
+        batch_size: int,
+        seed: int = 0,
+        scale: float = 1.0,
+        device="cpu",
         transform=None,
     ):
         if batch_size < 1:

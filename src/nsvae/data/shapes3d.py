@@ -22,13 +22,18 @@ from nsvae.errors import DataError, one_line
 FACTOR_NAMES = ("floor_hue", "wall_hue", "object_hue", "scale", "shape", "orientation")
 FACTOR_SIZES = (10, 10, 10, 8, 4, 15)
 IMAGE_SHAPE = (64, 64, 3)
-OFFICIAL = OfficialFile("3dshapes", "3dshapes.h5",
-                        "https://storage.googleapis.com/3d-shapes/3dshapes.h5",
-                        ("099a2078d58cec4daad0702c55d06868",), name="3dshapes")
+OFFICIAL = OfficialFile(
+    "3dshapes",
+    "3dshapes.h5",
+    "https://storage.googleapis.com/3d-shapes/3dshapes.h5",
+    ("099a2078d58cec4daad0702c55d06868",),
+    name="3dshapes",
+)
 
 
-def load_shapes3d(path: str | os.PathLike | None = None, data_root=None,
-                  checksum: str | None = "official") -> ArrayGroundTruthData:
+def load_shapes3d(
+    path: str | os.PathLike | None = None, data_root=None, checksum: str | None = "official"
+) -> ArrayGroundTruthData:
     """3dshapes from ``path`` (default: where ``nsvae data fetch 3dshapes`` puts it).
 
     The file is checked (published MD5 for ``checksum="official"``, a given digest, or none for

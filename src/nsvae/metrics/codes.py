@@ -89,8 +89,15 @@ class PosteriorTable:
         Show a bar of the grid points encoded; None: only on a terminal.
     """
 
-    def __init__(self, model, data: GroundTruthData, z_dim: int, batch_size: int = BATCH_SIZE,
-                 precision: str = "fp32", progress: bool | None = None):
+    def __init__(
+        self,
+        model,
+        data: GroundTruthData,
+        z_dim: int,
+        batch_size: int = BATCH_SIZE,
+        precision: str = "fp32",
+        progress: bool | None = None,
+    ):
         self.model, self.data = model, data
         self.batch_size, self.precision = batch_size, precision
         device = model_device(model)
@@ -98,8 +105,13 @@ class PosteriorTable:
         self.logvar = torch.zeros_like(self.mu)
         self.known = np.zeros(len(data), dtype=bool)
         self.cursor = 0  # every grid point before it is encoded
-        self.bar = tqdm(total=len(data), unit="obs", desc="encoding", leave=False,
-                        disable=None if progress is None else not progress)
+        self.bar = tqdm(
+            total=len(data),
+            unit="obs",
+            desc="encoding",
+            leave=False,
+            disable=None if progress is None else not progress,
+        )
 
     def __call__(self, keys: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
         """Posteriors ``(mu, logvar)`` [n, d] on the model's device of grid indices [n]."""
@@ -150,17 +162,22 @@ def latent_count(model, data: GroundTruthData, precision: str = "fp32") -> int:
     """
     if isinstance(getattr(model, "z_dim", None), int):
         return model.z_dim
-    first = data.sample_observations_from_factors(data.index_to_factors(np.zeros(1, int)),
-                                                  np.random.RandomState(0))
+    first = data.sample_observations_from_factors(
+        data.index_to_factors(np.zeros(1, int)), np.random.RandomState(0)
+    )
     try:
         mu, logvar = encode_observations(model, first, precision=precision)
     except (TypeError, ValueError) as error:
-        raise MetricError(f"the encoder must return (mu, logvar) for a batch of observations "
-                          f"[n, {', '.join(map(str, data.observation_shape))}]: "
-                          f"{one_line(error)}") from None
+        raise MetricError(
+            f"the encoder must return (mu, logvar) for a batch of observations "
+            f"[n, {', '.join(map(str, data.observation_shape))}]: "
+            f"{one_line(error)}"
+        ) from None
     if np.shape(mu) != np.shape(logvar) or np.ndim(mu) != 2 or np.shape(mu)[0] != 1:
-        raise MetricError(f"the encoder returned mu {list(np.shape(mu))} and logvar "
-                          f"{list(np.shape(logvar))} for one observation; expected two [1, d]")
+        raise MetricError(
+            f"the encoder returned mu {list(np.shape(mu))} and logvar "
+            f"{list(np.shape(logvar))} for one observation; expected two [1, d]"
+        )
     return int(np.shape(mu)[1])
 
 
@@ -175,9 +192,17 @@ class MetricInputs:
     progress bar closes at the end).
     """
 
-    def __init__(self, model, data, representation: str = "mean", seed: int = 0,
-                 precision: str = "fp32", cache: bool = True, progress: bool | None = None,
-                 batch_size: int = BATCH_SIZE):
+    def __init__(
+        self,
+        model,
+        data,
+        representation: str = "mean",
+        seed: int = 0,
+        precision: str = "fp32",
+        cache: bool = True,
+        progress: bool | None = None,
+        batch_size: int = BATCH_SIZE,
+    ):
         self.model, self.data, self.kind, self.seed = model, data, representation, seed
         self.precision, self.batch_size = precision, batch_size
         self.z_dim = latent_count(model, data, precision)
@@ -200,11 +225,17 @@ class MetricInputs:
             return GridKeys(self.data), self.table.numpy
         device = model_device(self.model)
         return GridKeys(self.data), posterior_representation(
-            self.table, self.kind, self.z_dim, device, self.batch_size, self.seed)
+            self.table, self.kind, self.z_dim, device, self.batch_size, self.seed
+        )
 
     def _uncached(self, input_kind: str):
         if input_kind == "encoder":
-            return functools.partial(encode_observations, self.model, batch_size=self.batch_size,
-                                     precision=self.precision)
-        return representation_function(self.model, self.kind, self.batch_size, self.seed,
-                                       self.precision)
+            return functools.partial(
+                encode_observations,
+                self.model,
+                batch_size=self.batch_size,
+                precision=self.precision,
+            )
+        return representation_function(
+            self.model, self.kind, self.batch_size, self.seed, self.precision
+        )

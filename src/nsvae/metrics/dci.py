@@ -69,8 +69,9 @@ def dci(
     Representations", ICLR 2018; disentanglement_lib ``dci.compute_dci``.
     """
     require_factor_sizes(data, "dci")
-    train, test = sample_train_test(data, representation, num_train, num_test, random_state,
-                                    batch_size)
+    train, test = sample_train_test(
+        data, representation, num_train, num_test, random_state, batch_size
+    )
     return compute_dci(train, test, random_state, estimator, n_jobs)
 
 

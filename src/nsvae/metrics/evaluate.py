@@ -80,10 +80,19 @@ def evaluate_run(
     run = load_run(run) if isinstance(run, str | Path) else run
     run.warn_if_collapsed()
     params = merge_params(run.config.objective.evaluation_params(), params)
-    result = evaluate_model(run.model, run.data() if data is None else data, metrics,
-                            representation, seed, fast, params,
-                            precision=run.config.train.precision, cache=cache, bar=bar,
-                            progress=progress)
+    result = evaluate_model(
+        run.model,
+        run.data() if data is None else data,
+        metrics,
+        representation,
+        seed,
+        fast,
+        params,
+        precision=run.config.train.precision,
+        cache=cache,
+        bar=bar,
+        progress=progress,
+    )
     result.update(step=run.step, config=run.config.to_dict())
     if save:
         save_evaluation(run.path, result)
@@ -159,8 +168,9 @@ def evaluate_model(
         raise ConfigError(f"unknown representation {representation!r} (choose from: mean, sampled)")
     names = resolve_metric_names(metrics, data)
     with MetricInputs(model, data, representation, seed, precision, cache, bar) as inputs:
-        result = _run_suite(METRICS, names, lambda name: inputs(METRICS[name]), seed, fast,
-                            params, progress)
+        result = _run_suite(
+            METRICS, names, lambda name: inputs(METRICS[name]), seed, fast, params, progress
+        )
     result.update(representation=representation, step=None, config=None)
     return result
 
@@ -208,11 +218,16 @@ def evaluate_functions(
     if representation is None and encoder is None:
         raise MetricError("give a representation function, an encoder, or both")
     if representation is None:
+
         def representation(observations):
             return encoder(observations)[0]
+
     names = resolve_metric_names(metrics, data)
-    skipped = {name: f"{name} needs an encoder's posterior (mu, logvar), not codes alone"
-               for name in names if METRICS[name].input_kind == "encoder" and encoder is None}
+    skipped = {
+        name: f"{name} needs an encoder's posterior (mu, logvar), not codes alone"
+        for name in names
+        if METRICS[name].input_kind == "encoder" and encoder is None
+    }
     names = [name for name in names if name not in skipped]
 
     def arguments(name):
@@ -232,7 +247,12 @@ def merge_params(first: Mapping | None, then: Mapping | None) -> dict:
 
 
 def evaluate_codes(
-    factors, codes, factor_sizes=None, metrics=None, seed: int = 0, params: dict | None = None,
+    factors,
+    codes,
+    factor_sizes=None,
+    metrics=None,
+    seed: int = 0,
+    params: dict | None = None,
     progress: Progress | None = None,
 ) -> dict:
     """Evaluate given (factor, code) pairs with the metrics that need nothing else.
@@ -275,16 +295,18 @@ def evaluate_codes(
     if factor_sizes is not None:
         sizes = np.asarray(factor_sizes).ravel()
         if not np.issubdtype(sizes.dtype, np.integer) or np.any(sizes < 1):
-            raise MetricError(f"factor_sizes must be positive integers, got {sizes.dtype} "
-                              f"{sizes.tolist()[:8]}")
+            raise MetricError(
+                f"factor_sizes must be positive integers, got {sizes.dtype} {sizes.tolist()[:8]}"
+            )
         factor_sizes = [int(s) for s in sizes]
         if len(factor_sizes) != factors.shape[1]:
             raise MetricError(f"{len(factor_sizes)} factor sizes for {factors.shape[1]} factors")
         if np.any(factors < 0) or np.any(factors >= np.asarray(factor_sizes)):
             raise MetricError(f"factor labels out of range for factor sizes {factor_sizes}")
     names = metric_names(metrics, CODE_METRICS)
-    result = _run_suite(CODE_METRICS, names, lambda name: (factors, codes), seed, False, params,
-                        progress)
+    result = _run_suite(
+        CODE_METRICS, names, lambda name: (factors, codes), seed, False, params, progress
+    )
     result.update(num_points=len(codes), factor_sizes=factor_sizes)
     return result
 
@@ -336,8 +358,10 @@ def _factor_free(names: list[str], default: bool) -> list[str]:
     needing = [name for name in names if METRICS[name].needs_factors]
     if needing and not default:
         free = [name for name, function in METRICS.items() if not function.needs_factors]
-        raise MetricError(f"{', '.join(needing)} need ground-truth factors and this dataset has "
-                          f"none (metrics without factors: {', '.join(free)})")
+        raise MetricError(
+            f"{', '.join(needing)} need ground-truth factors and this dataset has "
+            f"none (metrics without factors: {', '.join(free)})"
+        )
     return [name for name in names if name not in needing]
 
 
@@ -368,8 +392,13 @@ def _run_suite(suite, names, arguments, seed, fast, overrides, progress=None) ->
     """
     check_seed("seed", seed)
     overrides = overrides or {}
-    given = {name: {**(getattr(suite[name], "fast_params", {}) if fast else {}),
-                    **overrides.get(name, {})} for name in names}
+    given = {
+        name: {
+            **(getattr(suite[name], "fast_params", {}) if fast else {}),
+            **overrides.get(name, {}),
+        }
+        for name in names
+    }
     used = {name: _resolve(name, suite[name], given[name]) for name in names}
     results, failed, seconds = {}, {}, {}
     for index, name in enumerate(names, 1):
@@ -377,8 +406,9 @@ def _run_suite(suite, names, arguments, seed, fast, overrides, progress=None) ->
             progress(name, index, len(names))
         start = time.perf_counter()
         try:
-            results[name] = suite[name](*arguments(name), np.random.RandomState(seed),
-                                        **given[name])
+            results[name] = suite[name](
+                *arguments(name), np.random.RandomState(seed), **given[name]
+            )
         except NsvaeError as error:
             failed[name] = one_line(error)
         except Exception as error:  # a metric's estimator failing stays that metric's failure

@@ -101,9 +101,11 @@ def compute_mig(factors, codes, num_bins: int = NUM_BINS) -> dict:
     m = discrete_mutual_info(histogram_discretize(codes, num_bins), factors)
     normalized = m / discrete_entropy(factors)
     top = np.sort(normalized, axis=0)[::-1]
-    return {"discrete_mig": float(np.mean(top[0] - top[1])),
-            "normalized_mi": normalized.round(6).tolist(),
-            "captured_by": captured_factors(normalized)}
+    return {
+        "discrete_mig": float(np.mean(top[0] - top[1])),
+        "normalized_mi": normalized.round(6).tolist(),
+        "captured_by": captured_factors(normalized),
+    }
 
 
 def captured_factors(normalized_mi, share: float = 0.5, ratio: float = 2.0) -> list[int]:
@@ -143,8 +145,9 @@ def captured_by_name(mig_result: dict) -> dict[str, int]:
     return dict(zip(mig_result["factor_names"], mig_result["captured_by"], strict=True))
 
 
-def seed_bar(mig_result: dict, min_mig: float = SEED_BAR_MIG,
-             factors: tuple[str, ...] = SEED_BAR_FACTORS) -> dict:
+def seed_bar(
+    mig_result: dict, min_mig: float = SEED_BAR_MIG, factors: tuple[str, ...] = SEED_BAR_FACTORS
+) -> dict:
     """Whether a model shows the seed paper's qualitative result on dSprites.
 
     The seed's README shows, at 110,000 steps, one latent each for x, y and scale (and two for
@@ -177,13 +180,18 @@ def seed_bar(mig_result: dict, min_mig: float = SEED_BAR_MIG,
         raise MetricError("this MIG result has no factor names, so no factor can be checked")
     unknown = [name for name in factors if name not in names]
     if unknown:
-        raise MetricError(f"the data has no factor {', '.join(unknown)} (its factors: "
-                          f"{', '.join(names)})")
+        raise MetricError(
+            f"the data has no factor {', '.join(unknown)} (its factors: {', '.join(names)})"
+        )
     captured = {name: j for name, j in captured_by_name(mig_result).items() if j >= 0}
     missing = [name for name in factors if name not in captured]
     mig = float(mig_result["discrete_mig"])
-    return {"met": mig >= min_mig and not missing, "mig": mig, "captured": captured,
-            "missing": missing}
+    return {
+        "met": mig >= min_mig and not missing,
+        "mig": mig,
+        "captured": captured,
+        "missing": missing,
+    }
 
 
 def seed_bar_line(mig_result: dict) -> str | None:
@@ -192,8 +200,10 @@ def seed_bar_line(mig_result: dict) -> str | None:
     if not set(SEED_BAR_FACTORS) <= set(mig_result.get("factor_names") or ()):
         return None
     verdict = "met" if seed_bar(mig_result)["met"] else "not met"
-    return (f"seed bar (MIG >= {SEED_BAR_MIG:.2f} and {', '.join(SEED_BAR_FACTORS)} each "
-            f"captured): {verdict}")
+    return (
+        f"seed bar (MIG >= {SEED_BAR_MIG:.2f} and {', '.join(SEED_BAR_FACTORS)} each "
+        f"captured): {verdict}"
+    )
 
 
 @metric(fast={"num_points": 2_000, "num_samples": 2_000}, input="encoder")

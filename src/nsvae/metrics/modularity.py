@@ -63,8 +63,9 @@ def modularity_explicitness(
     NeurIPS 2018; disentanglement_lib ``modularity_explicitness.compute_modularity_explicitness``.
     """
     require_factor_sizes(data, "modularity_explicitness")
-    train, test = sample_train_test(data, representation, num_train, num_test, random_state,
-                                    batch_size)
+    train, test = sample_train_test(
+        data, representation, num_train, num_test, random_state, batch_size
+    )
     return compute_modularity_explicitness(train, test, num_bins)
 
 

@@ -79,8 +79,9 @@ def pid_bounds(single, rest, joint) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     }
 
 
-def factor_information(labels: np.ndarray, codes: np.ndarray,
-                       random_state: np.random.RandomState) -> dict[str, np.ndarray]:
+def factor_information(
+    labels: np.ndarray, codes: np.ndarray, random_state: np.random.RandomState
+) -> dict[str, np.ndarray]:
     """I(y_k; z_l), I(y_k; z_\\l) and I(y_k; z) of (factor, code) pairs, in nats.
 
     ``I(y_k; z_S) = H(y_k) - CE``, with CE the held-out cross-entropy of the Bayes classifier
@@ -114,8 +115,11 @@ def factor_information(labels: np.ndarray, codes: np.ndarray,
     num, dim = codes.shape
     order = random_state.permutation(num)
     halves = (order[: num // 2], order[num // 2 :])
-    subsets = [list(range(dim)), *([j] for j in range(dim)),
-               *([i for i in range(dim) if i != j] for j in range(dim))]
+    subsets = [
+        list(range(dim)),
+        *([j] for j in range(dim)),
+        *([i for i in range(dim) if i != j] for j in range(dim)),
+    ]
     loss = np.zeros((len(subsets), labels.shape[1]))
     for k, column in enumerate(labels.T):
         classes = np.unique(column, return_inverse=True)[1].ravel()
@@ -157,8 +161,11 @@ class _ClassGaussians:
         for v in seen:
             factor = np.linalg.cholesky(self.covariances[v][np.ix_(subset, subset)])
             white = np.linalg.solve(factor, (codes[:, subset] - self.means[v, subset]).T)
-            log_joint[:, v] = (np.log(self.prior[v]) - np.log(np.diag(factor)).sum()
-                               - 0.5 * np.square(white).sum(0))
+            log_joint[:, v] = (
+                np.log(self.prior[v])
+                - np.log(np.diag(factor)).sum()
+                - 0.5 * np.square(white).sum(0)
+            )
         log_joint -= log_joint.max(1, keepdims=True)
         posterior = np.exp(log_joint)
         posterior /= posterior.sum(1, keepdims=True)
@@ -186,9 +193,13 @@ def summarize(info: dict[str, np.ndarray]) -> dict:
     for key, values in per_factor.items():
         result[key] = float(values.mean())
         result[f"{key}_per_factor"] = values.tolist()
-    result.update(latent_per_factor=latent.tolist(), mutual_info_single=single.tolist(),
-                  mutual_info_rest=info["rest"].tolist(),
-                  mutual_info_joint=info["joint"].tolist(), entropy=entropy.tolist())
+    result.update(
+        latent_per_factor=latent.tolist(),
+        mutual_info_single=single.tolist(),
+        mutual_info_rest=info["rest"].tolist(),
+        mutual_info_joint=info["joint"].tolist(),
+        entropy=entropy.tolist(),
+    )
     return result
 
 
@@ -227,10 +238,11 @@ def unibound(
     Tokui & Sato, "Disentanglement Analysis with Partial Information Decomposition", ICLR 2022.
     """
     require_factor_sizes(data, "unibound")
-    factors, codes = sample_factor_codes(data, representation, num_train, random_state,
-                                         batch_size)
-    return {**compute_unibound(factors, codes, random_state),
-            "factor_names": list(data.factor_names)}
+    factors, codes = sample_factor_codes(data, representation, num_train, random_state, batch_size)
+    return {
+        **compute_unibound(factors, codes, random_state),
+        "factor_names": list(data.factor_names),
+    }
 
 
 def unibound_codes(factors, codes, random_state) -> dict:

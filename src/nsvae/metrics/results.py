@@ -33,8 +33,12 @@ FILE = "eval.json"
 LOCK = ".eval.lock"
 _REQUIRED = {"metric": str, "representation": str, "params": dict, "values": dict}
 # The number that stands for a metric in tables and figures; a metric not listed: its first.
-HEADLINES = {"beta_vae": "eval_accuracy", "factor_vae": "eval_accuracy",
-             "dci": "disentanglement", "modularity_explicitness": "modularity_score"}
+HEADLINES = {
+    "beta_vae": "eval_accuracy",
+    "factor_vae": "eval_accuracy",
+    "dci": "disentanglement",
+    "modularity_explicitness": "modularity_score",
+}
 
 
 def flat_metrics(metrics: Mapping, prefix: str = "") -> dict[str, float]:
@@ -62,12 +66,21 @@ def headline_columns(columns) -> list[str]:
 def result_entries(result: Mapping) -> list[dict]:
     """The entries of one evaluation result (:func:`nsvae.metrics.evaluate.evaluate_model`)."""
     stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
-    return [{"metric": name, "representation": result.get("representation") or "mean",
-             "params": result["params"].get(name, {}), "values": values,
-             "fast": result.get("fast"), "seed": result.get("seed"), "step": result.get("step"),
-             "seconds": result.get("seconds", {}).get(name), "versions": result.get("versions"),
-             "evaluated_at": stamp}
-            for name, values in result["metrics"].items()]
+    return [
+        {
+            "metric": name,
+            "representation": result.get("representation") or "mean",
+            "params": result["params"].get(name, {}),
+            "values": values,
+            "fast": result.get("fast"),
+            "seed": result.get("seed"),
+            "step": result.get("step"),
+            "seconds": result.get("seconds", {}).get(name),
+            "versions": result.get("versions"),
+            "evaluated_at": stamp,
+        }
+        for name, values in result["metrics"].items()
+    ]
 
 
 def merge_entries(old: list[dict], new: list[dict]) -> list[dict]:
@@ -80,8 +93,7 @@ def merge_entries(old: list[dict], new: list[dict]) -> list[dict]:
 
 def entry_key(entry: Mapping) -> tuple[str, str, str]:
     """What an entry is an evaluation of: metric, representation and parameters."""
-    return (entry["metric"], entry["representation"],
-            json.dumps(entry["params"], sort_keys=True))
+    return (entry["metric"], entry["representation"], json.dumps(entry["params"], sort_keys=True))
 
 
 def headline(entries: list[dict]) -> dict[str, dict]:
@@ -89,8 +101,11 @@ def headline(entries: list[dict]) -> dict[str, dict]:
     chosen: dict[str, dict] = {}
     for entry in entries:  # later entries are newer
         current = chosen.get(entry["metric"])
-        if current is None or entry["representation"] == "mean" or \
-                current["representation"] != "mean":
+        if (
+            current is None
+            or entry["representation"] == "mean"
+            or current["representation"] != "mean"
+        ):
             chosen[entry["metric"]] = entry
     return {name: entry["values"] for name, entry in chosen.items()}
 
@@ -113,10 +128,15 @@ def read_evaluation(path: str | os.PathLike) -> list[dict]:
         return []
     stored = read_json(path)
     if isinstance(stored, dict) and stored.get("format", FORMAT) != FORMAT:
-        raise OtherFormatError(f"{path} has format {stored['format']!r}; this nsvae reads "
-                               f"format {FORMAT} and the first, unnumbered one")
-    if isinstance(stored, dict) and "entries" not in stored and isinstance(
-            stored.get("metrics"), dict):
+        raise OtherFormatError(
+            f"{path} has format {stored['format']!r}; this nsvae reads "
+            f"format {FORMAT} and the first, unnumbered one"
+        )
+    if (
+        isinstance(stored, dict)
+        and "entries" not in stored
+        and isinstance(stored.get("metrics"), dict)
+    ):
         stored = {"entries": _first_format_entries(stored)}
     entries = stored.get("entries") if isinstance(stored, dict) else None
     if not isinstance(entries, list) or not all(_valid(entry) for entry in entries):
@@ -153,17 +173,27 @@ def save_evaluation(run_dir: str | os.PathLike, result: Mapping) -> Path:
 
 
 def _valid(entry) -> bool:
-    return isinstance(entry, dict) and all(isinstance(entry.get(key), kind)
-                                           for key, kind in _REQUIRED.items())
+    return isinstance(entry, dict) and all(
+        isinstance(entry.get(key), kind) for key, kind in _REQUIRED.items()
+    )
 
 
 def _first_format_entries(stored: Mapping) -> list[dict]:
     """Entries of an ``eval.json`` written before entries existed (one evaluation)."""
     params = stored.get("params") if isinstance(stored.get("params"), dict) else {}
     seconds = stored.get("seconds") if isinstance(stored.get("seconds"), dict) else {}
-    return [{"metric": name, "representation": str(stored.get("representation") or "mean"),
-             "params": params.get(name) if isinstance(params.get(name), dict) else {},
-             "values": values, "fast": stored.get("fast"), "seed": stored.get("seed"),
-             "step": stored.get("step"), "seconds": seconds.get(name),
-             "versions": stored.get("versions"), "evaluated_at": None}
-            for name, values in stored["metrics"].items()]
+    return [
+        {
+            "metric": name,
+            "representation": str(stored.get("representation") or "mean"),
+            "params": params.get(name) if isinstance(params.get(name), dict) else {},
+            "values": values,
+            "fast": stored.get("fast"),
+            "seed": stored.get("seed"),
+            "step": stored.get("step"),
+            "seconds": seconds.get(name),
+            "versions": stored.get("versions"),
+            "evaluated_at": None,
+        }
+        for name, values in stored["metrics"].items()
+    ]

@@ -84,8 +84,9 @@ class Entangled:
 
     def encode(self, observations: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Posterior means and log-variances [n, d] of factor-value observations [n, K]."""
-        standard = ((np.asarray(observations, dtype=np.float64) - (self.sizes - 1) / 2)
-                    / np.sqrt((self.sizes**2 - 1) / 12))
+        standard = (np.asarray(observations, dtype=np.float64) - (self.sizes - 1) / 2) / np.sqrt(
+            (self.sizes**2 - 1) / 12
+        )
         means = standard @ self.mix.T
         return means, np.broadcast_to(2 * np.log(self.widths), means.shape).copy()
 
@@ -110,8 +111,7 @@ def entangle(sizes, kind: str, level: float, seed: int = 0) -> Entangled:
             raise MetricError("rotate needs at least two factors")
         angle = np.radians(level)
         pair = [num - 2, num - 1]
-        mix[np.ix_(pair, pair)] = [[np.cos(angle), -np.sin(angle)],
-                                   [np.sin(angle), np.cos(angle)]]
+        mix[np.ix_(pair, pair)] = [[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]]
     elif kind == "duplicate":  # each copy: level * z_j plus unit noise
         mix = np.concatenate([mix, level * mix])
         widths = np.concatenate([widths, np.full(num, np.hypot(1.0, BASE_NOISE))])
@@ -124,8 +124,12 @@ def entangle(sizes, kind: str, level: float, seed: int = 0) -> Entangled:
     return Entangled(sizes, mix, widths, seed)
 
 
-def robustness_rows(data: GroundTruthData, run_suite: Callable, kinds=tuple(LEVELS),
-                    say: Callable[[str], None] = lambda line: None) -> list[dict]:
+def robustness_rows(
+    data: GroundTruthData,
+    run_suite: Callable,
+    kinds=tuple(LEVELS),
+    say: Callable[[str], None] = lambda line: None,
+) -> list[dict]:
     """Score every level of every kind; one row per (kind, level, metric key).
 
     Parameters
@@ -152,7 +156,9 @@ def robustness_rows(data: GroundTruthData, run_suite: Callable, kinds=tuple(LEVE
         for level in LEVELS[kind]:
             scores = run_suite(factor_data, entangle(data.factor_sizes, kind, level))
             flat = flat_metrics(scores)
-            rows += [{"kind": kind, "level": level, "metric": key, "value": value}
-                     for key, value in flat.items()]
+            rows += [
+                {"kind": kind, "level": level, "metric": key, "value": value}
+                for key, value in flat.items()
+            ]
             say(f"{kind} {level:g}: {len(flat)} values")
     return rows

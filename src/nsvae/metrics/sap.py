@@ -59,8 +59,9 @@ def sap(
     Unlabeled Observations", ICLR 2018; disentanglement_lib ``sap_score.compute_sap``.
     """
     require_factor_sizes(data, "sap")
-    train, test = sample_train_test(data, representation, num_train, num_test, random_state,
-                                    batch_size)
+    train, test = sample_train_test(
+        data, representation, num_train, num_test, random_state, batch_size
+    )
     return compute_sap(train, test, continuous_factors)
 
 

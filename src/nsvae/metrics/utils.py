@@ -34,8 +34,9 @@ def check_codes(codes, num_rows: int | None = None, name: str = "codes") -> np.n
     """
     codes = np.asarray(codes)
     if codes.ndim != 2 or codes.shape[1] < 1 or codes.shape[0] < 1:
-        raise MetricError(f"{name} must be a 2-D array [n, d] with n, d >= 1, got shape "
-                          f"{codes.shape}")
+        raise MetricError(
+            f"{name} must be a 2-D array [n, d] with n, d >= 1, got shape {codes.shape}"
+        )
     if num_rows is not None and codes.shape[0] != num_rows:
         raise MetricError(f"{name}: got {codes.shape[0]} codes for {num_rows} observations")
     if not (np.issubdtype(codes.dtype, np.floating) or np.issubdtype(codes.dtype, np.integer)):
@@ -45,8 +46,10 @@ def check_codes(codes, num_rows: int | None = None, name: str = "codes") -> np.n
         raise MetricError(f"{name} contain NaN or infinite values")
     largest = float(np.abs(codes).max())
     if largest > MAX_ABS_CODE:
-        raise MetricError(f"{name} reach {largest:.3g} in absolute value; the metrics take values "
-                          f"within +-{MAX_ABS_CODE:g}: rescale them (e.g. standardise each column)")
+        raise MetricError(
+            f"{name} reach {largest:.3g} in absolute value; the metrics take values "
+            f"within +-{MAX_ABS_CODE:g}: rescale them (e.g. standardise each column)"
+        )
     return codes
 
 
@@ -109,8 +112,13 @@ def represent(
     return np.concatenate(chunks)
 
 
-def encode_factors(data, encoder: Callable, factors: np.ndarray, random_state,
-                   batch_size: int = REPRESENTATION_BATCH) -> tuple[np.ndarray, np.ndarray]:
+def encode_factors(
+    data,
+    encoder: Callable,
+    factors: np.ndarray,
+    random_state,
+    batch_size: int = REPRESENTATION_BATCH,
+) -> tuple[np.ndarray, np.ndarray]:
     """Posterior means and log-variances [n, d] of the observations of ``factors``, in chunks.
 
     ``encoder`` maps observations [m, ...] to ``(mu, logvar)`` numpy arrays [m, d] (for a model,
@@ -119,8 +127,9 @@ def encode_factors(data, encoder: Callable, factors: np.ndarray, random_state,
     """
     mus, logvars = [], []
     for start in range(0, len(factors), batch_size):
-        chunk = data.sample_observations_from_factors(factors[start : start + batch_size],
-                                                      random_state)
+        chunk = data.sample_observations_from_factors(
+            factors[start : start + batch_size], random_state
+        )
         mu, logvar = encoder(chunk)
         mus.append(check_codes(mu, len(chunk), "encoder means"))
         logvars.append(check_codes(logvar, len(chunk), "encoder log-variances"))
@@ -199,8 +208,9 @@ def sample_factor_codes(
     )
 
 
-def sample_train_test(data, representation, num_train: int, num_test: int, random_state,
-                      batch_size: int) -> tuple[tuple, tuple]:
+def sample_train_test(
+    data, representation, num_train: int, num_test: int, random_state, batch_size: int
+) -> tuple[tuple, tuple]:
     """Train and test (factors, codes) pairs sampled one after the other, as disentanglement_lib."""
     train = sample_factor_codes(data, representation, num_train, random_state, batch_size)
     test = sample_factor_codes(data, representation, num_test, random_state, batch_size)
@@ -220,8 +230,13 @@ def check_split(train, test) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.nda
     return check_factors(train[0], codes), codes, check_factors(test[0], codes_test), codes_test
 
 
-def metric(*, fast: dict | None = None, input: str = "representation", factors: bool = True,
-           pixels: bool = False):
+def metric(
+    *,
+    fast: dict | None = None,
+    input: str = "representation",
+    factors: bool = True,
+    pixels: bool = False,
+):
     """Declare a metric's inputs and its ``--fast`` parameters beside its definition.
 
     Parameters

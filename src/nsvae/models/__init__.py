@@ -98,8 +98,14 @@ def encode_posterior(
 
 
 @torch.no_grad()
-def _batched(function, inputs: np.ndarray, batch_size: int, device, precision: str = "fp32",
-             pad: bool = False) -> list:
+def _batched(
+    function,
+    inputs: np.ndarray,
+    batch_size: int,
+    device,
+    precision: str = "fp32",
+    pad: bool = False,
+) -> list:
     """``function`` of float32 tensors of at most ``batch_size`` rows of ``inputs``, at
     ``precision``; with ``pad`` every call sees ``batch_size`` rows and the outputs are cut back.
     """
@@ -133,13 +139,17 @@ def decode_codes(model, codes: np.ndarray, batch_size: int = BATCH_SIZE) -> np.n
     The model (anything with ``decode(z) -> logits``) sees at most ``batch_size`` codes at a
     time, on the device of its parameters, without gradient.
     """
-    parts = _batched(lambda z: torch.sigmoid(model.decode(z)), codes, batch_size,
-                     model_device(model))
+    parts = _batched(
+        lambda z: torch.sigmoid(model.decode(z)), codes, batch_size, model_device(model)
+    )
     return torch.cat(parts).cpu().numpy() if parts else np.zeros((0,), np.float32)
 
 
 def representation_function(
-    model: VAE, kind: str = "mean", batch_size: int = BATCH_SIZE, seed: int = 0,
+    model: VAE,
+    kind: str = "mean",
+    batch_size: int = BATCH_SIZE,
+    seed: int = 0,
     precision: str = "fp32",
 ) -> Callable[[np.ndarray], np.ndarray]:
     """A function mapping observations to codes, for metrics (disentanglement_lib's contract).
@@ -171,20 +181,28 @@ def representation_function(
 
     def check(observations: np.ndarray) -> np.ndarray:
         observations = np.asarray(observations)
-        if channels is not None and (observations.ndim != 4
-                                     or observations.shape[1:] != (channels, 64, 64)):
-            raise DataError(f"observations must have shape [n, {channels}, 64, 64], got "
-                            f"{list(observations.shape)}")
+        if channels is not None and (
+            observations.ndim != 4 or observations.shape[1:] != (channels, 64, 64)
+        ):
+            raise DataError(
+                f"observations must have shape [n, {channels}, 64, 64], got "
+                f"{list(observations.shape)}"
+            )
         return observations
 
-    represent = posterior_representation(posterior, kind, getattr(model, "z_dim", 0),
-                                         model_device(model), batch_size, seed)
+    represent = posterior_representation(
+        posterior, kind, getattr(model, "z_dim", 0), model_device(model), batch_size, seed
+    )
     return lambda observations: represent(check(observations))
 
 
 def posterior_representation(
-    posterior: Callable, kind: str, z_dim: int, device: torch.device,
-    batch_size: int = BATCH_SIZE, seed: int = 0,
+    posterior: Callable,
+    kind: str,
+    z_dim: int,
+    device: torch.device,
+    batch_size: int = BATCH_SIZE,
+    seed: int = 0,
 ) -> Callable[[np.ndarray], np.ndarray]:
     """Codes of inputs from their posterior: its means, or one sample each (own generator).
 

@@ -97,8 +97,18 @@ class _Conv(torch.autograd.Function):
         dx = dw = None
         if need_dx or (need_dw and not unfold):
             dx, dw, _ = torch.ops.aten.convolution_backward(
-                grad, x, weight, None, stride, padding, (1, 1), transposed, output_padding, 1,
-                [need_dx, need_dw and not unfold, False])
+                grad,
+                x,
+                weight,
+                None,
+                stride,
+                padding,
+                (1, 1),
+                transposed,
+                output_padding,
+                1,
+                [need_dx, need_dw and not unfold, False],
+            )
         if need_dw and unfold:
             rows, windows = (x, grad) if transposed else (grad, x)
             dw = _unflat_weight(_rows(rows).t() @ _unfold4(windows), weight)
@@ -123,8 +133,13 @@ def _unfolds_in_cache(unfolded: tuple) -> bool:
 
 def _reformulable(layer, x: torch.Tensor) -> bool:
     """False where the plain layer's code runs: groups, dilation, other padding modes."""
-    return (layer.groups == 1 and layer.dilation == (1, 1) and layer.padding_mode == "zeros"
-            and isinstance(layer.padding, tuple) and x.dim() == 4)
+    return (
+        layer.groups == 1
+        and layer.dilation == (1, 1)
+        and layer.padding_mode == "zeros"
+        and isinstance(layer.padding, tuple)
+        and x.dim() == 4
+    )
 
 
 def _run(layer, x: torch.Tensor, transposed: bool, unfolded: tuple) -> torch.Tensor:
@@ -137,16 +152,29 @@ def _run(layer, x: torch.Tensor, transposed: bool, unfolded: tuple) -> torch.Ten
         bias = None if layer.bias is None else layer.bias.to(dtype)
     else:
         weight, bias = layer.weight, layer.bias
-    patch = (not transposed and layer.padding == (0, 0) and layer.kernel_size == layer.stride
-             and x.shape[2] % layer.stride[0] == 0 and x.shape[3] % layer.stride[1] == 0)
+    patch = (
+        not transposed
+        and layer.padding == (0, 0)
+        and layer.kernel_size == layer.stride
+        and x.shape[2] % layer.stride[0] == 0
+        and x.shape[3] % layer.stride[1] == 0
+    )
     unfold = (layer.kernel_size, layer.stride, layer.padding) == ((4, 4), (2, 2), (1, 1))
     unfold = unfold and _unfolds_in_cache(unfolded)
     output_padding = layer.output_padding if transposed else (0, 0)
     with torch.autocast(kind, enabled=False):
         if patch:
             return _patch_conv(x, weight, bias)
-        return _Conv.apply(x.contiguous(memory_format=torch.channels_last), weight, bias,
-                           transposed, layer.stride, layer.padding, output_padding, unfold)
+        return _Conv.apply(
+            x.contiguous(memory_format=torch.channels_last),
+            weight,
+            bias,
+            transposed,
+            layer.stride,
+            layer.padding,
+            output_padding,
+            unfold,
+        )
 
 
 class Conv2d(nn.Conv2d):

@@ -64,8 +64,7 @@ def objective_config(name: str = "nonsyn", **fields) -> ObjectiveConfig:
     return objective_class(name).Config(name=name, **fields)
 
 
-def build_objective(config: ObjectiveConfig, likelihood: str = "bernoulli",
-                    **context) -> Objective:
+def build_objective(config: ObjectiveConfig, likelihood: str = "bernoulli", **context) -> Objective:
     """The objective of a config section (validated here), e.g. ``NonSynObjective.Config()``.
 
     Parameters

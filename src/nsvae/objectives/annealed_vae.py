@@ -23,8 +23,9 @@ class AnnealedVAEObjective(Objective):
         name: str = "annealed_vae"
         capacity_gamma: float = setting(1000.0, "Weight of |KL - C|.", check=non_negative)
         c_max: float = setting(25.0, "Final capacity C, in nats.", check=non_negative)
-        capacity_steps: int = setting(100000, "Steps over which C grows from 0 to c_max.",
-                                      check=at_least(1))
+        capacity_steps: int = setting(
+            100000, "Steps over which C grows from 0 to c_max.", check=at_least(1)
+        )
 
     logged = Objective.logged | {"capacity": Logged("capacity C")}
 
@@ -37,5 +38,7 @@ class AnnealedVAEObjective(Objective):
     def penalty(self, kl_total, kl_per_sample_latent, outputs, step):
         """``gamma * |KL - C|``; logs the capacity C."""
         capacity = min(self.c_max, self.c_max * step / self.capacity_steps)
-        return (self.gamma * (kl_total - capacity).abs(),
-                {"capacity": kl_total.new_full((), capacity)})
+        return (
+            self.gamma * (kl_total - capacity).abs(),
+            {"capacity": kl_total.new_full((), capacity)},
+        )

@@ -111,8 +111,14 @@ class Objective:
         "kl_per_latent": Logged("KL per latent", kind="per_latent"),
     }
 
-    def __init__(self, config: ObjectiveConfig, likelihood: str = "bernoulli", *,
-                 z_dim: int | None = None, dataset_size: int | None = None):
+    def __init__(
+        self,
+        config: ObjectiveConfig,
+        likelihood: str = "bernoulli",
+        *,
+        z_dim: int | None = None,
+        dataset_size: int | None = None,
+    ):
         self.config = config
         self.likelihood = likelihood
         self.z_dim = z_dim
@@ -124,8 +130,9 @@ class Objective:
         """Networks the objective trains besides the VAE, by name (none by default)."""
         return {}
 
-    def optimizers(self, model: torch.nn.Module, lr: float,
-                   betas: tuple[float, float]) -> dict[str, torch.optim.Optimizer]:
+    def optimizers(
+        self, model: torch.nn.Module, lr: float, betas: tuple[float, float]
+    ) -> dict[str, torch.optim.Optimizer]:
         """Every optimiser of a step, by name; ``"model"`` (Adam on the VAE) comes first."""
         return {"model": adam(model.parameters(), lr=lr, betas=betas)}
 
@@ -133,8 +140,9 @@ class Objective:
         """``model(batches[0])``: ``mu``, ``logvar``, ``z``, ``x_logits``."""
         return model(batches[0])
 
-    def terms(self, model: torch.nn.Module, batches: list[torch.Tensor],
-              step: int) -> tuple[list[Term], dict[str, torch.Tensor]]:
+    def terms(
+        self, model: torch.nn.Module, batches: list[torch.Tensor], step: int
+    ) -> tuple[list[Term], dict[str, torch.Tensor]]:
         """The loss terms of one step (each with its optimiser) and the step's detached logs.
 
         Parameters
@@ -151,8 +159,9 @@ class Objective:
 
     # --------------------------------------------------------------------- the loss
 
-    def loss(self, outputs: dict[str, torch.Tensor], batch: torch.Tensor,
-             step: int) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def loss(
+        self, outputs: dict[str, torch.Tensor], batch: torch.Tensor, step: int
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """Scalar loss of one batch (the sum of :meth:`loss_terms`), and detached logs.
 
         Parameters
@@ -175,8 +184,9 @@ class Objective:
         terms, logs = self.loss_terms(outputs, batch, step)
         return (terms[0] if len(terms) == 1 else torch.stack(terms).sum()), logs
 
-    def loss_terms(self, outputs: dict[str, torch.Tensor], batch: torch.Tensor,
-                   step: int) -> tuple[list[torch.Tensor], dict[str, torch.Tensor]]:
+    def loss_terms(
+        self, outputs: dict[str, torch.Tensor], batch: torch.Tensor, step: int
+    ) -> tuple[list[torch.Tensor], dict[str, torch.Tensor]]:
         """The losses a step minimises one after another, and detached logs.
 
         Almost every objective has one term, ``recon + penalty``: one gradient, one optimiser
@@ -191,8 +201,11 @@ class Objective:
         kl_total = kl_latent.sum()
         penalty, extra = self.penalty(kl_total, kl_per_sample_latent, outputs, step)
         first, *later = penalty if isinstance(penalty, list) else [penalty]
-        logs = {"recon": recon.detach(), "kl": kl_total.detach(),
-                "kl_per_latent": kl_latent.detach()}
+        logs = {
+            "recon": recon.detach(),
+            "kl": kl_total.detach(),
+            "kl_per_latent": kl_latent.detach(),
+        }
         return [recon + first, *later], logs | extra
 
     def penalty(

@@ -43,9 +43,13 @@ def _estimator(key: str, value: str) -> None:
 
 
 @functools.lru_cache(maxsize=16)
-def estimator_weights(batch_size: int, dataset_size: int, estimator: str,
-                      dtype: torch.dtype = torch.float32,
-                      device: torch.device | str = "cpu") -> torch.Tensor:
+def estimator_weights(
+    batch_size: int,
+    dataset_size: int,
+    estimator: str,
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str = "cpu",
+) -> torch.Tensor:
     """Log-weights ``log w[b, m]`` [B, B] of the minibatch estimate of q(z_b) (module docstring).
 
     Parameters
@@ -62,8 +66,10 @@ def estimator_weights(batch_size: int, dataset_size: int, estimator: str,
     """
     size, n = batch_size, dataset_size
     if n < size:
-        raise ConfigError(f"the {estimator} estimator needs a dataset of at least one batch "
-                          f"(N = {n} < B = {size})")
+        raise ConfigError(
+            f"the {estimator} estimator needs a dataset of at least one batch "
+            f"(N = {n} < B = {size})"
+        )
     if estimator == "mws":
         return torch.full((size, size), -math.log(n * size), dtype=dtype, device=device)
     if size < 2:
@@ -76,8 +82,13 @@ def estimator_weights(batch_size: int, dataset_size: int, estimator: str,
     return weights.log().to(dtype=dtype, device=device)
 
 
-def kl_decomposition(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, dataset_size: int,
-                     estimator: str = "mws") -> dict[str, torch.Tensor]:
+def kl_decomposition(
+    z: torch.Tensor,
+    mu: torch.Tensor,
+    logvar: torch.Tensor,
+    dataset_size: int,
+    estimator: str = "mws",
+) -> dict[str, torch.Tensor]:
     """The terms of Chen et al.'s KL decomposition, estimated on one minibatch (batch means).
 
     Parameters
@@ -110,8 +121,13 @@ def kl_decomposition(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, da
     }
 
 
-def total_correlation(z: torch.Tensor, mu: torch.Tensor, logvar: torch.Tensor, dataset_size: int,
-                      estimator: str = "mws") -> torch.Tensor:
+def total_correlation(
+    z: torch.Tensor,
+    mu: torch.Tensor,
+    logvar: torch.Tensor,
+    dataset_size: int,
+    estimator: str = "mws",
+) -> torch.Tensor:
     """Minibatch estimate of TC = KL(q(z) || prod_j q(z_j)), batch mean (Chen et al., 2018).
 
     The ``tc`` of :func:`kl_decomposition`; arguments as there. With ``"mws"`` the estimate
@@ -136,8 +152,9 @@ class BetaTCVAEObjective(Objective):
 
         name: str = "beta_tcvae"
         beta: float = setting(1.0, "Weight of the total correlation.", check=non_negative)
-        estimator: str = setting("mws", "Minibatch estimator of log q(z): mws or mss.",
-                                 check=_estimator)
+        estimator: str = setting(
+            "mws", "Minibatch estimator of log q(z): mws or mss.", check=_estimator
+        )
 
     logged = Objective.logged | {
         "tc": Logged("total correlation (minibatch estimate)"),
@@ -154,7 +171,8 @@ class BetaTCVAEObjective(Objective):
 
     def penalty(self, kl_total, kl_per_sample_latent, outputs, step):
         """``KL + (beta - 1) * TC``; logs ``tc``, ``mi``, ``dwkl`` and ``log_qz``."""
-        terms = kl_decomposition(outputs["z"], outputs["mu"], outputs["logvar"],
-                                 self.dataset_size, self.config.estimator)
+        terms = kl_decomposition(
+            outputs["z"], outputs["mu"], outputs["logvar"], self.dataset_size, self.config.estimator
+        )
         logs = {key: value.detach() for key, value in terms.items()}
         return kl_total + (self.beta - 1) * terms["tc"], logs

@@ -43,12 +43,15 @@ class DIPVAEObjective(Objective):
         """``lambda_od``, ``lambda_d_factor`` and ``dip_type`` ("i" or "ii")."""
 
         name: str = "dip_vae"
-        lambda_od: float = setting(10.0, "Weight of the off-diagonal covariance penalty.",
-                                   check=non_negative)
-        lambda_d_factor: float = setting(10.0, "Diagonal weight, as a multiple of lambda_od.",
-                                         check=non_negative)
-        dip_type: str = setting("i", "Covariance matched: i (of the means) or ii (of z).",
-                                check=_dip_type)
+        lambda_od: float = setting(
+            10.0, "Weight of the off-diagonal covariance penalty.", check=non_negative
+        )
+        lambda_d_factor: float = setting(
+            10.0, "Diagonal weight, as a multiple of lambda_od.", check=non_negative
+        )
+        dip_type: str = setting(
+            "i", "Covariance matched: i (of the means) or ii (of z).", check=_dip_type
+        )
 
     logged = Objective.logged | {"dip": Logged("DIP moment-matching penalty")}
 

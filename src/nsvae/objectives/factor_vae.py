@@ -76,13 +76,17 @@ class FactorVAEObjective(Objective):
 
         name: str = "factor_vae"
         gamma: float = setting(10.0, "Weight of the total correlation.", check=non_negative)
-        permute: str = setting("same", "Batch whose codes are permuted for the discriminator: "
-                               "same or independent.", check=_permute_from)
+        permute: str = setting(
+            "same",
+            "Batch whose codes are permuted for the discriminator: same or independent.",
+            check=_permute_from,
+        )
         disc_width: int = setting(1000, "Discriminator's hidden units.", check=at_least(1))
         disc_layers: int = setting(6, "Discriminator's hidden layers.", check=at_least(1))
         disc_lr: float = setting(1e-4, "Discriminator's Adam learning rate.", check=positive)
-        disc_betas: tuple[float, float] = setting((0.5, 0.9), "Discriminator's Adam betas.",
-                                                  check=adam_betas)
+        disc_betas: tuple[float, float] = setting(
+            (0.5, 0.9), "Discriminator's Adam betas.", check=adam_betas
+        )
 
     logged = Objective.logged | {
         "tc": Logged("total correlation (discriminator estimate)"),
@@ -103,8 +107,9 @@ class FactorVAEObjective(Objective):
 
     def optimizers(self, model, lr, betas):
         """The VAE's Adam and the discriminator's own (``disc_lr``, ``disc_betas``)."""
-        discriminator = adam(self.discriminator.parameters(), lr=self.config.disc_lr,
-                             betas=self.config.disc_betas)
+        discriminator = adam(
+            self.discriminator.parameters(), lr=self.config.disc_lr, betas=self.config.disc_betas
+        )
         return super().optimizers(model, lr, betas) | {"discriminator": discriminator}
 
     def terms(self, model, batches, step):
@@ -128,23 +133,27 @@ class FactorVAEObjective(Objective):
 
     def total_correlation(self, z: torch.Tensor) -> torch.Tensor:
         """``mean_b D(z_b)_0 - D(z_b)_1``, differentiable in z but not in D's weights."""
-        constants = {name: value.detach() for name, value in
-                     self.discriminator.named_parameters()}
+        constants = {name: value.detach() for name, value in self.discriminator.named_parameters()}
         logits = functional_call(self.discriminator, constants, (z,))
         return (logits[:, 0] - logits[:, 1]).mean()
 
-    def discriminator_loss(self, real: torch.Tensor,
-                           permuted: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def discriminator_loss(
+        self, real: torch.Tensor, permuted: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """Cross-entropy of real codes (class 0) and permuted codes (class 1), and the accuracy.
 
         Both inputs are detached codes [B, d]; the result is the mean of the two classes' losses
         (disentanglement_lib weighs them equally) and the detached share classified right.
         """
         logits = self.discriminator(torch.cat([real, permuted]))
-        labels = torch.cat([torch.zeros(len(real), dtype=torch.long, device=logits.device),
-                            torch.ones(len(permuted), dtype=torch.long, device=logits.device)])
+        labels = torch.cat(
+            [
+                torch.zeros(len(real), dtype=torch.long, device=logits.device),
+                torch.ones(len(permuted), dtype=torch.long, device=logits.device),
+            ]
+        )
         losses = functional.cross_entropy(logits, labels, reduction="none")
-        loss = 0.5 * (losses[: len(real)].mean() + losses[len(real):].mean())
+        loss = 0.5 * (losses[: len(real)].mean() + losses[len(real) :].mean())
         right = (logits.argmax(1) == labels).float()
-        accuracy = 0.5 * (right[: len(real)].mean() + right[len(real):].mean())
+        accuracy = 0.5 * (right[: len(real)].mean() + right[len(real) :].mean())
         return loss, accuracy.detach()

@@ -69,29 +69,42 @@ class NonSynObjective(BetaVAEObjective):
         alpha: float = setting(5.0, "Weight of KL(A_worst).", check=non_negative)
         omega: float = setting(0.9, "Greedy discount of the A_best selection, in (0, 1].")
         policy: str = setting("sorted", "Selection: reference, sorted or epsilon-greedy.")
-        mode: str = setting("batch", "One subset per batch or per sample.",
-                            check=lambda k, v: choice(k, v, MODES))
+        mode: str = setting(
+            "batch", "One subset per batch or per sample.", check=lambda k, v: choice(k, v, MODES)
+        )
         selection_batch: str = setting(
-            "same", "Select on the same or an independent batch.",
-            check=lambda k, v: choice(k, v, SELECTION_BATCHES))
+            "same",
+            "Select on the same or an independent batch.",
+            check=lambda k, v: choice(k, v, SELECTION_BATCHES),
+        )
         epsilon: float = setting(0.1, "Exploration of epsilon-greedy.")
-        update: str = setting("joint", "joint (one Adam step on the whole loss) or seed (the "
-                              "seed's two steps: ELBO, then alpha * KL(A_worst)).",
-                              check=lambda k, v: choice(k, v, UPDATES))
+        update: str = setting(
+            "joint",
+            "joint (one Adam step on the whole loss) or seed (the "
+            "seed's two steps: ELBO, then alpha * KL(A_worst)).",
+            check=lambda k, v: choice(k, v, UPDATES),
+        )
 
         def validate(self, section: str = "objective") -> NonSynObjective.Config:
             """Field rules, the selection's rule and: an independent batch needs batch mode."""
             super().validate(section)
             check_selection(self.omega, self.policy, self.epsilon, prefix=f"{section}.")
-            check(self.mode == "batch" or self.selection_batch == "same",
-                  f"{section}.selection_batch 'independent' needs {section}.mode 'batch' "
-                  "(a per-sample subset has no counterpart in another batch)")
+            check(
+                self.mode == "batch" or self.selection_batch == "same",
+                f"{section}.selection_batch 'independent' needs {section}.mode 'batch' "
+                "(a per-sample subset has no counterpart in another batch)",
+            )
             return self
 
         def evaluation_params(self) -> dict[str, dict]:
             """``latent_synergy`` chooses its subsets as training did."""
-            return {"latent_synergy": {"omega": self.omega, "policy": self.policy,
-                                       "epsilon": self.epsilon}}
+            return {
+                "latent_synergy": {
+                    "omega": self.omega,
+                    "policy": self.policy,
+                    "epsilon": self.epsilon,
+                }
+            }
 
     logged = BetaVAEObjective.logged | {
         "synergy": Logged("synergy term KL(A_worst) (unweighted)"),

@@ -70,8 +70,9 @@ def load_latest(run_dir: Path) -> tuple[dict[str, torch.Tensor], dict]:
     raise CheckpointError(f"no intact checkpoint in {run_dir}: {failures[0]}")
 
 
-def load_module(module: torch.nn.Module, tensors: dict[str, torch.Tensor],
-                prefix: str | None = None) -> None:
+def load_module(
+    module: torch.nn.Module, tensors: dict[str, torch.Tensor], prefix: str | None = None
+) -> None:
     """Load the ``<prefix>.*`` tensors of a checkpoint into ``module`` (without a prefix: all of
     them, as in exported weights).
 
@@ -80,20 +81,30 @@ def load_module(module: torch.nn.Module, tensors: dict[str, torch.Tensor],
     CheckpointError
         If they do not fit the module (one line, the last line of torch's message).
     """
-    weights = tensors if prefix is None else {
-        k.removeprefix(f"{prefix}."): v for k, v in tensors.items() if k.startswith(f"{prefix}.")}
+    weights = (
+        tensors
+        if prefix is None
+        else {
+            k.removeprefix(f"{prefix}."): v
+            for k, v in tensors.items()
+            if k.startswith(f"{prefix}.")
+        }
+    )
     expected = module.state_dict()
     for name, value in weights.items():
         if name in expected and value.dtype != expected[name].dtype:
-            raise CheckpointError(f"checkpoint does not fit the {prefix or 'model'} of the "
-                                  f"config: {name} is {value.dtype}, the model's is "
-                                  f"{expected[name].dtype}")
+            raise CheckpointError(
+                f"checkpoint does not fit the {prefix or 'model'} of the "
+                f"config: {name} is {value.dtype}, the model's is "
+                f"{expected[name].dtype}"
+            )
     try:
         module.load_state_dict(weights)
     except RuntimeError as error:
         first = str(error).strip().splitlines()[-1].strip()
-        raise CheckpointError(f"checkpoint does not fit the {prefix or 'model'} of the config: "
-                              f"{first}") from None
+        raise CheckpointError(
+            f"checkpoint does not fit the {prefix or 'model'} of the config: {first}"
+        ) from None
 
 
 def list_checkpoints(directory: Path) -> list[Path]:
@@ -129,8 +140,12 @@ def save_checkpoint(directory: Path, step: int, tensors: dict, state: dict, keep
     directory = Path(directory)
     name = checkpoint_name(step)
     blob = safetensors.torch.save({k: v.detach().cpu().contiguous() for k, v in tensors.items()})
-    header = {"format": FORMAT, "step": step, "tensors": f"{name}.safetensors",
-              "sha256": hashlib.sha256(blob).hexdigest()}
+    header = {
+        "format": FORMAT,
+        "step": step,
+        "tensors": f"{name}.safetensors",
+        "sha256": hashlib.sha256(blob).hexdigest(),
+    }
     path = directory / f"{name}.json"
     with file_lock(directory / LOCK):
         atomic_write(directory / f"{name}.safetensors", blob)
@@ -169,8 +184,9 @@ def load_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
     try:
         state = json.loads(read_regular(path, JSON_LIMIT).decode("utf-8"))
     except OSError as error:
-        raise CheckpointError(f"corrupt checkpoint {path}: {error.strerror or one_line(error)}") \
-            from None
+        raise CheckpointError(
+            f"corrupt checkpoint {path}: {error.strerror or one_line(error)}"
+        ) from None
     except (ValueError, RecursionError) as error:  # ValueError: any JSON it refuses
         raise CheckpointError(f"corrupt checkpoint {path}: {one_line(error)}") from None
     valid = (
@@ -194,15 +210,22 @@ def load_checkpoint(path: Path) -> tuple[dict[str, torch.Tensor], dict]:
     except Exception as error:  # safetensors raises its own error types on malformed files
         raise CheckpointError(f"corrupt checkpoint {tensors_path}: {one_line(error)}") from None
     if (bad := first_nonfinite(tensors)) is not None:
-        raise CheckpointError(f"corrupt checkpoint {tensors_path}: {bad} holds NaN or infinite "
-                              "values")
+        raise CheckpointError(
+            f"corrupt checkpoint {tensors_path}: {bad} holds NaN or infinite values"
+        )
     return tensors, state
 
 
 def first_nonfinite(tensors: dict[str, torch.Tensor]) -> str | None:
     """The name of the first floating-point tensor holding NaN or infinity, or None."""
-    return next((key for key, value in tensors.items()
-                 if value.is_floating_point() and not torch.isfinite(value).all()), None)
+    return next(
+        (
+            key
+            for key, value in tensors.items()
+            if value.is_floating_point() and not torch.isfinite(value).all()
+        ),
+        None,
+    )
 
 
 WEIGHTS = "model.safetensors"
@@ -211,9 +234,12 @@ WEIGHTS = "model.safetensors"
 def save_weights(path: Path, module: torch.nn.Module, step: int) -> None:
     """Write ``module``'s parameters and buffers alone (fp32, on CPU) as a safetensors file
     whose metadata holds the ``step``: an exported model, a few MB, that cannot be resumed."""
-    tensors = {name: value.detach().to("cpu", torch.float32 if value.is_floating_point()
-                                       else value.dtype).contiguous()
-               for name, value in module.state_dict().items()}
+    tensors = {
+        name: value.detach()
+        .to("cpu", torch.float32 if value.is_floating_point() else value.dtype)
+        .contiguous()
+        for name, value in module.state_dict().items()
+    }
     metadata = {"format": "nsvae-weights", "step": str(step)}
     atomic_write(path, safetensors.torch.save(tensors, metadata=metadata))
 
@@ -242,8 +268,9 @@ def load_weights(path: Path) -> tuple[dict[str, torch.Tensor], int]:
     return tensors, int(metadata["step"])
 
 
-def split_optimizer(optimizer: torch.optim.Optimizer,
-                    prefix: str = "optimizer") -> tuple[dict[str, torch.Tensor], dict]:
+def split_optimizer(
+    optimizer: torch.optim.Optimizer, prefix: str = "optimizer"
+) -> tuple[dict[str, torch.Tensor], dict]:
     """Split an optimiser's state into tensors (``<prefix>.<param>.<name>``) and a JSON layout."""
     state_dict = optimizer.state_dict()
     tensors, layout = {}, {}
@@ -283,8 +310,11 @@ def like_parameter(value, parameter: torch.Tensor):
     walks a parameter, its gradient and its moments in memory order, so all must share strides.
     Anything that is not a tensor of the parameter's shape is returned as it is.
     """
-    if (not torch.is_tensor(value) or value.shape != parameter.shape
-            or value.stride() == parameter.stride()):
+    if (
+        not torch.is_tensor(value)
+        or value.shape != parameter.shape
+        or value.stride() == parameter.stride()
+    ):
         return value
     return torch.empty_like(parameter, dtype=value.dtype).copy_(value)
 

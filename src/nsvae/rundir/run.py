@@ -41,8 +41,10 @@ from nsvae.rundir.checkpoint import (
     save_weights,
 )
 
-CONVERT_HINT = ("write its objective section with only the fields of its objective "
-                "(see nsvae.objectives.OBJECTIVES[name].Config)")
+CONVERT_HINT = (
+    "write its objective section with only the fields of its objective "
+    "(see nsvae.objectives.OBJECTIVES[name].Config)"
+)
 LOCK = ".lock"
 COLLAPSED_KL = 0.01  # nats: a latent whose KL stays below this carries no information
 FINGERPRINT_POINTS = 16  # observations hashed to tell one dataset from another of its grid
@@ -86,9 +88,11 @@ class Run:
         """Warn when the last logged KL of every latent is below :data:`COLLAPSED_KL`."""
         rows = [row for row in self.metrics() if isinstance(row.get("kl_per_latent"), list)]
         if rows and max(rows[-1]["kl_per_latent"], default=0.0) < COLLAPSED_KL:
-            warn(f"every latent of {self.path} has collapsed to the prior (KL < {COLLAPSED_KL} "
-                 f"nats at step {rows[-1]['step']}): the model encodes nothing, and its "
-                 "metrics measure noise")
+            warn(
+                f"every latent of {self.path} has collapsed to the prior (KL < {COLLAPSED_KL} "
+                f"nats at step {rows[-1]['step']}): the model encodes nothing, and its "
+                "metrics measure noise"
+            )
 
 
 def load_run(run_dir: str | Path, device: str = "cpu") -> Run:
@@ -139,8 +143,10 @@ def export_run(run_dir: str | Path, out_dir: str | Path) -> Path:
     for name in EXPORTED:
         link = _first_link(run.path / name)
         if link is not None:
-            raise CheckpointError(f"{link} is a symbolic link; nsvae exports files, not links "
-                                  "(a link in a shared folder points at the sharer's files)")
+            raise CheckpointError(
+                f"{link} is a symbolic link; nsvae exports files, not links "
+                "(a link in a shared folder points at the sharer's files)"
+            )
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
         for name in EXPORTED:
@@ -188,14 +194,17 @@ def read_run_config(run_dir: str | Path) -> tuple[Config, tuple[int, ...]]:
     except KeyError as error:
         raise CheckpointError(f"corrupt {path}: no {one_line(error)} field") from None
     except TypeError as error:
-        raise CheckpointError(f"corrupt {path}: not laid out as nsvae writes it "
-                              f"({one_line(error)})") from None
+        raise CheckpointError(
+            f"corrupt {path}: not laid out as nsvae writes it ({one_line(error)})"
+        ) from None
     except ConfigError as error:
         raise CheckpointError(f"corrupt {path}: {error}; {CONVERT_HINT}") from None
-    if not shape or not all(isinstance(n, int) and not isinstance(n, bool) and n > 0
-                            for n in shape):
-        raise CheckpointError(f"corrupt {path}: observation_shape {list(shape)} is not a list "
-                              "of positive ints")
+    if not shape or not all(
+        isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in shape
+    ):
+        raise CheckpointError(
+            f"corrupt {path}: observation_shape {list(shape)} is not a list of positive ints"
+        )
     try:
         return config.validate(), shape
     except ConfigError as error:
@@ -210,9 +219,14 @@ def run_lock(run_dir: Path):
     RunLockedError
         Another process trains there (the lock dies with its holder, however it ends).
     """
-    return file_lock(Path(run_dir) / LOCK, wait=False, busy=lambda pid: (
-        f"{run_dir} is in use by another nsvae process (pid {pid}); wait for it to finish "
-        "or choose another run directory"))
+    return file_lock(
+        Path(run_dir) / LOCK,
+        wait=False,
+        busy=lambda pid: (
+            f"{run_dir} is in use by another nsvae process (pid {pid}); wait for it to finish "
+            "or choose another run directory"
+        ),
+    )
 
 
 def resumes(run_dir: Path, resume: bool) -> bool:
@@ -226,16 +240,19 @@ def resumes(run_dir: Path, resume: bool) -> bool:
     CheckpointError
         A fresh run in a directory that holds anything else.
     """
-    used = CheckpointError(f"{run_dir} already exists and is not empty; resume it or choose "
-                           "another run directory")
+    used = CheckpointError(
+        f"{run_dir} already exists and is not empty; resume it or choose another run directory"
+    )
     if list_checkpoints(run_dir / "checkpoints"):
         if resume:
             return True
         raise used
     entries = {path.name for path in run_dir.iterdir()} - {LOCK} if run_dir.is_dir() else set()
     if WEIGHTS in entries:
-        raise CheckpointError(f"{run_dir} is an exported model (weights only, no optimiser "
-                              "state): it cannot be trained further; train a new run")
+        raise CheckpointError(
+            f"{run_dir} is an exported model (weights only, no optimiser "
+            "state): it cannot be trained further; train a new run"
+        )
     if "config.json" in entries:
         warn(f"{run_dir} has no checkpoint (it stopped before its first one); starting it over")
         shutil.rmtree(run_dir / "tensorboard", ignore_errors=True)
@@ -261,29 +278,38 @@ def check_same_data(run_dir: Path, data: GroundTruthData) -> None:
     if stored is None:
         return
     grid = data_grid(data)
-    if {k: v for k, v in stored.items() if k != "fingerprint"} != \
-            {k: v for k, v in grid.items() if k != "fingerprint"}:
-        raise ConfigError(f"cannot resume {run_dir} on other data: it was trained on factor grid "
-                          f"{stored}, the data given has {grid}")
+    if {k: v for k, v in stored.items() if k != "fingerprint"} != {
+        k: v for k, v in grid.items() if k != "fingerprint"
+    }:
+        raise ConfigError(
+            f"cannot resume {run_dir} on other data: it was trained on factor grid "
+            f"{stored}, the data given has {grid}"
+        )
     if stored.get("fingerprint", grid["fingerprint"]) != grid["fingerprint"]:
-        warn(f"resuming {run_dir} on other observations than it was trained on: the factor grid "
-             f"is the same, but {FINGERPRINT_POINTS} sample observations differ (fingerprint "
-             f"{grid['fingerprint']}, trained on {stored['fingerprint']})")
+        warn(
+            f"resuming {run_dir} on other observations than it was trained on: the factor grid "
+            f"is the same, but {FINGERPRINT_POINTS} sample observations differ (fingerprint "
+            f"{grid['fingerprint']}, trained on {stored['fingerprint']})"
+        )
 
 
 def data_grid(data: GroundTruthData) -> dict:
     """The factor grid of ``data`` as ``config.json`` stores it, with a fingerprint of its
     observations (:func:`data_fingerprint`)."""
-    return {"factor_sizes": list(data.factor_sizes), "factor_names": list(data.factor_names),
-            "fingerprint": data_fingerprint(data)}
+    return {
+        "factor_sizes": list(data.factor_sizes),
+        "factor_names": list(data.factor_names),
+        "fingerprint": data_fingerprint(data),
+    }
 
 
 def data_fingerprint(data: GroundTruthData) -> str:
     """A short hash of :data:`FINGERPRINT_POINTS` observations spread over the grid (drawn with
     a fixed random state): the same for the same data wherever it is stored."""
     index = np.unique(np.linspace(0, len(data) - 1, FINGERPRINT_POINTS).astype(np.int64))
-    observations = data.sample_observations_from_factors(data.index_to_factors(index),
-                                                         np.random.RandomState(0))
+    observations = data.sample_observations_from_factors(
+        data.index_to_factors(index), np.random.RandomState(0)
+    )
     digest = hashlib.sha256(np.ascontiguousarray(observations, dtype=np.float32).tobytes())
     return digest.hexdigest()[:16]
 
@@ -334,11 +360,18 @@ def write_run_files(run_dir: Path, config: Config, data: GroundTruthData, step: 
         (run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
         (run_dir / "figures").mkdir(exist_ok=True)
     except OSError as failure:
-        raise CheckpointError(f"cannot write {run_dir}: {one_line(failure.strerror or failure)}") \
-            from None
-    write_json(run_dir / "config.json", {"config": config.to_dict(), "versions": nsvae.versions(),
-                                         "observation_shape": list(data.observation_shape),
-                                         "data_grid": data_grid(data)})
+        raise CheckpointError(
+            f"cannot write {run_dir}: {one_line(failure.strerror or failure)}"
+        ) from None
+    write_json(
+        run_dir / "config.json",
+        {
+            "config": config.to_dict(),
+            "versions": nsvae.versions(),
+            "observation_shape": list(data.observation_shape),
+            "data_grid": data_grid(data),
+        },
+    )
     metrics = run_dir / "metrics.jsonl"
     if metrics.exists():  # rows logged after the checkpoint we resume from will be logged again
         write_rows(metrics, [row for row in read_rows(metrics) if row["step"] <= step])

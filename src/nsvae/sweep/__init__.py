@@ -10,5 +10,14 @@ from nsvae.sweep.results import load_results
 from nsvae.sweep.runner import Resources, SweepSummary, run_one_trial, run_sweep, trial_states
 from nsvae.sweep.study import Study, Trial, load_study
 
-__all__ = ["Resources", "Study", "SweepSummary", "Trial", "load_results", "load_study",
-           "run_one_trial", "run_sweep", "trial_states"]
+__all__ = [
+    "Resources",
+    "Study",
+    "SweepSummary",
+    "Trial",
+    "load_results",
+    "load_study",
+    "run_one_trial",
+    "run_sweep",
+    "trial_states",
+]

@@ -39,27 +39,45 @@ SOCKET_ROOM = 40
 STOP_FILE = ".stop"  # written in DIR by the first Ctrl-C: running trials checkpoint and end
 
 
-def fit(pending: list[TrialSpec], specs: list[TrialSpec], out: Path, resources, say,
-        before: dict[str, dict | None]) -> tuple[float, str | None]:
+def fit(
+    pending: list[TrialSpec],
+    specs: list[TrialSpec],
+    out: Path,
+    resources,
+    say,
+    before: dict[str, dict | None],
+) -> tuple[float, str | None]:
     """Run ``pending`` with Ray Tune (``specs``: every trial, for the results table; ``before``:
     each pending trial's record before the sweep); return the seconds spent starting and
     stopping Ray, and the signal that stopped the sweep (or None)."""
     request = StopRequest(out / STOP_FILE)
     pending = [dataclasses.replace(spec, stop_file=str(request.file)) for spec in pending]
     trainable = tune.with_resources(
-        tune_trial, {"cpu": resources.cpus_per_trial, "gpu": resources.gpus_per_trial})
+        tune_trial, {"cpu": resources.cpus_per_trial, "gpu": resources.gpus_per_trial}
+    )
     progress = Progress(out, specs, before, say, request)
     tuner = tune.Tuner(
         trainable,
         param_space={"trial": tune.grid_search([dataclasses.asdict(s) for s in pending])},
-        tune_config=tune.TuneConfig(max_concurrent_trials=resources.max_concurrent,
-                                    reuse_actors=True, trial_dirname_creator=tune_dirname),
-        run_config=tune.RunConfig(storage_path=str(out / "ray"), name="tune", verbose=0,
-                                  stop=StopWhenAsked(progress), callbacks=[progress]),
+        tune_config=tune.TuneConfig(
+            max_concurrent_trials=resources.max_concurrent,
+            reuse_actors=True,
+            trial_dirname_creator=tune_dirname,
+        ),
+        run_config=tune.RunConfig(
+            storage_path=str(out / "ray"),
+            name="tune",
+            verbose=0,
+            stop=StopWhenAsked(progress),
+            callbacks=[progress],
+        ),
     )
     clock = {}
-    with ray_session(out, resources.address, resources.cpus, clock), _quiet("ray.tune"), \
-            _stopping_on_signals(request):
+    with (
+        ray_session(out, resources.address, resources.cpus, clock),
+        _quiet("ray.tune"),
+        _stopping_on_signals(request),
+    ):
         try:
             tuner.fit()
         except (tune.TuneError, ray.exceptions.RayError) as error:
@@ -92,8 +110,14 @@ class Progress(tune.Callback):
     print). A trial that Tune starts once the stop is asked returns at once and is not counted.
     """
 
-    def __init__(self, out: Path, specs: list[TrialSpec], before: dict[str, dict | None], say,
-                 request: StopRequest):
+    def __init__(
+        self,
+        out: Path,
+        specs: list[TrialSpec],
+        before: dict[str, dict | None],
+        say,
+        request: StopRequest,
+    ):
         super().__init__()
         self.out, self.specs, self.before, self.say = out, specs, before, say
         self.request = request
@@ -105,9 +129,11 @@ class Progress(tune.Callback):
     def on_step_begin(self, iteration, trials, **info) -> None:
         if self.request.signal and not self.announced:
             self.announced = True
-            self.say(f"{self.request.signal}: stopping; each running trial saves a checkpoint at "
-                     "its next step (one being evaluated finishes first). Press Ctrl-C again to "
-                     "stop at once, losing their steps since their last checkpoint.")
+            self.say(
+                f"{self.request.signal}: stopping; each running trial saves a checkpoint at "
+                "its next step (one being evaluated finishes first). Press Ctrl-C again to "
+                "stop at once, losing their steps since their last checkpoint."
+            )
 
     def on_trial_start(self, iteration, trials, trial, **info) -> None:
         if self.request.signal is None:
@@ -130,8 +156,10 @@ class Progress(tune.Callback):
         write_results(self.out, self.specs)
         directory = self.by_name[name].directory
         record = new_record(directory, self.before[name])
-        self.say(f"[{self.ended}/{len(self.before)}] {name}: "
-                 f"{problem or describe(record, has_checkpoint(directory))}")
+        self.say(
+            f"[{self.ended}/{len(self.before)}] {name}: "
+            f"{problem or describe(record, has_checkpoint(directory))}"
+        )
 
 
 class StopRequest:
@@ -174,8 +202,11 @@ def describe(record: dict | None, checkpointed: bool) -> str:
     """``done at step 2000 in 61.2 s``, ``failed: <error>``, or (no record: stopped) whether it
     resumes from a checkpoint."""
     if record is None:
-        return ("stopped with a checkpoint; a rerun resumes it" if checkpointed
-                else "stopped before its first checkpoint; a rerun starts it again")
+        return (
+            "stopped with a checkpoint; a rerun resumes it"
+            if checkpointed
+            else "stopped before its first checkpoint; a rerun starts it again"
+        )
     if record["status"] == "failed":
         return f"failed: {record['error']}"
     resumed = ", resumed" if record["resumed"] else ""
@@ -193,8 +224,7 @@ def ray_session(out: Path, address: str | None, cpus: int | None, clock: dict) -
     if ray.is_initialized():
         yield
         return
-    options = {"include_dashboard": False, "log_to_driver": False,
-               "logging_level": logging.ERROR}
+    options = {"include_dashboard": False, "log_to_driver": False, "logging_level": logging.ERROR}
     start = time.perf_counter()
     with _socket_safe(out / "ray" / "tmp") as temp:
         if address is None:

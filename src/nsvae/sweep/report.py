@@ -28,33 +28,43 @@ MAX_TRIAL_ROWS = 500  # trials listed on the page at most (all are in results.cs
 QUARTILES_FROM = 5  # seeds from which the spread is the quartiles (below: the range)
 EXACT_SPLITS = 100_000  # splits of the pooled seeds up to which the p-value is exact
 BOOTSTRAP_RESAMPLES = 10_000  # of the interval of the difference of medians
-SPREAD = (f"median (25th to 75th percentile with {QUARTILES_FROM} seeds or more, else lowest "
-          "to highest)")
+SPREAD = (
+    f"median (25th to 75th percentile with {QUARTILES_FROM} seeds or more, else lowest to highest)"
+)
 CAPTIONS = {
-    "distributions.png": ("Metrics per setting",
-                          "For each metric, a box over the seeds of every setting (the trial "
-                          "name without its seed; median, quartiles, whiskers to 1.5 IQR) and "
-                          "each seed as a dot, coloured by model. Wide boxes mean the seed "
-                          "matters as much as the hyperparameters."),
-    "hyperparameters.png": ("Metrics against hyperparameters",
-                            "One row per model and swept number: each metric of every seed "
-                            "(dots) and its median (line) against the swept value; the model's "
-                            "other swept values are pooled."),
-    "synergy.png": ("Synergy against disentanglement",
-                    "The synergy score of every trial against each disentanglement metric, "
-                    "coloured by model: Non-Syn's claim is less synergy with more "
-                    "disentanglement."),
-    "rank_correlation.png": ("Rank correlation between metrics",
-                             "Spearman rank correlation of every pair of metrics over all "
-                             "finished trials (as Locatello et al. 2019, figure 2): metrics that "
-                             "agree rank the models alike."),
+    "distributions.png": (
+        "Metrics per setting",
+        "For each metric, a box over the seeds of every setting (the trial "
+        "name without its seed; median, quartiles, whiskers to 1.5 IQR) and "
+        "each seed as a dot, coloured by model. Wide boxes mean the seed "
+        "matters as much as the hyperparameters.",
+    ),
+    "hyperparameters.png": (
+        "Metrics against hyperparameters",
+        "One row per model and swept number: each metric of every seed "
+        "(dots) and its median (line) against the swept value; the model's "
+        "other swept values are pooled.",
+    ),
+    "synergy.png": (
+        "Synergy against disentanglement",
+        "The synergy score of every trial against each disentanglement metric, "
+        "coloured by model: Non-Syn's claim is less synergy with more "
+        "disentanglement.",
+    ),
+    "rank_correlation.png": (
+        "Rank correlation between metrics",
+        "Spearman rank correlation of every pair of metrics over all "
+        "finished trials (as Locatello et al. 2019, figure 2): metrics that "
+        "agree rank the models alike.",
+    ),
 }
 
 
 def headline_metrics(frame) -> list[str]:
     """One column per metric of the table (:func:`nsvae.metrics.results.headline_columns`)."""
-    return [column for column in headline_columns(metric_columns(frame))
-            if frame[column].notna().any()]
+    return [
+        column for column in headline_columns(metric_columns(frame)) if frame[column].notna().any()
+    ]
 
 
 def swept_numbers(frame) -> list[tuple[str, str]]:
@@ -71,9 +81,15 @@ def swept_numbers(frame) -> list[tuple[str, str]]:
 def summary_rows(frame, metrics: list[str]) -> list[list]:
     """Per setting: model, seeds, then the median and spread of every metric
     (:func:`median_and_spread`)."""
-    return [[setting, group[MODEL].iloc[0], len(group),
-             *(median_and_spread(group[metric]) for metric in metrics)]
-            for setting, group in frame.groupby("setting", sort=False)]
+    return [
+        [
+            setting,
+            group[MODEL].iloc[0],
+            len(group),
+            *(median_and_spread(group[metric]) for metric in metrics),
+        ]
+        for setting, group in frame.groupby("setting", sort=False)
+    ]
 
 
 def median_and_spread(values) -> str:
@@ -83,8 +99,11 @@ def median_and_spread(values) -> str:
     values = values.dropna().astype(float)
     if len(values) < 2:
         return f"{values.iloc[0]:.4g}" if len(values) else ""
-    low, high = ((values.quantile(0.25), values.quantile(0.75))
-                 if len(values) >= QUARTILES_FROM else (values.min(), values.max()))
+    low, high = (
+        (values.quantile(0.25), values.quantile(0.75))
+        if len(values) >= QUARTILES_FROM
+        else (values.min(), values.max())
+    )
     return f"{values.median():.4g} ({low:.4g} to {high:.4g})"
 
 
@@ -131,8 +150,9 @@ def superiority(values, reference) -> tuple[float, float]:
     return float(u[0]) / (n * m), min(1.0, float(p))
 
 
-def median_difference_interval(values, reference, level: float = 0.95,
-                               resamples: int = BOOTSTRAP_RESAMPLES) -> tuple[float, float]:
+def median_difference_interval(
+    values, reference, level: float = 0.95, resamples: int = BOOTSTRAP_RESAMPLES
+) -> tuple[float, float]:
     """A bootstrap interval of ``median(values) - median(reference)``.
 
     The percentile interval (Efron & Tibshirani 1993, ch. 13) of the difference over
@@ -147,8 +167,10 @@ def median_difference_interval(values, reference, level: float = 0.95,
     if not len(values) or not len(reference):
         return float("nan"), float("nan")
     random = np.random.RandomState(0)
-    medians = [np.median(group[random.randint(0, len(group), (resamples, len(group)))], axis=1)
-               for group in (values, reference)]
+    medians = [
+        np.median(group[random.randint(0, len(group), (resamples, len(group)))], axis=1)
+        for group in (values, reference)
+    ]
     tail = 100 * (1 - level) / 2
     low, high = np.percentile(medians[0] - medians[1], [tail, 100 - tail])
     return float(low), float(high)
@@ -172,11 +194,16 @@ def superiority_rows(frame, metrics: list[str], reference: str) -> list[list]:
     """
     groups = dict(tuple(frame.groupby("setting", sort=False)))
     if reference not in groups:
-        raise ConfigError(f"no finished trial of setting {reference!r} to compare with; "
-                          f"finished settings: {', '.join(groups)}")
+        raise ConfigError(
+            f"no finished trial of setting {reference!r} to compare with; "
+            f"finished settings: {', '.join(groups)}"
+        )
     base = groups[reference]
-    return [[setting, len(group), *(_superiority_cell(group[m], base[m]) for m in metrics)]
-            for setting, group in groups.items() if setting != reference]
+    return [
+        [setting, len(group), *(_superiority_cell(group[m], base[m]) for m in metrics)]
+        for setting, group in groups.items()
+        if setting != reference
+    ]
 
 
 def _superiority_cell(values, reference) -> str:
@@ -189,13 +216,15 @@ def _superiority_cell(values, reference) -> str:
 
 def superiority_caption(reference: str, seeds: int) -> str:
     """What a cell of :func:`superiority_rows` holds."""
-    return (f"Against {reference} ({seeds} seed{'s' * (seeds != 1)}): the share of seed "
-            f"pairs in which the setting scores higher than {reference} (ties count half; 1: "
-            "every seed above every seed, 0.5: no tendency), the two-sided Mann-Whitney "
-            "p-value, and a 95 % bootstrap interval of the setting's median minus "
-            f"{reference}'s. With n seeds against m, p cannot fall below 2 / C(n + m, n): for "
-            f"3 seeds against {reference}'s {seeds}, {smallest_p(3, seeds):.2g}; for 5 against "
-            f"5, {smallest_p(5, 5):.2g}.")
+    return (
+        f"Against {reference} ({seeds} seed{'s' * (seeds != 1)}): the share of seed "
+        f"pairs in which the setting scores higher than {reference} (ties count half; 1: "
+        "every seed above every seed, 0.5: no tendency), the two-sided Mann-Whitney "
+        "p-value, and a 95 % bootstrap interval of the setting's median minus "
+        f"{reference}'s. With n seeds against m, p cannot fall below 2 / C(n + m, n): for "
+        f"3 seeds against {reference}'s {seeds}, {smallest_p(3, seeds):.2g}; for 5 against "
+        f"5, {smallest_p(5, 5):.2g}."
+    )
 
 
 class Comparison(NamedTuple):
@@ -224,9 +253,11 @@ def compare_with(frame, metrics: list[str], reference: str) -> Comparison:
 def summary_markdown(frame, metrics: list[str], comparison: Comparison | None = None) -> str:
     """:func:`summary_rows` as a Markdown table, with a line saying what the cells hold; then,
     given a :class:`Comparison` (:func:`compare_with`), its caption and table."""
-    lines = [f"Per setting, each metric's {SPREAD}.", "",
-             *markdown_table(["setting", "model", "seeds", *metrics],
-                             summary_rows(frame, metrics))]
+    lines = [
+        f"Per setting, each metric's {SPREAD}.",
+        "",
+        *markdown_table(["setting", "model", "seeds", *metrics], summary_rows(frame, metrics)),
+    ]
     if comparison is not None:
         lines += ["", comparison.caption, "", *markdown_table(comparison.header, comparison.rows)]
     return "\n".join(lines) + "\n"
@@ -234,8 +265,11 @@ def summary_markdown(frame, metrics: list[str], comparison: Comparison | None = 
 
 def markdown_table(header: list[str], rows: list[list]) -> list[str]:
     """The lines of a Markdown table."""
-    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header),
-            *("| " + " | ".join(str(cell) for cell in row) + " |" for row in rows)]
+    return [
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * len(header),
+        *("| " + " | ".join(str(cell) for cell in row) + " |" for row in rows),
+    ]
 
 
 def write_study_report(out: str | Path, against: str | None = None) -> Path:
@@ -268,39 +302,69 @@ def write_study_report(out: str | Path, against: str | None = None) -> Path:
     figures = save_study_figures(done, metrics, swept_numbers(done), synergy, out / "figures")
     study_file = out / "study.toml"
     text = study_file.read_text(encoding="utf-8") if study_file.is_file() else ""
-    page = page_html(_study_name(text, out), "nsvae study report",
-                     _sections(table, done, metrics, figures, text, comparison))
+    page = page_html(
+        _study_name(text, out),
+        "nsvae study report",
+        _sections(table, done, metrics, figures, text, comparison),
+    )
     path = out / "report.html"
     atomic_write(path, page.encode("utf-8"))
     atomic_write(out / "summary.md", summary.encode("utf-8"))
     return path
 
 
-def _sections(table, done, metrics, figures, text,
-              comparison: Comparison | None) -> list[tuple[str, str, str]]:
+def _sections(
+    table, done, metrics, figures, text, comparison: Comparison | None
+) -> list[tuple[str, str, str]]:
     counts = table["status"].value_counts()
-    summary = html_table([("trials", len(table)),
-                          *((status, int(count)) for status, count in counts.items()),
-                          ("settings", done["setting"].nunique()),
-                          ("models", ", ".join(dict.fromkeys(done[MODEL])))])
-    sections = [("summary", "Summary", summary),
-                ("settings", "Median and spread per setting",
-                 f"<p class=note>Each cell: the {SPREAD}.</p>" +
-                 html_table(summary_rows(done, metrics), ["setting", "model", "seeds", *metrics]))]
+    summary = html_table(
+        [
+            ("trials", len(table)),
+            *((status, int(count)) for status, count in counts.items()),
+            ("settings", done["setting"].nunique()),
+            ("models", ", ".join(dict.fromkeys(done[MODEL]))),
+        ]
+    )
+    sections = [
+        ("summary", "Summary", summary),
+        (
+            "settings",
+            "Median and spread per setting",
+            f"<p class=note>Each cell: the {SPREAD}.</p>"
+            + html_table(summary_rows(done, metrics), ["setting", "model", "seeds", *metrics]),
+        ),
+    ]
     if comparison is not None:
-        sections.append(("against", f"Against {comparison.reference}",
-                         f"<p class=note>{html.escape(comparison.caption)}</p>" +
-                         html_table(comparison.rows, comparison.header)))
+        sections.append(
+            (
+                "against",
+                f"Against {comparison.reference}",
+                f"<p class=note>{html.escape(comparison.caption)}</p>"
+                + html_table(comparison.rows, comparison.header),
+            )
+        )
     for name, path in figures.items():
         title, caption = CAPTIONS[name]
-        sections.append((name.split(".")[0].replace("_", "-"), title,
-                         figure_html(path, title, caption)))
+        sections.append(
+            (name.split(".")[0].replace("_", "-"), title, figure_html(path, title, caption))
+        )
     shown = table.head(MAX_TRIAL_ROWS)
     columns = [c for c in shown.columns if c not in metric_columns(shown) or c in metrics]
-    note = (f"<p class=note>First {MAX_TRIAL_ROWS} of {len(table)} trials; all are in "
-            "results.csv.</p>" if len(table) > MAX_TRIAL_ROWS else "")
-    sections.append(("trials", "Trials", note + html_table(
-        [[_cell(v) for v in row] for row in shown[columns].itertuples(index=False)], columns)))
+    note = (
+        f"<p class=note>First {MAX_TRIAL_ROWS} of {len(table)} trials; all are in results.csv.</p>"
+        if len(table) > MAX_TRIAL_ROWS
+        else ""
+    )
+    sections.append(
+        (
+            "trials",
+            "Trials",
+            note
+            + html_table(
+                [[_cell(v) for v in row] for row in shown[columns].itertuples(index=False)], columns
+            ),
+        )
+    )
     if text:
         sections.append(("study-file", "Study file", f"<pre>{html.escape(text)}</pre>"))
     return sections

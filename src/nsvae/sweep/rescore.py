@@ -24,8 +24,9 @@ from nsvae.sweep.study import load_study
 from nsvae.sweep.trial import TrialSpec, read_record
 
 
-def rescore_study(out: str | Path, metrics, fast: bool = False,
-                  say: Callable[[str], None] = lambda line: None) -> Path:
+def rescore_study(
+    out: str | Path, metrics, fast: bool = False, say: Callable[[str], None] = lambda line: None
+) -> Path:
     """Score every done trial of the study in ``out`` with ``metrics``; rewrite its table.
 
     Each trial is scored as the sweep scores it: the mean representation, the evaluation seed
@@ -64,8 +65,14 @@ def rescore_study(out: str | Path, metrics, fast: bool = False,
     directories = sorted(path.parent for path in (out / "trials").glob("*/trial.json"))
     if not directories:
         raise CheckpointError(f"no trials in {out}: give a study directory (nsvae sweep --out)")
-    with file_lock(out / ".lock", exclusive=False, wait=False, busy=lambda pid: (
-            f"{out} is in use by a sweep (pid {pid}); rescore it once the sweep has ended")):
+    with file_lock(
+        out / ".lock",
+        exclusive=False,
+        wait=False,
+        busy=lambda pid: (
+            f"{out} is in use by a sweep (pid {pid}); rescore it once the sweep has ended"
+        ),
+    ):
         failures, datasets = [], {}
         done = [d for d in directories if (read_record(d) or {}).get("status") == "done"]
         for number, directory in enumerate(done, 1):
@@ -74,16 +81,21 @@ def rescore_study(out: str | Path, metrics, fast: bool = False,
             if key not in datasets:  # built once per dataset, shared by its trials
                 datasets[key] = run.data()
             data = datasets[key]
-            result = evaluate_run(run, data=data, metrics=names, seed=run.config.train.seed,
-                                  fast=fast)
-            failures += [f"{directory.name}: {name}: {message}"
-                         for name, message in result["failed"].items()]
-            say(f"[{number}/{len(done)}] {directory.name}: scored "
-                f"{len(names) - len(result['failed'])} of {len(names)} metrics")
+            result = evaluate_run(
+                run, data=data, metrics=names, seed=run.config.train.seed, fast=fast
+            )
+            failures += [
+                f"{directory.name}: {name}: {message}" for name, message in result["failed"].items()
+            ]
+            say(
+                f"[{number}/{len(done)}] {directory.name}: scored "
+                f"{len(names) - len(result['failed'])} of {len(names)} metrics"
+            )
         results = write_results(out, _study_specs(out))
     if failures:
-        raise MetricError(f"{len(failures)} scores failed (the others are saved): "
-                          + "; ".join(failures))
+        raise MetricError(
+            f"{len(failures)} scores failed (the others are saved): " + "; ".join(failures)
+        )
     return results
 
 

@@ -32,14 +32,22 @@ def trial_row(spec: TrialSpec) -> dict[str, Any]:
     """The row of one trial, from its directory (nothing there yet: pending)."""
     directory = Path(spec.directory)
     record = read_record(directory)
-    row = {"name": spec.name, "setting": spec.setting,
-           "objective.name": spec.config["objective"]["name"],
-           **{key: _cell(value) for key, value in spec.swept.items()}, "seed": spec.seed}
+    row = {
+        "name": spec.name,
+        "setting": spec.setting,
+        "objective.name": spec.config["objective"]["name"],
+        **{key: _cell(value) for key, value in spec.swept.items()},
+        "seed": spec.seed,
+    }
     if record is None:
         row["status"] = "unfinished" if has_checkpoint(directory) else "pending"
         return row
-    row.update(status=record["status"], steps=record["step"], error=record["error"],
-               seconds=round(sum(record["seconds"].values()), 3))
+    row.update(
+        status=record["status"],
+        steps=record["step"],
+        error=record["error"],
+        seconds=round(sum(record["seconds"].values()), 3),
+    )
     if record["status"] == "done":
         row.update(flat_metrics(read_json(directory / "eval.json")["metrics"]))
     return row
@@ -54,8 +62,16 @@ def recorded_specs(out: str | Path, skip: Iterable[str] = ()) -> list[TrialSpec]
         if record["name"] in skip or not (record_path.parent / "config.json").is_file():
             continue  # listed by the study, or failed before its run began
         config = read_json(record_path.parent / "config.json")["config"]
-        specs.append(TrialSpec(record["name"], record["setting"], str(record_path.parent),
-                               config, record["swept"], record["seed"]))
+        specs.append(
+            TrialSpec(
+                record["name"],
+                record["setting"],
+                str(record_path.parent),
+                config,
+                record["swept"],
+                record["seed"],
+            )
+        )
     return specs
 
 
@@ -104,8 +120,9 @@ def load_results(out: str | Path):
         raise CheckpointError(f"cannot read {path}: {one_line(error)}") from None
     problem = _table_problem(frame, data)
     if problem:
-        raise CheckpointError(f"{path} is not a results table ({problem}): run nsvae sweep "
-                              "again to rewrite it")
+        raise CheckpointError(
+            f"{path} is not a results table ({problem}): run nsvae sweep again to rewrite it"
+        )
     return frame
 
 

@@ -30,8 +30,10 @@ from nsvae.sweep.trial import (
     trial_directory,
 )
 
-INSTALL_HINT = ("nsvae sweep needs Ray Tune, which is not installed: "
-                "pip install 'nsvae[sweep]' (or pip install 'ray[tune]')")
+INSTALL_HINT = (
+    "nsvae sweep needs Ray Tune, which is not installed: "
+    "pip install 'nsvae[sweep]' (or pip install 'ray[tune]')"
+)
 
 
 @dataclass
@@ -82,8 +84,12 @@ class SweepSummary:
     results: Path
 
 
-def run_sweep(study: Study, out: str | Path, resources: Resources | None = None,
-              say: Callable[[str], None] = lambda line: None) -> SweepSummary:
+def run_sweep(
+    study: Study,
+    out: str | Path,
+    resources: Resources | None = None,
+    say: Callable[[str], None] = lambda line: None,
+) -> SweepSummary:
     """Run the unfinished trials of ``study`` in ``out/trials/`` and write ``out/results.csv``.
 
     Parameters
@@ -116,25 +122,34 @@ def run_sweep(study: Study, out: str | Path, resources: Resources | None = None,
         rerunning resumes those.
     """
     out = Path(out).absolute()
-    with file_lock(out / ".lock", wait=False, busy=lambda pid: (
+    with file_lock(
+        out / ".lock",
+        wait=False,
+        busy=lambda pid: (
             f"{out} is in use by another nsvae sweep (pid {pid}); wait for it to finish or "
-            "choose another --out")):
+            "choose another --out"
+        ),
+    ):
         return _run_locked(study, out, resources or Resources(), say)
 
 
-def _run_locked(study: Study, out: Path, resources: Resources,
-                say: Callable[[str], None]) -> SweepSummary:
+def _run_locked(
+    study: Study, out: Path, resources: Resources, say: Callable[[str], None]
+) -> SweepSummary:
     """:func:`run_sweep` holding the study directory's lock."""
     began = time.perf_counter()
     specs = trial_specs(study, out, resources)
     pending = seed_by_seed([spec for spec in specs if not is_finished(spec)])
     atomic_write(out / "study.toml", study.text.encode("utf-8"))
     results = write_results(out, specs)
-    say(f"study {study.name}: {len(specs)} trials, {len(specs) - len(pending)} finished, "
-        f"{len(pending)} to run; results: {results}")
+    say(
+        f"study {study.name}: {len(specs)} trials, {len(specs) - len(pending)} finished, "
+        f"{len(pending)} to run; results: {results}"
+    )
     before = {spec.name: read_record(spec.directory) for spec in pending}  # older runs' records
-    ray_seconds, stopped_by = (_run_on_ray(pending, specs, out, resources, say, before)
-                               if pending else (0.0, None))
+    ray_seconds, stopped_by = (
+        _run_on_ray(pending, specs, out, resources, say, before) if pending else (0.0, None)
+    )
     write_results(out, specs)
     records = [new_record(spec.directory, before[spec.name]) for spec in pending]
     ended = [record for record in records if record is not None]
@@ -143,20 +158,32 @@ def _run_locked(study: Study, out: Path, resources: Resources,
         raise TrainingError(
             f"{len(pending) - len(ended)} of {len(pending)} trials ended without a record (their "
             "Ray worker died or was killed, or its node was lost); run the same command again to "
-            "resume them")
+            "resume them"
+        )
     if len(ended) < len(pending):
         raise TrainingInterrupted(
             f"sweep stopped with {len(pending) - len(ended)} of {len(pending)} trials unfinished; "
-            "run the same command again to resume them", stopped_by or "SIGINT")
+            "run the same command again to resume them",
+            stopped_by or "SIGINT",
+        )
     if failed:
-        raise TrainingError(f"{failed} of {len(pending)} trials failed; see the error column "
-                            f"of {results}")
-    return SweepSummary(len(specs), len(specs) - len(pending), len(ended) - failed, failed,
-                        time.perf_counter() - began, ray_seconds, results)
+        raise TrainingError(
+            f"{failed} of {len(pending)} trials failed; see the error column of {results}"
+        )
+    return SweepSummary(
+        len(specs),
+        len(specs) - len(pending),
+        len(ended) - failed,
+        failed,
+        time.perf_counter() - began,
+        ray_seconds,
+        results,
+    )
 
 
-def run_one_trial(study: Study, out: str | Path, name: str,
-                  resources: Resources | None = None) -> dict:
+def run_one_trial(
+    study: Study, out: str | Path, name: str, resources: Resources | None = None
+) -> dict:
     """Run the trial ``name`` of ``study`` in this process, without Ray; rewrite ``results.csv``.
 
     For a scheduler of your own, one job per trial (a SLURM array, a GPU machine without Ray):
@@ -182,24 +209,31 @@ def run_one_trial(study: Study, out: str | Path, name: str,
     specs = trial_specs(study, out, resources or Resources())
     spec = next((spec for spec in specs if spec.name == name), None)
     if spec is None:
-        raise ConfigError(f"study {study.name} has no trial {name!r} (nsvae sweep FILE --out DIR "
-                          "--list names them)")
+        raise ConfigError(
+            f"study {study.name} has no trial {name!r} (nsvae sweep FILE --out DIR "
+            "--list names them)"
+        )
     (out / "trials").mkdir(parents=True, exist_ok=True)
+
     def sweep_busy(pid: str) -> str:
         return f"{out} is in use by a Ray sweep (pid {pid}); wait for it or use another --out"
 
     def trial_busy(pid: str) -> str:
         return f"trial {name} is running in another process (pid {pid})"
 
-    with file_lock(out / ".lock", exclusive=False, wait=False, busy=sweep_busy), \
-            file_lock(out / "trials" / f".{name}.lock", wait=False, busy=trial_busy):
+    with (
+        file_lock(out / ".lock", exclusive=False, wait=False, busy=sweep_busy),
+        file_lock(out / "trials" / f".{name}.lock", wait=False, busy=trial_busy),
+    ):
         atomic_write(out / "study.toml", study.text.encode("utf-8"))
         try:
             record = read_record(spec.directory) if is_finished(spec) else run_trial(spec)
         except TrainingInterrupted as stop:
             raise TrainingInterrupted(
                 f"trial {name} interrupted by {stop.signal_name} at step {stop.step}; checkpoint "
-                "saved, run the same command again to resume it", stop.signal_name, stop.step,
+                "saved, run the same command again to resume it",
+                stop.signal_name,
+                stop.step,
             ) from None
         finally:
             write_results(out, specs)
@@ -237,8 +271,12 @@ def trial_config(config: Config, resources: Resources) -> Config:
 
 def trial_specs(study: Study, out: Path, resources: Resources) -> list[TrialSpec]:
     """The spec of every trial of ``study`` in ``out/trials/``, on ``resources``."""
-    return [TrialSpec.of(study, trial, trial_directory(out, trial.name),
-                         trial_config(trial.config, resources)) for trial in study.trials]
+    return [
+        TrialSpec.of(
+            study, trial, trial_directory(out, trial.name), trial_config(trial.config, resources)
+        )
+        for trial in study.trials
+    ]
 
 
 def _run_on_ray(pending, specs, out, resources, say, before) -> tuple[float, str | None]:

@@ -119,8 +119,13 @@ def load_study(path: str | Path) -> Study:
     return parse_study(tables, Path(path).stem, text, origin=str(path), folder=Path(path).parent)
 
 
-def parse_study(tables: Mapping[str, Any], default_name: str, text: str = "",
-                origin: str = "study", folder: Path | None = None) -> Study:
+def parse_study(
+    tables: Mapping[str, Any],
+    default_name: str,
+    text: str = "",
+    origin: str = "study",
+    folder: Path | None = None,
+) -> Study:
     """:func:`load_study` of an already parsed file (``origin`` prefixes every message).
 
     Relative data paths, in ``[base.data]`` and swept in the grid alike, are taken relative to
@@ -137,8 +142,7 @@ def parse_study(tables: Mapping[str, Any], default_name: str, text: str = "",
         raise ConfigError(f"{origin}: {error}") from None
 
 
-def _parse(tables: Mapping[str, Any], default_name: str, text: str,
-           folder: Path | None) -> Study:
+def _parse(tables: Mapping[str, Any], default_name: str, text: str, folder: Path | None) -> Study:
     _known(tables, ("study", "base", "grid"), "table", "")
     settings = _table(tables.get("study", {}), "[study]")
     _known(settings, STUDY_KEYS, "key", "study.")
@@ -150,13 +154,17 @@ def _parse(tables: Mapping[str, Any], default_name: str, text: str,
     base = _base(tables.get("base", {}))
     blocks = _blocks(tables.get("grid"))
     swept_keys = tuple(dict.fromkeys(key for block in blocks for key in block))
-    trials = [trial for number, block in enumerate(blocks, 1)
-              for trial in _block_trials(base, block, number, seeds, swept_keys, folder)]
+    trials = [
+        trial
+        for number, block in enumerate(blocks, 1)
+        for trial in _block_trials(base, block, number, seeds, swept_keys, folder)
+    ]
     _unique_names(trials)
     for trial, _ in trials:
         _eval_metrics(trial.config.train.eval_metrics)
-    return Study(name, metrics, fast, report, keep_models, tuple(t for t, _ in trials),
-                 swept_keys, text)
+    return Study(
+        name, metrics, fast, report, keep_models, tuple(t for t, _ in trials), swept_keys, text
+    )
 
 
 def _known(table: Mapping, known: tuple[str, ...], what: str, prefix: str) -> None:
@@ -178,11 +186,18 @@ def _typed(value: Any, kind: type, key: str) -> Any:
 
 
 def _seeds(value: Any) -> tuple[int, ...]:
-    good = isinstance(value, list) and value and all(
-        isinstance(s, int) and not isinstance(s, bool) and 0 <= s < SEED_LIMIT for s in value)
+    good = (
+        isinstance(value, list)
+        and value
+        and all(
+            isinstance(s, int) and not isinstance(s, bool) and 0 <= s < SEED_LIMIT for s in value
+        )
+    )
     if not good or len(set(value)) != len(value):
-        raise ConfigError(f"study.seeds must be a non-empty list of distinct integers in "
-                          f"[0, 2**32), got {value!r}")
+        raise ConfigError(
+            f"study.seeds must be a non-empty list of distinct integers in "
+            f"[0, 2**32), got {value!r}"
+        )
     return tuple(value)
 
 
@@ -191,18 +206,22 @@ def _metrics(settings: Mapping) -> tuple[tuple[str, ...] | None, bool]:
     value = settings.get("metrics", "fast")
     if isinstance(value, str):
         if value not in SUITES:
-            raise ConfigError(f"study.metrics must be 'fast', 'full' or a list of metric names, "
-                              f"got {value!r}")
+            raise ConfigError(
+                f"study.metrics must be 'fast', 'full' or a list of metric names, got {value!r}"
+            )
         if "fast" in settings:
             raise ConfigError(f"study.fast goes with a list of metrics; {value!r} sets it")
         return None, value == "fast"
     if not isinstance(value, list) or not value:
-        raise ConfigError(f"study.metrics must be 'fast', 'full' or a non-empty list of metric "
-                          f"names, got {value!r}")
+        raise ConfigError(
+            f"study.metrics must be 'fast', 'full' or a non-empty list of metric "
+            f"names, got {value!r}"
+        )
     unknown = [name for name in value if name not in METRICS]
     if unknown:
-        raise ConfigError(f"unknown metric {unknown[0]!r} in study.metrics "
-                          f"(choose from: {', '.join(METRICS)})")
+        raise ConfigError(
+            f"unknown metric {unknown[0]!r} in study.metrics (choose from: {', '.join(METRICS)})"
+        )
     return tuple(value), _typed(settings.get("fast", True), bool, "study.fast")
 
 
@@ -241,8 +260,14 @@ def _blocks(value: Any) -> list[dict[str, list]]:
     return blocks
 
 
-def _block_trials(base: Config, block: Mapping[str, list], number: int,
-                  seeds: tuple[int, ...], swept_keys: tuple[str, ...], folder: Path | None):
+def _block_trials(
+    base: Config,
+    block: Mapping[str, list],
+    number: int,
+    seeds: tuple[int, ...],
+    swept_keys: tuple[str, ...],
+    folder: Path | None,
+):
     """(trial, block number) for every point of a block's product, times the seeds."""
     for point in itertools.product(*block.values()):
         swept = dict(zip(block, point, strict=True))
@@ -305,10 +330,15 @@ def _unique_names(trials: list[tuple[Trial, int]]) -> None:
     for trial, number in trials:
         size = len(trial.name.encode("utf-8"))
         if size > MAX_TRIAL_NAME:
-            raise ConfigError(f"grid block {number} gives trial {trial.name[:40]}... of {size} "
-                              f"bytes, more than {MAX_TRIAL_NAME}: sweep shorter values")
+            raise ConfigError(
+                f"grid block {number} gives trial {trial.name[:40]}... of {size} "
+                f"bytes, more than {MAX_TRIAL_NAME}: sweep shorter values"
+            )
         if trial.name in seen:
-            where = (f"grid blocks {seen[trial.name]} and {number} both give"
-                     if seen[trial.name] != number else f"grid block {number} repeats")
+            where = (
+                f"grid blocks {seen[trial.name]} and {number} both give"
+                if seen[trial.name] != number
+                else f"grid block {number} repeats"
+            )
             raise ConfigError(f"{where} trial {trial.name}")
         seen[trial.name] = number

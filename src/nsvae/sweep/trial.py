@@ -81,9 +81,18 @@ class TrialSpec:
     def of(cls, study: Study, trial: Trial, directory: Path, config: Config) -> TrialSpec:
         """The spec of ``trial`` of ``study`` in ``directory``, trained with ``config``."""
         metrics = None if study.metrics is None else list(study.metrics)
-        return cls(trial.name, trial.setting, str(directory), config.to_dict(),
-                   dict(trial.swept), trial.seed, metrics, study.fast, study.report,
-                   study.keep_models)
+        return cls(
+            trial.name,
+            trial.setting,
+            str(directory),
+            config.to_dict(),
+            dict(trial.swept),
+            trial.seed,
+            metrics,
+            study.fast,
+            study.report,
+            study.keep_models,
+        )
 
     def evaluation(self) -> dict:
         """What ``trial.json`` records of the evaluation asked for."""
@@ -108,9 +117,11 @@ def read_record(directory: str | Path) -> dict | None:
         return None
     record = read_json(path)
     if not _is_record(record):
-        raise CheckpointError(f"{path} is not a trial record (its name, setting, seed, swept "
-                              "values, status, step, error and seconds): delete it to run the "
-                              "trial again")
+        raise CheckpointError(
+            f"{path} is not a trial record (its name, setting, seed, swept "
+            "values, status, step, error and seconds): delete it to run the "
+            "trial again"
+        )
     return record
 
 
@@ -120,11 +131,16 @@ def _is_record(record: Any) -> bool:
     if not isinstance(record, dict) or record.get("status") not in ("done", "failed"):
         return False
     step, seconds = record.get("step"), record.get("seconds")
-    return (isinstance(record.get("name"), str) and isinstance(record.get("setting"), str)
-            and isinstance(record.get("seed"), int) and isinstance(record.get("swept"), dict)
-            and "error" in record and isinstance(seconds, dict)
-            and all(is_number(value) for value in seconds.values())
-            and (step is None if record["status"] == "failed" else is_number(step)))
+    return (
+        isinstance(record.get("name"), str)
+        and isinstance(record.get("setting"), str)
+        and isinstance(record.get("seed"), int)
+        and isinstance(record.get("swept"), dict)
+        and "error" in record
+        and isinstance(seconds, dict)
+        and all(is_number(value) for value in seconds.values())
+        and (step is None if record["status"] == "failed" else is_number(step))
+    )
 
 
 def new_record(directory: str | Path, before: dict | None) -> dict | None:
@@ -150,9 +166,12 @@ def is_finished(spec: TrialSpec) -> bool:
         except ConfigError as error:
             raise ConfigError(f"trial {spec.name} exists with another config: {error}") from None
     record = read_record(directory)
-    return bool(record) and record["status"] == "done" and \
-        record["step"] >= spec.config["train"]["steps"] and \
-        record.get("evaluation") == spec.evaluation()
+    return (
+        bool(record)
+        and record["status"] == "done"
+        and record["step"] >= spec.config["train"]["steps"]
+        and record.get("evaluation") == spec.evaluation()
+    )
 
 
 def has_checkpoint(directory: str | Path) -> bool:
@@ -176,27 +195,46 @@ def run_trial(spec: TrialSpec) -> dict:
     resume = has_checkpoint(directory)
     if not resume and directory.exists():  # stopped before its first checkpoint: start again
         shutil.rmtree(directory)
-    record = {"name": spec.name, "setting": spec.setting, "seed": spec.seed, "swept": spec.swept,
-              "evaluation": spec.evaluation(), "resumed": resume}
+    record = {
+        "name": spec.name,
+        "setting": spec.setting,
+        "seed": spec.seed,
+        "swept": spec.swept,
+        "evaluation": spec.evaluation(),
+        "resumed": resume,
+    }
     try:
-        experiment = run_experiment(Config.from_dict(spec.config), directory, resume=resume,
-                                    fast=spec.fast, metrics=spec.metrics, report=spec.report,
-                                    stop_file=spec.stop_file)
+        experiment = run_experiment(
+            Config.from_dict(spec.config),
+            directory,
+            resume=resume,
+            fast=spec.fast,
+            metrics=spec.metrics,
+            report=spec.report,
+            stop_file=spec.stop_file,
+        )
         if spec.keep_model:
             save_weights(directory / WEIGHTS, experiment.run.model, experiment.run.step)
     except TrainingInterrupted:
         (directory / RECORD).unlink(missing_ok=True)  # an older record no longer says its state
         raise
     except NsvaeError as error:
-        record.update(status="failed", error=one_line(error), exit_code=error.exit_code,
-                      step=None, seconds={})
+        record.update(
+            status="failed", error=one_line(error), exit_code=error.exit_code, step=None, seconds={}
+        )
     except Exception as error:  # a trial's bug must not stop the study: record it
         code = ConfigError.exit_code if is_out_of_memory(error) else INTERNAL_ERROR
-        record.update(status="failed", error=f"{type(error).__name__}: {one_line(error)}",
-                      exit_code=code, step=None, seconds={})
+        record.update(
+            status="failed",
+            error=f"{type(error).__name__}: {one_line(error)}",
+            exit_code=code,
+            step=None,
+            seconds={},
+        )
     else:
-        record.update(status="done", error=None, step=experiment.run.step,
-                      seconds=experiment.seconds)
+        record.update(
+            status="done", error=None, step=experiment.run.step, seconds=experiment.seconds
+        )
         record.update(_metric_failures(experiment.evaluation))
     write_json(directory / RECORD, record)
     return record
@@ -212,6 +250,9 @@ def _metric_failures(evaluation: dict) -> dict:
     error = "; ".join(f"{name}: {message}" for name, message in failed.items())
     if evaluation.get("metrics"):
         return {"error": f"metrics failed: {error}"}
-    return {"status": "failed", "step": None, "exit_code": MetricError.exit_code,
-            "error": f"every metric failed: {error}"}
-
+    return {
+        "status": "failed",
+        "step": None,
+        "exit_code": MetricError.exit_code,
+        "error": f"every metric failed: {error}",
+    }

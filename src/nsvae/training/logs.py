@@ -60,7 +60,7 @@ class Meter:
         means, start = {}, 0
         for key in keys:
             size = self.sums[key].numel()
-            value = flat[start] if self.sums[key].ndim == 0 else flat[start:start + size]
+            value = flat[start] if self.sums[key].ndim == 0 else flat[start : start + size]
             means[key] = value
             start += size
         self.sums, self.count = {}, 0

@@ -42,8 +42,9 @@ class TrainingState:
     sampler: BatchSampler
     meter: Meter
 
-    def save(self, run_dir: Path, step: int, elapsed: float, device: torch.device,
-             keep: int) -> Path:
+    def save(
+        self, run_dir: Path, step: int, elapsed: float, device: torch.device, keep: int
+    ) -> Path:
         """Write the checkpoint of ``step`` into ``run_dir/checkpoints``, keeping the newest K."""
         tensors = {f"model.{k}": v for k, v in self.model.state_dict().items()}
         for name, module in self.objective.modules().items():
@@ -53,9 +54,13 @@ class TrainingState:
             optimizer_tensors, layouts[name] = split_optimizer(optimizer, _prefix(name))
             tensors |= optimizer_tensors
         meter_tensors, meter_state = self.meter.state()
-        state = {"elapsed": elapsed, "optimizer": layouts.pop(MODEL_OPTIMIZER),
-                 "rng": rng_state(device), "sampler": self.sampler.state_dict(),
-                 "meter": meter_state}
+        state = {
+            "elapsed": elapsed,
+            "optimizer": layouts.pop(MODEL_OPTIMIZER),
+            "rng": rng_state(device),
+            "sampler": self.sampler.state_dict(),
+            "meter": meter_state,
+        }
         if layouts:
             state["optimizers"] = layouts
         return save_checkpoint(run_dir / "checkpoints", step, tensors | meter_tensors, state, keep)

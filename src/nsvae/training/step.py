@@ -54,8 +54,10 @@ def train_step(
     return sum(term.loss.detach() for term in terms), logs
 
 
-def optimizer_steps(optimizers: dict[str, torch.optim.Optimizer] | torch.optim.Optimizer,
-                    terms: list[Term] | list[torch.Tensor]) -> None:
+def optimizer_steps(
+    optimizers: dict[str, torch.optim.Optimizer] | torch.optim.Optimizer,
+    terms: list[Term] | list[torch.Tensor],
+) -> None:
     """One optimiser step per loss term, every gradient taken at the current parameters.
 
     Each term is differentiated on the one graph of the step, before anything moves, with
@@ -79,16 +81,21 @@ def optimizer_steps(optimizers: dict[str, torch.optim.Optimizer] | torch.optim.O
     terms = [term if isinstance(term, Term) else Term(term) for term in terms]
     steps_of = Counter(term.optimizer for term in terms)
     gradients = [
-        torch.autograd.grad(term.loss, _parameters(optimizers[term.optimizer]),
-                            retain_graph=index < len(terms) - 1, allow_unused=True)
+        torch.autograd.grad(
+            term.loss,
+            _parameters(optimizers[term.optimizer]),
+            retain_graph=index < len(terms) - 1,
+            allow_unused=True,
+        )
         for index, term in enumerate(terms)
     ]
     for term, grads in zip(terms, gradients, strict=True):
         optimizer = optimizers[term.optimizer]
         for parameter, gradient in zip(_parameters(optimizer), grads, strict=True):
             zero = gradient is None and steps_of[term.optimizer] > 1
-            parameter.grad = torch.zeros_like(parameter) if zero else like_parameter(gradient,
-                                                                                     parameter)
+            parameter.grad = (
+                torch.zeros_like(parameter) if zero else like_parameter(gradient, parameter)
+            )
         optimizer.step()
     for name in steps_of:
         optimizers[name].zero_grad(set_to_none=True)

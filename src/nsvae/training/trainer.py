@@ -134,14 +134,18 @@ def train(
             _save_on_stop(state, log, run_dir, step, device, settings.keep_checkpoints)
             raise TrainingInterrupted(
                 f"interrupted by {stop.cause} at step {step}; checkpoint saved, "
-                f"continue with: nsvae train --resume {run_dir}", stop.signal, step)
+                f"continue with: nsvae train --resume {run_dir}",
+                stop.signal,
+                step,
+            )
     run = Run(run_dir, config, state.model.eval(), step)
     run.warn_if_collapsed()
     return run
 
 
-def _start(run_dir: Path, config: Config, data: GroundTruthData, state: TrainingState,
-           resume: bool) -> tuple[int, float]:
+def _start(
+    run_dir: Path, config: Config, data: GroundTruthData, state: TrainingState, resume: bool
+) -> tuple[int, float]:
     """Restore the last checkpoint (or start at step 0) and write the run's files.
 
     Raises
@@ -156,18 +160,29 @@ def _start(run_dir: Path, config: Config, data: GroundTruthData, state: Training
     check_same_data(run_dir, data)
     step, elapsed = state.restore(run_dir)
     if config.train.steps < step:
-        raise ConfigError(f"train.steps {config.train.steps} is below the step {step} that "
-                          f"{run_dir} has reached; give --steps {step} or more")
+        raise ConfigError(
+            f"train.steps {config.train.steps} is below the step {step} that "
+            f"{run_dir} has reached; give --steps {step} or more"
+        )
     write_run_files(run_dir, config, data, step)
     return step, elapsed
 
 
-def _loop(state: TrainingState, log: _Log, stop: _StopRequests, run_dir: Path, step: int,
-          device: torch.device, settings, on_eval: OnEval | None) -> int:
+def _loop(
+    state: TrainingState,
+    log: _Log,
+    stop: _StopRequests,
+    run_dir: Path,
+    step: int,
+    device: torch.device,
+    settings,
+    on_eval: OnEval | None,
+) -> int:
     """Train until ``settings.steps`` or a stop request; return the step reached."""
     while step < settings.steps and not stop.requested():
-        loss, logs = train_step(state.model, state.objective, state.optimizers,
-                                state.sampler, step, settings.precision)
+        loss, logs = train_step(
+            state.model, state.objective, state.optimizers, state.sampler, step, settings.precision
+        )
         step += 1
         log.add(loss, logs)
         log_due = step % settings.log_every == 0 or step == settings.steps
@@ -193,16 +208,26 @@ def _training_state(config: Config, data: GroundTruthData, device: torch.device)
     model = build_model(config.model, num_channels=data.observation_shape[0]).to(device)
     if settings.compile:
         model.compile()
-    objective = build_objective(config.objective, likelihood=model.likelihood,
-                                z_dim=config.model.z_dim, dataset_size=len(observations))
+    objective = build_objective(
+        config.objective,
+        likelihood=model.likelihood,
+        z_dim=config.model.z_dim,
+        dataset_size=len(observations),
+    )
     for module in objective.modules().values():
         module.to(device)
     return TrainingState(
         model=model,
         objective=objective,
         optimizers=objective.optimizers(model, lr=settings.lr, betas=settings.betas),
-        sampler=BatchSampler(observations, settings.batch_size, seed=settings.seed, scale=scale,
-                             device=device, transform=data.observation_transform),
+        sampler=BatchSampler(
+            observations,
+            settings.batch_size,
+            seed=settings.seed,
+            scale=scale,
+            device=device,
+            transform=data.observation_transform,
+        ),
         meter=Meter(device),
     )
 
@@ -239,21 +264,38 @@ def _check_finite(meter: Meter, step: int, run_dir: Path) -> None:
 class _Log:
     """``metrics.jsonl`` rows, their TensorBoard mirror, the progress bar and the clock."""
 
-    def __init__(self, run_dir: Path, meter: Meter, step: int, elapsed: float, progress: bool,
-                 total: int, objective: Objective):
+    def __init__(
+        self,
+        run_dir: Path,
+        meter: Meter,
+        step: int,
+        elapsed: float,
+        progress: bool,
+        total: int,
+        objective: Objective,
+    ):
         self.path, self.meter, self.before = run_dir / "metrics.jsonl", meter, elapsed
         self.saved_step = step if step else None
         self.start = self.last_time = time.perf_counter()
         self.last_step = step
         self.timing_first_step, self.first_step_s = False, None
-        self.shown = ["loss", "kl", *(key for key, logged in objective.logged.items()
-                                      if logged.kind == "scalar" and key not in ("recon", "kl"))]
+        self.shown = [
+            "loss",
+            "kl",
+            *(
+                key
+                for key, logged in objective.logged.items()
+                if logged.kind == "scalar" and key not in ("recon", "kl")
+            ),
+        ]
         self.stack = contextlib.ExitStack()
         self.board = self.stack.enter_context(
-            contextlib.closing(TensorBoard(run_dir / "tensorboard")))
+            contextlib.closing(TensorBoard(run_dir / "tensorboard"))
+        )
         self.lines = progress and not sys.stderr.isatty()  # a log gets lines, not a bar
         self.bar = self.stack.enter_context(
-            tqdm(total=total, initial=step, unit="step", disable=not progress or self.lines))
+            tqdm(total=total, initial=step, unit="step", disable=not progress or self.lines)
+        )
         self.total, self.last_line = total, 0.0
 
     def __enter__(self) -> _Log:
@@ -276,13 +318,18 @@ class _Log:
         self.timing_first_step = False
         self.first_step_s = round(time.perf_counter() - self.start, 3)
         if not self.bar.disable:
-            self.bar.write(f"torch.compile: first step took {self.first_step_s:.1f} s",
-                           file=sys.stderr)
+            self.bar.write(
+                f"torch.compile: first step took {self.first_step_s:.1f} s", file=sys.stderr
+            )
 
     def row(self, step: int) -> None:
         now = time.perf_counter()
-        row = {"step": step, "time": round(self.elapsed(), 3), **self.meter.flush(),
-               "steps_per_s": (step - self.last_step) / max(now - self.last_time, 1e-9)}
+        row = {
+            "step": step,
+            "time": round(self.elapsed(), 3),
+            **self.meter.flush(),
+            "steps_per_s": (step - self.last_step) / max(now - self.last_time, 1e-9),
+        }
         if self.first_step_s is not None:
             row["compile_s"], self.first_step_s = self.first_step_s, None
         self._write(row)
@@ -331,13 +378,17 @@ class _StopRequests:
 
     def __enter__(self):
         self.handlers.enter_context(
-            handling_signals(dict.fromkeys((signal.SIGINT, signal.SIGTERM), self._handle)))
+            handling_signals(dict.fromkeys((signal.SIGINT, signal.SIGTERM), self._handle))
+        )
         return self
 
     def requested(self) -> bool:
         """Whether to stop now."""
-        if self.cause is None and self.stop_file is not None and \
-                time.monotonic() - self.checked >= self.FILE_CHECK_SECONDS:
+        if (
+            self.cause is None
+            and self.stop_file is not None
+            and time.monotonic() - self.checked >= self.FILE_CHECK_SECONDS
+        ):
             self.checked = time.monotonic()
             if self.stop_file.exists():
                 self.signal, self.cause = "SIGINT", f"a stop request ({self.stop_file})"

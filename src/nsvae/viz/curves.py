@@ -49,8 +49,9 @@ def training_series(rows: Sequence[dict]) -> dict[str, np.ndarray]:
     return series
 
 
-def training_panels(rows: Sequence[dict],
-                    logged: Mapping[str, Logged] | None = None) -> list[tuple[str, Logged]]:
+def training_panels(
+    rows: Sequence[dict], logged: Mapping[str, Logged] | None = None
+) -> list[tuple[str, Logged]]:
     """The panels of the training curves: ``(key, how it is drawn)``, scalars first.
 
     ``logged`` is the objective's declaration (``Objective.logged``; the base objective's when
@@ -58,10 +59,15 @@ def training_panels(rows: Sequence[dict],
     """
     series = training_series(rows)
     declared = dict(Objective.logged if logged is None else logged)
-    panels = [(key, declared.get(key) or Logged(key, unit="",
-                                                kind="per_latent" if series[key].ndim == 2
-                                                else "scalar"))
-              for key in series if key not in NOT_PLOTTED]
+    panels = [
+        (
+            key,
+            declared.get(key)
+            or Logged(key, unit="", kind="per_latent" if series[key].ndim == 2 else "scalar"),
+        )
+        for key in series
+        if key not in NOT_PLOTTED
+    ]
     return sorted(panels, key=lambda panel: KINDS.index(panel[1].kind))
 
 
@@ -83,8 +89,10 @@ def eval_series(rows: Sequence[dict]) -> dict[str, dict[str, tuple[np.ndarray, n
                     steps, ys = out.setdefault(metric, {}).setdefault(key, ([], []))
                     steps.append(row["step"])
                     ys.append(float(value))
-    return {metric: {key: (np.array(s), np.array(v)) for key, (s, v) in keys.items()}
-            for metric, keys in out.items()}
+    return {
+        metric: {key: (np.array(s), np.array(v)) for key, (s, v) in keys.items()}
+        for metric, keys in out.items()
+    }
 
 
 def _style(axes, title, ylabel=None):
@@ -106,9 +114,16 @@ def _per_latent_lines(axes, steps, values, title, unit):
 
 def _frequency_map(figure, axes, steps, freq, title):
     half = (steps[-1] - steps[0]) / max(2 * (len(steps) - 1), 1)
-    image = axes.imshow(freq.T, aspect="auto", cmap="magma", vmin=0.0, vmax=1.0,
-                        interpolation="nearest", origin="lower",
-                        extent=(steps[0] - half, steps[-1] + half, -0.5, freq.shape[1] - 0.5))
+    image = axes.imshow(
+        freq.T,
+        aspect="auto",
+        cmap="magma",
+        vmin=0.0,
+        vmax=1.0,
+        interpolation="nearest",
+        origin="lower",
+        extent=(steps[0] - half, steps[-1] + half, -0.5, freq.shape[1] - 0.5),
+    )
     axes.set_title(title, fontsize=9)
     axes.set_xlabel("step", fontsize=8)
     axes.set_ylabel("latent", fontsize=8)
@@ -117,8 +132,9 @@ def _frequency_map(figure, axes, steps, freq, title):
     figure.colorbar(image, ax=axes, fraction=0.05, pad=0.02).ax.tick_params(labelsize=7)
 
 
-def draw_training_curves(rows: Sequence[dict],
-                         logged: Mapping[str, Logged] | None = None) -> Figure:
+def draw_training_curves(
+    rows: Sequence[dict], logged: Mapping[str, Logged] | None = None
+) -> Figure:
     """One panel per logged quantity against the step (:func:`training_panels`): a line per
     scalar, a line per latent for per-latent values (KL per latent), a latents x steps heat map
     for shares (how often each latent was in Non-Syn's A_best)."""
@@ -128,8 +144,16 @@ def draw_training_curves(rows: Sequence[dict],
     cols = 2 if len(panels) <= 4 else 3
     grid_rows = -(-len(panels) // cols)
     figure = Figure(figsize=(4.2 * cols, 3.0 * grid_rows), dpi=100, facecolor="white")
-    grid = figure.add_gridspec(grid_rows, cols, wspace=0.3, hspace=0.5, left=0.07, right=0.97,
-                               top=1 - 0.35 / (3.0 * grid_rows), bottom=0.5 / (3.0 * grid_rows))
+    grid = figure.add_gridspec(
+        grid_rows,
+        cols,
+        wspace=0.3,
+        hspace=0.5,
+        left=0.07,
+        right=0.97,
+        top=1 - 0.35 / (3.0 * grid_rows),
+        bottom=0.5 / (3.0 * grid_rows),
+    )
     for cell, (key, how) in zip(grid, panels, strict=False):
         axes = figure.add_subplot(cell)
         if how.kind == "share":
@@ -150,8 +174,16 @@ def draw_eval_curves(rows: Sequence[dict]) -> Figure | None:
     cols = min(3, len(series))
     grid_rows = -(-len(series) // cols)
     figure = Figure(figsize=(4.2 * cols, 3.0 * grid_rows), dpi=100, facecolor="white")
-    grid = figure.add_gridspec(grid_rows, cols, wspace=0.3, hspace=0.55, left=0.08, right=0.97,
-                               top=1 - 0.35 / (3.0 * grid_rows), bottom=0.5 / (3.0 * grid_rows))
+    grid = figure.add_gridspec(
+        grid_rows,
+        cols,
+        wspace=0.3,
+        hspace=0.55,
+        left=0.08,
+        right=0.97,
+        top=1 - 0.35 / (3.0 * grid_rows),
+        bottom=0.5 / (3.0 * grid_rows),
+    )
     for cell, (metric, keys) in zip(grid, series.items(), strict=False):
         axes = figure.add_subplot(cell)
         for key, (steps, values) in keys.items():
@@ -162,8 +194,9 @@ def draw_eval_curves(rows: Sequence[dict]) -> Figure | None:
     return figure
 
 
-def save_training_curves(rows: Sequence[dict], path,
-                         logged: Mapping[str, Logged] | None = None) -> Path:
+def save_training_curves(
+    rows: Sequence[dict], path, logged: Mapping[str, Logged] | None = None
+) -> Path:
     """Write :func:`draw_training_curves` as a PNG; returns the path."""
     return save_figure(draw_training_curves(rows, logged), path)
 

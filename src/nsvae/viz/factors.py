@@ -39,8 +39,9 @@ def is_dsprites(factor_names: Sequence[str]) -> bool:
     return set(DSPRITES_FACTORS) <= set(factor_names)
 
 
-def active_latents(codes: np.ndarray, threshold: float = ACTIVE_THRESHOLD,
-                   kl_per_latent=None) -> np.ndarray:
+def active_latents(
+    codes: np.ndarray, threshold: float = ACTIVE_THRESHOLD, kl_per_latent=None
+) -> np.ndarray:
     """Indices of latents whose mean code varies over the data (variance above ``threshold``).
 
     In index order, or by decreasing KL when ``kl_per_latent`` is given.
@@ -59,16 +60,21 @@ def latent_factor_mi(codes: np.ndarray, factors: np.ndarray, num_bins: int = 20)
     VAEs"; disentanglement_lib's histogram discretisation).
     """
     factors = np.asarray(factors)
-    mi = discrete_mutual_info(histogram_discretize(np.asarray(codes, np.float64), num_bins),
-                              factors)
+    mi = discrete_mutual_info(
+        histogram_discretize(np.asarray(codes, np.float64), num_bins), factors
+    )
     entropy = discrete_entropy(factors)
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(entropy > 0, mi / entropy, 0.0)
 
 
-def latent_factor_labels(codes: np.ndarray, normalized_mi: np.ndarray,
-                         factor_names: Sequence[str], threshold: float = ACTIVE_THRESHOLD,
-                         min_information: float = 0.05) -> list[str]:
+def latent_factor_labels(
+    codes: np.ndarray,
+    normalized_mi: np.ndarray,
+    factor_names: Sequence[str],
+    threshold: float = ACTIVE_THRESHOLD,
+    min_information: float = 0.05,
+) -> list[str]:
     """Per latent, the factor it carries most (normalised) information about.
 
     Empty for inactive latents (see :func:`active_latents`) and for latents whose largest
@@ -76,12 +82,17 @@ def latent_factor_labels(codes: np.ndarray, normalized_mi: np.ndarray,
     """
     active = set(active_latents(codes, threshold).tolist())
     best = np.argmax(normalized_mi, axis=1)
-    return [factor_names[best[j]] if j in active and normalized_mi[j, best[j]] >= min_information
-            else "" for j in range(normalized_mi.shape[0])]
+    return [
+        factor_names[best[j]]
+        if j in active and normalized_mi[j, best[j]] >= min_information
+        else ""
+        for j in range(normalized_mi.shape[0])
+    ]
 
 
-def mean_code_by_factors(codes: np.ndarray, factors: np.ndarray, which: Sequence[int],
-                         sizes: Sequence[int]) -> np.ndarray:
+def mean_code_by_factors(
+    codes: np.ndarray, factors: np.ndarray, which: Sequence[int], sizes: Sequence[int]
+) -> np.ndarray:
     """Mean code of each latent in each cell of a sub-grid of factors.
 
     Parameters
@@ -111,8 +122,9 @@ def mean_code_by_factors(codes: np.ndarray, factors: np.ndarray, which: Sequence
     return means.reshape(len(codes.T), *sizes)
 
 
-def dsprites_panels(codes: np.ndarray, factors: np.ndarray, factor_names: Sequence[str],
-                    factor_sizes: Sequence[int]) -> dict[str, np.ndarray]:
+def dsprites_panels(
+    codes: np.ndarray, factors: np.ndarray, factor_names: Sequence[str], factor_sizes: Sequence[int]
+) -> dict[str, np.ndarray]:
     """Arrays behind the dSprites figure, for every latent.
 
     Returns a dict with ``position`` [d, size(posX), size(posY)] (indexed ``[j, posX, posY]``),
@@ -122,22 +134,29 @@ def dsprites_panels(codes: np.ndarray, factors: np.ndarray, factor_names: Sequen
     column = {name: factor_names.index(name) for name in DSPRITES_FACTORS}
 
     def by(*names):
-        return mean_code_by_factors(codes, factors, [column[n] for n in names],
-                                    [factor_sizes[column[n]] for n in names])
+        return mean_code_by_factors(
+            codes, factors, [column[n] for n in names], [factor_sizes[column[n]] for n in names]
+        )
 
-    return {"position": by("posX", "posY"), "scale": by("shape", "scale"),
-            "orientation": by("shape", "orientation")}
+    return {
+        "position": by("posX", "posY"),
+        "scale": by("shape", "scale"),
+        "orientation": by("shape", "orientation"),
+    }
 
 
-def factor_curves(codes: np.ndarray, factors: np.ndarray,
-                  factor_sizes: Sequence[int]) -> list[np.ndarray]:
+def factor_curves(
+    codes: np.ndarray, factors: np.ndarray, factor_sizes: Sequence[int]
+) -> list[np.ndarray]:
     """Mean code against each factor: one array [d, size_k] per factor k."""
-    return [mean_code_by_factors(codes, factors, [k], [size])
-            for k, size in enumerate(factor_sizes)]
+    return [
+        mean_code_by_factors(codes, factors, [k], [size]) for k, size in enumerate(factor_sizes)
+    ]
 
 
-def stratified_factors(data, strata: Sequence[int], per_cell: int,
-                       random_state: np.random.RandomState) -> np.ndarray:
+def stratified_factors(
+    data, strata: Sequence[int], per_cell: int, random_state: np.random.RandomState
+) -> np.ndarray:
     """Factor vectors with exactly ``per_cell`` samples in every cell of the ``strata`` factors.
 
     The other factors are drawn uniformly and independently, so cell means average over them.
@@ -149,18 +168,33 @@ def stratified_factors(data, strata: Sequence[int], per_cell: int,
     return factors
 
 
-def encode_factors(data, representation: Callable[[np.ndarray], np.ndarray], factors: np.ndarray,
-                   random_state: np.random.RandomState) -> np.ndarray:
+def encode_factors(
+    data,
+    representation: Callable[[np.ndarray], np.ndarray],
+    factors: np.ndarray,
+    random_state: np.random.RandomState,
+) -> np.ndarray:
     """Mean codes [n, d] of the observations of ``factors``, rendered and encoded in chunks."""
-    return np.concatenate([
-        np.asarray(representation(data.sample_observations_from_factors(
-            factors[i:i + CHUNK], random_state)), dtype=np.float64)
-        for i in range(0, len(factors), CHUNK)
-    ])
+    return np.concatenate(
+        [
+            np.asarray(
+                representation(
+                    data.sample_observations_from_factors(factors[i : i + CHUNK], random_state)
+                ),
+                dtype=np.float64,
+            )
+            for i in range(0, len(factors), CHUNK)
+        ]
+    )
 
 
-def sample_codes(data, representation, random_state: np.random.RandomState,
-                 samples_per_cell: int = 16, num_samples: int = 10_000):
+def sample_codes(
+    data,
+    representation,
+    random_state: np.random.RandomState,
+    samples_per_cell: int = 16,
+    num_samples: int = 10_000,
+):
     """Factors [n, K] and mean codes [n, d] for the latent-vs-factor figures.
 
     dSprites: :func:`stratified_factors` over (posX, posY) with ``samples_per_cell`` per cell;
@@ -199,16 +233,24 @@ def shape_names(num_shapes: int) -> list[str]:
     return [f"shape {k}" for k in range(num_shapes)]
 
 
-def draw_dsprites_figure(codes, factors, factor_names, factor_sizes, kl_per_latent=None,
-                         threshold: float = ACTIVE_THRESHOLD) -> Figure:
+def draw_dsprites_figure(
+    codes,
+    factors,
+    factor_names,
+    factor_sizes,
+    kl_per_latent=None,
+    threshold: float = ACTIVE_THRESHOLD,
+) -> Figure:
     """The seed's figure: per active latent, position heat map, scale and orientation curves.
 
     Colour (heat maps) and y axes (curves) share one range across all rows, so rows compare.
     Scale is plotted at dSprites' values 0.5..1, orientation in degrees 0..360.
     """
     active = active_latents(codes, threshold, kl_per_latent)
-    panels = {key: value[active] for key, value in
-              dsprites_panels(codes, factors, list(factor_names), factor_sizes).items()}
+    panels = {
+        key: value[active]
+        for key, value in dsprites_panels(codes, factors, list(factor_names), factor_sizes).items()
+    }
     rows = max(len(active), 1)
     figure = Figure(figsize=(10.0, 0.6 + 1.9 * rows), dpi=100, facecolor="white")
     if not len(active):
@@ -216,20 +258,40 @@ def draw_dsprites_figure(codes, factors, factor_names, factor_sizes, kl_per_late
         return figure
     low, high = _value_range(*panels.values())
     height = figure.get_figheight()
-    grid = figure.add_gridspec(rows, 4, width_ratios=[1.0, 1.5, 2.4, 0.08], wspace=0.35,
-                               hspace=0.45, left=0.09, right=0.93, top=1 - 0.45 / height,
-                               bottom=0.35 / height)
+    grid = figure.add_gridspec(
+        rows,
+        4,
+        width_ratios=[1.0, 1.5, 2.4, 0.08],
+        wspace=0.35,
+        hspace=0.45,
+        left=0.09,
+        right=0.93,
+        top=1 - 0.45 / height,
+        bottom=0.35 / height,
+    )
     shapes = shape_names(panels["scale"].shape[1])
     scale_x = np.linspace(0.5, 1.0, panels["scale"].shape[2])
     orientation_x = np.linspace(0.0, 360.0, panels["orientation"].shape[2])
     for row, latent in enumerate(active):
         heat = figure.add_subplot(grid[row, 0])
-        image = heat.imshow(panels["position"][row].T, cmap="RdBu_r", vmin=low, vmax=high,
-                            origin="upper", interpolation="nearest")
+        image = heat.imshow(
+            panels["position"][row].T,
+            cmap="RdBu_r",
+            vmin=low,
+            vmax=high,
+            origin="upper",
+            interpolation="nearest",
+        )
         heat.set_xticks([])
         heat.set_yticks([])
-        heat.set_ylabel(_row_label(latent, kl_per_latent), rotation=0, ha="right", va="center",
-                        fontsize=9, labelpad=8)
+        heat.set_ylabel(
+            _row_label(latent, kl_per_latent),
+            rotation=0,
+            ha="right",
+            va="center",
+            fontsize=9,
+            labelpad=8,
+        )
         scale = figure.add_subplot(grid[row, 1])
         orientation = figure.add_subplot(grid[row, 2])
         for k, name in enumerate(shapes):
@@ -254,8 +316,14 @@ def draw_dsprites_figure(codes, factors, factor_names, factor_sizes, kl_per_late
     return figure
 
 
-def draw_factor_curves(codes, factors, factor_names, factor_sizes, kl_per_latent=None,
-                       threshold: float = ACTIVE_THRESHOLD) -> Figure:
+def draw_factor_curves(
+    codes,
+    factors,
+    factor_names,
+    factor_sizes,
+    kl_per_latent=None,
+    threshold: float = ACTIVE_THRESHOLD,
+) -> Figure:
     """Per active latent (rows) and factor (columns): the mean code against the factor's index.
 
     All panels share one y range.
@@ -263,16 +331,23 @@ def draw_factor_curves(codes, factors, factor_names, factor_sizes, kl_per_latent
     active = active_latents(codes, threshold, kl_per_latent)
     curves = [curve[active] for curve in factor_curves(codes, factors, factor_sizes)]
     rows, cols = max(len(active), 1), len(curves)
-    figure = Figure(figsize=(max(2.2 * cols + 1.0, 5.0), 0.7 + 1.5 * rows), dpi=100,
-                    facecolor="white")
+    figure = Figure(
+        figsize=(max(2.2 * cols + 1.0, 5.0), 0.7 + 1.5 * rows), dpi=100, facecolor="white"
+    )
     if not len(active):
         _empty(figure, f"no active latents (variance of the mean code <= {threshold})")
         return figure
     low, high = _value_range(*curves)
-    grid = figure.add_gridspec(rows, cols, wspace=0.3, hspace=0.45,
-                               left=min(0.9 / figure.get_figwidth(), 0.2), right=0.98,
-                               top=1 - 0.4 / figure.get_figheight(),
-                               bottom=0.45 / figure.get_figheight())
+    grid = figure.add_gridspec(
+        rows,
+        cols,
+        wspace=0.3,
+        hspace=0.45,
+        left=min(0.9 / figure.get_figwidth(), 0.2),
+        right=0.98,
+        top=1 - 0.4 / figure.get_figheight(),
+        bottom=0.45 / figure.get_figheight(),
+    )
     for row, latent in enumerate(active):
         for k, curve in enumerate(curves):
             axes = figure.add_subplot(grid[row, k])
@@ -284,8 +359,13 @@ def draw_factor_curves(codes, factors, factor_names, factor_sizes, kl_per_latent
             if k:
                 axes.set_yticklabels([])
             else:
-                axes.set_ylabel(_row_label(latent, kl_per_latent), rotation=0, ha="right",
-                                va="center", fontsize=9)
+                axes.set_ylabel(
+                    _row_label(latent, kl_per_latent),
+                    rotation=0,
+                    ha="right",
+                    va="center",
+                    fontsize=9,
+                )
             if row == 0:
                 axes.set_title(factor_names[k], fontsize=9)
             if row == rows - 1:
@@ -293,8 +373,15 @@ def draw_factor_curves(codes, factors, factor_names, factor_sizes, kl_per_latent
     return figure
 
 
-def save_factor_figure(codes, factors, factor_names, factor_sizes, path,
-                       kl_per_latent=None, threshold: float = ACTIVE_THRESHOLD) -> Path:
+def save_factor_figure(
+    codes,
+    factors,
+    factor_names,
+    factor_sizes,
+    path,
+    kl_per_latent=None,
+    threshold: float = ACTIVE_THRESHOLD,
+) -> Path:
     """Write the latent-vs-factor PNG: :func:`draw_dsprites_figure` for dSprites-like data
     (:func:`is_dsprites`), else :func:`draw_factor_curves`. Returns the path."""
     draw = draw_dsprites_figure if is_dsprites(factor_names) else draw_factor_curves
@@ -302,24 +389,40 @@ def save_factor_figure(codes, factors, factor_names, factor_sizes, path,
     return save_figure(figure, path)
 
 
-def draw_mutual_information(normalized_mi: np.ndarray, factor_names: Sequence[str],
-                            kl_per_latent=None) -> Figure:
+def draw_mutual_information(
+    normalized_mi: np.ndarray, factor_names: Sequence[str], kl_per_latent=None
+) -> Figure:
     """Heat map of ``I(z_j; v_k) / H(v_k)`` (latents as rows, by decreasing KL when given)."""
-    order = (np.arange(len(normalized_mi)) if kl_per_latent is None
-             else kl_order(kl_per_latent))
+    order = np.arange(len(normalized_mi)) if kl_per_latent is None else kl_order(kl_per_latent)
     rows, cols = normalized_mi.shape
     figure = Figure(figsize=(1.6 + 0.9 * cols, 0.9 + 0.4 * rows), dpi=100, facecolor="white")
-    axes = figure.add_axes((1.1 / figure.get_figwidth(), 0.75 / figure.get_figheight(),
-                            1 - 1.6 / figure.get_figwidth(), 1 - 1.15 / figure.get_figheight()))
+    axes = figure.add_axes(
+        (
+            1.1 / figure.get_figwidth(),
+            0.75 / figure.get_figheight(),
+            1 - 1.6 / figure.get_figwidth(),
+            1 - 1.15 / figure.get_figheight(),
+        )
+    )
     image = axes.imshow(normalized_mi[order], cmap="viridis", vmin=0.0, vmax=1.0, aspect="auto")
     for row, latent in enumerate(order):
         for k in range(cols):
             value = normalized_mi[latent, k]
-            axes.text(k, row, f"{value:.2f}", ha="center", va="center", fontsize=7,
-                      color="black" if value > 0.6 else "white")
+            axes.text(
+                k,
+                row,
+                f"{value:.2f}",
+                ha="center",
+                va="center",
+                fontsize=7,
+                color="black" if value > 0.6 else "white",
+            )
     axes.set_xticks(range(cols), list(factor_names), fontsize=8, rotation=30, ha="right")
-    axes.set_yticks(range(rows), [_row_label(int(j), kl_per_latent).replace("\n", "  ")
-                                  for j in order], fontsize=8)
+    axes.set_yticks(
+        range(rows),
+        [_row_label(int(j), kl_per_latent).replace("\n", "  ") for j in order],
+        fontsize=8,
+    )
     axes.set_title("mutual information I(z; v) / H(v), 20-bin histograms", fontsize=9)
     colorbar = figure.colorbar(image, ax=axes, fraction=0.05, pad=0.02)
     colorbar.ax.tick_params(labelsize=7)

@@ -26,8 +26,9 @@ PAD_VALUE = 0.85  # light grey between tiles
 BLANK_VALUE = 1.0  # white where a row has fewer images than columns
 
 
-def grid_size(rows: int, cols: int, tile: tuple[int, int] = (64, 64),
-              group: int = 0) -> tuple[int, int]:
+def grid_size(
+    rows: int, cols: int, tile: tuple[int, int] = (64, 64), group: int = 0
+) -> tuple[int, int]:
     """Pixel size ``(width, height)`` of :func:`render_grid`'s output.
 
     Parameters
@@ -58,18 +59,22 @@ def mosaic(tiles: np.ndarray, group: int = 0) -> np.ndarray:
     tiles = np.where(np.isnan(tiles), BLANK_VALUE, np.clip(tiles, 0.0, 1.0))
     tiles = np.broadcast_to(tiles, (rows, cols, 3, height, width)).transpose(0, 1, 3, 4, 2)
     total_w, total_h = grid_size(rows, cols, (height, width), group)
-    canvas = np.full((total_h - TITLE_HEIGHT - 2 * MARGIN, total_w - LABEL_WIDTH - 2 * MARGIN, 3),
-                     PAD_VALUE, dtype=np.float32)
+    canvas = np.full(
+        (total_h - TITLE_HEIGHT - 2 * MARGIN, total_w - LABEL_WIDTH - 2 * MARGIN, 3),
+        PAD_VALUE,
+        dtype=np.float32,
+    )
     for col in range(cols):
         x = col * (width + PAD) + ((col // group) * (GROUP_PAD - PAD) if group else 0)
         for row in range(rows):
             y = row * (height + PAD)
-            canvas[y:y + height, x:x + width] = tiles[row, col]
+            canvas[y : y + height, x : x + width] = tiles[row, col]
     return canvas
 
 
-def render_grid(tiles: np.ndarray, row_labels: list[str], title: str = "",
-                group: int = 0) -> np.ndarray:
+def render_grid(
+    tiles: np.ndarray, row_labels: list[str], title: str = "", group: int = 0
+) -> np.ndarray:
     """Draw tiles ``[rows, cols, C, H, W]`` with one label per row; returns RGB uint8 ``[h, w, 3]``.
 
     The size is exactly :func:`grid_size` of the tile layout. Labels may hold a newline.
@@ -87,11 +92,25 @@ def render_grid(tiles: np.ndarray, row_labels: list[str], title: str = "",
     axes.set_axis_off()
     for row, label in enumerate(row_labels):
         y = 1 - (TITLE_HEIGHT + MARGIN + row * (height + PAD) + height / 2) / total_h
-        figure.text((LABEL_WIDTH - 4) / total_w, y, label, ha="right", va="center", fontsize=8.5,
-                    linespacing=1.3)
+        figure.text(
+            (LABEL_WIDTH - 4) / total_w,
+            y,
+            label,
+            ha="right",
+            va="center",
+            fontsize=8.5,
+            linespacing=1.3,
+        )
     if title:
-        figure.text(0.5 * (1 + left), 1 - (TITLE_HEIGHT / 2 + MARGIN / 2) / total_h, title,
-                    ha="center", va="center", fontsize=10, fontweight="bold")
+        figure.text(
+            0.5 * (1 + left),
+            1 - (TITLE_HEIGHT / 2 + MARGIN / 2) / total_h,
+            title,
+            ha="center",
+            va="center",
+            fontsize=10,
+            fontweight="bold",
+        )
     return figure_to_array(figure)
 
 

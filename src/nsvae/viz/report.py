@@ -55,43 +55,73 @@ class ReportFigure:
 
 
 FIGURES = (
-    ReportFigure("training_curves.png", "Training curves",
-           "Reconstruction, KL and every term the objective logs, per logging step. For the "
-           "Non-Syn objective: the synergy term KL(A_worst) (before the alpha weight), the mean "
-           "size of A_best and, as a heat map, how often each latent was in A_best: latents the "
-           "selection keeps choosing are the informative ones, and the synergy term should fall "
-           "as information concentrates in them."),
-    ReportFigure("eval_curves.png", "Metrics over training",
-           "The fast metric suite evaluated every --eval-every steps."),
-    ReportFigure("factors.png", "Latents against factors",
-           "One row per active latent (variance of the mean code over the data above 0.01), "
-           "ordered by KL. For dSprites: the mean code over the (posX, posY) grid averaged over "
-           "the other factors (x to the right, y down), then against scale and orientation with "
-           "one line per shape; colours and y axes share one scale. A disentangled latent varies "
-           "in one panel only: a left-right gradient is x position, a top-bottom gradient y "
-           "position, a rising line in the scale panel is scale. For other data: the mean code "
-           "against each factor's value index, one panel per factor."),
-    ReportFigure("mutual_information.png", "Mutual information between latents and factors",
-           "I(z_j; v_k) / H(v_k) from 20-bin histograms of the mean code. A disentangled "
-           "representation has at most one bright cell per row and per column."),
-    ReportFigure("traversals.png", "Posterior traversals",
-           "Originals, reconstructions, then one row per latent (largest KL first) set to "
-           "evenly spaced values over [-3, 3] while the others stay at the posterior mean of the "
-           "image at the start of each group. Each row is labelled with the latent, its KL and "
-           "the factor it carries most information about."),
-    ReportFigure("traversals.gif", "Animated traversals",
-           "Every latent swept at once over [-3, 3] and back: columns are data images (left) "
-           "and prior samples (right), rows the latents."),
-    ReportFigure("prior_traversals.png", "Prior traversals",
-           "The same traversals around a sample of the prior N(0, I) instead of a posterior "
-           "mean: what the decoder makes of codes the encoder never produced."),
-    ReportFigure("reconstructions.png", "Reconstructions",
-           "Data images and the mean of the decoder's output for their posterior means."),
+    ReportFigure(
+        "training_curves.png",
+        "Training curves",
+        "Reconstruction, KL and every term the objective logs, per logging step. For the "
+        "Non-Syn objective: the synergy term KL(A_worst) (before the alpha weight), the mean "
+        "size of A_best and, as a heat map, how often each latent was in A_best: latents the "
+        "selection keeps choosing are the informative ones, and the synergy term should fall "
+        "as information concentrates in them.",
+    ),
+    ReportFigure(
+        "eval_curves.png",
+        "Metrics over training",
+        "The fast metric suite evaluated every --eval-every steps.",
+    ),
+    ReportFigure(
+        "factors.png",
+        "Latents against factors",
+        "One row per active latent (variance of the mean code over the data above 0.01), "
+        "ordered by KL. For dSprites: the mean code over the (posX, posY) grid averaged over "
+        "the other factors (x to the right, y down), then against scale and orientation with "
+        "one line per shape; colours and y axes share one scale. A disentangled latent varies "
+        "in one panel only: a left-right gradient is x position, a top-bottom gradient y "
+        "position, a rising line in the scale panel is scale. For other data: the mean code "
+        "against each factor's value index, one panel per factor.",
+    ),
+    ReportFigure(
+        "mutual_information.png",
+        "Mutual information between latents and factors",
+        "I(z_j; v_k) / H(v_k) from 20-bin histograms of the mean code. A disentangled "
+        "representation has at most one bright cell per row and per column.",
+    ),
+    ReportFigure(
+        "traversals.png",
+        "Posterior traversals",
+        "Originals, reconstructions, then one row per latent (largest KL first) set to "
+        "evenly spaced values over [-3, 3] while the others stay at the posterior mean of the "
+        "image at the start of each group. Each row is labelled with the latent, its KL and "
+        "the factor it carries most information about.",
+    ),
+    ReportFigure(
+        "traversals.gif",
+        "Animated traversals",
+        "Every latent swept at once over [-3, 3] and back: columns are data images (left) "
+        "and prior samples (right), rows the latents.",
+    ),
+    ReportFigure(
+        "prior_traversals.png",
+        "Prior traversals",
+        "The same traversals around a sample of the prior N(0, I) instead of a posterior "
+        "mean: what the decoder makes of codes the encoder never produced.",
+    ),
+    ReportFigure(
+        "reconstructions.png",
+        "Reconstructions",
+        "Data images and the mean of the decoder's output for their posterior means.",
+    ),
 )
 
 
-def draw_figures(run, data=None, seed: int = 0, samples_per_cell: int = 16,
-                 num_samples: int = 10_000, progress=None) -> dict[str, Path]:
+def draw_figures(
+    run,
+    data=None,
+    seed: int = 0,
+    samples_per_cell: int = 16,
+    num_samples: int = 10_000,
+    progress=None,
+) -> dict[str, Path]:
     """Draw every figure of a run into ``run.path / "figures"``.
 
     Parameters
@@ -122,7 +152,8 @@ def draw_figures(run, data=None, seed: int = 0, samples_per_cell: int = 16,
     if train_rows:
         logged = objective_class(run.config.objective.name).logged
         written["training_curves.png"] = save_training_curves(
-            rows, folder / "training_curves.png", logged)
+            rows, folder / "training_curves.png", logged
+        )
     if eval_rows:
         written["eval_curves.png"] = save_eval_curves(rows, folder / "eval_curves.png")
 
@@ -134,27 +165,44 @@ def draw_figures(run, data=None, seed: int = 0, samples_per_cell: int = 16,
     tell("drawing the figures")
     labels = None
     if data.has_factors:  # an image collection has none to plot latents against
-        factors, codes = sample_codes(data, representation_function(model, "mean", seed=seed),
-                                      np.random.RandomState(seed), samples_per_cell, num_samples)
+        factors, codes = sample_codes(
+            data,
+            representation_function(model, "mean", seed=seed),
+            np.random.RandomState(seed),
+            samples_per_cell,
+            num_samples,
+        )
         mi = latent_factor_mi(codes, factors)
         labels = latent_factor_labels(codes, mi, data.factor_names)
-        written["factors.png"] = save_factor_figure(codes, factors, data.factor_names,
-                                                    data.factor_sizes, figure["factors.png"], kl)
+        written["factors.png"] = save_factor_figure(
+            codes, factors, data.factor_names, data.factor_sizes, figure["factors.png"], kl
+        )
         written["mutual_information.png"] = save_mutual_information(
-            mi, data.factor_names, figure["mutual_information.png"], kl)
-    written["traversals.png"] = save_traversals(model, shown, figure["traversals.png"], kl,
-                                                labels, num_images=2)
-    written["traversals.gif"] = save_traversal_gif(model, shown, figure["traversals.gif"], kl,
-                                                   labels, steps=15, seed=seed)
+            mi, data.factor_names, figure["mutual_information.png"], kl
+        )
+    written["traversals.png"] = save_traversals(
+        model, shown, figure["traversals.png"], kl, labels, num_images=2
+    )
+    written["traversals.gif"] = save_traversal_gif(
+        model, shown, figure["traversals.gif"], kl, labels, steps=15, seed=seed
+    )
     written["prior_traversals.png"] = save_prior_traversals(
-        model, figure["prior_traversals.png"], kl, labels, num_samples=2, seed=seed)
-    written["reconstructions.png"] = save_reconstructions(model, shown,
-                                                          figure["reconstructions.png"])
+        model, figure["prior_traversals.png"], kl, labels, num_samples=2, seed=seed
+    )
+    written["reconstructions.png"] = save_reconstructions(
+        model, shown, figure["reconstructions.png"]
+    )
     return written
 
 
-def write_report(run_dir, data=None, seed: int = 0, samples_per_cell: int = 16,
-                 num_samples: int = 10_000, progress=None) -> Path:
+def write_report(
+    run_dir,
+    data=None,
+    seed: int = 0,
+    samples_per_cell: int = 16,
+    num_samples: int = 10_000,
+    progress=None,
+) -> Path:
     """Draw the figures of ``run_dir`` and write ``run_dir/report.html``; return its path.
 
     See :func:`draw_figures` for the parameters. A corrupt ``eval.json`` is left out of the
@@ -171,8 +219,15 @@ def write_report(run_dir, data=None, seed: int = 0, samples_per_cell: int = 16,
     record = run.record()
     evaluation = _evaluation(run.path / FILE)
     rows = run.metrics() if (run.path / "metrics.jsonl").exists() else []
-    page = render_html(run.path.resolve().name, run.step, run.config.to_dict(),
-                       record.get("versions", {}), figures, evaluation, split_rows(rows)[0])
+    page = render_html(
+        run.path.resolve().name,
+        run.step,
+        run.config.to_dict(),
+        record.get("versions", {}),
+        figures,
+        evaluation,
+        split_rows(rows)[0],
+    )
     path = run.path / "report.html"
     atomic_write(path, page.encode("utf-8"))
     return path
@@ -207,8 +262,10 @@ def format_value(value) -> str:
 def html_table(rows, header=None) -> str:
     """An HTML table of ``rows`` (cells through :func:`format_value`), with an optional header."""
     head = "".join(f"<th>{html.escape(h)}</th>" for h in header) if header else ""
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(format_value(cell))}</td>" for cell in row)
-                   + "</tr>" for row in rows)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(format_value(cell))}</td>" for cell in row) + "</tr>"
+        for row in rows
+    )
     head = f"<thead><tr>{head}</tr></thead>" if head else ""
     return f"<table>{head}<tbody>{body}</tbody></table>"
 
@@ -226,8 +283,10 @@ def _metric_tables(metrics: Mapping) -> tuple[str, str]:
     synergy = [name for name in metrics if "synergy" in name]
     others = [name for name in metrics if name not in synergy]
     header = ("metric", "key", "value")
-    return (html_table(rows(others), header) if others else "",
-            html_table(rows(synergy), header) if synergy else "")
+    return (
+        html_table(rows(others), header) if others else "",
+        html_table(rows(synergy), header) if synergy else "",
+    )
 
 
 def captured_html(mig: Mapping) -> str:
@@ -240,8 +299,7 @@ def captured_html(mig: Mapping) -> str:
     rows = []
     for k, (name, latent) in enumerate(captured_by_name(mig).items()):
         best = max(range(len(nmi)), key=lambda j: nmi[j][k])
-        rows.append((name, f"z{latent}" if latent >= 0 else "none",
-                     f"z{best}: {nmi[best][k]:.3f}"))
+        rows.append((name, f"z{latent}" if latent >= 0 else "none", f"z{best}: {nmi[best][k]:.3f}"))
     table = html_table(rows, ("factor", "captured by", "most informative latent: normalised MI"))
     verdict = seed_bar_line(mig)
     return table if verdict is None else table + f"<p class=note>{html.escape(verdict)}</p>"
@@ -249,34 +307,55 @@ def captured_html(mig: Mapping) -> str:
 
 def _evaluation_note(entries: list[dict]) -> str:
     """Where the metric table comes from: steps, representations, seeds, suites."""
+
     def seen(key):
         return ", ".join(sorted({str(entry.get(key)) for entry in entries}))
 
-    return (f"eval.json: {len(entries)} entries (step {seen('step')}, representation "
-            f"{seen('representation')}, seed {seen('seed')}, fast {seen('fast')}); each metric "
-            "shows its newest entry, posterior means first")
+    return (
+        f"eval.json: {len(entries)} entries (step {seen('step')}, representation "
+        f"{seen('representation')}, seed {seen('seed')}, fast {seen('fast')}); each metric "
+        "shows its newest entry, posterior means first"
+    )
 
 
 def _summary(name, step, config, train_rows) -> str:
     objective = config.get("objective", {})
-    items = [("run", name), ("step", str(step)),
-             ("objective", format_value(objective.get("name"))),
-             ("model", f"{config.get('model', {}).get('arch')}, "
-                       f"z_dim {config.get('model', {}).get('z_dim')}"),
-             ("data", format_value(config.get("data", {}).get("name")))]
+    items = [
+        ("run", name),
+        ("step", str(step)),
+        ("objective", format_value(objective.get("name"))),
+        (
+            "model",
+            f"{config.get('model', {}).get('arch')}, z_dim {config.get('model', {}).get('z_dim')}",
+        ),
+        ("data", format_value(config.get("data", {}).get("name"))),
+    ]
     settings = {key: value for key, value in objective.items() if key != "name"}
     if settings:
         items.append(("objective settings", format_value(settings)))
     if train_rows:
-        items.append(("last log", ", ".join(
-            f"{key} {value:.4g}" for key, value in train_rows[-1].items()
-            if key not in BOOKKEEPING and isinstance(value, int | float))))
+        items.append(
+            (
+                "last log",
+                ", ".join(
+                    f"{key} {value:.4g}"
+                    for key, value in train_rows[-1].items()
+                    if key not in BOOKKEEPING and isinstance(value, int | float)
+                ),
+            )
+        )
     return html_table(items)
 
 
-def render_html(name: str, step: int, config: Mapping, versions: Mapping,
-                figures: Mapping[str, Path], evaluation: Mapping | None,
-                train_rows=()) -> str:
+def render_html(
+    name: str,
+    step: int,
+    config: Mapping,
+    versions: Mapping,
+    figures: Mapping[str, Path],
+    evaluation: Mapping | None,
+    train_rows=(),
+) -> str:
     """The report page as one string (see the module docstring).
 
     ``evaluation`` is ``{"metrics": {name: values}, "entries": [eval.json entries]}`` or None.
@@ -285,9 +364,14 @@ def render_html(name: str, step: int, config: Mapping, versions: Mapping,
     for figure in FIGURES:
         if figure.name in figures:
             body = figure_html(figures[figure.name], figure.title, figure.caption)
-            sections.append((figure.name.split(".")[0].replace("_", "-")
-                             + ("-gif" if figure.name.endswith(".gif") else ""),
-                             figure.title, body))
+            sections.append(
+                (
+                    figure.name.split(".")[0].replace("_", "-")
+                    + ("-gif" if figure.name.endswith(".gif") else ""),
+                    figure.title,
+                    body,
+                )
+            )
     if evaluation is not None:
         metrics, synergy = _metric_tables(evaluation["metrics"])
         note = f"<p class=note>{html.escape(_evaluation_note(evaluation['entries']))}</p>"
@@ -299,12 +383,22 @@ def render_html(name: str, step: int, config: Mapping, versions: Mapping,
         if synergy:
             sections.append(("synergy", "Synergy", synergy))
     else:
-        sections.append(("metrics", "Metrics",
-                         "<p class=note>No eval.json yet: run <code>nsvae evaluate "
-                         f"{html.escape(name)}</code>, then the report again.</p>"))
-    config_html = '<div class="columns">' + "".join(
-        f"<div><h3>{html.escape(section)}</h3>{html_table(list(values.items()))}</div>"
-        for section, values in config.items()) + "</div>"
+        sections.append(
+            (
+                "metrics",
+                "Metrics",
+                "<p class=note>No eval.json yet: run <code>nsvae evaluate "
+                f"{html.escape(name)}</code>, then the report again.</p>",
+            )
+        )
+    config_html = (
+        '<div class="columns">'
+        + "".join(
+            f"<div><h3>{html.escape(section)}</h3>{html_table(list(values.items()))}</div>"
+            for section, values in config.items()
+        )
+        + "</div>"
+    )
     sections.append(("config", "Configuration", config_html))
     sections.append(("versions", "Versions", html_table(list(versions.items()))))
     return page_html(name, "nsvae run report", sections)
@@ -312,18 +406,27 @@ def render_html(name: str, step: int, config: Mapping, versions: Mapping,
 
 def figure_html(path: Path, title: str, caption: str) -> str:
     """A ``<figure>`` with the image embedded and its caption."""
-    return (f'<figure><img src="{data_uri(path)}" alt="{html.escape(title)}">'
-            f"<figcaption>{html.escape(caption)}</figcaption></figure>")
+    return (
+        f'<figure><img src="{data_uri(path)}" alt="{html.escape(title)}">'
+        f"<figcaption>{html.escape(caption)}</figcaption></figure>"
+    )
 
 
 def page_html(name: str, subtitle: str, sections) -> str:
     """The self-contained page: a heading, a link bar and one ``<section>`` per
     ``(anchor, title, html)`` of ``sections``."""
     nav = " ".join(f'<a href="#{anchor}">{html.escape(title)}</a>' for anchor, title, _ in sections)
-    body = "\n".join(f'<section id="{anchor}"><h2>{html.escape(title)}</h2>{content}</section>'
-                     for anchor, title, content in sections)
-    return PAGE.format(title=html.escape(f"nsvae report: {name}"), name=html.escape(name),
-                       subtitle=html.escape(subtitle), nav=nav, body=body)
+    body = "\n".join(
+        f'<section id="{anchor}"><h2>{html.escape(title)}</h2>{content}</section>'
+        for anchor, title, content in sections
+    )
+    return PAGE.format(
+        title=html.escape(f"nsvae report: {name}"),
+        name=html.escape(name),
+        subtitle=html.escape(subtitle),
+        nav=nav,
+        body=body,
+    )
 
 
 PAGE = """<!DOCTYPE html>

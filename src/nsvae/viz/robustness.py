@@ -16,10 +16,12 @@ from nsvae.files import atomic_path
 from nsvae.metrics.results import headline_columns
 from nsvae.viz.grid import save_figure
 
-AXES = {"rotate": "rotation of the last two factors' latents (degrees)",
-        "duplicate": "strength of each latent's noisy copy",
-        "noise": "standard deviation of the added noise",
-        "mix": "share of the latents' mean in each latent"}
+AXES = {
+    "rotate": "rotation of the last two factors' latents (degrees)",
+    "duplicate": "strength of each latent's noisy copy",
+    "noise": "standard deviation of the added noise",
+    "mix": "share of the latents' mean in each latent",
+}
 
 
 def draw_robustness(frame) -> Figure:
@@ -41,16 +43,24 @@ def draw_robustness(frame) -> Figure:
             panel, of_kind = axes[row, column], frame[frame["kind"] == kind]
             for metric in chosen:
                 line = of_kind[of_kind["metric"] == metric].sort_values("level")
-                panel.plot(line["level"], line["value"], marker="o", markersize=3,
-                           color=colors[metric], label=metric)
+                panel.plot(
+                    line["level"],
+                    line["value"],
+                    marker="o",
+                    markersize=3,
+                    color=colors[metric],
+                    label=metric,
+                )
             panel.set_title(kind if row == 0 else "", fontsize=10)
-            panel.set_xlabel(AXES.get(kind, "level") if row == len(rows) - 1 else "",
-                             fontsize=8)
+            panel.set_xlabel(AXES.get(kind, "level") if row == len(rows) - 1 else "", fontsize=8)
             panel.grid(alpha=0.3)
             panel.tick_params(labelsize=7)
         axes[row, 0].set_ylabel("score" if chosen is bounded else "nats", fontsize=8)
-    handles = [handle for row in range(len(rows))
-               for handle in zip(*axes[row, 0].get_legend_handles_labels(), strict=True)]
+    handles = [
+        handle
+        for row in range(len(rows))
+        for handle in zip(*axes[row, 0].get_legend_handles_labels(), strict=True)
+    ]
     figure.legend(*zip(*handles, strict=True), loc="outside right center", fontsize=7)
     return figure
 

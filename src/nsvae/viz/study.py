@@ -61,19 +61,31 @@ def draw_distributions(frame, metrics: Sequence[str], columns: int = 3) -> Figur
     jitter = np.random.RandomState(0)
     for ax, metric in zip(axes, metrics, strict=True):
         groups = [frame.loc[frame["setting"] == s, metric].dropna().to_numpy() for s in settings]
-        ax.boxplot(groups, positions=range(len(settings)), widths=0.6, showfliers=False,
-                   medianprops={"color": "black"})
+        ax.boxplot(
+            groups,
+            positions=range(len(settings)),
+            widths=0.6,
+            showfliers=False,
+            medianprops={"color": "black"},
+        )
         for i, (setting, values) in enumerate(zip(settings, groups, strict=True)):
             model = frame.loc[frame["setting"] == setting, MODEL].iloc[0]
-            ax.scatter(i + jitter.uniform(-0.15, 0.15, len(values)), values, s=12,
-                       color=colors[model], alpha=0.8, zorder=3)
+            ax.scatter(
+                i + jitter.uniform(-0.15, 0.15, len(values)),
+                values,
+                s=12,
+                color=colors[model],
+                alpha=0.8,
+                zorder=3,
+            )
         ax.set_xticks(range(len(settings)), settings, rotation=60, ha="right", fontsize=6)
         _style(ax, metric)
     return figure
 
 
-def draw_hyperparameters(frame, metrics: Sequence[str],
-                         axes_of_models: Sequence[tuple[str, str]]) -> Figure | None:
+def draw_hyperparameters(
+    frame, metrics: Sequence[str], axes_of_models: Sequence[tuple[str, str]]
+) -> Figure | None:
     """Rows of (model, swept number), a panel per metric: the metric of each seed against the
     swept value (dots) and its median (line); other swept values of the model are pooled."""
     if not axes_of_models or not metrics:
@@ -95,8 +107,9 @@ def draw_hyperparameters(frame, metrics: Sequence[str],
     return figure
 
 
-def draw_synergy_scatter(frame, synergy: str, others: Sequence[str],
-                         columns: int = 3) -> Figure | None:
+def draw_synergy_scatter(
+    frame, synergy: str, others: Sequence[str], columns: int = 3
+) -> Figure | None:
     """One panel per disentanglement metric: ``synergy`` against it, a dot per trial."""
     if not others:
         return None
@@ -104,8 +117,9 @@ def draw_synergy_scatter(frame, synergy: str, others: Sequence[str],
     figure, axes = _panels(len(others), columns)
     for ax, metric in zip(axes, others, strict=True):
         for model, rows in frame.groupby(MODEL, sort=False):
-            ax.scatter(rows[metric], rows[synergy], s=14, color=colors[model], alpha=0.8,
-                       label=model)
+            ax.scatter(
+                rows[metric], rows[synergy], s=14, color=colors[model], alpha=0.8, label=model
+            )
         _style(ax, "", metric, synergy)
     axes[0].legend(fontsize=7)
     return figure
@@ -135,8 +149,9 @@ def draw_rank_correlation(frame, metrics: Sequence[str]) -> Figure | None:
     return figure
 
 
-def save_study_figures(frame, metrics: Sequence[str], axes_of_models, synergy: str | None,
-                       folder: str | Path) -> dict[str, Path]:
+def save_study_figures(
+    frame, metrics: Sequence[str], axes_of_models, synergy: str | None, folder: str | Path
+) -> dict[str, Path]:
     """Draw every study figure that the frame supports into ``folder``; name -> path."""
     folder = Path(folder)
     others = [m for m in metrics if "synergy" not in m]
@@ -146,5 +161,8 @@ def save_study_figures(frame, metrics: Sequence[str], axes_of_models, synergy: s
         "synergy.png": draw_synergy_scatter(frame, synergy, others) if synergy else None,
         "rank_correlation.png": draw_rank_correlation(frame, metrics),
     }
-    return {name: save_figure(figure, folder / name)
-            for name, figure in figures.items() if figure is not None}
+    return {
+        name: save_figure(figure, folder / name)
+        for name, figure in figures.items()
+        if figure is not None
+    }

@@ -28,13 +28,13 @@ from nsvae.viz.grid import render_grid, save_png
 FIGURE_IMAGES = 20  # observations shown in reconstructions and traversals
 
 
-
 def check_observations(observations) -> np.ndarray:
     """Return observations as float32 ``[n, C, H, W]`` or raise :class:`DataError`."""
     observations = np.asarray(observations, dtype=np.float32)
     if observations.ndim != 4 or observations.shape[0] == 0:
         raise DataError(
-            f"observations must be a non-empty [n, C, H, W] array, got {observations.shape}")
+            f"observations must be a non-empty [n, C, H, W] array, got {observations.shape}"
+        )
     return observations
 
 
@@ -79,8 +79,10 @@ def latent_label(index: int, kl: float, factor: str | None = None) -> str:
 def _labels(order, kl, latent_labels) -> list[str]:
     if latent_labels is not None and len(latent_labels) != len(kl):
         raise DataError(f"{len(latent_labels)} latent labels for {len(kl)} latents")
-    return [latent_label(int(j), float(kl[j]), latent_labels[j] if latent_labels else None)
-            for j in order]
+    return [
+        latent_label(int(j), float(kl[j]), latent_labels[j] if latent_labels else None)
+        for j in order
+    ]
 
 
 def _kl(model, mu, logvar, kl_per_latent) -> np.ndarray:
@@ -93,7 +95,7 @@ def _kl(model, mu, logvar, kl_per_latent) -> np.ndarray:
 def _row(images: np.ndarray, cols: int) -> np.ndarray:
     """One grid row of ``cols`` tiles from images ``[n, C, H, W]``; blank (NaN) past the end."""
     row = np.full((cols, *images.shape[1:]), np.nan, dtype=np.float32)
-    row[:min(cols, len(images))] = images[:cols]
+    row[: min(cols, len(images))] = images[:cols]
     return row
 
 
@@ -109,8 +111,16 @@ def traversal_grid(model, bases, kl, latent_labels=None, limit=3.0, steps=10):
     return images.reshape(len(order), -1, *images.shape[3:]), _labels(order, kl, latent_labels)
 
 
-def save_traversals(model, observations, path, kl_per_latent=None, latent_labels=None,
-                    limit: float = 3.0, steps: int = 10, num_images: int = 1) -> Path:
+def save_traversals(
+    model,
+    observations,
+    path,
+    kl_per_latent=None,
+    latent_labels=None,
+    limit: float = 3.0,
+    steps: int = 10,
+    num_images: int = 1,
+) -> Path:
     """Write a PNG grid of posterior traversals: originals, reconstructions, one row per latent.
 
     Parameters
@@ -149,8 +159,9 @@ def save_traversals(model, observations, path, kl_per_latent=None, latent_labels
     header = np.stack([_row(shown, tiles.shape[1]), _row(decode(model, mu[:cols]), tiles.shape[1])])
     which = "the first image" + (" of each group" if num_images > 1 else "")
     title = f"traversals of {which} over [{-limit:g}, {limit:g}] around its posterior mean"
-    image = render_grid(np.concatenate([header, tiles]), ["original", "reconstruction", *labels],
-                        title, group=steps)
+    image = render_grid(
+        np.concatenate([header, tiles]), ["original", "reconstruction", *labels], title, group=steps
+    )
     return save_png(image, path)
 
 
@@ -159,8 +170,16 @@ def prior_samples(z_dim: int, num: int, seed: int = 0) -> np.ndarray:
     return np.random.RandomState(seed).standard_normal((num, z_dim)).astype(np.float32)
 
 
-def save_prior_traversals(model, path, kl_per_latent, latent_labels=None, limit: float = 3.0,
-                          steps: int = 10, num_samples: int = 1, seed: int = 0) -> Path:
+def save_prior_traversals(
+    model,
+    path,
+    kl_per_latent,
+    latent_labels=None,
+    limit: float = 3.0,
+    steps: int = 10,
+    num_samples: int = 1,
+    seed: int = 0,
+) -> Path:
     """Write a PNG grid of traversals around samples of the prior N(0, I).
 
     The first row shows the decoded prior samples (at the first column of each group); then one
@@ -174,8 +193,9 @@ def save_prior_traversals(model, path, kl_per_latent, latent_labels=None, limit:
     samples = np.full((tiles.shape[1], *tiles.shape[2:]), np.nan, dtype=np.float32)
     samples[::steps] = decode(model, bases)
     title = f"prior traversals over [{-limit:g}, {limit:g}] around z ~ N(0, I)"
-    image = render_grid(np.concatenate([samples[None], tiles]), ["prior sample", *labels], title,
-                        group=steps)
+    image = render_grid(
+        np.concatenate([samples[None], tiles]), ["prior sample", *labels], title, group=steps
+    )
     return save_png(image, path)
 
 
@@ -201,9 +221,19 @@ def sweep_values(limit: float = 3.0, steps: int = 20) -> np.ndarray:
     return np.concatenate([up, up[-2:0:-1]])
 
 
-def save_traversal_gif(model, observations, path, kl_per_latent=None, latent_labels=None,
-                       limit: float = 3.0, steps: int = 20, num_images: int = 4,
-                       num_prior: int = 2, seed: int = 0, frame_ms: int = 100) -> Path:
+def save_traversal_gif(
+    model,
+    observations,
+    path,
+    kl_per_latent=None,
+    latent_labels=None,
+    limit: float = 3.0,
+    steps: int = 20,
+    num_images: int = 4,
+    num_prior: int = 2,
+    seed: int = 0,
+    frame_ms: int = 100,
+) -> Path:
     """Write an animated GIF whose frames sweep every latent at once over ``[-limit, limit]``.
 
     Columns are the posterior means of the first ``num_images`` observations, then
@@ -219,7 +249,7 @@ def save_traversal_gif(model, observations, path, kl_per_latent=None, latent_lab
     values = np.linspace(-limit, limit, steps, dtype=np.float32)
     order = kl_order(kl)
     sweep = decode(model, traversal_codes(bases, order, values))  # [d, cols, steps, C, H, W]
-    first = np.concatenate([observations, decode(model, bases[len(observations):])])
+    first = np.concatenate([observations, decode(model, bases[len(observations) :])])
     labels = ["data | prior", *_labels(order, kl, latent_labels)]
     frames = []
     for value in sweep_values(limit, steps):
