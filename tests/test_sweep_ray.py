@@ -27,6 +27,7 @@ from test_report import CHROMIUM, chromium, image_sources  # noqa: E402
 import nsvae  # noqa: E402
 from nsvae.cli import main  # noqa: E402
 from nsvae.config import Config  # noqa: E402
+from nsvae.errors import TrainingError  # noqa: E402
 from nsvae.experiment import train_run  # noqa: E402
 from nsvae.files import read_json, read_rows, write_json  # noqa: E402
 from nsvae.metrics.results import flat_metrics  # noqa: E402
@@ -453,3 +454,44 @@ def _wait_for(condition, process, timeout: float = 240.0) -> None:
         if time.monotonic() > deadline:
             raise AssertionError("sweep made no progress")
         time.sleep(0.05)
+
+
+FAILING_STUDY = (
+    """
+[study]
+name = "one-fails"
+seeds = [0, 1]
+metrics = ["mig"]
+report = false
+"""
+    + BASE
+    + """
+[[grid]]
+"objective.name" = "vae"
+"data.path" = ["{data}", "later.npz"]
+"""
+)
+
+
+def test_one_failing_trial_stops_no_other_and_runs_again_on_the_next_sweep(
+    ray_session, squares_npz, tmp_path
+):
+    """On Ray, among four trials the two whose data file is missing fail (recorded, in the
+    table's error column); the other two finish; the sweep ends in one line naming the failures;
+    once the file exists, the next sweep runs the failed trials only."""
+    path, out = tmp_path / "fails.toml", tmp_path / "fails"
+    path.write_text(study_text(squares_npz, FAILING_STUDY))
+    lines = []
+    with pytest.raises(TrainingError, match="2 of 4 trials failed"):
+        run_sweep(load_study(path), out, Resources(cpus_per_trial=1), say=lines.append)
+    table = load_results(out).set_index("name")
+    failed = table[table["status"] == "failed"]
+    assert len(failed) == 2 and all("later.npz" in error for error in failed["error"])
+    assert (table["status"] == "done").sum() == 2
+    assert sum(": failed: " in line for line in lines) == 2
+
+    shutil.copy(squares_npz, tmp_path / "later.npz")
+    lines = []
+    summary = run_sweep(load_study(path), out, Resources(cpus_per_trial=1), say=lines.append)
+    assert (summary.skipped, summary.done, summary.failed) == (2, 2, 0)
+    assert load_results(out)["status"].eq("done").all()

@@ -37,6 +37,10 @@ from nsvae.sweep.trial import TrialSpec, has_checkpoint, new_record, run_trial
 # Ray's socket paths, ``TEMP/session_<date>_<pid>/sockets/plasma_store``, must fit in 107 bytes.
 SOCKET_ROOM = 40
 STOP_FILE = ".stop"  # written in DIR by the first Ctrl-C: running trials checkpoint and end
+# Times Tune restarts a trial whose worker died (a lost node, the OOM killer): the trial resumes
+# from its last checkpoint in its directory. A trial's own errors never reach Tune (they are
+# recorded in its trial.json), so only a lost worker is retried.
+WORKER_RETRIES = 3
 
 
 def fit(
@@ -70,6 +74,7 @@ def fit(
             verbose=0,
             stop=StopWhenAsked(progress),
             callbacks=[progress],
+            failure_config=tune.FailureConfig(max_failures=WORKER_RETRIES),
         ),
     )
     clock = {}
@@ -145,8 +150,18 @@ class Progress(tune.Callback):
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:
         self._ended(trial.config["trial"]["name"], None)
 
+    def on_trial_recover(self, iteration, trials, trial, **info) -> None:
+        self.say(
+            f"{trial.config['trial']['name']}: its Ray worker died or its node was lost; it "
+            f"starts again from its last checkpoint (retry {trial.num_failures} of "
+            f"{WORKER_RETRIES})"
+        )
+
     def on_trial_error(self, iteration, trials, trial, **info) -> None:
-        self._ended(trial.config["trial"]["name"], "its Ray worker died; it resumes on a rerun")
+        self._ended(
+            trial.config["trial"]["name"],
+            f"its Ray worker died {WORKER_RETRIES + 1} times; it resumes on a rerun",
+        )
 
     def _ended(self, name: str, problem: str | None) -> None:
         if name not in self.running:
@@ -276,11 +291,12 @@ def _socket_safe(folder: Path) -> Iterator[Path]:
 
 @contextlib.contextmanager
 def _quiet(name: str) -> Iterator[None]:
-    """Raise a logger's level to ERROR for the block (Tune's advice on Ctrl-C names its own
-    restore API; nsvae resumes by running the same command)."""
+    """Raise a logger's level to CRITICAL for the block: Tune's advice on Ctrl-C names its own
+    restore API (nsvae resumes by running the same command), and its traceback of a lost worker
+    says less than nsvae's line about the trial (the error file stays under ``DIR/ray``)."""
     logger = logging.getLogger(name)
     level = logger.level
-    logger.setLevel(logging.ERROR)
+    logger.setLevel(logging.CRITICAL)
     try:
         yield
     finally:
