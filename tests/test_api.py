@@ -5,12 +5,12 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 from conftest import square_images
+from helpers import REPOSITORY
 
 import nsvae
 from nsvae.config import Config
@@ -124,7 +124,6 @@ def test_dotted_and_sectioned_overrides_mix():
         Config().updated({"train.x.y": 1})
 
 
-REPOSITORY = Path(__file__).resolve().parents[1]
 NOTEBOOK = """
 import torch
 import nsvae

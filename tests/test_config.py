@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
+from helpers import REPOSITORY
 
 from nsvae.config import Config, load_config, parse_assignment, resumable_fields, save_config
 from nsvae.errors import ConfigError
@@ -215,7 +215,7 @@ def test_missing_and_corrupt_files(tmp_path):
     assert "\n" not in str(error.value)
 
 
-@pytest.mark.parametrize("path", sorted((Path(__file__).parents[1] / "examples").glob("*.toml")))
+@pytest.mark.parametrize("path", sorted((REPOSITORY / "examples").glob("*.toml")))
 def test_every_example_config_loads_and_validates(path):
     config = load_config(path).validate()
     # dlib's protocol runs 300,000 steps; the seed reproduction stops at its README's 110,000;

@@ -29,7 +29,7 @@ Small 4x4 stride-2 convolutions and transposed convolutions (padding 1)
 
 Every pass takes its inputs in the dtype autocast gives them (bf16 under
 :func:`nsvae.precision.autocast`), so a layer costs no extra casts. Each reformulation equals its
-plain twin within 1e-5 in fp32 (``tests/test_layers.py``): the sums run in another order, nothing
+plain twin within 1e-5 in fp32 (``tests/models/test_layers.py``): the sums run in another order, nothing
 else changes.
 """
 
@@ -201,7 +201,7 @@ def plain_layers(model: nn.Module) -> nn.Module:
 
     The parameters are untouched (the classes share them), so the model computes the same
     function the plain way: the baseline of ``benchmarks/train_step.py`` and the twin of
-    ``tests/test_layers.py``.
+    ``tests/models/test_layers.py``.
     """
     plain = {Conv2d: nn.Conv2d, ConvTranspose2d: nn.ConvTranspose2d}
     for module in model.modules():

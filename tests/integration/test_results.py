@@ -5,14 +5,14 @@ tables are what ``results/studies/table.py`` prints from the committed ``results
 from __future__ import annotations
 
 import shutil
-from pathlib import Path
 
 import pytest
+from helpers import REPOSITORY
 
 from nsvae.metrics.evaluate import evaluate_run
 from nsvae.metrics.results import read_evaluation
 
-RESULTS = Path(__file__).resolve().parents[1] / "results"
+RESULTS = REPOSITORY / "results"
 REPRODUCTION = RESULTS / "reproduction"
 EXPORTED = sorted(path.parent.name for path in REPRODUCTION.glob("*/model.safetensors"))
 

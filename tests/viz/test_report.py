@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
-import subprocess
 
 import numpy as np
 import pytest
+from helpers import chromium, image_sources, needs_chromium
 from PIL import Image
 
 from nsvae.cli import main
@@ -21,7 +20,6 @@ from nsvae.data.ground_truth import ArrayGroundTruthData
 from nsvae.training import train
 from nsvae.viz.report import FIGURES, format_value, write_report
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 EVAL = {
     "metrics": {
         "mig": {"score": 0.3125, "per_factor": [0.25, 0.375]},
@@ -73,10 +71,6 @@ def report(data, tmp_path_factory):
     return write_report(run.path, data=data, num_samples=256)
 
 
-def image_sources(page: str) -> list[str]:
-    return re.findall(r'<img src="([^"]*)"', page)
-
-
 def test_report_embeds_every_figure_and_table(report):
     page = report.read_text(encoding="utf-8")
     sources = image_sources(page)
@@ -126,26 +120,7 @@ def test_report_command_on_a_missing_run(tmp_path, capsys):
     assert err.startswith("nsvae: error: not a run directory") and err.count("\n") == 1
 
 
-def chromium(*args, profile) -> subprocess.CompletedProcess:
-    flags = [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        f"--user-data-dir={profile}",
-        "--hide-scrollbars",
-        "--virtual-time-budget=10000",
-    ]
-    return subprocess.run(
-        [CHROMIUM, *flags, *args], capture_output=True, text=True, timeout=120, check=True
-    )
-
-
-@pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (apt-get install -y chromium)")
+@needs_chromium
 def test_report_renders_in_headless_chromium(report, tmp_path):
     url = report.resolve().as_uri()
     dom = chromium("--dump-dom", url, profile=tmp_path / "profile").stdout

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import terminate_after_first_row
+from helpers import REPOSITORY
 
 from nsvae.cli import main
 from nsvae.errors import DependencyError
@@ -21,7 +22,7 @@ from nsvae.sweep.results import _columns
 from nsvae.sweep.runner import seed_by_seed, trial_config, trial_specs
 from nsvae.sweep.study import parse_study, setting_name
 
-STUDIES = Path(__file__).resolve().parents[1] / "examples" / "studies"
+STUDIES = REPOSITORY / "examples" / "studies"
 PRESET_SETTINGS = {
     "locatello2019_dsprites": 36,
     "nonsyn_alpha_omega": 20,

@@ -9,12 +9,12 @@ import json
 import re
 import shutil
 import urllib.error
-from pathlib import Path
 
 import h5py
 import numpy as np
 import pytest
 import torch
+from helpers import REPOSITORY
 from matplotlib.path import Path as Polygon
 
 from nsvae import cli
@@ -23,7 +23,7 @@ from nsvae.data import dsprites as ds
 from nsvae.data import files as data_files
 from nsvae.errors import ConfigError, DataError
 
-REAL = Path(__file__).parents[2] / "shared" / "data" / "dsprites-real"
+REAL = REPOSITORY.parent / "shared" / "data" / "dsprites-real"
 NEEDS_REAL = pytest.mark.skipif(
     not (REAL / "dsprites_real_46080.npz").is_file(),
     reason=f"real dSprites images not found at {REAL} (the team's shared ground truth)",

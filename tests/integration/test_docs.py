@@ -6,15 +6,15 @@ with the two set-up commands), and every relative link and image path of the REA
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import pytest
+from helpers import REPOSITORY, chromium, needs_chromium
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = REPOSITORY
 SETUP = (
     "    make demo    # train a Non-Syn VAE on rendered dSprites, score it, write "
     "runs/demo/report.html\n"
@@ -74,12 +74,8 @@ def test_the_site_builds_strictly_with_every_page_of_the_nav(site):
         assert "<h1" in rendered.read_text(encoding="utf-8"), f"{page} rendered without a title"
 
 
-@pytest.mark.skipif(
-    shutil.which("chromium") is None, reason="chromium not installed (apt-get install -y chromium)"
-)
+@needs_chromium
 def test_the_api_page_of_the_metrics_renders_in_headless_chromium(site, tmp_path):
-    from test_report import chromium
-
     dom = chromium("--dump-dom", (site / "api.html").as_uri(), profile=tmp_path / "profile").stdout
     # the reference generated from the docstrings: the verbs, the registries and a metric
     for name in (

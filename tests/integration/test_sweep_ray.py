@@ -22,7 +22,7 @@ import pytest
 ray = pytest.importorskip("ray", reason="Ray Tune not installed: pip install 'nsvae[sweep]'")
 pytestmark = pytest.mark.slow  # Ray's start and real trials: minutes of worker time
 
-from test_report import CHROMIUM, chromium, image_sources  # noqa: E402
+from helpers import chromium, image_sources, needs_chromium  # noqa: E402
 
 import nsvae  # noqa: E402
 from nsvae.cli import main  # noqa: E402
@@ -258,7 +258,7 @@ def test_study_report_of_a_directory_without_results(tmp_path, capsys):
     assert err.startswith("nsvae: error: no results.csv in") and err.count("\n") == 1
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="chromium not installed (apt-get install -y chromium)")
+@needs_chromium
 def test_study_report_renders_in_headless_chromium(six, tmp_path):
     out, _, _ = six
     main(["study", "report", str(out)])
