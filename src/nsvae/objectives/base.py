@@ -99,6 +99,8 @@ class Objective:
     dataset_size : int, optional
         Number of training observations N (for estimators of q(z), e.g. beta-TCVAE's).
 
+    Notes
+    -----
     A subclass that defines ``__init__`` passes these keywords on:
     ``def __init__(self, config, likelihood="bernoulli", **context)``.
     """
