@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -43,3 +44,9 @@ def chromium(*args, profile) -> subprocess.CompletedProcess:
 def image_sources(page: str) -> list[str]:
     """The ``src`` of every ``<img>`` of an HTML page."""
     return re.findall(r'<img src="([^"]*)"', page)
+
+
+def nsvae_command(*args) -> list[str]:
+    """The command line of ``nsvae ARGS`` run as a process of its own (``python -m nsvae.cli``),
+    each argument as text."""
+    return [sys.executable, "-m", "nsvae.cli", *map(str, args)]

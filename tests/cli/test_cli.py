@@ -1,9 +1,9 @@
 """The command line as a whole: help, usage errors and unexpected input stay one line."""
 
 import subprocess
-import sys
 
 import pytest
+from helpers import nsvae_command
 
 from nsvae.cli import main
 
@@ -28,7 +28,7 @@ def test_usage_errors_are_one_line_with_a_nonzero_exit(argv, capsys):
 
 def test_a_usage_error_in_a_real_process_prints_no_traceback():
     done = subprocess.run(
-        [sys.executable, "-m", "nsvae.cli", "train", "--alpha", "x"],
+        nsvae_command("train", "--alpha", "x"),
         capture_output=True,
         text=True,
         timeout=120,

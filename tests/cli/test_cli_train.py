@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 
 import pytest
+from helpers import nsvae_command
 
 from nsvae.cli import main
 from nsvae.training import load_run
@@ -250,7 +250,7 @@ def test_bad_values_give_one_line_and_an_exit_code(
 @pytest.mark.slow
 def test_a_real_process_reports_one_line_without_traceback(tmp_path):
     result = subprocess.run(
-        [sys.executable, "-m", "nsvae.cli", "train", "--omega", "2", "--no-progress"],
+        nsvae_command("train", "--omega", "2", "--no-progress"),
         capture_output=True,
         text=True,
         cwd=tmp_path,

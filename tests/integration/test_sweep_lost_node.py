@@ -8,12 +8,12 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 import pytest
+from helpers import nsvae_command
 
 ray = pytest.importorskip("ray", reason="Ray Tune not installed: pip install 'nsvae[sweep]'")
 pytestmark = pytest.mark.slow  # two Ray nodes and two real trials: a minute or two
@@ -74,21 +74,18 @@ def test_a_sweep_survives_a_lost_node_and_resumes_its_trial(cluster, squares_npz
     names = ["vae-seed=0", "vae-seed=1"]
     started = time.monotonic()
     process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "nsvae.cli",
+        nsvae_command(
             "sweep",
-            str(path),
+            path,
             "--out",
-            str(out),
+            out,
             "--address",
             cluster.address,
             "--cpus-per-trial",
             "1",
             "--max-concurrent",
             "2",
-        ],
+        ),
         env={**os.environ, "PYTHONPATH": str(SOURCE)},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

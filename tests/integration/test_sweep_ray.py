@@ -11,7 +11,6 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -22,7 +21,7 @@ import pytest
 ray = pytest.importorskip("ray", reason="Ray Tune not installed: pip install 'nsvae[sweep]'")
 pytestmark = pytest.mark.slow  # Ray's start and real trials: minutes of worker time
 
-from helpers import chromium, image_sources, needs_chromium  # noqa: E402
+from helpers import chromium, image_sources, needs_chromium, nsvae_command  # noqa: E402
 
 import nsvae  # noqa: E402
 from nsvae.cli import main  # noqa: E402
@@ -301,19 +300,7 @@ def test_a_killed_sweep_reruns_only_the_unfinished_trial_and_resumes_it(
     path.write_text(study_text(squares_npz, KILL_STUDY))
     first = out / "trials" / "beta_vae-beta=4-seed=0"
     second = out / "trials" / "vae-steps=200-seed=0"
-    command = [
-        sys.executable,
-        "-m",
-        "nsvae.cli",
-        "sweep",
-        str(path),
-        "--out",
-        str(out),
-        "--cpus",
-        "1",
-        "--max-concurrent",
-        "1",
-    ]
+    command = nsvae_command("sweep", path, "--out", out, "--cpus", "1", "--max-concurrent", "1")
     process = subprocess.Popen(
         command,
         env={**os.environ, "PYTHONPATH": str(SOURCE)},
@@ -400,19 +387,7 @@ def test_a_stopped_sweep_checkpoints_the_running_trial_and_starts_no_other(
         "seconds": {},
     }
     write_json(second / "trial.json", earlier)
-    command = [
-        sys.executable,
-        "-m",
-        "nsvae.cli",
-        "sweep",
-        str(path),
-        "--out",
-        str(out),
-        "--cpus",
-        "1",
-        "--max-concurrent",
-        "1",
-    ]
+    command = nsvae_command("sweep", path, "--out", out, "--cpus", "1", "--max-concurrent", "1")
     environment = {**os.environ, "PYTHONPATH": str(SOURCE), "RAY_AIR_NEW_OUTPUT": new_output}
     process = subprocess.Popen(
         command,

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 from conftest import terminate_after_first_row
-from helpers import REPOSITORY
+from helpers import REPOSITORY, nsvae_command
 
 from nsvae.cli import main
 from nsvae.errors import DependencyError
@@ -511,17 +511,7 @@ def test_a_trial_stopped_by_sigterm_exits_143_and_is_left_unfinished(
     )
     trial = out / "trials" / "vae-seed=0"
     code, _, stderr = terminate_after_first_row(
-        [
-            sys.executable,
-            "-m",
-            "nsvae.cli",
-            "sweep",
-            str(path),
-            "--out",
-            str(out),
-            "--trial",
-            "vae-seed=0",
-        ],
+        nsvae_command("sweep", path, "--out", out, "--trial", "vae-seed=0"),
         trial / "metrics.jsonl",
         source_env,
     )

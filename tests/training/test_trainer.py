@@ -23,6 +23,7 @@ import pytest
 import safetensors.torch
 import torch
 from conftest import terminate_after_first_row
+from helpers import nsvae_command
 
 import nsvae.training.trainer as trainer
 from nsvae.config import Config
@@ -342,15 +343,12 @@ def test_a_stop_file_stops_training_in_a_thread_with_a_checkpoint_that_resumes_e
 def test_sigterm_in_a_real_process(tmp_path, squares_npz):
     """``nsvae train`` gets SIGTERM after its first metrics row: exit 143, one line, resumable."""
     run = tmp_path / "run"
-    command = [
-        sys.executable,
-        "-m",
-        "nsvae.cli",
+    command = nsvae_command(
         "train",
         "--data",
         "array",
         "--data-path",
-        str(squares_npz),
+        squares_npz,
         "--steps",
         "100000",
         "--batch-size",
@@ -366,8 +364,8 @@ def test_sigterm_in_a_real_process(tmp_path, squares_npz):
         "--no-figures",
         "--no-progress",
         "--run-dir",
-        str(run),
-    ]
+        run,
+    )
     code, stdout, stderr = terminate_after_first_row(command, run / "metrics.jsonl")
     assert code == 143, stderr
     assert stdout == f"run: {run}\n"
@@ -633,17 +631,7 @@ def test_two_trainers_on_one_run_directory(tmp_path, squares_npz, capsys, source
         "--no-progress",
     ]
     first = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "nsvae.cli",
-            "train",
-            *flags,
-            "--steps",
-            "100000",
-            "--run-dir",
-            str(run),
-        ],
+        nsvae_command("train", *flags, "--steps", "100000", "--run-dir", run),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
