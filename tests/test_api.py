@@ -169,9 +169,21 @@ def _python_blocks(markdown: str) -> list[str]:
     return re.findall(r"^```python\n(.*?)^```", markdown, flags=re.S | re.M)
 
 
+# Every document with Python blocks: the README and the docs' tutorial today, any page later.
+DOCUMENTS = [
+    str(path.relative_to(REPOSITORY))
+    for path in [REPOSITORY / "README.md", *sorted((REPOSITORY / "docs").glob("*.md"))]
+    if _python_blocks(path.read_text(encoding="utf-8"))
+]
+
+
+def test_the_readme_and_the_tutorial_have_python_blocks():
+    assert {"README.md", "docs/tutorial.md"} <= set(DOCUMENTS)
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("document", ["README.md", "docs/tutorial.md"])
-def test_the_python_blocks_of_the_readme_and_the_tutorial_run_verbatim(document, tmp_path):
+@pytest.mark.parametrize("document", DOCUMENTS)
+def test_the_python_blocks_of_every_document_run_verbatim(document, tmp_path):
     """A document's Python blocks, as written, one after another in a fresh interpreter, from a
     folder that has the clone's ``results/`` (the README: 1,000 steps on rendered dSprites, a
     few minutes; the tutorial: 400 steps and fast scores, a minute or two)."""
