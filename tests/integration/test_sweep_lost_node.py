@@ -96,7 +96,7 @@ def test_a_sweep_survives_a_lost_node_and_resumes_its_trial(cluster, squares_npz
             list((out / "trials" / name / "checkpoints").glob("*.safetensors")) for name in names
         ):  # both train: one on each node
             waited = time.monotonic() - started
-            if process.poll() is not None or waited > 90:
+            if process.poll() is not None or waited > 180:
                 process.kill()
                 pytest.fail(f"the trials never trained on both nodes: {process.stdout.read()}")
             time.sleep(0.2)
