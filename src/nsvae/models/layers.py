@@ -29,8 +29,8 @@ Small 4x4 stride-2 convolutions and transposed convolutions (padding 1)
 
 Every pass takes its inputs in the dtype autocast gives them (bf16 under
 :func:`nsvae.precision.autocast`), so a layer costs no extra casts. Each reformulation equals its
-plain twin within 1e-5 in fp32 (``tests/models/test_layers.py``): the sums run in another order, nothing
-else changes.
+plain twin within 1e-5 in fp32 (``tests/models/test_layers.py``): the sums run in another order,
+nothing else changes.
 """
 
 from __future__ import annotations
