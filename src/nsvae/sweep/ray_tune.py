@@ -110,7 +110,9 @@ class Progress(tune.Callback):
     trials running.
 
     A public Tune callback, kept whichever output engine Ray uses (``RAY_AIR_NEW_OUTPUT``);
-    Tune's own printer runs at verbosity 0 beside it, which prints nothing. It also says
+    Tune's own printer runs at verbosity 0 beside it, which prints only, at the start, its
+    configuration table and its results folder (Ray 2.60's new engine prints these at any
+    verbosity). It also says
     when the sweep starts stopping (not the signal handler: printing there could re-enter a
     print). A trial that Tune starts once the stop is asked returns at once and is not counted.
     """
