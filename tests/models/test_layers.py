@@ -123,6 +123,13 @@ LAYERS = {
         (8, 32, 32, 32),
         "_ConvBackward",
     ),
+    "4x4 transposed conv to one channel, a tall image": (
+        nn.ConvTranspose2d,
+        fast.ConvTranspose2d,
+        (6, 1, 4, 2, 1),
+        (3, 6, 5, 3),
+        "_ConvBackward",
+    ),
     "4x4 transposed conv, too large to unfold (dlib deconv3)": (
         nn.ConvTranspose2d,
         fast.ConvTranspose2d,
@@ -164,8 +171,10 @@ def test_a_reformulated_layer_equals_its_plain_twin_in_fp32(name):
     y_plain, grads_plain = passes(plain, x)
     y_fast, grads_fast = passes(reformulated, x)
     assert backward in graph_nodes(y_fast)
-    if backward == "_ConvBackward":  # the weight gradient by im2col exactly where named so
-        assert y_fast.grad_fn.geometry[-1] == ("unfolded weight gradient" in name)
+    if backward == "_ConvBackward":  # im2col and the fold run exactly where named so
+        *_, unfold, fold = y_fast.grad_fn.geometry
+        assert unfold == ("unfolded weight gradient" in name)
+        assert fold == ("to one channel" in name)
     assert_close(y_fast, y_plain)
     for fast_grad, plain_grad in zip(grads_fast, grads_plain, strict=True):
         assert_close(fast_grad, plain_grad)
@@ -190,6 +199,20 @@ def test_a_reformulated_layer_runs_in_bf16_under_autocast_as_its_twin_does(name)
         assert fast_grad.dtype == plain_grad.dtype
         scale = plain_grad.abs().max().item()
         assert (fast_grad.float() - plain_grad.float()).abs().max().item() <= 3e-2 * scale
+
+
+def test_the_folded_transposed_conv_to_one_channel_equals_its_twin_without_a_bias():
+    plain, reformulated = twins(nn.ConvTranspose2d, fast.ConvTranspose2d, 8, 1, 4, 2, 1, bias=False)
+    x = torch.randn((2, 8, 6, 4), generator=torch.Generator().manual_seed(4))
+    x = x.to(memory_format=torch.channels_last).requires_grad_(True)
+    y_plain, y_fast = plain(x), reformulated(x)
+    assert y_fast.grad_fn.geometry[-1]  # the fold ran
+    assert_close(y_fast, y_plain)
+    g = torch.randn(y_plain.shape, generator=torch.Generator().manual_seed(5))
+    grads_plain = torch.autograd.grad(y_plain, [x, plain.weight], g)
+    grads_fast = torch.autograd.grad(y_fast, [x, reformulated.weight], g)
+    for fast_grad, plain_grad in zip(grads_fast, grads_plain, strict=True):
+        assert_close(fast_grad, plain_grad)
 
 
 def test_a_reformulated_layer_keeps_the_plain_layers_parameter_names_and_shapes():
