@@ -421,7 +421,11 @@ def test_a_kept_model_rescores_the_study_with_new_columns_and_the_old_ones_untou
     eval_before = json.loads((kept / "trials" / "vae-seed=0" / "eval.json").read_text())
     capsys.readouterr()
     assert main(["study", "rescore", str(kept), "--metrics", "mig,sap"]) == 0
-    assert "[1/1] vae-seed=0: scored 2 of 2 metrics" in capsys.readouterr().out
+    assert "[1/1] vae-seed=0: scored 1 of 1 metrics; mig already scored" in capsys.readouterr().out
+    assert main(["study", "rescore", str(kept), "--metrics", "sap"]) == 0
+    assert "[1/1] vae-seed=0: already scored" in capsys.readouterr().out
+    assert main(["study", "rescore", str(kept), "--metrics", "mig", "--again"]) == 0
+    assert "[1/1] vae-seed=0: scored 1 of 1 metrics\n" in capsys.readouterr().out
     after = pd.read_csv(kept / "results.csv")
     assert "sap.SAP_score" in after.columns and "sap.SAP_score" not in before.columns
     for column in before.columns:  # the old columns keep their values

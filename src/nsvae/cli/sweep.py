@@ -125,10 +125,14 @@ def study_rescore_command(
         ),
     ],
     fast: Annotated[bool, typer.Option("--fast", help="Smaller sample counts.")] = False,
+    again: Annotated[
+        bool,
+        typer.Option("--again", help="Also score the metrics a trial already holds."),
+    ] = False,
 ) -> None:
     """Score every finished trial of DIR with --metrics from its kept model (no training):
     merged into each trial's eval.json, then DIR/results.csv is rewritten with the new columns
-    beside the old ones, which keep their values."""
+    beside the old ones, which keep their values. Metrics a trial already holds are skipped."""
     from nsvae.sweep.rescore import rescore_study
 
-    typer.echo(f"results: {rescore_study(out, metrics, fast, say=typer.echo)}")
+    typer.echo(f"results: {rescore_study(out, metrics, fast, again, say=typer.echo)}")

@@ -17,6 +17,7 @@ from pathlib import Path
 from nsvae.errors import CheckpointError, MetricError
 from nsvae.files import file_lock
 from nsvae.metrics.evaluate import evaluate_run, metric_names
+from nsvae.metrics.results import read_evaluation
 from nsvae.rundir import load_run
 from nsvae.sweep.results import write_results
 from nsvae.sweep.runner import Resources, trial_specs
@@ -25,12 +26,18 @@ from nsvae.sweep.trial import TrialSpec, read_record
 
 
 def rescore_study(
-    out: str | Path, metrics, fast: bool = False, say: Callable[[str], None] = lambda line: None
+    out: str | Path,
+    metrics,
+    fast: bool = False,
+    again: bool = False,
+    say: Callable[[str], None] = lambda line: None,
 ) -> Path:
     """Score every done trial of the study in ``out`` with ``metrics``; rewrite its table.
 
     Each trial is scored as the sweep scores it: the mean representation, the evaluation seed
-    equal to the trial's seed, at the precision it trained with.
+    equal to the trial's seed, at the precision it trained with. A metric the trial's
+    ``eval.json`` already holds at that representation and sample size is skipped unless
+    ``again``, so a study that grows is scored once per trial.
 
     Parameters
     ----------
@@ -41,6 +48,8 @@ def rescore_study(
         Metric names (or one comma-separated string).
     fast : bool
         The metrics' smaller sample counts (default: their full ones, as ``metrics = "full"``).
+    again : bool
+        Score the metrics a trial already holds too (after a metric's code changed).
     say : callable, optional
         Receives one line per trial scored.
 
@@ -76,20 +85,26 @@ def rescore_study(
         failures, datasets = [], {}
         done = [d for d in directories if (read_record(d) or {}).get("status") == "done"]
         for number, directory in enumerate(done, 1):
+            held = [] if again else _scored(directory, names, fast)
+            wanted = [name for name in names if name not in held]
+            if not wanted:
+                say(f"[{number}/{len(done)}] {directory.name}: already scored")
+                continue
             run = load_run(directory)
             key = json.dumps(run.config.to_dict()["data"], sort_keys=True)
             if key not in datasets:  # built once per dataset, shared by its trials
                 datasets[key] = run.data()
             data = datasets[key]
             result = evaluate_run(
-                run, data=data, metrics=names, seed=run.config.train.seed, fast=fast
+                run, data=data, metrics=wanted, seed=run.config.train.seed, fast=fast
             )
             failures += [
                 f"{directory.name}: {name}: {message}" for name, message in result["failed"].items()
             ]
+            skipped = f"; {', '.join(held)} already scored" if held else ""
             say(
                 f"[{number}/{len(done)}] {directory.name}: scored "
-                f"{len(names) - len(result['failed'])} of {len(names)} metrics"
+                f"{len(wanted) - len(result['failed'])} of {len(wanted)} metrics{skipped}"
             )
         results = write_results(out, _study_specs(out))
     if failures:
@@ -97,6 +112,14 @@ def rescore_study(
             f"{len(failures)} scores failed (the others are saved): " + "; ".join(failures)
         )
     return results
+
+
+def _scored(directory: Path, names: list[str], fast: bool) -> list[str]:
+    """The metrics of ``names`` that the trial's ``eval.json`` holds for its mean representation
+    at the ``fast`` sample size."""
+    entries = read_evaluation(directory / "eval.json")
+    held = {e["metric"] for e in entries if e["representation"] == "mean" and e["fast"] == fast}
+    return [name for name in names if name in held]
 
 
 def _study_specs(out: Path) -> list[TrialSpec]:
