@@ -1,7 +1,8 @@
-"""Copy a study's finished trials into results/: each trial's trial.json, config.json,
+"""Copy a study's newly finished trials into results/: each trial's trial.json, config.json,
 metrics.jsonl, eval.json, figures and model.safetensors (its weights alone; no checkpoints,
-TensorBoard events, locks or report.html, whose pictures are the figures), the study's
-results.csv and study.toml; then draw the study
+TensorBoard events, locks or report.html, whose pictures are the figures) and the study's
+study.toml; rebuild results.csv from the trials in results/ (so scores that ``nsvae study
+rescore`` added there stay); then draw the study
 report there (report.html, figures/, summary.md), comparing every setting with AGAINST if given
 (``nsvae study report --against``).
 
@@ -15,19 +16,26 @@ import sys
 from pathlib import Path
 
 from nsvae.sweep.report import write_study_report
+from nsvae.sweep.results import write_results
+from nsvae.sweep.runner import Resources, trial_specs
+from nsvae.sweep.study import load_study
 from nsvae.sweep.trial import read_record
 
 KEPT = ("trial.json", "config.json", "metrics.jsonl", "eval.json", "figures", "model.safetensors")
 
 
 def collect(source: Path, target: Path) -> list[str]:
-    """Copy every finished trial of ``source`` into ``target``; return their names."""
+    """Copy the finished trials of ``source`` that ``target`` lacks into it; return their names.
+
+    A trial already in ``target`` is left as it is: a finished trial does not change, and its
+    ``eval.json`` there may hold scores that ``nsvae study rescore`` added.
+    """
     copied = []
     for trial in sorted((source / "trials").iterdir()):
         record = read_record(trial) if trial.is_dir() else None
-        if record is None or record["status"] != "done":
-            continue
         into = target / "trials" / trial.name
+        if record is None or record["status"] != "done" or read_record(into) is not None:
+            continue
         shutil.rmtree(into, ignore_errors=True)
         into.mkdir(parents=True)
         for name in KEPT:
@@ -36,8 +44,9 @@ def collect(source: Path, target: Path) -> list[str]:
             elif (trial / name).is_file():
                 shutil.copy2(trial / name, into / name)
         copied.append(trial.name)
-    for name in ("results.csv", "study.toml"):
-        shutil.copy2(source / name, target / name)
+    shutil.copy2(source / "study.toml", target / "study.toml")
+    study = load_study(target / "study.toml")
+    write_results(target, trial_specs(study, target, Resources()))  # from target's eval.json
     return copied
 
 
@@ -51,4 +60,4 @@ if __name__ == "__main__":
     source, target = (Path(arg) for arg in sys.argv[1:3])
     against = sys.argv[3] if len(sys.argv) == 4 else None
     names = collect(source, target)
-    print(f"{len(names)} finished trials copied; report: {write_study_report(target, against)}")
+    print(f"{len(names)} new finished trials copied; report: {write_study_report(target, against)}")
