@@ -18,12 +18,15 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import os
+import queue
 import statistics
 import time
 from types import SimpleNamespace
 
 import torch
 from silicon import cpu_description
+
+WAIT = 600  # seconds a process may take to start, and a layout to report, before it is given up
 
 
 def worker(threads: int, model: str, precision: str, seconds: float, start, results) -> None:
@@ -46,7 +49,7 @@ def worker(threads: int, model: str, precision: str, seconds: float, start, resu
 def layout_rate(processes: int, threads: int, args) -> float:
     """Summed steps per second of ``processes`` processes of ``threads`` threads each."""
     context = multiprocessing.get_context("spawn")
-    start, results = context.Barrier(processes), context.Queue()
+    start, results = context.Barrier(processes, timeout=WAIT), context.Queue()
     jobs = [
         context.Process(
             target=worker,
@@ -56,30 +59,44 @@ def layout_rate(processes: int, threads: int, args) -> float:
     ]
     for job in jobs:
         job.start()
-    rates = [results.get() for _ in jobs]
+    try:
+        rates = [results.get(timeout=WAIT + args.seconds) for _ in jobs]
+    except queue.Empty:
+        for job in jobs:
+            job.terminate()
+        codes = [job.exitcode for job in jobs]
+        message = f"layout {processes}x{threads}: a process failed (exit codes {codes})"
+        raise SystemExit(message) from None
     for job in jobs:
         job.join()
     return sum(rates)
 
 
 def parse_layouts(text: str) -> list[tuple[int, int]]:
-    """``"1x2,2x1"`` -> [(1, 2), (2, 1)]: processes x threads."""
+    """``"1x2,2x1"`` -> [(1, 2), (2, 1)]: processes x threads (argparse's type)."""
     layouts = []
     for item in text.split(","):
         processes, _, threads = item.partition("x")
+        if not (processes.isdigit() and threads.isdigit() and int(processes) and int(threads)):
+            raise argparse.ArgumentTypeError(f"{item!r} is not PROCESSESxTHREADS, e.g. 2x1")
         layouts.append((int(processes), int(threads)))
     return layouts
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--layouts", default="1x2,2x1", help="processes x threads, comma-separated")
+    parser.add_argument(
+        "--layouts",
+        type=parse_layouts,
+        default="1x2,2x1",
+        help="processes x threads, comma-separated",
+    )
     parser.add_argument("--model", default="nonsyn", help="a key of train_step.MODELS")
     parser.add_argument("--precision", default="bf16", choices=("fp32", "bf16"))
     parser.add_argument("--seconds", type=float, default=20.0, help="timed seconds per layout")
     parser.add_argument("--rounds", type=int, default=3, help="timings of each layout")
     args = parser.parse_args()
-    layouts = parse_layouts(args.layouts)
+    layouts = args.layouts
     rates = {layout: [] for layout in layouts}
     for _ in range(args.rounds):
         for layout in layouts:

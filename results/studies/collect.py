@@ -28,7 +28,10 @@ def collect(source: Path, target: Path) -> list[str]:
     """Copy the finished trials of ``source`` that ``target`` lacks into it; return their names.
 
     A trial already in ``target`` is left as it is: a finished trial does not change, and its
-    ``eval.json`` there may hold scores that ``nsvae study rescore`` added.
+    ``eval.json`` there may hold scores that ``nsvae study rescore`` added. Each trial is
+    copied into a temporary folder renamed into place, so an interrupted copy leaves no
+    partial trial. ``results.csv`` lists the trials of ``target``: the study's others are
+    pending there, whatever their state in ``source``.
     """
     copied = []
     for trial in sorted((source / "trials").iterdir()):
@@ -36,13 +39,16 @@ def collect(source: Path, target: Path) -> list[str]:
         into = target / "trials" / trial.name
         if record is None or record["status"] != "done" or read_record(into) is not None:
             continue
-        shutil.rmtree(into, ignore_errors=True)
-        into.mkdir(parents=True)
+        partial = into.with_name(f".{trial.name}.partial")
+        shutil.rmtree(partial, ignore_errors=True)
+        partial.mkdir(parents=True)
         for name in KEPT:
             if (trial / name).is_dir():
-                shutil.copytree(trial / name, into / name)
+                shutil.copytree(trial / name, partial / name)
             elif (trial / name).is_file():
-                shutil.copy2(trial / name, into / name)
+                shutil.copy2(trial / name, partial / name)
+        shutil.rmtree(into, ignore_errors=True)
+        partial.rename(into)
         copied.append(trial.name)
     shutil.copy2(source / "study.toml", target / "study.toml")
     study = load_study(target / "study.toml")
@@ -51,10 +57,10 @@ def collect(source: Path, target: Path) -> list[str]:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) not in (3, 4) or not (Path(sys.argv[1]) / "results.csv").is_file():
+    if len(sys.argv) not in (3, 4) or not (Path(sys.argv[1]) / "study.toml").is_file():
         sys.exit(
             "usage: python results/studies/collect.py STUDY_DIR TARGET [AGAINST] "
-            "(STUDY_DIR: an nsvae sweep --out folder, with its results.csv; AGAINST: a "
+            "(STUDY_DIR: an nsvae sweep --out folder, with its study.toml; AGAINST: a "
             "setting to compare the others with)"
         )
     source, target = (Path(arg) for arg in sys.argv[1:3])

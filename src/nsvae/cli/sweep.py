@@ -135,4 +135,4 @@ def study_rescore_command(
     beside the old ones, which keep their values. Metrics a trial already holds are skipped."""
     from nsvae.sweep.rescore import rescore_study
 
-    typer.echo(f"results: {rescore_study(out, metrics, fast, again, say=typer.echo)}")
+    typer.echo(f"results: {rescore_study(out, metrics, fast, again=again, say=typer.echo)}")

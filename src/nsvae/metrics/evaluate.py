@@ -391,14 +391,7 @@ def _run_suite(suite, names, arguments, seed, fast, overrides, progress=None) ->
     recorded in ``failed`` and the others still run.
     """
     check_seed("seed", seed)
-    overrides = overrides or {}
-    given = {
-        name: {
-            **(getattr(suite[name], "fast_params", {}) if fast else {}),
-            **overrides.get(name, {}),
-        }
-        for name in names
-    }
+    given = {name: _given(suite[name], fast, (overrides or {}).get(name)) for name in names}
     used = {name: _resolve(name, suite[name], given[name]) for name in names}
     results, failed, seconds = {}, {}, {}
     for index, name in enumerate(names, 1):
@@ -423,6 +416,36 @@ def _run_suite(suite, names, arguments, seed, fast, overrides, progress=None) ->
         "fast": fast,
         "versions": nsvae.versions(),
     }
+
+
+def metric_params(names, fast: bool = False, overrides: Mapping | None = None) -> dict[str, dict]:
+    """Every parameter each metric of ``names`` runs with, as ``eval.json`` records it.
+
+    Parameters
+    ----------
+    names : list of str
+        Metric names (:func:`metric_names`).
+    fast : bool
+        With each metric's ``fast_params``.
+    overrides : dict of str to dict, optional
+        Per-metric parameters given on top (a run's ``objective.evaluation_params()``).
+
+    Raises
+    ------
+    MetricError
+        An override names a parameter its metric does not have.
+    """
+    return {
+        name: _resolve(
+            name, METRICS[name], _given(METRICS[name], fast, (overrides or {}).get(name))
+        )
+        for name in names
+    }
+
+
+def _given(function, fast: bool, overrides: Mapping | None) -> dict:
+    """The parameters a metric is called with: its ``fast_params`` if ``fast``, then overrides."""
+    return {**(getattr(function, "fast_params", {}) if fast else {}), **(overrides or {})}
 
 
 def _resolve(name, function, params) -> dict:

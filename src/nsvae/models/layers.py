@@ -33,8 +33,9 @@ Transposed 4x4 stride-2 convolutions to one channel (padding 1: the decoder's la
     GFLOP. Here it is one matrix product, ``taps = W^T @ x^T`` ([16, B*H*W]: each input pixel's
     contribution to the 16 output pixels its 4x4 window covers), and :func:`_fold`, which adds
     the 16 rows onto their pixels in fp32 through the output's four 2x2 phases: 2.5 ms. The
-    backward pass is oneDNN's. The same formulation of the first, one-channel convolution
-    (its 16 input taps saved for a one-product weight gradient) won no step and is not used.
+    backward pass is oneDNN's. CPU only: it was measured nowhere else. The same formulation of
+    the first, one-channel convolution (its 16 input taps saved for a one-product weight
+    gradient) won no step and is not used.
 
 Every pass takes its inputs in the dtype autocast gives them (bf16 under
 :func:`nsvae.precision.autocast`), so a layer costs no extra casts. Each reformulation equals its
@@ -85,25 +86,27 @@ def _unflat_weight(flat: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
     return flat.reshape(a, kh, kw, b).permute(0, 3, 1, 2)
 
 
-def _fold(taps: torch.Tensor, shape: tuple, bias: torch.Tensor | None = None) -> torch.Tensor:
+def _fold(taps: torch.Tensor, shape: tuple, bias: torch.Tensor | None) -> torch.Tensor:
     """The 16 taps [16, B * H/2 * W/2] of a 4x4 stride-2 padding-1 window each, added onto the
     one-channel image [B, 1, H, W] = ``shape`` they cover.
 
     Row ``4 * kh + kw`` holds, for each window ``(b, i, j)`` in that order, the value added to
     pixel ``(2i - 1 + kh, 2j - 1 + kw)`` (dropped outside the image). Grouped by the 2x2 phase
     of their pixel, the taps add onto contiguous rows. The sums (and the bias, if given) run in
-    fp32 and are rounded once to the taps' dtype, as a convolution's accumulator is.
+    fp32 at least, and are rounded to the taps' dtype once more at the end (in bf16 each tap was
+    already rounded by the product that made it).
     """
     b, _, h, w = shape
-    rows, cols = h // 2, w // 2
-    split = taps.view(2, 2, 2, 2, b, rows, cols)  # (dh, p, dw, q): kh = 2 * dh + p
-    phases = taps.new_zeros((2, 2, b, rows + 1, cols + 1), dtype=torch.float32)
+    half_h, half_w = h // 2, w // 2
+    split = taps.view(2, 2, 2, 2, b, half_h, half_w)  # (dh, p, dw, q): kh = 2 * dh + p
+    dtype = torch.promote_types(taps.dtype, torch.float32)
+    phases = taps.new_zeros((2, 2, b, half_h + 1, half_w + 1), dtype=dtype)
     for dh in (0, 1):
         for dw in (0, 1):
-            phases[:, :, :, dh : dh + rows, dw : dw + cols] += split[dh, :, dw]
+            phases[:, :, :, dh : dh + half_h, dw : dw + half_w] += split[dh, :, dw]
     image = phases.permute(2, 3, 0, 4, 1).reshape(b, 1, h + 2, w + 2)[:, :, 1:-1, 1:-1]
     if bias is not None:
-        image = image + bias.float()
+        image = image + bias.to(dtype)
     return image.to(taps.dtype, memory_format=torch.contiguous_format)
 
 
@@ -196,7 +199,13 @@ def _run(layer, x: torch.Tensor, transposed: bool, unfolded: tuple) -> torch.Ten
     )
     window4_stride2 = (layer.kernel_size, layer.stride, layer.padding) == ((4, 4), (2, 2), (1, 1))
     output_padding = layer.output_padding if transposed else (0, 0)
-    fold = window4_stride2 and transposed and layer.out_channels == 1 and output_padding == (0, 0)
+    fold = (
+        window4_stride2
+        and transposed
+        and layer.out_channels == 1
+        and output_padding == (0, 0)
+        and kind == "cpu"
+    )
     unfold = window4_stride2 and _unfolds_in_cache(unfolded)
     with torch.autocast(kind, enabled=False):
         if patch:

@@ -16,8 +16,8 @@ from pathlib import Path
 
 from nsvae.errors import CheckpointError, MetricError
 from nsvae.files import file_lock
-from nsvae.metrics.evaluate import evaluate_run, metric_names
-from nsvae.metrics.results import read_evaluation
+from nsvae.metrics.evaluate import evaluate_run, metric_names, metric_params
+from nsvae.metrics.results import OtherFormatError, entry_key, read_evaluation
 from nsvae.rundir import load_run
 from nsvae.sweep.results import write_results
 from nsvae.sweep.runner import Resources, trial_specs
@@ -29,15 +29,16 @@ def rescore_study(
     out: str | Path,
     metrics,
     fast: bool = False,
+    *,
     again: bool = False,
     say: Callable[[str], None] = lambda line: None,
 ) -> Path:
     """Score every done trial of the study in ``out`` with ``metrics``; rewrite its table.
 
     Each trial is scored as the sweep scores it: the mean representation, the evaluation seed
-    equal to the trial's seed, at the precision it trained with. A metric the trial's
-    ``eval.json`` already holds at that representation and sample size is skipped unless
-    ``again``, so a study that grows is scored once per trial.
+    equal to the trial's seed, at the precision it trained with. A metric whose score the
+    trial's ``eval.json`` already holds from that protocol (representation, seed and every
+    parameter) is skipped unless ``again``, so a study that grows is scored once per trial.
 
     Parameters
     ----------
@@ -51,7 +52,7 @@ def rescore_study(
     again : bool
         Score the metrics a trial already holds too (after a metric's code changed).
     say : callable, optional
-        Receives one line per trial scored.
+        Receives one line per trial: what was scored, or that it already was.
 
     Returns
     -------
@@ -85,12 +86,12 @@ def rescore_study(
         failures, datasets = [], {}
         done = [d for d in directories if (read_record(d) or {}).get("status") == "done"]
         for number, directory in enumerate(done, 1):
-            held = [] if again else _scored(directory, names, fast)
+            run = load_run(directory)
+            held = [] if again else _scored(run, names, fast)
             wanted = [name for name in names if name not in held]
             if not wanted:
                 say(f"[{number}/{len(done)}] {directory.name}: already scored")
                 continue
-            run = load_run(directory)
             key = json.dumps(run.config.to_dict()["data"], sort_keys=True)
             if key not in datasets:  # built once per dataset, shared by its trials
                 datasets[key] = run.data()
@@ -114,12 +115,22 @@ def rescore_study(
     return results
 
 
-def _scored(directory: Path, names: list[str], fast: bool) -> list[str]:
-    """The metrics of ``names`` that the trial's ``eval.json`` holds for its mean representation
-    at the ``fast`` sample size."""
-    entries = read_evaluation(directory / "eval.json")
-    held = {e["metric"] for e in entries if e["representation"] == "mean" and e["fast"] == fast}
-    return [name for name in names if name in held]
+def _scored(run, names: list[str], fast: bool) -> list[str]:
+    """The metrics of ``names`` whose score by the sweep's protocol (the mean representation,
+    the trial's seed, the parameters :func:`evaluate_run` would use) the run's ``eval.json``
+    holds. An unreadable file holds none: scoring it replaces it, as the sweep would."""
+    try:
+        entries = read_evaluation(run.path / "eval.json")
+    except OtherFormatError:
+        raise
+    except CheckpointError:
+        return []
+    seed = run.config.train.seed
+    held = {entry_key(e) for e in entries if e.get("seed") == seed and e.get("fast") == fast}
+    params = metric_params(names, fast, run.config.objective.evaluation_params())
+    return [
+        name for name in names if (name, "mean", json.dumps(params[name], sort_keys=True)) in held
+    ]
 
 
 def _study_specs(out: Path) -> list[TrialSpec]:
