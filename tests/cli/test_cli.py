@@ -112,7 +112,7 @@ COMMANDS = {
     "data render": ["--data-root", "--output", "--sheet"],
     "data fetch": ["--data-root"],
     "study report": ["--against"],
-    "study rescore": ["--fast", "--metrics"],
+    "study rescore": ["--again", "--fast", "--metrics"],
 }
 # The documented exit codes (docs/commands.md#exit-codes) of the library's errors.
 EXIT_CODES = {
