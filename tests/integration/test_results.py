@@ -81,6 +81,12 @@ def test_the_readmes_study_tables_are_what_table_py_prints_from_the_committed_re
     )
 
 
+def test_the_decisive_studys_trials_table_lists_every_committed_trial_as_table_py_prints_it():
+    table = _study_tables().trials_table(STUDY_V2).split("\n\n")[0].strip()
+    assert table.count("\n") == len(KEPT) + 1  # header, rule, a row per kept trial
+    assert table in (RESULTS / "README.md").read_text(encoding="utf-8")
+
+
 def test_table_py_writes_a_table_between_the_readmes_start_and_end_lines(tmp_path):
     tables, readme = _study_tables(), tmp_path / "README.md"
     start, end = tables.START, tables.END
