@@ -424,10 +424,9 @@ def test_a_kept_model_rescores_the_study_with_new_columns_and_the_old_ones_untou
     assert "[1/1] vae-seed=0: scored 1 of 1 metrics; mig already scored" in capsys.readouterr().out
     assert main(["study", "rescore", str(kept), "--metrics", "sap"]) == 0
     assert "[1/1] vae-seed=0: already scored" in capsys.readouterr().out
+    # the fast sample sizes are another protocol: scored, not skipped
     assert main(["study", "rescore", str(kept), "--metrics", "sap", "--fast"]) == 0
-    assert (
-        "[1/1] vae-seed=0: scored 1 of 1 metrics\n" in capsys.readouterr().out
-    )  # another protocol
+    assert "[1/1] vae-seed=0: scored 1 of 1 metrics\n" in capsys.readouterr().out
     assert main(["study", "rescore", str(kept), "--metrics", "mig", "--again"]) == 0
     assert "[1/1] vae-seed=0: scored 1 of 1 metrics\n" in capsys.readouterr().out
     after = pd.read_csv(kept / "results.csv")

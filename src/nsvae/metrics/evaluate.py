@@ -392,7 +392,7 @@ def _run_suite(suite, names, arguments, seed, fast, overrides, progress=None) ->
     """
     check_seed("seed", seed)
     given = {name: _given(suite[name], fast, (overrides or {}).get(name)) for name in names}
-    used = {name: _resolve(name, suite[name], given[name]) for name in names}
+    used = metric_params(names, fast, overrides, suite)
     results, failed, seconds = {}, {}, {}
     for index, name in enumerate(names, 1):
         if progress is not None:
@@ -418,7 +418,9 @@ def _run_suite(suite, names, arguments, seed, fast, overrides, progress=None) ->
     }
 
 
-def metric_params(names, fast: bool = False, overrides: Mapping | None = None) -> dict[str, dict]:
+def metric_params(
+    names, fast: bool = False, overrides: Mapping | None = None, suite: dict = METRICS
+) -> dict[str, dict]:
     """Every parameter each metric of ``names`` runs with, as ``eval.json`` records it.
 
     Parameters
@@ -429,6 +431,8 @@ def metric_params(names, fast: bool = False, overrides: Mapping | None = None) -
         With each metric's ``fast_params``.
     overrides : dict of str to dict, optional
         Per-metric parameters given on top (a run's ``objective.evaluation_params()``).
+    suite : dict
+        The metric functions by name.
 
     Raises
     ------
@@ -436,9 +440,7 @@ def metric_params(names, fast: bool = False, overrides: Mapping | None = None) -
         An override names a parameter its metric does not have.
     """
     return {
-        name: _resolve(
-            name, METRICS[name], _given(METRICS[name], fast, (overrides or {}).get(name))
-        )
+        name: _resolve(name, suite[name], _given(suite[name], fast, (overrides or {}).get(name)))
         for name in names
     }
 

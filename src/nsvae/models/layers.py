@@ -29,13 +29,13 @@ Small 4x4 stride-2 convolutions and transposed convolutions (padding 1)
 
 Transposed 4x4 stride-2 convolutions to one channel (padding 1: the decoder's last layer on
     grayscale images)
-    oneDNN's forward pass of this layer took 7-9 ms in fp32 at batch 64 on 2 threads, for 0.07
-    GFLOP. Here it is one matrix product, ``taps = W^T @ x^T`` ([16, B*H*W]: each input pixel's
-    contribution to the 16 output pixels its 4x4 window covers), and :func:`_fold`, which adds
-    the 16 rows onto their pixels in fp32 through the output's four 2x2 phases: 2.5 ms. The
-    backward pass is oneDNN's. CPU only: it was measured nowhere else. The same formulation of
-    the first, one-channel convolution (its 16 input taps saved for a one-product weight
-    gradient) won no step and is not used.
+    oneDNN's forward pass of this layer takes 8.6-8.8 ms in fp32 at batch 64 on 2 threads, for 0.07
+    GFLOP (``--layers`` tables in ``results/benchmarks/``). Here it is one matrix product,
+    ``taps = W^T @ x^T`` ([16, B*H*W]: each input pixel's contribution to the 16 output pixels its
+    4x4 window covers), and :func:`_fold`, which adds the 16 rows onto their pixels in fp32
+    through the output's four 2x2 phases: 2.5 ms. The backward pass is oneDNN's. CPU only: it was
+    measured nowhere else. The same formulation of the first, one-channel convolution (its 16
+    input taps saved for a one-product weight gradient) won no step and is not used.
 
 Every pass takes its inputs in the dtype autocast gives them (bf16 under
 :func:`nsvae.precision.autocast`), so a layer costs no extra casts. Each reformulation equals its

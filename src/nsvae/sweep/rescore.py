@@ -129,7 +129,9 @@ def _scored(run, names: list[str], fast: bool) -> list[str]:
     held = {entry_key(e) for e in entries if e.get("seed") == seed and e.get("fast") == fast}
     params = metric_params(names, fast, run.config.objective.evaluation_params())
     return [
-        name for name in names if (name, "mean", json.dumps(params[name], sort_keys=True)) in held
+        name
+        for name in names
+        if entry_key({"metric": name, "representation": "mean", "params": params[name]}) in held
     ]
 
 
