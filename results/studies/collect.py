@@ -15,6 +15,8 @@ import shutil
 import sys
 from pathlib import Path
 
+from nsvae.errors import NsvaeError
+from nsvae.files import file_lock
 from nsvae.sweep.report import write_study_report
 from nsvae.sweep.results import write_results
 from nsvae.sweep.runner import Resources, trial_specs
@@ -31,8 +33,20 @@ def collect(source: Path, target: Path) -> list[str]:
     ``eval.json`` there may hold scores that ``nsvae study rescore`` added. Each trial is
     copied into a temporary folder renamed into place, so an interrupted copy leaves no
     partial trial. ``results.csv`` lists the trials of ``target``: the study's others are
-    pending there, whatever their state in ``source``.
+    pending there, whatever their state in ``source``. It holds ``target``'s study lock, so it
+    never runs beside ``nsvae study rescore`` or another collect on the same ``target``.
     """
+    target.mkdir(parents=True, exist_ok=True)
+    with file_lock(
+        target / ".lock",
+        wait=False,
+        busy=lambda pid: f"{target} is in use (pid {pid}: a rescore or a collect); try again later",
+    ):
+        return _copy_new(source, target)
+
+
+def _copy_new(source: Path, target: Path) -> list[str]:
+    """The copy of :func:`collect`, run under its lock."""
     copied = []
     for trial in sorted((source / "trials").iterdir()):
         record = read_record(trial) if trial.is_dir() else None
@@ -65,5 +79,8 @@ if __name__ == "__main__":
         )
     source, target = (Path(arg) for arg in sys.argv[1:3])
     against = sys.argv[3] if len(sys.argv) == 4 else None
-    names = collect(source, target)
+    try:
+        names = collect(source, target)
+    except NsvaeError as error:
+        sys.exit(f"collect.py: error: {error}")
     print(f"{len(names)} new finished trials copied; report: {write_study_report(target, against)}")

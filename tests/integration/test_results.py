@@ -62,14 +62,50 @@ def test_a_kept_study_model_rescores_its_committed_mig(name, tmp_path):
     assert abs(again["metrics"]["mig"]["discrete_mig"] - stored["values"]["discrete_mig"]) <= 0.01
 
 
-def _study_tables():
-    """results/studies/table.py, loaded from its file (it is a script, not part of nsvae)."""
+def _script(name: str):
+    """results/studies/NAME.py, loaded from its file (a script, not part of nsvae)."""
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("study_tables", RESULTS / "studies" / "table.py")
+    path = RESULTS / "studies" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"study_{name}", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+def _study_tables():
+    return _script("table")
+
+
+def test_collect_py_copies_each_new_finished_trial_once_without_checkpoints(tmp_path):
+    from nsvae.errors import RunLockedError
+    from nsvae.files import file_lock
+
+    script = _script("collect")
+    collect = script.collect
+    name = KEPT[0]
+    source, target = tmp_path / "study", tmp_path / "results"
+    shutil.copytree(STUDY_V2 / "trials" / name, source / "trials" / name)
+    (source / "trials" / name / "checkpoints").mkdir()  # what a trial folder also holds
+    shutil.copy2(STUDY_V2 / "study.toml", source / "study.toml")
+
+    target.mkdir()
+    with (
+        file_lock(target / ".lock", exclusive=False),  # a rescore at work on the target
+        pytest.raises(RunLockedError, match="in use"),
+    ):
+        collect(source, target)
+    assert not (target / "trials").exists()
+
+    assert collect(source, target) == [name]
+    copied = target / "trials" / name
+    assert sorted(path.name for path in copied.iterdir()) == sorted(script.KEPT)
+    assert not (copied / "checkpoints").exists()
+    rows = (target / "results.csv").read_text().splitlines()
+    assert sum(line.startswith(name + ",") for line in rows) == 1
+    (copied / "eval.json").write_text((copied / "eval.json").read_text() + " ")  # rescored there
+    assert collect(source, target) == []  # a trial already there is left as it is
+    assert (copied / "eval.json").read_text().endswith(" ")
 
 
 def test_the_readmes_study_tables_are_what_table_py_prints_from_the_committed_results():

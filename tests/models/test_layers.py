@@ -224,6 +224,19 @@ def test_the_folded_transposed_conv_to_one_channel_equals_its_twin_without_a_bia
         assert_close(fast_grad, plain_grad)
 
 
+@pytest.mark.parametrize("layer_class", [fast.Conv2d, fast.ConvTranspose2d])
+def test_off_the_cpu_a_layer_runs_the_plain_code(layer_class, monkeypatch):
+    def reformulated(*args):
+        raise AssertionError("a reformulation ran off the CPU, where none was measured")
+
+    monkeypatch.setattr(fast, "_run", reformulated)
+    layer = layer_class(32, 32, 4, 2, 1, device="meta")  # a device other than the CPU
+    y = layer(torch.empty(64, 32, 16, 16, device="meta"))
+    assert y.device.type == "meta"
+    with pytest.raises(AssertionError, match="off the CPU"):  # the same layer on the CPU
+        layer_class(32, 32, 4, 2, 1)(torch.zeros(1, 32, 16, 16))
+
+
 def test_a_reformulated_layer_keeps_the_plain_layers_parameter_names_and_shapes():
     plain, reformulated = twins(nn.ConvTranspose2d, fast.ConvTranspose2d, 64, 32, 4, 2, 1)
     assert {k: v.shape for k, v in plain.state_dict().items()} == {

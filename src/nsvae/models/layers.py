@@ -5,7 +5,8 @@
 exported models of the plain layers load unchanged. Only how the passes are computed differs;
 each change below was measured to win on a step (``benchmarks/train_step.py --layers`` prints
 every layer's passes, plain against reformulated). Grouped, dilated and non-zero-padded layers
-run the plain layer's code.
+run the plain layer's code, and so does every layer off the CPU: none of this was measured on
+another device.
 
 Bias gradient as a sum
     torch's backward of a transposed convolution computes the bias gradient in its slowest
@@ -33,9 +34,9 @@ Transposed 4x4 stride-2 convolutions to one channel (padding 1: the decoder's la
     GFLOP (``--layers`` tables in ``results/benchmarks/``). Here it is one matrix product,
     ``taps = W^T @ x^T`` ([16, B*H*W]: each input pixel's contribution to the 16 output pixels its
     4x4 window covers), and :func:`_fold`, which adds the 16 rows onto their pixels in fp32
-    through the output's four 2x2 phases: 2.5 ms. The backward pass is oneDNN's. CPU only: it was
-    measured nowhere else. The same formulation of the first, one-channel convolution (its 16
-    input taps saved for a one-product weight gradient) won no step and is not used.
+    through the output's four 2x2 phases: 2.5 ms. The backward pass is oneDNN's. The same
+    formulation of the first, one-channel convolution (its 16 input taps saved for a one-product
+    weight gradient) won no step and is not used.
 
 Every pass takes its inputs in the dtype autocast gives them (bf16 under
 :func:`nsvae.precision.autocast`), so a layer costs no extra casts. Each reformulation equals its
@@ -170,9 +171,11 @@ def _unfolds_in_cache(unfolded: tuple) -> bool:
 
 
 def _reformulable(layer, x: torch.Tensor) -> bool:
-    """False where the plain layer's code runs: groups, dilation, other padding modes."""
+    """False where the plain layer's code runs: off the CPU, groups, dilation, other padding
+    modes."""
     return (
-        layer.groups == 1
+        x.device.type == "cpu"
+        and layer.groups == 1
         and layer.dilation == (1, 1)
         and layer.padding_mode == "zeros"
         and isinstance(layer.padding, tuple)
@@ -199,13 +202,7 @@ def _run(layer, x: torch.Tensor, transposed: bool, unfolded: tuple) -> torch.Ten
     )
     window4_stride2 = (layer.kernel_size, layer.stride, layer.padding) == ((4, 4), (2, 2), (1, 1))
     output_padding = layer.output_padding if transposed else (0, 0)
-    fold = (
-        window4_stride2
-        and transposed
-        and layer.out_channels == 1
-        and output_padding == (0, 0)
-        and kind == "cpu"
-    )
+    fold = window4_stride2 and transposed and layer.out_channels == 1 and output_padding == (0, 0)
     unfold = window4_stride2 and _unfolds_in_cache(unfolded)
     with torch.autocast(kind, enabled=False):
         if patch:
