@@ -6,12 +6,15 @@ Per setting: the finished seeds and each headline metric's median and spread
 it seed by seed (:func:`nsvae.sweep.report.compare_with`). With ``--trials``: one row per
 finished trial instead, with the factors each captures (``captured_by`` in its eval.json),
 the latent closest to capturing one and the minutes it took to train and evaluate. With
+``--pid``: one row per trial scored with UniBound, with its PID bounds (:mod:`nsvae.metrics.pid`).
+With
 ``AGAINST --write``: both tables written in place, each between the lines
 ``<!-- table.py: start -->`` and ``<!-- table.py: end -->`` of its README.
 
     python results/studies/table.py results/studies/cpu-study vae    # the main README's tables
     python results/studies/table.py results/studies/cpu-study --trials   # results/README.md's
     python results/studies/table.py results/studies/cpu-study vae --write  # both, into them
+    python results/studies/table.py results/studies/cpu-study-v2 --pid   # UniBound, PID bounds
 """
 
 from __future__ import annotations
@@ -99,6 +102,35 @@ def trials_table(study: Path) -> str:
     )
 
 
+PID_PARTS = {
+    "unique": "U (own latent)",
+    "rest_unique": "U (the others)",
+    "redundancy": "R",
+    "synergy": "S",
+}
+
+
+def pid_table(study: Path) -> str:
+    """One row per finished trial of ``study`` scored with UniBound: UniBound, then each PID
+    part of what each factor's own latent and the other latents tell about it, as
+    ``lower-upper`` (:func:`nsvae.metrics.pid.summarize`: normalised by H(y_k), means over
+    factors)."""
+    done = finished(study)
+    done = done[done["unibound.unibound"].notna()] if "unibound.unibound" in done else done[:0]
+    rows = [
+        [
+            trial["name"],
+            f"{trial['unibound.unibound']:.3f}",
+            *(
+                f"{trial[f'unibound.{part}_lower']:.3f}-{trial[f'unibound.{part}_upper']:.3f}"
+                for part in PID_PARTS
+            ),
+        ]
+        for _, trial in done.iterrows()
+    ]
+    return "\n".join(markdown_table(["trial", "UniBound", *PID_PARTS.values()], rows))
+
+
 def trial_minutes(trial: Path) -> tuple[float, float]:
     """Minutes of training (the ``time`` of the trial's last training row in ``metrics.jsonl``,
     which runs on across resumes) and of evaluation (``seconds.evaluate`` in ``trial.json``)."""
@@ -157,14 +189,19 @@ if __name__ == "__main__":
     if (
         len(arguments) not in (1, 2, 3)
         or (len(arguments) == 3 and arguments[2] != "--write")
-        or arguments[1:] in (["--write"], ["--trials", "--write"])
+        or arguments[1:] in (["--write"], ["--trials", "--write"], ["--pid", "--write"])
     ):
-        sys.exit("usage: python results/studies/table.py STUDY_DIR [AGAINST [--write] | --trials]")
+        sys.exit(
+            "usage: python results/studies/table.py STUDY_DIR "
+            "[AGAINST [--write] | --trials | --pid]"
+        )
     if arguments[2:] == ["--write"]:
         tables = table(Path(arguments[0]), arguments[1]), trials_table(Path(arguments[0]))
         write_block(README, tables[0])
         write_block(RESULTS_README, tables[1])
     elif arguments[1:] == ["--trials"]:
         print(trials_table(Path(arguments[0])))
+    elif arguments[1:] == ["--pid"]:
+        print(pid_table(Path(arguments[0])))
     else:
         print(table(Path(arguments[0]), *arguments[1:]))

@@ -123,6 +123,16 @@ def test_the_decisive_studys_trials_table_lists_every_committed_trial_as_table_p
     assert table in (RESULTS / "README.md").read_text(encoding="utf-8")
 
 
+def test_the_decisive_studys_pid_table_lists_every_committed_trial_as_table_py_prints_it():
+    table = _study_tables().pid_table(STUDY_V2)
+    assert table.count("\n") == len(KEPT) + 1  # every committed trial is scored with UniBound
+    assert table in (RESULTS / "README.md").read_text(encoding="utf-8")
+    for row in table.splitlines()[2:]:  # each part's lower bound is at most its upper bound
+        for cell in row.split(" | ")[2:]:
+            lower, upper = (float(v) for v in cell.strip(" |").split("-"))
+            assert 0 <= lower <= upper <= 1
+
+
 def test_table_py_writes_a_table_between_the_readmes_start_and_end_lines(tmp_path):
     tables, readme = _study_tables(), tmp_path / "README.md"
     start, end = tables.START, tables.END
