@@ -26,23 +26,25 @@ from nsvae.sweep.trial import read_record
 KEPT = ("trial.json", "config.json", "metrics.jsonl", "eval.json", "figures", "model.safetensors")
 
 
-def collect(source: Path, target: Path) -> list[str]:
-    """Copy the finished trials of ``source`` that ``target`` lacks into it; return their names.
+def collect(source: Path, target: Path, against: str | None = None) -> tuple[list[str], Path]:
+    """Copy the finished trials of ``source`` that ``target`` lacks into it and draw the study
+    report there; return the names copied and the report's path.
 
     A trial already in ``target`` is left as it is: a finished trial does not change, and its
     ``eval.json`` there may hold scores that ``nsvae study rescore`` added. Each trial is
     copied into a temporary folder renamed into place, so an interrupted copy leaves no
     partial trial. ``results.csv`` lists the trials of ``target``: the study's others are
-    pending there, whatever their state in ``source``. It holds ``target``'s study lock, so it
-    never runs beside ``nsvae study rescore`` or another collect on the same ``target``.
+    pending there, whatever their state in ``source``. All of it holds ``target``'s study lock,
+    so it never runs beside ``nsvae study rescore`` or another collect on the same ``target``.
     """
-    target.mkdir(parents=True, exist_ok=True)
+    target.mkdir(exist_ok=True)
     with file_lock(
         target / ".lock",
         wait=False,
-        busy=lambda pid: f"{target} is in use (pid {pid}: a rescore or a collect); try again later",
+        busy=lambda _pid: f"{target} is in use by a rescore or another collect; try again later",
     ):
-        return _copy_new(source, target)
+        copied = _copy_new(source, target)
+        return copied, write_study_report(target, against)
 
 
 def _copy_new(source: Path, target: Path) -> list[str]:
@@ -71,16 +73,20 @@ def _copy_new(source: Path, target: Path) -> list[str]:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) not in (3, 4) or not (Path(sys.argv[1]) / "study.toml").is_file():
+    if (
+        len(sys.argv) not in (3, 4)
+        or not (Path(sys.argv[1]) / "study.toml").is_file()
+        or not Path(sys.argv[2]).resolve().parent.is_dir()
+    ):
         sys.exit(
             "usage: python results/studies/collect.py STUDY_DIR TARGET [AGAINST] "
-            "(STUDY_DIR: an nsvae sweep --out folder, with its study.toml; AGAINST: a "
-            "setting to compare the others with)"
+            "(STUDY_DIR: an nsvae sweep --out folder, with its study.toml; TARGET: a folder "
+            "in an existing one; AGAINST: a setting to compare the others with)"
         )
     source, target = (Path(arg) for arg in sys.argv[1:3])
     against = sys.argv[3] if len(sys.argv) == 4 else None
     try:
-        names = collect(source, target)
-    except NsvaeError as error:
+        names, report = collect(source, target, against)
+    except (NsvaeError, OSError) as error:
         sys.exit(f"collect.py: error: {error}")
-    print(f"{len(names)} new finished trials copied; report: {write_study_report(target, against)}")
+    print(f"{len(names)} new finished trials copied; report: {report}")

@@ -7,8 +7,7 @@ it seed by seed (:func:`nsvae.sweep.report.compare_with`). With ``--trials``: on
 finished trial instead, with the factors each captures (``captured_by`` in its eval.json),
 the latent closest to capturing one and the minutes it took to train and evaluate. With
 ``--pid``: one row per trial scored with UniBound, with its PID bounds (:mod:`nsvae.metrics.pid`).
-With
-``AGAINST --write``: both tables written in place, each between the lines
+With ``AGAINST --write``: both tables written in place, each between the lines
 ``<!-- table.py: start -->`` and ``<!-- table.py: end -->`` of its README.
 
     python results/studies/table.py results/studies/cpu-study vae    # the main README's tables
@@ -185,11 +184,12 @@ def finished(study: Path):
 
 
 if __name__ == "__main__":
+    MODES = (["--trials"], ["--pid"])
     arguments = sys.argv[1:]
     if (
         len(arguments) not in (1, 2, 3)
         or (len(arguments) == 3 and arguments[2] != "--write")
-        or arguments[1:] in (["--write"], ["--trials", "--write"], ["--pid", "--write"])
+        or (arguments[1:2] and arguments[1].startswith("--") and arguments[1:] not in MODES)
     ):
         sys.exit(
             "usage: python results/studies/table.py STUDY_DIR "

@@ -80,6 +80,7 @@ def _study_tables():
 def test_collect_py_copies_each_new_finished_trial_once_without_checkpoints(tmp_path):
     from nsvae.errors import RunLockedError
     from nsvae.files import file_lock
+    from nsvae.sweep.rescore import rescore_study
 
     script = _script("collect")
     collect = script.collect
@@ -97,15 +98,21 @@ def test_collect_py_copies_each_new_finished_trial_once_without_checkpoints(tmp_
         collect(source, target)
     assert not (target / "trials").exists()
 
-    assert collect(source, target) == [name]
+    names, report = collect(source, target)
+    assert names == [name] and report.is_file()
     copied = target / "trials" / name
     assert sorted(path.name for path in copied.iterdir()) == sorted(script.KEPT)
     assert not (copied / "checkpoints").exists()
     rows = (target / "results.csv").read_text().splitlines()
     assert sum(line.startswith(name + ",") for line in rows) == 1
     (copied / "eval.json").write_text((copied / "eval.json").read_text() + " ")  # rescored there
-    assert collect(source, target) == []  # a trial already there is left as it is
+    assert collect(source, target)[0] == []  # a trial already there is left as it is
     assert (copied / "eval.json").read_text().endswith(" ")
+    with (
+        file_lock(target / ".lock"),  # a collect at work: a rescore is refused, saying so
+        pytest.raises(RunLockedError, match="in use by a sweep or a collect"),
+    ):
+        rescore_study(target, "mig")
 
 
 def test_the_readmes_study_tables_are_what_table_py_prints_from_the_committed_results():
@@ -127,9 +134,11 @@ def test_the_decisive_studys_pid_table_lists_every_committed_trial_as_table_py_p
     table = _study_tables().pid_table(STUDY_V2)
     assert table.count("\n") == len(KEPT) + 1  # every committed trial is scored with UniBound
     assert table in (RESULTS / "README.md").read_text(encoding="utf-8")
-    for row in table.splitlines()[2:]:  # each part's lower bound is at most its upper bound
-        for cell in row.split(" | ")[2:]:
-            lower, upper = (float(v) for v in cell.strip(" |").split("-"))
+    for row in table.splitlines()[2:]:  # shares of H(y); each part's lower bound <= its upper
+        unibound, *parts = row.strip(" |").split(" | ")[1:]
+        assert 0 <= float(unibound) <= 1
+        for cell in parts:
+            lower, upper = (float(v) for v in cell.split("-", 1))
             assert 0 <= lower <= upper <= 1
 
 

@@ -12,7 +12,8 @@ fully-connected layer and a linear mean/log-variance head; the decoder mirrors i
     the seed's model exactly (no ReLU after the encoder's FC layer).
 
 ReLUs work in place, convolution weights are stored channels-last and the convolutions are
-:mod:`nsvae.models.layers`' reformulations of torch's (same functions and parameters, faster).
+:mod:`nsvae.models.layers`' reformulations of torch's (same functions and parameters, faster on
+the CPU; torch's own code elsewhere).
 Under bf16 autocast (:mod:`nsvae.precision`) the posterior head and the decoder's logits stay
 fp32. Layer sizes, speed and precision: docs/architectures.md.
 """

@@ -66,7 +66,7 @@ def rescore_study(
     CheckpointError
         ``out`` holds no trials, or a trial's model cannot be loaded.
     RunLockedError
-        A sweep is running in ``out``.
+        A sweep is running in ``out``, or ``results/studies/collect.py`` is copying into it.
     MetricError
         Some metric failed on some trial (named, one line); the scores that succeeded are saved.
     """
@@ -80,7 +80,7 @@ def rescore_study(
         exclusive=False,
         wait=False,
         busy=lambda pid: (
-            f"{out} is in use by a sweep (pid {pid}); rescore it once the sweep has ended"
+            f"{out} is in use by a sweep or a collect (pid {pid}); rescore it once that has ended"
         ),
     ):
         failures, datasets = [], {}
