@@ -240,13 +240,22 @@ def step_flops(step) -> float:
 
 
 def profile_table(step, steps: int, rows: int = 15) -> str:
-    """torch.profiler's table of the operators that ``steps`` calls spend their time in (self
-    CPU time, largest first): where a step's time goes."""
+    """torch.profiler's tables of the operators that ``steps`` calls spend their time in (self
+    CPU time, largest first): where a step's time goes, by operator and then by operator and
+    input shapes (which layer's pass it is)."""
     from torch.profiler import ProfilerActivity, profile
 
-    with profile(activities=[ProfilerActivity.CPU]) as profiler:
+    with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as profiler:
         time_block(step, steps)
-    return profiler.key_averages().table(sort_by="self_cpu_time_total", row_limit=rows)
+    by_operator = profiler.key_averages()
+    by_shape = profiler.key_averages(group_by_input_shape=True)
+    return "\n".join(
+        [
+            by_operator.table(sort_by="self_cpu_time_total", row_limit=rows),
+            "by operator and input shapes:",
+            by_shape.table(sort_by="self_cpu_time_total", row_limit=rows),
+        ]
+    )
 
 
 def variants(images, args, models: list[str]) -> dict:
