@@ -8,17 +8,20 @@ finished trial instead, with the factors each captures (``captured_by`` in its e
 the latent closest to capturing one and the minutes it took to train and evaluate. With
 ``--pid``: one row per trial scored with UniBound, with its PID bounds (:mod:`nsvae.metrics.pid`).
 With ``AGAINST --write``: both tables written in place, each between the lines
-``<!-- table.py: start -->`` and ``<!-- table.py: end -->`` of its README.
+``<!-- table.py: start -->`` and ``<!-- table.py: end -->`` of its README; with ``--trials
+--write`` or ``--pid --write``, the table goes between ``<!-- table.py: start NAME KIND -->``
+and ``<!-- table.py: end NAME KIND -->`` of results/README.md (NAME the study folder's name,
+KIND ``trials`` or ``pid``).
 
     python results/studies/table.py results/studies/cpu-study vae    # the main README's tables
     python results/studies/table.py results/studies/cpu-study --trials   # results/README.md's
     python results/studies/table.py results/studies/cpu-study vae --write  # both, into them
     python results/studies/table.py results/studies/cpu-study-v2 --pid   # UniBound, PID bounds
+    python results/studies/table.py results/studies/cpu-study-v2 --trials --write  # into its block
 """
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +36,12 @@ from nsvae.sweep.trial import read_record
 ROOT = Path(__file__).resolve().parents[2]
 README, RESULTS_README = ROOT / "README.md", ROOT / "results" / "README.md"
 START, END = "<!-- table.py: start -->", "<!-- table.py: end -->"
+
+
+def markers(name: str = "") -> tuple[str, str]:
+    """The start and end lines of the block ``name`` (:data:`START` and :data:`END` unnamed)."""
+    return (START, END) if not name else (START[:-4] + f" {name} -->", END[:-4] + f" {name} -->")
+
 
 HEADLINES = {
     "mig.discrete_mig": "MIG",
@@ -152,27 +161,33 @@ def factor_cells(trial: Path) -> tuple[str, str]:
     )
 
 
-def block_span(text: str) -> tuple[int, int]:
-    """Where the lines between the README's start and end lines (:data:`START`, :data:`END`,
-    each on a line of its own, in that order) begin and end in ``text``."""
-    if text.count(START) != 1 or text.count(END) != 1 or text.index(START) > text.index(END):
-        raise ValueError(f"expected one {START!r} line, then one {END!r} line")
-    begin, end = text.index(START) + len(START), text.index(END)
+def block_span(text: str, name: str = "") -> tuple[int, int]:
+    """Where the lines between the start and end lines of block ``name`` (:func:`markers`, each
+    on a line of its own, in that order) begin and end in ``text``."""
+    start, end_line = markers(name)
+    if (
+        text.count(start) != 1
+        or text.count(end_line) != 1
+        or text.index(start) > text.index(end_line)
+    ):
+        raise ValueError(f"expected one {start!r} line, then one {end_line!r} line")
+    begin, end = text.index(start) + len(start), text.index(end_line)
     if text[begin] != "\n" or text[end - 1] != "\n":
-        raise ValueError(f"{START!r} and {END!r} must be lines of their own")
+        raise ValueError(f"{start!r} and {end_line!r} must be lines of their own")
     return begin + 1, end
 
 
-def block(text: str) -> str:
-    """The table between the README's start and end lines."""
-    begin, end = block_span(text)
+def block(text: str, name: str = "") -> str:
+    """The table between the start and end lines of block ``name``."""
+    begin, end = block_span(text, name)
     return text[begin:end].removesuffix("\n")
 
 
-def write_block(path: Path, table_text: str) -> None:
-    """Replace the table between the start and end lines of ``path`` with ``table_text``."""
+def write_block(path: Path, table_text: str, name: str = "") -> None:
+    """Replace the table between the start and end lines of block ``name`` of ``path`` with
+    ``table_text``."""
     text = path.read_text(encoding="utf-8")
-    begin, end = block_span(text)
+    begin, end = block_span(text, name)
     lines = table_text.rstrip("\n") + "\n" if table_text.strip() else ""
     path.write_text(text[:begin] + lines + text[end:], encoding="utf-8", newline="")
 
@@ -183,25 +198,35 @@ def finished(study: Path):
     return results[results["status"] == "done"]
 
 
-if __name__ == "__main__":
-    MODES = (["--trials"], ["--pid"])
-    arguments = sys.argv[1:]
-    if (
-        len(arguments) not in (1, 2, 3)
-        or (len(arguments) == 3 and arguments[2] != "--write")
-        or (arguments[1:2] and arguments[1].startswith("--") and arguments[1:] not in MODES)
-    ):
-        sys.exit(
-            "usage: python results/studies/table.py STUDY_DIR "
-            "[AGAINST [--write] | --trials | --pid]"
-        )
-    if arguments[2:] == ["--write"]:
-        tables = table(Path(arguments[0]), arguments[1]), trials_table(Path(arguments[0]))
-        write_block(README, tables[0])
-        write_block(RESULTS_README, tables[1])
-    elif arguments[1:] == ["--trials"]:
-        print(trials_table(Path(arguments[0])))
-    elif arguments[1:] == ["--pid"]:
-        print(pid_table(Path(arguments[0])))
+def main(argv: list[str] | None = None) -> None:
+    """The command line (module docstring)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description="The README tables of a study in results/.")
+    parser.add_argument("study", type=Path, help="a study folder in results/studies")
+    parser.add_argument("against", nargs="?", help="the setting to compare the others with")
+    kind = parser.add_mutually_exclusive_group()
+    kind.add_argument("--trials", action="store_true", help="one row per finished trial")
+    kind.add_argument("--pid", action="store_true", help="UniBound and the PID bounds per trial")
+    parser.add_argument("--write", action="store_true", help="write the tables into the READMEs")
+    args = parser.parse_args(argv)
+    per_trial = args.trials or args.pid
+    if per_trial and args.against:
+        parser.error("--trials and --pid take no AGAINST setting")
+    if args.write and not (per_trial or args.against):
+        parser.error("--write needs AGAINST, --trials or --pid")
+    if per_trial:
+        kind_name, text = ("trials", trials_table) if args.trials else ("pid", pid_table)
+        if args.write:
+            write_block(RESULTS_README, text(args.study), f"{args.study.name} {kind_name}")
+        else:
+            print(text(args.study))
+    elif args.write:
+        write_block(README, table(args.study, args.against))
+        write_block(RESULTS_README, trials_table(args.study))
     else:
-        print(table(Path(arguments[0]), *arguments[1:]))
+        print(table(args.study, args.against))
+
+
+if __name__ == "__main__":
+    main()

@@ -125,15 +125,19 @@ def test_the_readmes_study_tables_are_what_table_py_prints_from_the_committed_re
 
 
 def test_the_decisive_studys_trials_table_lists_every_committed_trial_as_table_py_prints_it():
-    table = _study_tables().trials_table(STUDY_V2).split("\n\n")[0].strip()
-    assert table.count("\n") == len(KEPT) + 1  # header, rule, a row per kept trial
-    assert table in (RESULTS / "README.md").read_text(encoding="utf-8")
+    tables = _study_tables()
+    table = tables.trials_table(STUDY_V2)
+    assert table.split("\n\n")[0].count("\n") == len(KEPT) + 1  # header, rule, a row per trial
+    readme = (RESULTS / "README.md").read_text(encoding="utf-8")
+    assert tables.block(readme, "cpu-study-v2 trials") == table
 
 
 def test_the_decisive_studys_pid_table_lists_every_committed_trial_as_table_py_prints_it():
-    table = _study_tables().pid_table(STUDY_V2)
+    tables = _study_tables()
+    table = tables.pid_table(STUDY_V2)
     assert table.count("\n") == len(KEPT) + 1  # every committed trial is scored with UniBound
-    assert table in (RESULTS / "README.md").read_text(encoding="utf-8")
+    readme = (RESULTS / "README.md").read_text(encoding="utf-8")
+    assert tables.block(readme, "cpu-study-v2 pid") == table
     for row in table.splitlines()[2:]:  # shares of H(y); each part's lower bound <= its upper
         unibound, *parts = row.strip(" |").split(" | ")[1:]
         assert 0 <= float(unibound) <= 1
@@ -154,6 +158,21 @@ def test_table_py_writes_a_table_between_the_readmes_start_and_end_lines(tmp_pat
     assert readme.read_text() == f"{start}\n| x |\n{end}\n"
     tables.write_block(readme, "")
     assert readme.read_text() == f"{start}\n{end}\n" and tables.block(readme.read_text()) == ""
+    # named blocks: each is written on its own, the unnamed one too
+    first, second = tables.markers("study trials"), tables.markers("study pid")
+    assert first == ("<!-- table.py: start study trials -->", "<!-- table.py: end study trials -->")
+    readme.write_text("\n".join([*first, start, end, second[0], "| old |", second[1], ""]))
+    tables.write_block(readme, "| a |", "study trials")
+    tables.write_block(readme, "| b |", "study pid")
+    tables.write_block(readme, "| c |")
+    text = readme.read_text()
+    assert [tables.block(text, name) for name in ("study trials", "study pid", "")] == [
+        "| a |",
+        "| b |",
+        "| c |",
+    ]
+    with pytest.raises(ValueError, match="expected one"):
+        tables.write_block(readme, "| d |", "another study trials")
     for broken in (
         "no markers\n",
         f"{end}\n{start}\n",
