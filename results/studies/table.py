@@ -35,12 +35,16 @@ from nsvae.sweep.trial import read_record
 
 ROOT = Path(__file__).resolve().parents[2]
 README, RESULTS_README = ROOT / "README.md", ROOT / "results" / "README.md"
-START, END = "<!-- table.py: start -->", "<!-- table.py: end -->"
 
 
 def markers(name: str = "") -> tuple[str, str]:
-    """The start and end lines of the block ``name`` (:data:`START` and :data:`END` unnamed)."""
-    return (START, END) if not name else (START[:-4] + f" {name} -->", END[:-4] + f" {name} -->")
+    """The start and end lines of the block ``name``: ``<!-- table.py: start NAME -->`` and
+    ``<!-- table.py: end NAME -->``, without NAME for the unnamed block."""
+    suffix = f" {name}" if name else ""
+    return f"<!-- table.py: start{suffix} -->", f"<!-- table.py: end{suffix} -->"
+
+
+START, END = markers()
 
 
 HEADLINES = {

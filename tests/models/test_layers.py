@@ -168,6 +168,11 @@ LAYERS = {
 }
 
 
+def folds(name: str) -> bool:
+    """Whether the layer of LAYERS named ``name`` runs forward as a product and a fold."""
+    return "to one channel" in name and "no fold" not in name
+
+
 @pytest.mark.parametrize("name", LAYERS)
 def test_a_reformulated_layer_equals_its_plain_twin_in_fp32(name):
     plain_class, fast_class, args, shape, backward = LAYERS[name]
@@ -181,7 +186,7 @@ def test_a_reformulated_layer_equals_its_plain_twin_in_fp32(name):
     if backward == "_ConvBackward":  # im2col and the fold run exactly where named so
         *_, unfold, fold = y_fast.grad_fn.geometry
         assert unfold == ("unfolded weight gradient" in name)
-        assert fold == ("to one channel" in name and "no fold" not in name)
+        assert fold == folds(name)
     assert_close(y_fast, y_plain)
     for fast_grad, plain_grad in zip(grads_fast, grads_plain, strict=True):
         assert_close(fast_grad, plain_grad)
@@ -199,7 +204,7 @@ def test_a_reformulated_layer_runs_in_bf16_under_autocast_as_its_twin_does(name)
         y_plain, grads_plain = passes(plain, x)
         y_fast, grads_fast = passes(reformulated, x)
     assert y_fast.dtype == y_plain.dtype == torch.bfloat16
-    if "to one channel" in name and "no fold" not in name:
+    if folds(name):
         assert y_fast.grad_fn.geometry[-1]  # the fold ran under autocast too
     # bf16 keeps 8 bits of mantissa: both round the same fp32 sums, in another order
     scale = y_plain.abs().max().item()

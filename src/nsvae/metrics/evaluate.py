@@ -391,8 +391,7 @@ def _run_suite(suite, names, arguments, seed, fast, overrides, progress=None) ->
     recorded in ``failed`` and the others still run.
     """
     check_seed("seed", seed)
-    given = {name: _given(suite[name], fast, (overrides or {}).get(name)) for name in names}
-    used = metric_params(names, fast, overrides, suite)
+    given, used = _params(names, fast, overrides, suite)
     results, failed, seconds = {}, {}, {}
     for index, name in enumerate(names, 1):
         if progress is not None:
@@ -439,15 +438,21 @@ def metric_params(
     MetricError
         An override names a parameter its metric does not have.
     """
-    return {
-        name: _resolve(name, suite[name], _given(suite[name], fast, (overrides or {}).get(name)))
+    return _params(names, fast, overrides, suite)[1]
+
+
+def _params(names, fast, overrides, suite) -> tuple[dict[str, dict], dict[str, dict]]:
+    """Per metric, the parameters it is called with (its ``fast_params`` if ``fast``, then the
+    overrides) and every parameter it runs with (:func:`_resolve`)."""
+    overrides = overrides or {}
+    given = {
+        name: {
+            **(getattr(suite[name], "fast_params", {}) if fast else {}),
+            **overrides.get(name, {}),
+        }
         for name in names
     }
-
-
-def _given(function, fast: bool, overrides: Mapping | None) -> dict:
-    """The parameters a metric is called with: its ``fast_params`` if ``fast``, then overrides."""
-    return {**(getattr(function, "fast_params", {}) if fast else {}), **(overrides or {})}
+    return given, {name: _resolve(name, suite[name], given[name]) for name in names}
 
 
 def _resolve(name, function, params) -> dict:

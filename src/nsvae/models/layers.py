@@ -184,10 +184,10 @@ def _reformulable(layer, x: torch.Tensor) -> bool:
 
 
 def _run(layer, x: torch.Tensor, transposed: bool, unfolded: tuple) -> torch.Tensor:
-    """The layer on x: a patch product or :class:`_Conv`, in autocast's dtype."""
-    kind = x.device.type
-    if torch.is_autocast_enabled(kind):
-        dtype = torch.get_autocast_dtype(kind)
+    """The layer on x (a CPU tensor, :func:`_reformulable`): a patch product or :class:`_Conv`,
+    in autocast's dtype."""
+    if torch.is_autocast_enabled("cpu"):
+        dtype = torch.get_autocast_dtype("cpu")
         x = x.to(dtype)
         weight = layer.weight.to(dtype)
         bias = None if layer.bias is None else layer.bias.to(dtype)
@@ -204,7 +204,7 @@ def _run(layer, x: torch.Tensor, transposed: bool, unfolded: tuple) -> torch.Ten
     output_padding = layer.output_padding if transposed else (0, 0)
     fold = window4_stride2 and transposed and layer.out_channels == 1 and output_padding == (0, 0)
     unfold = window4_stride2 and _unfolds_in_cache(unfolded)
-    with torch.autocast(kind, enabled=False):
+    with torch.autocast("cpu", enabled=False):
         if patch:
             return _patch_conv(x, weight, bias)
         return _Conv.apply(
