@@ -72,21 +72,26 @@ def _copy_new(source: Path, target: Path) -> list[str]:
     return copied
 
 
-if __name__ == "__main__":
-    if (
-        len(sys.argv) not in (3, 4)
-        or not (Path(sys.argv[1]) / "study.toml").is_file()
-        or not Path(sys.argv[2]).resolve().parent.is_dir()
-    ):
-        sys.exit(
-            "usage: python results/studies/collect.py STUDY_DIR TARGET [AGAINST] "
-            "(STUDY_DIR: an nsvae sweep --out folder, with its study.toml; TARGET: a folder "
-            "in an existing one; AGAINST: a setting to compare the others with)"
-        )
-    source, target = (Path(arg) for arg in sys.argv[1:3])
-    against = sys.argv[3] if len(sys.argv) == 4 else None
+def main(argv: list[str] | None = None) -> None:
+    """The command line (module docstring): one line on stdout, or a one-line error and exit 2
+    (bad arguments) or 1 (a lock held, an unreadable study)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description="Copy a study's finished trials into results/.")
+    parser.add_argument("source", type=Path, help="an nsvae sweep --out folder (with study.toml)")
+    parser.add_argument("target", type=Path, help="its folder in results/studies")
+    parser.add_argument("against", nargs="?", help="the setting to compare the others with")
+    args = parser.parse_args(argv)
+    if not (args.source / "study.toml").is_file():
+        parser.error(f"{args.source} holds no study.toml: not an nsvae sweep --out folder")
+    if not args.target.resolve().parent.is_dir():
+        parser.error(f"{args.target.parent} is not a folder")
     try:
-        names, report = collect(source, target, against)
+        names, report = collect(args.source, args.target, args.against)
     except (NsvaeError, OSError) as error:
         sys.exit(f"collect.py: error: {error}")
     print(f"{len(names)} new finished trials copied; report: {report}")
+
+
+if __name__ == "__main__":
+    main()

@@ -115,6 +115,35 @@ def test_collect_py_copies_each_new_finished_trial_once_without_checkpoints(tmp_
         rescore_study(target, "mig")
 
 
+def test_collect_py_says_in_one_line_what_is_wrong_and_what_it_copied(tmp_path, capsys):
+    from nsvae.files import file_lock
+
+    main = _script("collect").main
+    source, target = tmp_path / "study", tmp_path / "results"
+    with pytest.raises(SystemExit) as stop:
+        main([str(source), str(target)])
+    assert stop.value.code == 2
+    assert "holds no study.toml" in capsys.readouterr().err.splitlines()[-1]
+    shutil.copytree(STUDY_V2 / "trials" / KEPT[0], source / "trials" / KEPT[0])
+    shutil.copy2(STUDY_V2 / "study.toml", source / "study.toml")
+    with pytest.raises(SystemExit) as stop:
+        main([str(source), str(tmp_path / "missing" / "results")])
+    assert stop.value.code == 2
+    assert "is not a folder" in capsys.readouterr().err
+    target.mkdir()
+    with file_lock(target / ".lock"), pytest.raises(SystemExit) as stop:
+        main([str(source), str(target)])
+    assert str(stop.value.code).startswith("collect.py: error: ")
+    assert "in use by a rescore or another collect" in str(stop.value.code)
+    main([str(source), str(target)])
+    assert capsys.readouterr().out == (
+        f"1 new finished trials copied; report: {target / 'report.html'}\n"
+    )
+    with pytest.raises(SystemExit) as stop:
+        main([str(source), str(target), "vae"])  # KEPT[0] is not a VAE trial
+    assert "no finished trial of setting 'vae'" in str(stop.value.code)
+
+
 def test_the_readmes_study_tables_are_what_table_py_prints_from_the_committed_results():
     tables, study = _study_tables(), RESULTS / "studies" / "cpu-study"
     readme = (RESULTS.parent / "README.md").read_text(encoding="utf-8")

@@ -33,10 +33,11 @@ class TrainCommand(LibraryHelp):
         if not hasattr(self, "settings"):
             from nsvae.config import settings
 
+            self.every_setting = {setting.key: setting for setting in settings()}
             self.settings = {
-                setting.key: setting
-                for setting in settings()
-                if setting.key not in HEADLINE.values()
+                key: setting
+                for key, setting in self.every_setting.items()
+                if key not in HEADLINE.values()
             }
             self.params += _setting_params(self.settings.values())
         return super().get_params(ctx)
@@ -176,15 +177,16 @@ def _new_run_dir(name: str) -> Path:
 def _complete_help(command: TrainCommand) -> None:
     """Add to each flag's help the choices its registry holds (objectives, datasets,
     architectures) and its default (per objective for the objective's settings)."""
-    from nsvae.config import Config, settings
+    from nsvae.config import Config
     from nsvae.data import DATASETS
     from nsvae.models import ARCHS
     from nsvae.objectives import OBJECTIVES
 
     choices = {"objective.name": OBJECTIVES, "data.name": DATASETS, "model.arch": ARCHS}
-    defaults = {setting.key: setting.defaults for setting in settings()}
+    params = command.get_params(click.Context(command))
+    defaults = {key: setting.defaults for key, setting in command.every_setting.items()}
     defaults["objective.name"] = {"": Config().objective.name}
-    for param in command.get_params(click.Context(command)):
+    for param in params:
         key = HEADLINE.get(param.name) or param.name.replace("__", ".")
         if key in choices:
             param.help += f" Choose from: {', '.join(choices[key])}."
