@@ -2,8 +2,9 @@
 
 Shared by the benchmarks that quote a share of the machine's peak:
 
-* :func:`cpu_description`: the CPU's model name and the instruction sets that decide its bf16 and
-  fp32 matrix throughput (AVX-512, AVX-512 BF16, AMX tiles);
+* :func:`cpu_description` (from :mod:`nsvae.provenance`, which records it in every run): the CPU's
+  model name and the instruction sets that decide its bf16 and fp32 matrix throughput (AVX-512,
+  AVX-512 BF16, AMX tiles);
 * :func:`matmul_peak`: the best FLOP/s of square matrix products, warmed up, at the thread count
   torch runs with: the ceiling a share is quoted against;
 * :func:`layer_table`: forward, data-gradient and weight-gradient time of every convolution and
@@ -15,28 +16,13 @@ from __future__ import annotations
 import copy
 import statistics
 import time
-from pathlib import Path
 
 import torch
 from torch import nn
 
 from nsvae.models.layers import plain_layers
 from nsvae.precision import autocast
-
-ISA_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16")
-
-
-def cpu_description() -> str:
-    """``model name; ISA: flag flag ...`` from /proc/cpuinfo (``unknown CPU`` elsewhere)."""
-    try:
-        info = Path("/proc/cpuinfo").read_text(encoding="utf-8")
-    except OSError:
-        return "unknown CPU (no /proc/cpuinfo)"
-    fields = dict(line.split(":", 1) for line in info.splitlines() if ":" in line)
-    fields = {k.strip(): v.strip() for k, v in fields.items()}
-    flags = set(fields.get("flags", "").split())
-    present = [flag for flag in ISA_FLAGS if flag in flags]
-    return f"{fields.get('model name', 'unknown CPU')}; ISA: {' '.join(present) or 'none listed'}"
+from nsvae.provenance import ISA_FLAGS, cpu_description  # noqa: F401 (the benchmarks' import)
 
 
 def matmul_peak(dtype: torch.dtype, sizes=(1024, 2048), repeats: int = 10) -> float:

@@ -24,6 +24,7 @@ LAYERS = (
         "nsvae.device",
         "nsvae.gaussian",
         "nsvae.precision",
+        "nsvae.provenance",
     ),
     ("nsvae.data", "nsvae.models"),
     ("nsvae.objectives",),

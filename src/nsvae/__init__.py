@@ -24,23 +24,3 @@ def __getattr__(name: str):
 
 def __dir__() -> list[str]:
     return sorted([*globals(), *API])
-
-
-def versions() -> dict[str, str]:
-    """Versions of everything that determines a result (provenance of runs and evaluations)."""
-    import platform
-
-    import numpy
-    import scipy
-    import sklearn
-    import torch
-
-    return {
-        "nsvae": __version__,
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "numpy": numpy.__version__,
-        "scipy": scipy.__version__,
-        "scikit-learn": sklearn.__version__,
-        "torch": torch.__version__,
-    }

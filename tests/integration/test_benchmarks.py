@@ -42,13 +42,3 @@ def test_the_per_layer_table_counts_each_layers_flops_as_torchs_flop_counter(mon
         with FlopCounterMode(display=False) as counter, torch.no_grad():
             layer(inputs)
         assert silicon._flops(layer, inputs) == counter.get_total_flops()
-
-
-def test_the_cpu_description_names_the_model_and_only_known_isa_flags(monkeypatch):
-    monkeypatch.syspath_prepend(str(BENCHMARKS))
-    import silicon
-
-    description = silicon.cpu_description()
-    name, _, flags = description.partition("; ISA: ")
-    assert name
-    assert set(flags.split()) <= set(silicon.ISA_FLAGS) | {"none", "listed"}

@@ -18,7 +18,6 @@ from pathlib import Path
 
 import numpy as np
 
-import nsvae
 from nsvae.checks import check_seed
 from nsvae.data.npz import read_npz
 from nsvae.errors import ConfigError, DataError, MetricError, NsvaeError, one_line
@@ -26,6 +25,7 @@ from nsvae.files import to_json
 from nsvae.metrics import CODE_METRICS, METRICS
 from nsvae.metrics.codes import MetricInputs
 from nsvae.metrics.results import save_evaluation
+from nsvae.provenance import versions
 from nsvae.rundir import Run, load_run
 
 REPRESENTATIONS = ("mean", "sampled")
@@ -413,7 +413,7 @@ def _run_suite(suite, names, arguments, seed, fast, overrides, progress=None) ->
         "seconds": seconds,
         "seed": seed,
         "fast": fast,
-        "versions": nsvae.versions(),
+        "versions": versions(),
     }
 
 

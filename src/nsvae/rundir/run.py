@@ -24,7 +24,6 @@ from pathlib import Path
 
 import numpy as np
 
-import nsvae
 from nsvae.config import Config, resumable_fields
 from nsvae.data import build_data
 from nsvae.data.ground_truth import GroundTruthData
@@ -32,6 +31,7 @@ from nsvae.device import resolve_device
 from nsvae.errors import CheckpointError, ConfigError, one_line, warn
 from nsvae.files import file_lock, read_json, read_rows, write_json, write_rows
 from nsvae.models import VAE, build_model
+from nsvae.provenance import versions
 from nsvae.rundir.checkpoint import (
     WEIGHTS,
     list_checkpoints,
@@ -367,7 +367,7 @@ def write_run_files(run_dir: Path, config: Config, data: GroundTruthData, step: 
         run_dir / "config.json",
         {
             "config": config.to_dict(),
-            "versions": nsvae.versions(),
+            "versions": versions(),
             "observation_shape": list(data.observation_shape),
             "data_grid": data_grid(data),
         },
