@@ -7,17 +7,16 @@ it seed by seed (:func:`nsvae.sweep.report.compare_with`). With ``--trials``: on
 finished trial instead, with the factors each captures (``captured_by`` in its eval.json),
 the latent closest to capturing one and the minutes it took to train and evaluate. With
 ``--pid``: one row per trial scored with UniBound, with its PID bounds (:mod:`nsvae.metrics.pid`).
-With ``AGAINST --write``: both tables written in place, each between the lines
-``<!-- table.py: start -->`` and ``<!-- table.py: end -->`` of its README; with ``--trials
---write`` or ``--pid --write``, the table goes between ``<!-- table.py: start NAME KIND -->``
-and ``<!-- table.py: end NAME KIND -->`` of results/README.md (NAME the study folder's name,
-KIND ``trials`` or ``pid``).
+With ``--write``, the table goes in place of the one between the lines
+``<!-- table.py: start NAME KIND -->`` and ``<!-- table.py: end NAME KIND -->`` of each README
+that has them (README.md, results/README.md; NAME the study folder's name, KIND ``settings``
+for the per-setting tables, ``trials`` or ``pid``).
 
-    python results/studies/table.py results/studies/cpu-study vae    # the main README's tables
-    python results/studies/table.py results/studies/cpu-study --trials   # results/README.md's
-    python results/studies/table.py results/studies/cpu-study vae --write  # both, into them
-    python results/studies/table.py results/studies/cpu-study-v2 --pid   # UniBound, PID bounds
-    python results/studies/table.py results/studies/cpu-study-v2 --trials --write  # into its block
+    python results/studies/table.py results/studies/cpu-study vae    # per setting, and against vae
+    python results/studies/table.py results/studies/cpu-study vae --write  # into its blocks
+    python results/studies/table.py results/studies/cpu-study --trials     # one row per trial
+    python results/studies/table.py results/studies/cpu-study-v2 --pid     # UniBound, PID bounds
+    python results/studies/table.py results/studies/cpu-study-v2 --trials --write
 """
 
 from __future__ import annotations
@@ -37,14 +36,13 @@ ROOT = Path(__file__).resolve().parents[2]
 README, RESULTS_README = ROOT / "README.md", ROOT / "results" / "README.md"
 
 
-def markers(name: str = "") -> tuple[str, str]:
-    """The start and end lines of the block ``name``: ``<!-- table.py: start NAME -->`` and
-    ``<!-- table.py: end NAME -->``, without NAME for the unnamed block."""
-    suffix = f" {name}" if name else ""
-    return f"<!-- table.py: start{suffix} -->", f"<!-- table.py: end{suffix} -->"
+KINDS = ("settings", "trials", "pid")
 
 
-START, END = markers()
+def markers(name: str) -> tuple[str, str]:
+    """The start and end lines of the block ``name`` (``STUDY KIND``):
+    ``<!-- table.py: start NAME -->`` and ``<!-- table.py: end NAME -->``."""
+    return f"<!-- table.py: start {name} -->", f"<!-- table.py: end {name} -->"
 
 
 HEADLINES = {
@@ -165,7 +163,7 @@ def factor_cells(trial: Path) -> tuple[str, str]:
     )
 
 
-def block_span(text: str, name: str = "") -> tuple[int, int]:
+def block_span(text: str, name: str) -> tuple[int, int]:
     """Where the lines between the start and end lines of block ``name`` (:func:`markers`, each
     on a line of its own, in that order) begin and end in ``text``."""
     start, end_line = markers(name)
@@ -181,19 +179,30 @@ def block_span(text: str, name: str = "") -> tuple[int, int]:
     return begin + 1, end
 
 
-def block(text: str, name: str = "") -> str:
+def block(text: str, name: str) -> str:
     """The table between the start and end lines of block ``name``."""
     begin, end = block_span(text, name)
     return text[begin:end].removesuffix("\n")
 
 
-def write_block(path: Path, table_text: str, name: str = "") -> None:
+def write_block(path: Path, table_text: str, name: str) -> None:
     """Replace the table between the start and end lines of block ``name`` of ``path`` with
     ``table_text``."""
     text = path.read_text(encoding="utf-8")
     begin, end = block_span(text, name)
     lines = table_text.rstrip("\n") + "\n" if table_text.strip() else ""
     path.write_text(text[:begin] + lines + text[end:], encoding="utf-8", newline="")
+
+
+def write_tables(table_text: str, name: str, readmes=(README, RESULTS_README)) -> list[Path]:
+    """Write ``table_text`` into block ``name`` of each of ``readmes`` that has its start line;
+    return those written. A block that no README has is an error, not a silent no-op."""
+    written = [path for path in readmes if markers(name)[0] in path.read_text(encoding="utf-8")]
+    if not written:
+        raise ValueError(f"no README has a {markers(name)[0]!r} line")
+    for path in written:
+        write_block(path, table_text, name)
+    return written
 
 
 def finished(study: Path):
@@ -212,24 +221,26 @@ def main(argv: list[str] | None = None) -> None:
     kind = parser.add_mutually_exclusive_group()
     kind.add_argument("--trials", action="store_true", help="one row per finished trial")
     kind.add_argument("--pid", action="store_true", help="UniBound and the PID bounds per trial")
-    parser.add_argument("--write", action="store_true", help="write the tables into the READMEs")
+    parser.add_argument(
+        "--write", action="store_true", help="write the table into its block of the READMEs"
+    )
     args = parser.parse_args(argv)
-    per_trial = args.trials or args.pid
-    if per_trial and args.against:
+    if (args.trials or args.pid) and args.against:
         parser.error("--trials and --pid take no AGAINST setting")
-    if args.write and not (per_trial or args.against):
-        parser.error("--write needs AGAINST, --trials or --pid")
-    if per_trial:
-        kind_name, text = ("trials", trials_table) if args.trials else ("pid", pid_table)
-        if args.write:
-            write_block(RESULTS_README, text(args.study), f"{args.study.name} {kind_name}")
-        else:
-            print(text(args.study))
-    elif args.write:
-        write_block(README, table(args.study, args.against))
-        write_block(RESULTS_README, trials_table(args.study))
+    if args.trials:
+        kind, text = "trials", trials_table(args.study)
+    elif args.pid:
+        kind, text = "pid", pid_table(args.study)
     else:
-        print(table(args.study, args.against))
+        kind, text = "settings", table(args.study, args.against)
+    if not args.write:
+        print(text)
+        return
+    try:
+        written = write_tables(text, f"{args.study.name} {kind}")
+    except ValueError as error:
+        parser.exit(1, f"table.py: error: {error}\n")
+    print(f"written: {', '.join(str(path.relative_to(ROOT)) for path in written)}")
 
 
 if __name__ == "__main__":

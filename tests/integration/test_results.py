@@ -147,10 +147,9 @@ def test_collect_py_says_in_one_line_what_is_wrong_and_what_it_copied(tmp_path, 
 def test_the_readmes_study_tables_are_what_table_py_prints_from_the_committed_results():
     tables, study = _study_tables(), RESULTS / "studies" / "cpu-study"
     readme = (RESULTS.parent / "README.md").read_text(encoding="utf-8")
-    assert tables.block(readme) == tables.table(study, "vae")
-    assert tables.block((RESULTS / "README.md").read_text(encoding="utf-8")) == tables.trials_table(
-        study
-    )
+    assert tables.block(readme, "cpu-study settings") == tables.table(study, "vae")
+    results_readme = (RESULTS / "README.md").read_text(encoding="utf-8")
+    assert tables.block(results_readme, "cpu-study trials") == tables.trials_table(study)
 
 
 def test_the_decisive_studys_trials_table_lists_every_committed_trial_as_table_py_prints_it():
@@ -159,6 +158,7 @@ def test_the_decisive_studys_trials_table_lists_every_committed_trial_as_table_p
     assert table.split("\n\n")[0].count("\n") == len(KEPT) + 1  # header, rule, a row per trial
     readme = (RESULTS / "README.md").read_text(encoding="utf-8")
     assert tables.block(readme, "cpu-study-v2 trials") == table
+    assert tables.block(readme, "cpu-study-v2 settings") == tables.table(STUDY_V2, "vae")
 
 
 def test_the_decisive_studys_pid_table_lists_every_committed_trial_as_table_py_prints_it():
@@ -175,33 +175,23 @@ def test_the_decisive_studys_pid_table_lists_every_committed_trial_as_table_py_p
             assert 0 <= lower <= upper <= 1
 
 
-def test_table_py_writes_a_table_between_the_readmes_start_and_end_lines(tmp_path):
+def test_table_py_writes_a_table_between_the_start_and_end_lines_of_its_block(tmp_path):
     tables, readme = _study_tables(), tmp_path / "README.md"
-    start, end = tables.START, tables.END
+    start, end = tables.markers("study trials")
+    assert (start, end) == (
+        "<!-- table.py: start study trials -->",
+        "<!-- table.py: end study trials -->",
+    )
     readme.write_text(f"intro\n\n{start}\n| old |\n|---|\n{end}\n\noutro\n")
-    tables.write_block(readme, "| new |\n|---|\n| 1 |")
+    tables.write_block(readme, "| new |\n|---|\n| 1 |", "study trials")
     assert readme.read_text() == f"intro\n\n{start}\n| new |\n|---|\n| 1 |\n{end}\n\noutro\n"
-    assert tables.block(readme.read_text()) == "| new |\n|---|\n| 1 |"
+    assert tables.block(readme.read_text(), "study trials") == "| new |\n|---|\n| 1 |"
     readme.write_text(f"{start}\n{end}\n")  # nothing between: the table goes on lines of its own
-    tables.write_block(readme, "| x |\n")
+    tables.write_block(readme, "| x |\n", "study trials")
     assert readme.read_text() == f"{start}\n| x |\n{end}\n"
-    tables.write_block(readme, "")
-    assert readme.read_text() == f"{start}\n{end}\n" and tables.block(readme.read_text()) == ""
-    # named blocks: each is written on its own, the unnamed one too
-    first, second = tables.markers("study trials"), tables.markers("study pid")
-    assert first == ("<!-- table.py: start study trials -->", "<!-- table.py: end study trials -->")
-    readme.write_text("\n".join([*first, start, end, second[0], "| old |", second[1], ""]))
-    tables.write_block(readme, "| a |", "study trials")
-    tables.write_block(readme, "| b |", "study pid")
-    tables.write_block(readme, "| c |")
-    text = readme.read_text()
-    assert [tables.block(text, name) for name in ("study trials", "study pid", "")] == [
-        "| a |",
-        "| b |",
-        "| c |",
-    ]
-    with pytest.raises(ValueError, match="expected one"):
-        tables.write_block(readme, "| d |", "another study trials")
+    tables.write_block(readme, "", "study trials")
+    assert readme.read_text() == f"{start}\n{end}\n"
+    assert tables.block(readme.read_text(), "study trials") == ""
     for broken in (
         "no markers\n",
         f"{end}\n{start}\n",
@@ -210,5 +200,20 @@ def test_table_py_writes_a_table_between_the_readmes_start_and_end_lines(tmp_pat
     ):
         readme.write_text(broken)
         with pytest.raises(ValueError, match="expected one|lines of their own"):
-            tables.write_block(readme, "| new |")
+            tables.write_block(readme, "| new |", "study trials")
         assert readme.read_text() == broken
+
+
+def test_table_py_writes_each_block_of_each_readme_that_has_it_and_no_other(tmp_path):
+    tables = _study_tables()
+    main, results = tmp_path / "README.md", tmp_path / "results.md"
+    trials, pid, other = (tables.markers(f"study {kind}") for kind in ("trials", "pid", "settings"))
+    main.write_text("\n".join([*trials, *other, ""]))
+    results.write_text("\n".join([trials[0], "| old |", trials[1], *pid, ""]))
+    assert tables.write_tables("| a |", "study trials", (main, results)) == [main, results]
+    assert tables.write_tables("| b |", "study pid", (main, results)) == [results]
+    assert main.read_text() == "\n".join([trials[0], "| a |", trials[1], *other, ""])
+    expected = [trials[0], "| a |", trials[1], pid[0], "| b |", pid[1], ""]
+    assert results.read_text() == "\n".join(expected)
+    with pytest.raises(ValueError, match="no README has"):  # another study's block: not written
+        tables.write_tables("| c |", "another study trials", (main, results))
