@@ -22,7 +22,7 @@ from torch import nn
 
 from nsvae.models.layers import plain_layers
 from nsvae.precision import autocast
-from nsvae.provenance import ISA_FLAGS, cpu_description  # noqa: F401 (the benchmarks' import)
+from nsvae.provenance import cpu_description  # noqa: F401 (the benchmarks import it from here)
 
 
 def matmul_peak(dtype: torch.dtype, sizes=(1024, 2048), repeats: int = 10) -> float:

@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> None:
     if not (args.source / "study.toml").is_file():
         parser.error(f"{args.source} holds no study.toml: not an nsvae sweep --out folder")
     if not args.target.resolve().parent.is_dir():
-        parser.error(f"{args.target.parent} is not a folder")
+        parser.error(f"{args.target.resolve().parent} is not a folder")
     try:
         names, report = collect(args.source, args.target, args.against)
     except (NsvaeError, OSError) as error:

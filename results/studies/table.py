@@ -36,9 +36,6 @@ ROOT = Path(__file__).resolve().parents[2]
 README, RESULTS_README = ROOT / "README.md", ROOT / "results" / "README.md"
 
 
-KINDS = ("settings", "trials", "pid")
-
-
 def markers(name: str) -> tuple[str, str]:
     """The start and end lines of the block ``name`` (``STUDY KIND``):
     ``<!-- table.py: start NAME -->`` and ``<!-- table.py: end NAME -->``."""
@@ -200,6 +197,8 @@ def write_tables(table_text: str, name: str, readmes=(README, RESULTS_README)) -
     written = [path for path in readmes if markers(name)[0] in path.read_text(encoding="utf-8")]
     if not written:
         raise ValueError(f"no README has a {markers(name)[0]!r} line")
+    for path in written:  # every block well formed before any is written
+        block_span(path.read_text(encoding="utf-8"), name)
     for path in written:
         write_block(path, table_text, name)
     return written
@@ -227,6 +226,10 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if (args.trials or args.pid) and args.against:
         parser.error("--trials and --pid take no AGAINST setting")
+    if args.write and not (args.trials or args.pid or args.against):
+        parser.error(
+            "--write needs AGAINST (the settings table and the comparison), --trials or --pid"
+        )
     if args.trials:
         kind, text = "trials", trials_table(args.study)
     elif args.pid:

@@ -14,8 +14,20 @@ import platform
 import subprocess
 from pathlib import Path
 
-ISA_FLAGS = ("avx2", "avx512f", "avx512_bf16", "amx_tile", "amx_bf16")
-"""The instruction sets that decide a CPU's fp32 and bf16 matrix throughput and kernels."""
+ISA_FLAGS = (
+    "avx2",
+    "avx512f",
+    "avx512_bf16",
+    "amx_tile",
+    "amx_bf16",
+    "asimd",
+    "sve",
+    "sve2",
+    "bf16",
+    "i8mm",
+)
+"""The instruction sets that decide a CPU's fp32 and bf16 matrix throughput and kernels: x86's
+(``flags`` in /proc/cpuinfo) and ARM's (``Features``)."""
 
 PACKAGE = Path(__file__).resolve().parent
 
@@ -38,6 +50,7 @@ def versions() -> dict[str, str]:
         "python": platform.python_version(),
         "platform": platform.platform(),
         "cpu": cpu_description(),
+        "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "numpy": numpy.__version__,
         "scipy": scipy.__version__,
         "scikit-learn": sklearn.__version__,
@@ -47,49 +60,63 @@ def versions() -> dict[str, str]:
 
 
 def cpu_description(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
-    """``model name; ISA: flag flag ...``: the CPU's model and which of :data:`ISA_FLAGS` it has.
+    """``name; ISA: flag flag ...``: the CPU's model and which of :data:`ISA_FLAGS` it has.
 
-    ``unknown CPU (no /proc/cpuinfo)`` where the file cannot be read (not Linux).
+    The name is /proc/cpuinfo's ``model name`` (x86), else its ``CPU implementer`` and ``CPU
+    part`` (ARM), else :func:`platform.processor`. Where /proc/cpuinfo cannot be read (macOS,
+    Windows) the ISA part says so; torch's own dispatch level
+    (:func:`torch.backends.cpu.get_cpu_capability`) is recorded beside it by :func:`versions`.
     """
     try:
         info = cpuinfo.read_text(encoding="utf-8", errors="replace")
     except OSError:
-        return f"unknown CPU (no {cpuinfo})"
+        return f"{platform.processor() or 'unknown CPU'}; ISA: not read (no {cpuinfo})"
     fields = {}
     for line in info.splitlines():
         key, colon, value = line.partition(":")
         if colon:
             fields.setdefault(key.strip(), value.strip())  # the first processor's
-    flags = set(fields.get("flags", "").split())
+    flags = set(fields.get("flags", fields.get("Features", "")).split())
     present = [flag for flag in ISA_FLAGS if flag in flags]
-    return f"{fields.get('model name', 'unknown CPU')}; ISA: {' '.join(present) or 'none listed'}"
+    arm = "CPU implementer" in fields and "CPU part" in fields
+    name = fields.get("model name") or (
+        f"ARM implementer {fields['CPU implementer']} part {fields['CPU part']}" if arm else None
+    )
+    name = name or platform.processor() or "unknown CPU"
+    return f"{name}; ISA: {' '.join(present) or 'none listed'}"
 
 
 def code_commit(package: Path = PACKAGE) -> str | None:
-    """``git describe --always --dirty`` of the checkout nsvae runs from, or None.
+    """The commit of the checkout nsvae runs from (12 hex digits), or None.
 
     Only a source checkout counts: ``package`` (nsvae's folder) must be ``src/nsvae`` at the top
     of its git work tree, as in an editable install. An installed copy inside some other
     repository (a virtual environment in a project's folder) and a machine without git give
-    None. A ``-dirty`` suffix says the checkout had uncommitted changes.
+    None. A ``-dirty`` suffix says that nsvae's own source differed from the commit (changed or
+    new files under ``package``); edits elsewhere in the checkout (results, docs) do not count.
     """
+    package = package.resolve()
     top = _git(package, "rev-parse", "--show-toplevel")
     if top is None or Path(top).resolve() != package.parent.parent:
         return None
-    return _git(package, "describe", "--always", "--dirty", "--abbrev=12")
+    commit = _git(package, "rev-parse", "--short=12", "HEAD")
+    if commit is None:
+        return None
+    changes = _git(package, "status", "--porcelain", "--untracked-files=all", "--", ".")
+    return commit + ("-dirty" if changes else "")
 
 
 def _git(folder: Path, *arguments: str) -> str | None:
-    """git's one-line answer in ``folder``, or None when git is missing or fails."""
+    """git's answer in ``folder`` (stripped; empty is ""), or None when git is missing or fails."""
     try:
         done = subprocess.run(
             ["git", "-C", str(folder), *arguments],
             capture_output=True,
-            text=True,
+            encoding="utf-8",
+            errors="replace",
             timeout=10,
             check=False,
         )
     except (OSError, subprocess.TimeoutExpired):
         return None
-    answer = done.stdout.strip()
-    return answer if done.returncode == 0 and answer else None
+    return done.stdout.strip() if done.returncode == 0 else None

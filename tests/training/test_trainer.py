@@ -94,7 +94,8 @@ def test_run_directory_and_round_trip(tmp_path, squares):
     stored = json.loads((run.path / "config.json").read_text())
     assert stored["config"] == config.to_dict()
     assert stored["observation_shape"] == [1, 64, 64]
-    assert {"nsvae", "torch", "numpy", "python", "platform"} <= set(stored["versions"])
+    assert {"nsvae", "torch", "numpy", "python", "platform", "cpu"} <= set(stored["versions"])
+    assert stored["starts"] == [{"step": 0, "versions": stored["versions"]}]
 
     rows = run.metrics()
     assert [row["step"] for row in rows] == [2, 4, 6, 8]
@@ -487,6 +488,41 @@ def test_a_run_with_nan_at_step_2_starts_over_fresh_or_resumed(tmp_path, squares
         assert run.step == 2 and [row["step"] for row in run.metrics()] == [2]
         for path in list_checkpoints(run.path / "checkpoints"):  # stuck again, for the resume
             path.unlink()
+
+
+def test_a_resume_records_its_start_and_warns_when_the_cpu_or_code_changed(
+    tmp_path, squares, monkeypatch
+):
+    import nsvae.rundir.run as run_module
+
+    run = train(tiny_config(steps=2), tmp_path / "run", data=squares)
+    first = json.loads((run.path / "config.json").read_text())["versions"]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        train(tiny_config(steps=4), run.path, data=squares, resume=True)
+    assert not [w for w in caught if "resumes with" in str(w.message)]  # same CPU and code
+    elsewhere = first | {"cpu": "Other CPU; ISA: avx2", "nsvae_commit": "0123456789ab"}
+    monkeypatch.setattr(run_module, "versions", lambda: elsewhere)
+    with pytest.warns(NsvaeWarning, match="resumes with another cpu, nsvae_commit .*trajectory"):
+        train(tiny_config(steps=6), run.path, data=squares, resume=True)
+    stored = json.loads((run.path / "config.json").read_text())
+    assert [start["step"] for start in stored["starts"]] == [0, 2, 4]
+    assert [start["versions"] for start in stored["starts"]] == [first, first, elsewhere]
+    assert stored["versions"] == elsewhere
+
+
+def test_a_run_written_before_starts_were_recorded_resumes_with_its_versions_kept(
+    tmp_path, squares
+):
+    run = train(tiny_config(steps=2), tmp_path / "run", data=squares)
+    stored = json.loads((run.path / "config.json").read_text())
+    old = {key: value for key, value in stored.items() if key != "starts"}
+    old["versions"] = {"nsvae": "0.1.0", "torch": stored["versions"]["torch"]}
+    (run.path / "config.json").write_text(json.dumps(old))
+    train(tiny_config(steps=4), run.path, data=squares, resume=True)
+    starts = json.loads((run.path / "config.json").read_text())["starts"]
+    assert starts[0] == {"step": None, "versions": old["versions"]}
+    assert starts[1]["step"] == 2
 
 
 def test_a_run_directory_trained_by_another_process_is_refused(tmp_path, squares):

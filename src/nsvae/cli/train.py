@@ -29,8 +29,10 @@ class TrainCommand(LibraryHelp):
     the config classes and of every objective (:func:`nsvae.config.settings`), added when the
     command runs or shows its help, since reading the config classes imports torch."""
 
-    def get_params(self, ctx: click.Context) -> list[click.Parameter]:
-        if not hasattr(self, "settings"):
+    def load_settings(self) -> dict:
+        """Every setting by key (:func:`nsvae.config.settings`), read once; the first call also
+        adds a flag for each one that is not a headline flag (``self.settings``)."""
+        if not hasattr(self, "every_setting"):
             from nsvae.config import settings
 
             self.every_setting = {setting.key: setting for setting in settings()}
@@ -40,6 +42,10 @@ class TrainCommand(LibraryHelp):
                 if key not in HEADLINE.values()
             }
             self.params += _setting_params(self.settings.values())
+        return self.every_setting
+
+    def get_params(self, ctx: click.Context) -> list[click.Parameter]:
+        self.load_settings()
         return super().get_params(ctx)
 
     def invoke(self, ctx: click.Context):
@@ -183,10 +189,9 @@ def _complete_help(command: TrainCommand) -> None:
     from nsvae.objectives import OBJECTIVES
 
     choices = {"objective.name": OBJECTIVES, "data.name": DATASETS, "model.arch": ARCHS}
-    params = command.get_params(click.Context(command))
-    defaults = {key: setting.defaults for key, setting in command.every_setting.items()}
+    defaults = {key: setting.defaults for key, setting in command.load_settings().items()}
     defaults["objective.name"] = {"": Config().objective.name}
-    for param in params:
+    for param in command.get_params(click.Context(command)):
         key = HEADLINE.get(param.name) or param.name.replace("__", ".")
         if key in choices:
             param.help += f" Choose from: {', '.join(choices[key])}."

@@ -1,6 +1,6 @@
 """A run directory: what training writes and every later stage reads (design section 5)::
 
-    run_dir/config.json        {"config", "versions", "observation_shape"}
+    run_dir/config.json        {"config", "versions", "starts", "observation_shape", "data_grid"}
     run_dir/metrics.jsonl      one row per logging step (and per evaluation)
     run_dir/checkpoints/       step-XXXXXXXX.safetensors + .json, the newest K
     run_dir/figures/           figures (the report's, and traversals after training)
@@ -348,8 +348,35 @@ def training_config(run_dir: Path, config: Config | None, resume: bool) -> Confi
     return config.validate()
 
 
-def write_run_files(run_dir: Path, config: Config, data: GroundTruthData, step: int) -> None:
+PROVENANCE = ("cpu", "nsvae_commit", "torch")
+"""The versions whose change makes a resumed run continue on another trajectory."""
+
+
+def _earlier_starts(run_dir: Path, now: dict) -> list[dict]:
+    """The starts recorded in ``run_dir``'s ``config.json`` (one of unknown step for a run
+    written before starts were recorded); warn if the last one ran on another CPU or code."""
+    stored = read_json(run_dir / "config.json")
+    starts = stored.get("starts") or [{"step": None, "versions": stored.get("versions", {})}]
+    before = starts[-1]["versions"]
+    changed = [key for key in PROVENANCE if key in before and before[key] != now.get(key)]
+    if changed:
+        differences = "; ".join(f"{key} {before[key]} -> {now.get(key)}" for key in changed)
+        warn(
+            f"{run_dir} resumes with another {', '.join(changed)} ({differences}): kernels "
+            "round differently, so it continues on another trajectory of its recipe"
+        )
+    return starts
+
+
+def write_run_files(
+    run_dir: Path, config: Config, data: GroundTruthData, step: int, resumed: bool = False
+) -> None:
     """Create the run's folders, write ``config.json`` and drop metrics rows after ``step``.
+
+    ``config.json`` records the versions of this start (:func:`nsvae.provenance.versions`) and,
+    under ``starts``, the step and versions of every start of the run, oldest first: a run
+    resumed on another CPU or commit says so (with a warning: it continues on another
+    trajectory of its recipe, since kernels round differently).
 
     Raises
     ------
@@ -363,11 +390,14 @@ def write_run_files(run_dir: Path, config: Config, data: GroundTruthData, step: 
         raise CheckpointError(
             f"cannot write {run_dir}: {one_line(failure.strerror or failure)}"
         ) from None
+    now = versions()
+    starts = _earlier_starts(run_dir, now) if resumed else []
     write_json(
         run_dir / "config.json",
         {
             "config": config.to_dict(),
-            "versions": versions(),
+            "versions": now,
+            "starts": [*starts, {"step": step, "versions": now}],
             "observation_shape": list(data.observation_shape),
             "data_grid": data_grid(data),
         },

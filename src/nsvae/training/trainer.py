@@ -164,7 +164,7 @@ def _start(
             f"train.steps {config.train.steps} is below the step {step} that "
             f"{run_dir} has reached; give --steps {step} or more"
         )
-    write_run_files(run_dir, config, data, step)
+    write_run_files(run_dir, config, data, step, resumed=True)
     return step, elapsed
 
 
