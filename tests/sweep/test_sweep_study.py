@@ -298,6 +298,8 @@ def test_columns_are_trial_then_settings_then_metrics():
         "seed",
         "steps",
         "seconds",
+        "cpu",
+        "nsvae_commit",
         "error",
         "mig.discrete_mig",
     ]
@@ -636,6 +638,32 @@ def test_summary_compares_every_setting_with_the_reference_and_refuses_an_unknow
     ]  # 8 of 9 pairs won
     with pytest.raises(ConfigError, match="no finished trial of setting 'ae'.*: vae, tc$"):
         compare_with(frame, ["mig.discrete_mig"], "ae")
+
+
+def test_a_study_says_what_its_trials_trained_on_and_warns_when_they_differ():
+    import pandas as pd
+
+    from nsvae.sweep.report import mixed_provenance, summary_markdown, trained_on_counts
+
+    frame = pd.DataFrame(
+        {
+            "setting": ["vae"] * 3,
+            "objective.name": ["vae"] * 3,
+            "cpu": ["A; ISA: amx_bf16", "A; ISA: amx_bf16", None],
+            "nsvae_commit": ["0123456789ab"] * 3,
+            "mig.discrete_mig": [0.1, 0.2, 0.3],
+        }
+    )
+    assert trained_on_counts(frame, "cpu") == "A; ISA: amx_bf16 (2), not recorded (1)"
+    assert trained_on_counts(frame, "nsvae_commit") == "0123456789ab (3)"
+    assert trained_on_counts(frame.drop(columns="cpu"), "cpu") == "not recorded"
+    assert mixed_provenance(frame) == []  # one recorded CPU: nothing to warn about
+    frame.loc[2, "cpu"] = "B; ISA: avx2"
+    assert mixed_provenance(frame) == [
+        "Trials trained on more than one CPU: A; ISA: amx_bf16 (2), B; ISA: avx2 (1). "
+        "Kernels round differently, so their seeds are other draws of the same recipe."
+    ]
+    assert mixed_provenance(frame)[0] in summary_markdown(frame, ["mig.discrete_mig"])
 
 
 RECORD = {

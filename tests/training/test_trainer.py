@@ -32,7 +32,7 @@ from nsvae.errors import CheckpointError, ConfigError, NsvaeWarning, RunLockedEr
 from nsvae.experiment import train_run
 from nsvae.files import atomic_write, file_lock
 from nsvae.rundir.checkpoint import list_checkpoints, load_checkpoint
-from nsvae.rundir.run import run_lock
+from nsvae.rundir.run import run_lock, trained_on
 from nsvae.training import Run, TrainingInterrupted, load_run, train
 
 
@@ -509,6 +509,11 @@ def test_a_resume_records_its_start_and_warns_when_the_cpu_or_code_changed(
     assert [start["step"] for start in stored["starts"]] == [0, 2, 4]
     assert [start["versions"] for start in stored["starts"]] == [first, first, elsewhere]
     assert stored["versions"] == elsewhere
+    commits = [first.get("nsvae_commit"), "0123456789ab"]  # none outside a git checkout
+    assert trained_on(run.path) == {
+        "cpu": f"{first['cpu']} + Other CPU; ISA: avx2",
+        "nsvae_commit": " + ".join(commit for commit in commits if commit),
+    }
 
 
 def test_a_run_written_before_starts_were_recorded_resumes_with_its_versions_kept(
@@ -523,6 +528,8 @@ def test_a_run_written_before_starts_were_recorded_resumes_with_its_versions_kep
     starts = json.loads((run.path / "config.json").read_text())["starts"]
     assert starts[0] == {"step": None, "versions": old["versions"]}
     assert starts[1]["step"] == 2
+    (run.path / "config.json").write_text(json.dumps(old))  # as an earlier nsvae wrote it
+    assert trained_on(run.path) == {"cpu": None, "nsvae_commit": None}
 
 
 def test_a_run_directory_trained_by_another_process_is_refused(tmp_path, squares):

@@ -368,6 +368,27 @@ def _earlier_starts(run_dir: Path, now: dict) -> list[dict]:
     return starts
 
 
+def trained_on(run_dir: str | Path) -> dict[str, str | None]:
+    """The CPUs and code commits (``cpu``, ``nsvae_commit``) that ``run_dir`` trained on.
+
+    Read from the starts its ``config.json`` records (:func:`write_run_files`): each distinct
+    value once, oldest first, joined by ``" + "`` (a run resumed on another machine names both);
+    None where nothing was recorded (runs of earlier versions, or no source checkout).
+
+    Raises
+    ------
+    CheckpointError
+        If ``config.json`` is missing or not JSON.
+    """
+    stored = read_json(Path(run_dir) / "config.json")
+    starts = stored.get("starts") or [{"versions": stored.get("versions") or {}}]
+    found = {}
+    for key in ("cpu", "nsvae_commit"):
+        values = dict.fromkeys(start.get("versions", {}).get(key) for start in starts)
+        found[key] = " + ".join(value for value in values if value) or None
+    return found
+
+
 def write_run_files(
     run_dir: Path, config: Config, data: GroundTruthData, step: int, resumed: bool = False
 ) -> None:

@@ -250,11 +250,41 @@ def compare_with(frame, metrics: list[str], reference: str) -> Comparison:
     return Comparison(reference, caption, ["setting", "seeds", *metrics], rows)
 
 
+PROVENANCE = {"cpu": "CPU", "nsvae_commit": "code commit"}
+
+
+def trained_on_counts(frame, column: str) -> str:
+    """What the finished trials of ``frame`` trained on (``column``: ``cpu`` or
+    ``nsvae_commit``), each value with its number of trials: ``A (12), not recorded (3)``."""
+    values = frame[column] if column in frame.columns else None
+    if values is None or values.isna().all():
+        return "not recorded"
+    counts = [f"{value} ({count})" for value, count in values.value_counts(sort=False).items()]
+    unknown = int(values.isna().sum())
+    return ", ".join(counts + ([f"not recorded ({unknown})"] if unknown else []))
+
+
+def mixed_provenance(frame) -> list[str]:
+    """A warning line for each of :data:`PROVENANCE` that the finished trials of ``frame`` do
+    not share: seeds trained on other CPUs or code are other draws of their recipe (kernels
+    round differently), so a difference between settings may be one between machines."""
+    lines = []
+    for column, what in PROVENANCE.items():
+        if column in frame.columns and frame[column].dropna().nunique() > 1:
+            lines.append(
+                f"Trials trained on more than one {what}: {trained_on_counts(frame, column)}. "
+                "Kernels round differently, so their seeds are other draws of the same recipe."
+            )
+    return lines
+
+
 def summary_markdown(frame, metrics: list[str], comparison: Comparison | None = None) -> str:
-    """:func:`summary_rows` as a Markdown table, with a line saying what the cells hold; then,
-    given a :class:`Comparison` (:func:`compare_with`), its caption and table."""
+    """:func:`summary_rows` as a Markdown table, with a line saying what the cells hold (and
+    :func:`mixed_provenance`'s warnings); then, given a :class:`Comparison`
+    (:func:`compare_with`), its caption and table."""
     lines = [
         f"Per setting, each metric's {SPREAD}.",
+        *(line for warning in mixed_provenance(frame) for line in ("", warning)),
         "",
         *markdown_table(["setting", "model", "seeds", *metrics], summary_rows(frame, metrics)),
     ]
@@ -323,8 +353,13 @@ def _sections(
             *((status, int(count)) for status, count in counts.items()),
             ("settings", done["setting"].nunique()),
             ("models", ", ".join(dict.fromkeys(done[MODEL]))),
+            *(
+                (f"{what} (finished trials)", trained_on_counts(done, column))
+                for column, what in PROVENANCE.items()
+            ),
         ]
     )
+    summary += "".join(f"<p class=note>{html.escape(line)}</p>" for line in mixed_provenance(done))
     sections = [
         ("summary", "Summary", summary),
         (

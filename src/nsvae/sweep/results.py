@@ -2,7 +2,8 @@
 
 One row per trial: ``name``, ``setting`` (the name without the seed), ``status`` (done, failed,
 unfinished, pending), ``objective.name``, every swept ``section.field``, ``seed``, ``steps``,
-``seconds`` (train, evaluate and report of the attempt that finished it), ``error``, then every
+``seconds`` (train, evaluate and report of the attempt that finished it), ``cpu`` and
+``nsvae_commit`` (what it trained on, :func:`nsvae.rundir.trained_on`), ``error``, then every
 number of its ``eval.json`` as a ``metric.key`` column (e.g. ``mig.discrete_mig``; nested tables
 add a level, as in ``factor_synergy.per_factor.x``; lists such as per-factor scores stay in
 ``eval.json``). Trials of earlier versions of the study file that have a record keep their rows.
@@ -21,10 +22,11 @@ from nsvae.config import Config
 from nsvae.errors import CheckpointError, one_line
 from nsvae.files import atomic_path, file_lock, read_json
 from nsvae.metrics.results import flat_metrics
+from nsvae.rundir import trained_on
 from nsvae.sweep.trial import TrialSpec, has_checkpoint, read_record
 
 HEAD = ("name", "setting", "status", "objective.name")
-TAIL = ("seed", "steps", "seconds", "error")
+TAIL = ("seed", "steps", "seconds", "cpu", "nsvae_commit", "error")
 CONFIG_SECTIONS = tuple(f.name for f in dataclasses.fields(Config))
 
 
@@ -48,6 +50,8 @@ def trial_row(spec: TrialSpec) -> dict[str, Any]:
         error=record["error"],
         seconds=round(sum(record["seconds"].values()), 3),
     )
+    if (directory / "config.json").is_file():
+        row.update(trained_on(directory))
     if record["status"] == "done":
         row.update(flat_metrics(read_json(directory / "eval.json")["metrics"]))
     return row
