@@ -23,7 +23,8 @@ HERE = Path(__file__).resolve().parent
 
 
 def summary(run: Path) -> dict:
-    """One row: the run's settings, MIG every 2,000 steps, its best, the final full MIG."""
+    """One row: the run's settings, MIG every 2,000 steps, its best, the first step at which the
+    bar was met and at which any factor was captured (empty: never), the final full MIG."""
     config, _ = read_run_config(run)
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     evals = {row["step"]: row["eval"]["mig"] for row in rows if "eval" in row}
@@ -51,6 +52,9 @@ def summary(run: Path) -> dict:
         "best_mig": round(evals[best]["discrete_mig"], 3),
         "best_step": best,
         "bar_met_at": next((step for step in sorted(evals) if seed_bar(evals[step])["met"]), None),
+        "first_capture_at": next(  # any factor captured (the demo's criterion, issue 24)
+            (step for step in sorted(evals) if seed_bar(evals[step])["captured"]), None
+        ),
         "final_mig_10k": round(final["discrete_mig"], 3),
         "final_captured": ", ".join(seed_bar(final)["captured"]) or "-",
         "recon": round(trained["recon"], 1),
