@@ -15,9 +15,9 @@ import statistics
 import time
 
 import torch
-from silicon import cpu_description
 
 from nsvae.device import physical_cores
+from nsvae.provenance import cpu_description
 
 # (in channels, out channels, input size) of dlib's decoder's transposed convolutions
 LAYERS = ((64, 64, 4), (64, 32, 8), (32, 32, 16), (32, 1, 32))

@@ -24,7 +24,8 @@ import time
 from types import SimpleNamespace
 
 import torch
-from silicon import cpu_description
+
+from nsvae.provenance import cpu_description
 
 WAIT = 600  # seconds a process may take to start, and a layout to report, before it is given up
 

@@ -17,7 +17,6 @@ import statistics
 import time
 
 import torch
-from silicon import cpu_description
 from torch.func import functional_call, grad, stack_module_state, vmap
 
 from nsvae.config import ModelConfig
@@ -27,6 +26,7 @@ from nsvae.models.layers import plain_layers
 from nsvae.objectives import kl_per_latent
 from nsvae.objectives.base import adam
 from nsvae.precision import autocast
+from nsvae.provenance import cpu_description
 
 
 def elbo_loss(model, parameters, x):

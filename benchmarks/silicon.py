@@ -2,9 +2,6 @@
 
 Shared by the benchmarks that quote a share of the machine's peak:
 
-* :func:`cpu_description` (from :mod:`nsvae.provenance`, which records it in every run): the CPU's
-  model name and the instruction sets that decide its bf16 and fp32 matrix throughput (AVX-512,
-  AVX-512 BF16, AMX tiles);
 * :func:`matmul_peak`: the best FLOP/s of square matrix products, warmed up, at the thread count
   torch runs with: the ceiling a share is quoted against;
 * :func:`layer_table`: forward, data-gradient and weight-gradient time of every convolution and
@@ -22,7 +19,6 @@ from torch import nn
 
 from nsvae.models.layers import plain_layers
 from nsvae.precision import autocast
-from nsvae.provenance import cpu_description  # noqa: F401 (the benchmarks import it from here)
 
 
 def matmul_peak(dtype: torch.dtype, sizes=(1024, 2048), repeats: int = 10) -> float:

@@ -57,7 +57,7 @@ import time
 import numpy as np
 import torch
 from seed_data import PerItemImages
-from silicon import cpu_description, layer_table, matmul_peak
+from silicon import layer_table, matmul_peak
 from torch.utils.data import DataLoader
 from torch.utils.flop_counter import FlopCounterMode
 
@@ -68,6 +68,7 @@ from nsvae.device import physical_cores
 from nsvae.models import build_model, reconstruction_loss
 from nsvae.models.layers import plain_layers
 from nsvae.objectives import build_objective, kl_per_latent, objective_config
+from nsvae.provenance import cpu_description
 from nsvae.training import train_step
 
 

@@ -182,26 +182,35 @@ def block(text: str, name: str) -> str:
     return text[begin:end].removesuffix("\n")
 
 
+def replace_block(text: str, table_text: str, name: str) -> str:
+    """``text`` with the table of block ``name`` replaced by ``table_text``."""
+    begin, end = block_span(text, name)
+    lines = table_text.rstrip("\n") + "\n" if table_text.strip() else ""
+    return text[:begin] + lines + text[end:]
+
+
 def write_block(path: Path, table_text: str, name: str) -> None:
     """Replace the table between the start and end lines of block ``name`` of ``path`` with
     ``table_text``."""
-    text = path.read_text(encoding="utf-8")
-    begin, end = block_span(text, name)
-    lines = table_text.rstrip("\n") + "\n" if table_text.strip() else ""
-    path.write_text(text[:begin] + lines + text[end:], encoding="utf-8", newline="")
+    text = replace_block(path.read_text(encoding="utf-8"), table_text, name)
+    path.write_text(text, encoding="utf-8", newline="")
 
 
 def write_tables(table_text: str, name: str, readmes=(README, RESULTS_README)) -> list[Path]:
     """Write ``table_text`` into block ``name`` of each of ``readmes`` that has its start line;
-    return those written. A block that no README has is an error, not a silent no-op."""
-    written = [path for path in readmes if markers(name)[0] in path.read_text(encoding="utf-8")]
-    if not written:
+    return those written. A block that no README has is an error, not a silent no-op, and every
+    block is replaced (so checked) before any README is written."""
+    texts = {path: path.read_text(encoding="utf-8") for path in readmes}
+    replaced = {
+        path: replace_block(text, table_text, name)
+        for path, text in texts.items()
+        if markers(name)[0] in text
+    }
+    if not replaced:
         raise ValueError(f"no README has a {markers(name)[0]!r} line")
-    for path in written:  # every block well formed before any is written
-        block_span(path.read_text(encoding="utf-8"), name)
-    for path in written:
-        write_block(path, table_text, name)
-    return written
+    for path, text in replaced.items():
+        path.write_text(text, encoding="utf-8", newline="")
+    return list(replaced)
 
 
 def finished(study: Path):

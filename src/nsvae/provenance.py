@@ -31,6 +31,9 @@ ISA_FLAGS = (
 
 PACKAGE = Path(__file__).resolve().parent
 
+TRAINED_ON = ("cpu", "nsvae_commit")
+"""The versions that say which machine and code a run trained on (results.csv's columns)."""
+
 
 def versions() -> dict[str, str]:
     """Versions of everything that determines a result (provenance of runs and evaluations).

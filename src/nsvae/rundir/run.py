@@ -31,7 +31,7 @@ from nsvae.device import resolve_device
 from nsvae.errors import CheckpointError, ConfigError, one_line, warn
 from nsvae.files import file_lock, read_json, read_rows, write_json, write_rows
 from nsvae.models import VAE, build_model
-from nsvae.provenance import versions
+from nsvae.provenance import TRAINED_ON, versions
 from nsvae.rundir.checkpoint import (
     WEIGHTS,
     list_checkpoints,
@@ -348,15 +348,20 @@ def training_config(run_dir: Path, config: Config | None, resume: bool) -> Confi
     return config.validate()
 
 
-PROVENANCE = ("cpu", "nsvae_commit", "torch")
+PROVENANCE = (*TRAINED_ON, "torch")
 """The versions whose change makes a resumed run continue on another trajectory."""
 
 
+def _starts(run_dir: Path) -> list[dict]:
+    """The starts recorded in ``run_dir``'s ``config.json``, oldest first; one of unknown step
+    with its ``versions`` for a run written before starts were recorded."""
+    stored = read_json(Path(run_dir) / "config.json")
+    return stored.get("starts") or [{"step": None, "versions": stored.get("versions") or {}}]
+
+
 def _earlier_starts(run_dir: Path, now: dict) -> list[dict]:
-    """The starts recorded in ``run_dir``'s ``config.json`` (one of unknown step for a run
-    written before starts were recorded); warn if the last one ran on another CPU or code."""
-    stored = read_json(run_dir / "config.json")
-    starts = stored.get("starts") or [{"step": None, "versions": stored.get("versions", {})}]
+    """:func:`_starts`; warn if the last one ran on another CPU or code than ``now``."""
+    starts = _starts(run_dir)
     before = starts[-1]["versions"]
     changed = [key for key in PROVENANCE if key in before and before[key] != now.get(key)]
     if changed:
@@ -380,11 +385,10 @@ def trained_on(run_dir: str | Path) -> dict[str, str | None]:
     CheckpointError
         If ``config.json`` is missing or not JSON.
     """
-    stored = read_json(Path(run_dir) / "config.json")
-    starts = stored.get("starts") or [{"versions": stored.get("versions") or {}}]
+    starts = _starts(run_dir)
     found = {}
-    for key in ("cpu", "nsvae_commit"):
-        values = dict.fromkeys(start.get("versions", {}).get(key) for start in starts)
+    for key in TRAINED_ON:
+        values = dict.fromkeys(start["versions"].get(key) for start in starts)
         found[key] = " + ".join(value for value in values if value) or None
     return found
 

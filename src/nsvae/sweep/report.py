@@ -20,6 +20,7 @@ from typing import NamedTuple
 from nsvae.errors import CheckpointError, ConfigError
 from nsvae.files import atomic_write
 from nsvae.metrics.results import headline_columns
+from nsvae.provenance import TRAINED_ON
 from nsvae.sweep.results import load_results, metric_columns, setting_columns
 from nsvae.viz.report import figure_html, format_value, html_table, page_html
 from nsvae.viz.study import MODEL, save_study_figures
@@ -250,7 +251,7 @@ def compare_with(frame, metrics: list[str], reference: str) -> Comparison:
     return Comparison(reference, caption, ["setting", "seeds", *metrics], rows)
 
 
-PROVENANCE = {"cpu": "CPU", "nsvae_commit": "code commit"}
+PROVENANCE = dict(zip(TRAINED_ON, ("CPU", "code commit"), strict=True))  # column: its words
 
 
 def trained_on_counts(frame, column: str) -> str:

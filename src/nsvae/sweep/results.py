@@ -22,11 +22,12 @@ from nsvae.config import Config
 from nsvae.errors import CheckpointError, one_line
 from nsvae.files import atomic_path, file_lock, read_json
 from nsvae.metrics.results import flat_metrics
+from nsvae.provenance import TRAINED_ON
 from nsvae.rundir import trained_on
 from nsvae.sweep.trial import TrialSpec, has_checkpoint, read_record
 
 HEAD = ("name", "setting", "status", "objective.name")
-TAIL = ("seed", "steps", "seconds", "cpu", "nsvae_commit", "error")
+TAIL = ("seed", "steps", "seconds", *TRAINED_ON, "error")
 CONFIG_SECTIONS = tuple(f.name for f in dataclasses.fields(Config))
 
 
