@@ -146,10 +146,11 @@ def test_collect_py_says_in_one_line_what_is_wrong_and_what_it_copied(tmp_path, 
 
 def test_the_readmes_study_tables_are_what_table_py_prints_from_the_committed_results():
     tables, study = _study_tables(), RESULTS / "studies" / "cpu-study"
-    readme = (RESULTS.parent / "README.md").read_text(encoding="utf-8")
-    assert tables.block(readme, "cpu-study settings") == tables.table(study, "vae")
     results_readme = (RESULTS / "README.md").read_text(encoding="utf-8")
+    assert tables.block(results_readme, "cpu-study settings") == tables.table(study, "vae")
     assert tables.block(results_readme, "cpu-study trials") == tables.trials_table(study)
+    readme = (RESULTS.parent / "README.md").read_text(encoding="utf-8")
+    assert tables.block(readme, "cpu-study-v2 settings") == tables.table(STUDY_V2, "vae")
 
 
 def test_the_decisive_studys_trials_table_lists_every_committed_trial_as_table_py_prints_it():
