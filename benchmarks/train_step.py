@@ -29,7 +29,8 @@ the figures are medians over blocks, with each nsvae variant's ratio to the seed
 convolutions were reformulated (torch's plain layers, the default foreach Adam:
 :mod:`nsvae.models.layers`), timed in the same run. The script names the CPU and the instruction
 sets that set its matrix throughput (AVX-512 BF16, AMX), measures the machine's fp32 and bf16
-matrix-product peaks at the run's thread count (the best of several warmed-up calls), and prints
+matrix-product peaks at the run's thread count (the best of warmed-up calls after each round of
+timed blocks, so a host's passing load moves the ceiling no more than the steps), and prints
 the FLOPs of nsvae's step and the share of the peak, fp32 or bf16 as the variant computes, that
 it reaches. ``--layers`` adds a table of every layer's forward pass, data gradient and weight
 gradient, plain against reformulated, in fp32 and bf16, so the slowest primitive shows in one
@@ -284,6 +285,7 @@ def variants(images, args, models: list[str]) -> dict:
 
 
 SEED = "seed (recomputed forward)"
+PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
 
 def warm_up(steps: dict) -> dict[str, float]:
@@ -297,9 +299,9 @@ def warm_up(steps: dict) -> dict[str, float]:
     return first
 
 
-def report(args, threads, rates, first, flops: dict[str, float]) -> None:
+def report(args, threads, rates, first, flops: dict[str, float], peaks: dict[str, float]) -> None:
     """Print the medians, the ratios to the seed's algorithm and each nsvae step's share of the
-    peak (``flops``: its floating-point operations, by name)."""
+    ``peaks`` (FLOP/s by precision; ``flops``: each step's floating-point operations, by name)."""
     print(f"CPU: {cpu_description()}")
     print(
         f"train step, arch={args.arch}, z_dim={args.z_dim}, batch={args.batch_size}, "
@@ -315,10 +317,9 @@ def report(args, threads, rates, first, flops: dict[str, float]) -> None:
             f"  {name:{width}s} {medians[name]:7.2f} steps/s  {spread:18s} "
             f"x{medians[name] / medians[SEED]:.2f} the seed's"
         )
-    peaks = {"fp32": matmul_peak(torch.float32), "bf16": matmul_peak(torch.bfloat16)}
     print(
         f"measured matmul peaks (best of 1024^2 and 2048^2 products, warmed up, {threads} "
-        f"threads): fp32 {peaks['fp32'] / 1e9:.0f} GFLOP/s, "
+        f"threads, after each round of timed blocks): fp32 {peaks['fp32'] / 1e9:.0f} GFLOP/s, "
         f"bf16 {peaks['bf16'] / 1e9:.0f} GFLOP/s; each nsvae step's GFLOP (forward + backward) "
         "and its rate:"
     )
@@ -390,10 +391,13 @@ def main() -> None:
     if "nsvae bf16 + compile" in steps:  # the same operations as the uncompiled step's
         flops["nsvae bf16 + compile"] = flops["nsvae bf16"]
     rates = {name: [] for name in steps}
+    peaks = dict.fromkeys(PRECISIONS, 0.0)
     for _ in range(args.blocks):
         for name, step in steps.items():
             rates[name].append(time_block(step, args.steps))
-    report(args, threads, rates, first, flops)
+        for precision, dtype in PRECISIONS.items():  # the ceiling under the same load as the steps
+            peaks[precision] = max(peaks[precision], matmul_peak(dtype, repeats=3))
+    report(args, threads, rates, first, flops, peaks)
     if args.layers:
         batch = torch.from_numpy(dsprites_images(args.batch_size, seed=1)).float()
         for precision in ("fp32", "bf16"):
