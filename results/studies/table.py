@@ -189,13 +189,6 @@ def replace_block(text: str, table_text: str, name: str) -> str:
     return text[:begin] + lines + text[end:]
 
 
-def write_block(path: Path, table_text: str, name: str) -> None:
-    """Replace the table between the start and end lines of block ``name`` of ``path`` with
-    ``table_text``."""
-    text = replace_block(path.read_text(encoding="utf-8"), table_text, name)
-    path.write_text(text, encoding="utf-8", newline="")
-
-
 def write_tables(table_text: str, name: str, readmes=(README, RESULTS_README)) -> list[Path]:
     """Write ``table_text`` into block ``name`` of each of ``readmes`` that has its start line;
     return those written. A block that no README has is an error, not a silent no-op, and every

@@ -176,33 +176,32 @@ def test_the_decisive_studys_pid_table_lists_every_committed_trial_as_table_py_p
             assert 0 <= lower <= upper <= 1
 
 
-def test_table_py_writes_a_table_between_the_start_and_end_lines_of_its_block(tmp_path):
-    tables, readme = _study_tables(), tmp_path / "README.md"
+def test_table_py_replaces_the_table_between_the_start_and_end_lines_of_its_block():
+    tables = _study_tables()
     start, end = tables.markers("study trials")
     assert (start, end) == (
         "<!-- table.py: start study trials -->",
         "<!-- table.py: end study trials -->",
     )
-    readme.write_text(f"intro\n\n{start}\n| old |\n|---|\n{end}\n\noutro\n")
-    tables.write_block(readme, "| new |\n|---|\n| 1 |", "study trials")
-    assert readme.read_text() == f"intro\n\n{start}\n| new |\n|---|\n| 1 |\n{end}\n\noutro\n"
-    assert tables.block(readme.read_text(), "study trials") == "| new |\n|---|\n| 1 |"
-    readme.write_text(f"{start}\n{end}\n")  # nothing between: the table goes on lines of its own
-    tables.write_block(readme, "| x |\n", "study trials")
-    assert readme.read_text() == f"{start}\n| x |\n{end}\n"
-    tables.write_block(readme, "", "study trials")
-    assert readme.read_text() == f"{start}\n{end}\n"
-    assert tables.block(readme.read_text(), "study trials") == ""
+    text = tables.replace_block(
+        f"intro\n\n{start}\n| old |\n|---|\n{end}\n\noutro\n",
+        "| new |\n|---|\n| 1 |",
+        "study trials",
+    )
+    assert text == f"intro\n\n{start}\n| new |\n|---|\n| 1 |\n{end}\n\noutro\n"
+    assert tables.block(text, "study trials") == "| new |\n|---|\n| 1 |"
+    empty = f"{start}\n{end}\n"  # nothing between: the table goes on lines of its own
+    assert tables.replace_block(empty, "| x |\n", "study trials") == f"{start}\n| x |\n{end}\n"
+    assert tables.replace_block(f"{start}\n| x |\n{end}\n", "", "study trials") == empty
+    assert tables.block(empty, "study trials") == ""
     for broken in (
         "no markers\n",
         f"{end}\n{start}\n",
         f"{start}\n{start}\n{end}\n",
         f"{start} | old |\n{end}\n",
     ):
-        readme.write_text(broken)
         with pytest.raises(ValueError, match="expected one|lines of their own"):
-            tables.write_block(readme, "| new |", "study trials")
-        assert readme.read_text() == broken
+            tables.replace_block(broken, "| new |", "study trials")
 
 
 def test_table_py_writes_each_block_of_each_readme_that_has_it_and_no_other(tmp_path):
@@ -218,3 +217,8 @@ def test_table_py_writes_each_block_of_each_readme_that_has_it_and_no_other(tmp_
     assert results.read_text() == "\n".join(expected)
     with pytest.raises(ValueError, match="no README has"):  # another study's block: not written
         tables.write_tables("| c |", "another study trials", (main, results))
+    before = main.read_text()
+    results.write_text(f"{trials[0]}\n{trials[0]}\n{trials[1]}\n")  # a broken block in one
+    with pytest.raises(ValueError, match="expected one"):  # ... and no README is written
+        tables.write_tables("| d |", "study trials", (main, results))
+    assert main.read_text() == before
