@@ -7,16 +7,19 @@ it seed by seed (:func:`nsvae.sweep.report.compare_with`). With ``--trials``: on
 finished trial instead, with the factors each captures (``captured_by`` in its eval.json),
 the latent closest to capturing one and the minutes it took to train and evaluate. With
 ``--pid``: one row per trial scored with UniBound, with its PID bounds (:mod:`nsvae.metrics.pid`).
+With ``--pairs``: every pair of settings compared seed by seed, as the reference setting's table
+compares each setting with it.
 With ``--write``, the table goes in place of the one between the lines
 ``<!-- table.py: start NAME KIND -->`` and ``<!-- table.py: end NAME KIND -->`` of each README
 that has them (README.md, results/README.md; NAME the study folder's name, KIND ``settings``
-for the per-setting tables, ``trials`` or ``pid``).
+for the per-setting tables, ``trials``, ``pid`` or ``pairs``).
 
     python results/studies/table.py results/studies/cpu-study vae    # per setting, and against vae
     python results/studies/table.py results/studies/cpu-study vae --write  # into its blocks
     python results/studies/table.py results/studies/cpu-study --trials     # one row per trial
     python results/studies/table.py results/studies/cpu-study-v2 --pid     # UniBound, PID bounds
     python results/studies/table.py results/studies/cpu-study-v2 --trials --write
+    python results/studies/table.py results/studies/cpu-study-v2 --pairs  # every pair of settings
 """
 
 from __future__ import annotations
@@ -53,7 +56,7 @@ SYNERGY = {
     "latent_synergy.synergy_latent_subsets": "S_A (nats)",
     "latent_synergy.mutual_info_xz": "I(x; z) (nats)",
 }
-COLUMNS = {**HEADLINES, **SYNERGY}
+COLUMNS = {**HEADLINES, "unibound.unibound": "UniBound", **SYNERGY}
 TRIAL_COLUMNS = {
     **HEADLINES,
     "sap.SAP_score": "SAP",
@@ -65,13 +68,40 @@ def table(study: Path, against: str | None = None) -> str:
     """The Markdown table of the finished trials of ``study``, one row per setting; then, given
     ``against``, each other setting's share of seed pairs won against it and the p-value."""
     done = finished(study)
-    header = ["setting", "seeds", *COLUMNS.values()]
-    rows = [[setting, *cells] for setting, _model, *cells in summary_rows(done, list(COLUMNS))]
+    columns = present_columns(done)
+    header = ["setting", "seeds", *columns.values()]
+    rows = [[setting, *cells] for setting, _model, *cells in summary_rows(done, list(columns))]
     lines = markdown_table(header, rows)
     if against is not None:
-        comparison = compare_with(done, list(COLUMNS), against)
+        comparison = compare_with(done, list(columns), against)
         lines += ["", f"Against {against}:", "", *markdown_table(header, comparison.rows)]
     return "\n".join(lines)
+
+
+def pairs_table(study: Path) -> str:
+    """Every pair of settings of ``study``, seed by seed: for settings A and B, A before B in
+    the study's order, the share of seed pairs in which A scores higher, the two-sided
+    Mann-Whitney p-value and the 95 % bootstrap interval of A's median minus B's
+    (:func:`nsvae.sweep.report.compare_with`, with B as the reference)."""
+    done = finished(study)
+    columns = present_columns(done)
+    settings = list(dict.fromkeys(done["setting"]))
+    against = {
+        reference: {row[0]: row for row in compare_with(done, list(columns), reference).rows}
+        for reference in settings[1:]
+    }
+    seeds = done["setting"].value_counts()
+    rows = [
+        [a, b, f"{seeds[a]} v {seeds[b]}", *against[b][a][2:]]
+        for i, a in enumerate(settings)
+        for b in settings[i + 1 :]
+    ]
+    return "\n".join(markdown_table(["A", "B", "seeds", *columns.values()], rows))
+
+
+def present_columns(done) -> dict[str, str]:
+    """:data:`COLUMNS` that ``done`` has (an older study has no UniBound)."""
+    return {column: name for column, name in COLUMNS.items() if column in done.columns}
 
 
 def trials_table(study: Path) -> str:
@@ -222,20 +252,24 @@ def main(argv: list[str] | None = None) -> None:
     kind = parser.add_mutually_exclusive_group()
     kind.add_argument("--trials", action="store_true", help="one row per finished trial")
     kind.add_argument("--pid", action="store_true", help="UniBound and the PID bounds per trial")
+    kind.add_argument("--pairs", action="store_true", help="every pair of settings, seed by seed")
     parser.add_argument(
         "--write", action="store_true", help="write the table into its block of the READMEs"
     )
     args = parser.parse_args(argv)
-    if (args.trials or args.pid) and args.against:
-        parser.error("--trials and --pid take no AGAINST setting")
-    if args.write and not (args.trials or args.pid or args.against):
+    if (args.trials or args.pid or args.pairs) and args.against:
+        parser.error("--trials, --pid and --pairs take no AGAINST setting")
+    if args.write and not (args.trials or args.pid or args.pairs or args.against):
         parser.error(
-            "--write needs AGAINST (the settings table and the comparison), --trials or --pid"
+            "--write needs AGAINST (the settings table and the comparison), --trials, --pid or "
+            "--pairs"
         )
     if args.trials:
         kind, text = "trials", trials_table(args.study)
     elif args.pid:
         kind, text = "pid", pid_table(args.study)
+    elif args.pairs:
+        kind, text = "pairs", pairs_table(args.study)
     else:
         kind, text = "settings", table(args.study, args.against)
     if not args.write:

@@ -176,6 +176,31 @@ def test_the_decisive_studys_pid_table_lists_every_committed_trial_as_table_py_p
             assert 0 <= lower <= upper <= 1
 
 
+def test_the_pairs_table_compares_every_pair_once_each_way_as_its_reference_table_does():
+    from nsvae.sweep.report import compare_with
+
+    tables = _study_tables()
+    table = tables.pairs_table(STUDY_V2)
+    readme = (RESULTS / "README.md").read_text(encoding="utf-8")
+    assert tables.block(readme, "cpu-study-v2 pairs") == table
+    done = tables.finished(STUDY_V2)
+    columns = list(tables.present_columns(done))
+    assert "unibound.unibound" in columns
+    settings = list(dict.fromkeys(done["setting"]))
+    rows = [row.strip(" |").split(" | ") for row in table.splitlines()[2:]]
+    assert [row[:2] for row in rows] == [
+        [a, b] for i, a in enumerate(settings) for b in settings[i + 1 :]
+    ]
+    for a, b, seeds, *cells in rows:
+        assert seeds == f"{(done['setting'] == a).sum()} v {(done['setting'] == b).sum()}"
+        assert cells == next(r for r in compare_with(done, columns, b).rows if r[0] == a)[2:]
+        reverse = next(r for r in compare_with(done, columns, a).rows if r[0] == b)[2:]
+        for cell, other in zip(cells, reverse, strict=True):  # B's share is 1 - A's, same p
+            share, p = cell.split(" (p ")[0], cell.split(" (p ")[1].split(";")[0]
+            assert float(share) + float(other.split(" (p ")[0]) == pytest.approx(1, abs=0.006)
+            assert other.split(" (p ")[1].split(";")[0] == p
+
+
 def test_table_py_replaces_the_table_between_the_start_and_end_lines_of_its_block():
     tables = _study_tables()
     start, end = tables.markers("study trials")
