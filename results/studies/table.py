@@ -1,14 +1,14 @@
 """Print the README's tables of a study in results/, from the study's results.csv.
 
 Per setting: the finished seeds and each headline metric's median and spread
-(:func:`nsvae.sweep.report.summary_rows`), with the latent synergy, its part outside A_best
-(S_A) and I(x; z); given a reference setting, a second table comparing every other setting with
-it seed by seed (:func:`nsvae.sweep.report.compare_with`). With ``--trials``: one row per
-finished trial instead, with the factors each captures (``captured_by`` in its eval.json),
-the latent closest to capturing one and the minutes it took to train and evaluate. With
-``--pid``: one row per trial scored with UniBound, with its PID bounds (:mod:`nsvae.metrics.pid`).
-With ``--pairs``: every pair of settings compared seed by seed, as the reference setting's table
-compares each setting with it.
+(:func:`nsvae.sweep.report.summary_rows`), with UniBound where the study has it, the latent
+synergy, its part outside A_best (S_A) and I(x; z); given a reference setting, a second table
+comparing every other setting with it seed by seed (:func:`nsvae.sweep.report.compare_with`).
+With ``--trials``: one row per finished trial instead, with the factors each captures
+(``captured_by`` in its eval.json), the latent closest to capturing one and the minutes it took
+to train and evaluate. With ``--pid``: one row per trial scored with UniBound, with its PID
+bounds (:mod:`nsvae.metrics.pid`). With ``--pairs``: every pair of settings compared seed by
+seed, as the reference setting's table compares each setting with it.
 With ``--write``, the table goes in place of the one between the lines
 ``<!-- table.py: start NAME KIND -->`` and ``<!-- table.py: end NAME KIND -->`` of each README
 that has them (README.md, results/README.md; NAME the study folder's name, KIND ``settings``
@@ -100,8 +100,13 @@ def pairs_table(study: Path) -> str:
 
 
 def present_columns(done) -> dict[str, str]:
-    """:data:`COLUMNS` that ``done`` has (an older study has no UniBound)."""
-    return {column: name for column, name in COLUMNS.items() if column in done.columns}
+    """:data:`COLUMNS` with a value in some trial of ``done`` (an older study has no UniBound).
+    A column that only some trials have is summarised over those trials alone."""
+    return {
+        column: name
+        for column, name in COLUMNS.items()
+        if column in done.columns and done[column].notna().any()
+    }
 
 
 def trials_table(study: Path) -> str:

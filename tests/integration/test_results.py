@@ -187,7 +187,9 @@ def test_the_pairs_table_compares_every_pair_once_each_way_as_its_reference_tabl
     columns = list(tables.present_columns(done))
     assert "unibound.unibound" in columns
     settings = list(dict.fromkeys(done["setting"]))
-    rows = [row.strip(" |").split(" | ") for row in table.splitlines()[2:]]
+    rows = [
+        row.removeprefix("| ").removesuffix(" |").split(" | ") for row in table.splitlines()[2:]
+    ]
     assert [row[:2] for row in rows] == [
         [a, b] for i, a in enumerate(settings) for b in settings[i + 1 :]
     ]
@@ -196,9 +198,14 @@ def test_the_pairs_table_compares_every_pair_once_each_way_as_its_reference_tabl
         assert cells == next(r for r in compare_with(done, columns, b).rows if r[0] == a)[2:]
         reverse = next(r for r in compare_with(done, columns, a).rows if r[0] == b)[2:]
         for cell, other in zip(cells, reverse, strict=True):  # B's share is 1 - A's, same p
-            share, p = cell.split(" (p ")[0], cell.split(" (p ")[1].split(";")[0]
-            assert float(share) + float(other.split(" (p ")[0]) == pytest.approx(1, abs=0.006)
-            assert other.split(" (p ")[1].split(";")[0] == p
+            if not cell:  # a metric without values for one of the two
+                assert not other
+                continue
+            (share, p), (other_share, other_p) = (
+                c.split(";")[0].split(" (p ") for c in (cell, other)
+            )
+            assert float(share) + float(other_share) == pytest.approx(1, abs=0.01)  # 2 decimals
+            assert other_p == p
 
 
 def test_table_py_replaces_the_table_between_the_start_and_end_lines_of_its_block():
