@@ -294,11 +294,16 @@ def one_step(fused: bool | None):
 
 
 def test_the_fused_adam_step_equals_the_foreach_step_on_channels_last_weights():
+    """Three steps, so the moments (zero at the first) are used: moments paired with the wrong
+    elements would move a weight by up to lr (1e-3) from its foreach twin. The two optimisers
+    round differently, and the next steps' gradients carry it: after three steps the weights
+    differ by up to 2.6e-7 on 2 threads and 1.02e-6 on 1 (an AMD EPYC), so the bound is 1 % of
+    one step."""
     fused_model, fused = one_step(True)
     plain_model, _ = one_step(None)
     assert fused.param_groups[0]["fused"]
     for a, b in zip(fused_model.parameters(), plain_model.parameters(), strict=True):
-        assert (a - b).abs().max().item() <= 1e-6
+        assert (a - b).abs().max().item() <= 1e-5
 
 
 def test_optimizer_state_restored_from_a_checkpoint_is_laid_out_as_its_parameters():
