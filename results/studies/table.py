@@ -31,7 +31,7 @@ import numpy as np
 from nsvae.files import read_rows
 from nsvae.metrics.mig import captured_by_name
 from nsvae.metrics.results import headline, read_evaluation
-from nsvae.sweep.report import compare_with, markdown_table, summary_rows
+from nsvae.sweep.report import compare_with, markdown_table, pair_rows, summary_rows
 from nsvae.sweep.results import load_results
 from nsvae.sweep.trial import read_record
 
@@ -79,23 +79,13 @@ def table(study: Path, against: str | None = None) -> str:
 
 
 def pairs_table(study: Path) -> str:
-    """Every pair of settings of ``study``, seed by seed: for settings A and B, A before B in
-    the study's order, the share of seed pairs in which A scores higher, the two-sided
-    Mann-Whitney p-value and the 95 % bootstrap interval of A's median minus B's
-    (:func:`nsvae.sweep.report.compare_with`, with B as the reference)."""
+    """Every pair of settings of ``study``, seed by seed (:func:`nsvae.sweep.report.pair_rows`):
+    for settings A and B, A before B in the study's order, the share of seed pairs in which A
+    scores higher, the two-sided Mann-Whitney p-value and the 95 % bootstrap interval of A's
+    median minus B's."""
     done = finished(study)
     columns = present_columns(done)
-    settings = list(dict.fromkeys(done["setting"]))
-    against = {
-        reference: {row[0]: row for row in compare_with(done, list(columns), reference).rows}
-        for reference in settings[1:]
-    }
-    seeds = done["setting"].value_counts()
-    rows = [
-        [a, b, f"{seeds[a]} v {seeds[b]}", *against[b][a][2:]]
-        for i, a in enumerate(settings)
-        for b in settings[i + 1 :]
-    ]
+    rows = pair_rows(done, list(columns))
     return "\n".join(markdown_table(["A", "B", "seeds", *columns.values()], rows))
 
 

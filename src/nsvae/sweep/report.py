@@ -207,6 +207,25 @@ def superiority_rows(frame, metrics: list[str], reference: str) -> list[list]:
     ]
 
 
+def pair_rows(frame, metrics: list[str]) -> list[list]:
+    """Every pair of settings once, A before B in ``frame``'s order: A, B, their seeds (``n v
+    m``), then for every metric A's share of seed pairs won against B, the p-value and the
+    interval of A's median minus B's, as :func:`superiority_rows` gives them with B as the
+    reference."""
+    groups = dict(tuple(frame.groupby("setting", sort=False)))
+    names = list(groups)
+    return [
+        [
+            a,
+            b,
+            f"{len(groups[a])} v {len(groups[b])}",
+            *(_superiority_cell(groups[a][m], groups[b][m]) for m in metrics),
+        ]
+        for i, a in enumerate(names)
+        for b in names[i + 1 :]
+    ]
+
+
 def _superiority_cell(values, reference) -> str:
     share, p = superiority(values, reference)
     if share != share:
