@@ -1,4 +1,4 @@
-"""Training steps per second: nsvae's Non-Syn step in fp32 and bf16 against the seed's algorithm.
+"""Training steps per second: nsvae's Non-Syn step, fp32 and bf16, against the seed's algorithm.
 
 nsvae's step is the trainer's loop body (``train.precision`` fp32, bf16 and, with ``--compile``,
 bf16 with the model compiled; the first compiled call, which pays the compilation, is timed): a
@@ -23,24 +23,28 @@ non-synergistic-vae) on the same architecture, batch and optimiser:
 
 Images are dSprites rendered at a few thousand random rows of the grid (so the full grid need not
 be rendered; dense convolutions cost the same whatever the pixels).
-Steps are timed in alternating blocks, so load from other processes hits all variants alike;
-the figures are medians over blocks, with each nsvae variant's ratio to the seed's algorithm
+Steps are timed in alternating blocks, so load from other processes hits all variants alike; the
+figures are medians over blocks, with each nsvae variant's ratio to the seed's algorithm
 (recomputed forward). ``nsvae fp32/bf16, plain layers`` is nsvae's step as it was before the
 convolutions were reformulated (torch's plain layers, the default foreach Adam:
 :mod:`nsvae.models.layers`), timed in the same run. The script names the CPU and the instruction
-sets that set its matrix throughput (AVX-512 BF16, AMX), measures the machine's fp32 and bf16
-matrix-product peaks at the run's thread count (the best of warmed-up calls after each round of
-timed blocks, so a host's passing load moves the ceiling no more than the steps), and prints
-the FLOPs of nsvae's step and the share of the peak, fp32 or bf16 as the variant computes, that
-it reaches. ``--layers`` adds a table of every layer's forward pass, data gradient and weight
-gradient, plain against reformulated, in fp32 and bf16, so the slowest primitive shows in one
-run (:func:`silicon.layer_table`).
+sets that set its matrix throughput (AVX-512 BF16, AMX), measures the machine's matrix-product
+peak at the run's thread count for fp32, and for bf16 where the CPU has bf16 arithmetic (the
+best of warmed-up calls after each round of timed blocks, so a host's passing load moves the
+ceiling no more than the steps), and prints the FLOPs of nsvae's step and the share of the peak,
+fp32 or bf16 as the variant computes, that it reaches. ``--layers`` adds a table of every
+layer's forward pass, data gradient and weight gradient, plain against reformulated, at each of
+``--precisions``, so the slowest primitive shows in one run (:func:`silicon.layer_table`).
 
 ``--models all`` adds every other objective of :data:`MODELS` (FactorVAE's discriminator, the
 seed's two-step Non-Syn update, beta-TCVAE's [B, B, d] density table...) so their cost shows
 beside the Non-Syn step, in fp32 or ``--models-precision bf16``, and ``--plain-models`` times
-each with torch's plain layers too. The demo's step: ``--arch seed-linear --models "nonsyn (seed
-update)" --models-precision bf16 --plain-models``.
+each with torch's plain layers too. The demo's step (its ``"auto"`` precision is bf16 on a CPU
+with bf16 arithmetic, else fp32): ``--arch seed-linear --plain-models``.
+
+``--precisions`` picks the Non-Syn step's precisions: by default fp32, and bf16 where the CPU
+has bf16 arithmetic (AVX-512 BF16, AMX); a CPU with AVX2 alone runs bf16 in torch's reference
+convolutions, over ten times slower than fp32, which ``--precisions fp32,bf16`` shows.
 
 Run: ``OMP_WAIT_POLICY=PASSIVE python benchmarks/train_step.py`` (``--help`` for options;
 ``--profile`` adds torch.profiler's table of the operators each nsvae step spends its time in). On a
@@ -70,6 +74,7 @@ from nsvae.device import physical_cores
 from nsvae.models import build_model, reconstruction_loss
 from nsvae.models.layers import plain_layers
 from nsvae.objectives import build_objective, kl_per_latent, objective_config
+from nsvae.precision import native_bf16
 from nsvae.provenance import cpu_description
 from nsvae.training import train_step
 
@@ -262,15 +267,17 @@ def profile_table(step, steps: int, rows: int = 15) -> str:
 
 
 def variants(images, args, models: list[str]) -> dict:
-    """The steps to time, by name: nsvae's Non-Syn in fp32 and bf16, the same with the plain
-    layers and Adam it had before the reformulation, bf16 compiled, the other ``models`` at
-    ``--models-precision`` (and with plain layers, ``--plain-models``), and the seed's two."""
-    steps = {
-        "nsvae fp32": NsvaeStep(images, args),
-        "nsvae bf16": NsvaeStep(images, args, precision="bf16"),
-        "nsvae fp32, plain layers": NsvaeStep(images, args, plain=True),
-        "nsvae bf16, plain layers": NsvaeStep(images, args, precision="bf16", plain=True),
-    }
+    """The steps to time, by name: nsvae's Non-Syn at each of ``--precisions``, the same with
+    the plain layers and Adam it had before the reformulation, bf16 compiled, the other
+    ``models`` at ``--models-precision`` (and with plain layers, ``--plain-models``), and the
+    seed's two."""
+    steps = {}
+    for precision in args.precisions:
+        steps[f"nsvae {precision}"] = NsvaeStep(images, args, precision=precision)
+    for precision in args.precisions:
+        steps[f"nsvae {precision}, plain layers"] = NsvaeStep(
+            images, args, precision=precision, plain=True
+        )
     if args.compile:
         steps["nsvae bf16 + compile"] = NsvaeStep(images, args, precision="bf16", compile=True)
     for name in (name for name in models if name != "nonsyn"):
@@ -287,6 +294,18 @@ def variants(images, args, models: list[str]) -> dict:
 
 SEED = "seed (recomputed forward)"
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16}
+
+
+def parse_precisions(text: str) -> list[str]:
+    """``"fp32,bf16"`` -> ["fp32", "bf16"]; ``"auto"``: fp32, and bf16 where the CPU has bf16
+    arithmetic (:func:`nsvae.precision.native_bf16`) (argparse's type)."""
+    if text == "auto":
+        return ["fp32", "bf16"] if native_bf16("cpu") else ["fp32"]
+    names = list(dict.fromkeys(text.split(",")))
+    unknown = [name for name in names if name not in PRECISIONS]
+    if unknown:
+        raise argparse.ArgumentTypeError(f"unknown precision {unknown[0]!r} (fp32, bf16)")
+    return names
 
 
 def warm_up(steps: dict) -> dict[str, float]:
@@ -318,19 +337,21 @@ def report(args, threads, rates, first, flops: dict[str, float], peaks: dict[str
             f"  {name:{width}s} {medians[name]:7.2f} steps/s  {spread:18s} "
             f"x{medians[name] / medians[SEED]:.2f} the seed's"
         )
+    measured = ", ".join(f"{name} {peak / 1e9:.0f} GFLOP/s" for name, peak in peaks.items())
     print(
         f"measured matmul peaks (best of 1024^2 and 2048^2 products, warmed up, {threads} "
-        f"threads, after each round of timed blocks): fp32 {peaks['fp32'] / 1e9:.0f} GFLOP/s, "
-        f"bf16 {peaks['bf16'] / 1e9:.0f} GFLOP/s; each nsvae step's GFLOP (forward + backward) "
-        "and its rate:"
+        f"threads, after each round of timed blocks): {measured}; each nsvae step's GFLOP "
+        "(forward + backward) and its rate:"
     )
     for name, step_flop in flops.items():
         dtype = "bf16" if "bf16" in name else "fp32"
-        print(
-            f"  {name:{width}s} {step_flop / 1e9:5.2f} GFLOP  "
-            f"{step_flop * medians[name] / 1e9:6.0f} GFLOP/s = "
-            f"{step_flop * medians[name] / peaks[dtype]:.0%} of the {dtype} peak"
+        rate = step_flop * medians[name]
+        share = (
+            f"{rate / peaks[dtype]:.0%} of the {dtype} peak"
+            if dtype in peaks
+            else f"no {dtype} peak: the CPU has no {dtype} arithmetic"
         )
+        print(f"  {name:{width}s} {step_flop / 1e9:5.2f} GFLOP  {rate / 1e9:6.0f} GFLOP/s =", share)
     if "nsvae bf16 + compile" in first:
         print(
             f"torch.compile: first call {first['nsvae bf16 + compile']:.1f} s "
@@ -352,7 +373,7 @@ def main() -> None:
         "--layers",
         action="store_true",
         help="also print each layer's forward, data and weight gradient, plain "
-        "torch layers against nsvae's, in fp32 and bf16",
+        "torch layers against nsvae's, at each of --precisions",
     )
     parser.add_argument(
         "--profile",
@@ -362,6 +383,14 @@ def main() -> None:
     )
     parser.add_argument(
         "--models", default="nonsyn", help=f"comma-separated, or 'all': {', '.join(MODELS)}"
+    )
+    parser.add_argument(
+        "--precisions",
+        default="auto",
+        type=parse_precisions,
+        help="comma-separated precisions of the Non-Syn step (fp32, bf16); auto: fp32, and "
+        "bf16 where the CPU has bf16 arithmetic (without it torch runs bf16 in slow reference "
+        "code)",
     )
     parser.add_argument(
         "--models-precision",
@@ -380,8 +409,12 @@ def main() -> None:
     if unknown:
         parser.error(f"unknown model {unknown[0]!r} (choose from: {', '.join(MODELS)})")
 
+    if args.compile and "bf16" not in args.precisions:
+        parser.error("--compile times bf16: give --precisions with bf16")
     threads = args.threads or physical_cores()
     torch.set_num_threads(threads)
+    if args.precisions == ["fp32"] and not native_bf16("cpu"):
+        print("bf16 left out: this CPU has no bf16 arithmetic (--precisions fp32,bf16 times it)")
     steps = variants(dsprites_images(args.images), args, models)
     first = warm_up(steps)  # allocator, oneDNN primitives, DataLoader, compilation
     flops = {  # per nsvae step: each objective has its own (FactorVAE's discriminator)
@@ -392,20 +425,24 @@ def main() -> None:
     if "nsvae bf16 + compile" in steps:  # the same operations as the uncompiled step's
         flops["nsvae bf16 + compile"] = flops["nsvae bf16"]
     rates = {name: [] for name in steps}
-    peaks = dict.fromkeys(PRECISIONS, 0.0)
+    # A CPU without bf16 arithmetic multiplies bf16 matrices in reference code: minutes a
+    # product, and no ceiling of the machine's.
+    precisions = (*args.precisions, args.models_precision)
+    peaks = {p: 0.0 for p in precisions if p == "fp32" or native_bf16("cpu")}
     repeats = max(3, math.ceil(10 / args.blocks))  # at least 10 timed products per size in all
     for _ in range(args.blocks):
         for name, step in steps.items():
             rates[name].append(time_block(step, args.steps))
-        for precision, dtype in PRECISIONS.items():  # best over rounds, each under its load
-            peaks[precision] = max(peaks[precision], matmul_peak(dtype, repeats=repeats))
+        for precision in peaks:  # best over rounds, each under its load
+            peak = matmul_peak(PRECISIONS[precision], repeats=repeats)
+            peaks[precision] = max(peaks[precision], peak)
         next(iter(steps.values()))().item()  # the next round's first step finds warm caches
     report(args, threads, rates, first, flops, peaks)
     if args.layers:
         batch = torch.from_numpy(dsprites_images(args.batch_size, seed=1)).float()
-        for precision in PRECISIONS:
+        for precision in args.precisions:
             print()
-            print(layer_table(steps["nsvae fp32"].model, batch, precision))
+            print(layer_table(steps[f"nsvae {precision}"].model, batch, precision))
     if args.profile:
         for name in (name for name in steps if name.startswith("nsvae") and "plain" not in name):
             print(f"\nprofile of {name}, {args.steps} steps:")

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import os
+import platform
+import warnings
+
 import pytest
 import torch
 
+import nsvae.precision as precision_module
 from nsvae.config import Config, ModelConfig
-from nsvae.errors import ConfigError
+from nsvae.errors import ConfigError, NsvaeWarning
 from nsvae.models import build_model, encode_posterior
 from nsvae.objectives import build_objective, objective_config
-from nsvae.precision import autocast
+from nsvae.precision import autocast, native_bf16, resolve_precision
 
 # bf16 keeps 8 bits of mantissa: the convolutions round each product to ~0.4 %, and the sums of
 # a whole image (recon) and of the latents (KL) average those errors out.
@@ -93,8 +98,52 @@ def test_bad_precision_is_a_one_line_config_error():
     with pytest.raises(
         ConfigError,
         match=r"^unknown train.precision 'fp16' \(choose from: "
-        r"fp32, bf16\)$",
+        r"fp32, bf16, auto\)$",
     ):
         Config().updated({"train": {"precision": "fp16"}}).validate()
     with pytest.raises(ConfigError, match="unknown precision 'half'"):
         autocast("cpu", "half")
+
+
+def cpu_flags() -> set[str]:
+    with open("/proc/cpuinfo") as cpuinfo:
+        return next(
+            set(line.split(":", 1)[1].split()) for line in cpuinfo if line.startswith("flags")
+        )
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/cpuinfo"), reason="needs Linux's /proc/cpuinfo")
+@pytest.mark.skipif(platform.machine() != "x86_64", reason="x86 CPUs name AVX-512 BF16")
+def test_a_cpu_has_native_bf16_exactly_when_it_lists_avx512_bf16():
+    assert native_bf16("cpu") == ("avx512_bf16" in cpu_flags())
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_auto_is_bf16_where_the_device_has_bf16_arithmetic_and_fp32_elsewhere(monkeypatch, native):
+    monkeypatch.setattr(precision_module, "native_bf16", lambda device: native)
+    assert resolve_precision("auto", "cpu") == ("bf16" if native else "fp32")
+    assert resolve_precision("fp32", "cpu") == "fp32"
+    assert resolve_precision("bf16", "cpu") == "bf16"  # asked for: kept, however slow
+
+
+@pytest.fixture
+def fresh_warning():
+    """The once-per-process warning of bf16 in reference code, not yet given (and reset after)."""
+    precision_module._warn_reference_bf16.cache_clear()
+    yield
+    precision_module._warn_reference_bf16.cache_clear()
+
+
+def test_bf16_without_onednn_bf16_kernels_warns_once_and_still_runs_bf16(
+    batch, monkeypatch, fresh_warning
+):
+    monkeypatch.setattr(precision_module, "_onednn_bf16", lambda: False)
+    model = build_model(ModelConfig(z_dim=4))
+    expected = r"^bf16 on a CPU without bf16 kernels .*'fp32'$"
+    with pytest.warns(NsvaeWarning, match=expected), autocast("cpu", "bf16"):
+        out = model.encoder[0](batch)
+    assert out.dtype == torch.bfloat16
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with autocast("cpu", "bf16"):
+            pass

@@ -111,8 +111,9 @@ class TrainConfig:
 
     ``threads=0`` lets the trainer pick all physical cores. Every ``eval_every`` steps (0: never)
     the comma-separated ``eval_metrics`` (default: every metric) are scored at their fast sample
-    counts. ``precision`` is ``"fp32"`` or ``"bf16"`` (autocast of the convolutions and
-    products, :mod:`nsvae.precision`; evaluation encodes at the same precision); ``compile``
+    counts. ``precision`` is ``"fp32"``, ``"bf16"`` (autocast of the convolutions and
+    products, :mod:`nsvae.precision`; evaluation encodes at the same precision) or ``"auto"``
+    (bf16 where the device has bf16 arithmetic, else fp32; the run records which); ``compile``
     compiles the model's forward pass with :func:`torch.compile` (its first step, which pays the
     compilation, is timed and logged as ``compile_s``). Fields marked resumable may change when a
     run is resumed: none of them changes what a step computes.
@@ -146,7 +147,8 @@ class TrainConfig:
     figures: bool = setting(True, "Write traversal figures at the end.", resumable=True)
     precision: str = setting(
         "fp32",
-        "fp32, or bf16 (autocast; posterior, KL, selection, losses stay fp32).",
+        "fp32, bf16 (autocast; posterior, KL, selection, losses stay fp32), or auto (bf16 "
+        "where the device has bf16 arithmetic, else fp32).",
         check=check_precision,
     )
     compile: bool = setting(False, "torch.compile the model (first-step cost logged).")

@@ -20,6 +20,7 @@ from nsvae.data import build_data
 from nsvae.data.ground_truth import GroundTruthData
 from nsvae.metrics.evaluate import evaluate_model, evaluate_run, resolve_metric_names
 from nsvae.rundir import Run, read_run_config
+from nsvae.rundir.run import training_config
 from nsvae.training import train
 from nsvae.viz.report import write_report
 from nsvae.viz.traversals import FIGURE_IMAGES, save_reconstructions, save_traversals
@@ -47,7 +48,7 @@ def train_run(
         data=data,
         resume=resume,
         progress=progress,
-        on_eval=fast_evaluation(data, config),
+        on_eval=fast_evaluation(data, training_config(run_dir, config, resume)),
         stop_file=stop_file,
     )
     if run.config.train.figures:

@@ -223,7 +223,11 @@ def test_resume_with_a_config_file_checks_the_file_against_the_run(
         (["--model", "gan"], 2, "unknown objective.name 'gan'"),
         (["--policy", "random"], 2, "unknown objective.policy"),
         (["--steps", "0"], 2, "train.steps must be >= 1"),
-        (["--precision", "fp16"], 2, "unknown train.precision 'fp16' (choose from: fp32, bf16)"),
+        (
+            ["--precision", "fp16"],
+            2,
+            "unknown train.precision 'fp16' (choose from: fp32, bf16, auto)",
+        ),
         (["--data", "mnist"], 2, "unknown dataset 'mnist'"),
         (
             ["--data-path", "MISSING/dsprites.npz"],

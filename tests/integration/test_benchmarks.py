@@ -22,6 +22,23 @@ def test_benchmark_script_imports(path, monkeypatch):
         assert callable(module.main)
 
 
+def test_the_step_benchmark_times_bf16_by_default_only_where_the_cpu_has_bf16_arithmetic(
+    monkeypatch,
+):
+    import argparse
+
+    from nsvae.precision import native_bf16
+
+    monkeypatch.syspath_prepend(str(BENCHMARKS))
+    import train_step
+
+    expected = ["fp32", "bf16"] if native_bf16("cpu") else ["fp32"]
+    assert train_step.parse_precisions("auto") == expected
+    assert train_step.parse_precisions("bf16,fp32,bf16") == ["bf16", "fp32"]
+    with pytest.raises(argparse.ArgumentTypeError, match="unknown precision 'fp16'"):
+        train_step.parse_precisions("fp32,fp16")
+
+
 def test_the_per_layer_table_counts_each_layers_flops_as_torchs_flop_counter(monkeypatch):
     """benchmarks/silicon.py's GFLOP/s rest on its FLOP count: it must agree with torch's."""
     import torch

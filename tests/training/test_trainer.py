@@ -25,6 +25,8 @@ import torch
 from conftest import terminate_after_first_row
 from helpers import nsvae_command
 
+import nsvae.experiment
+import nsvae.precision
 import nsvae.training.trainer as trainer
 from nsvae.config import Config
 from nsvae.data import ArrayGroundTruthData
@@ -150,6 +152,53 @@ def test_resume_is_bit_identical(tmp_path, squares, precision):
     assert resumed.step == 8
     assert_same_parameters(whole.model, resumed.model)
     assert without_timing(resumed.metrics()) == without_timing(whole.metrics())
+
+
+@pytest.mark.parametrize("native", [True, False])
+def test_auto_precision_trains_and_records_what_the_device_runs_fastest(
+    tmp_path, squares, monkeypatch, native
+):
+    monkeypatch.setattr(nsvae.precision, "native_bf16", lambda device: native)
+    run = train(tiny_config(steps=2, precision="auto"), tmp_path / "run", data=squares)
+    expected = "bf16" if native else "fp32"
+    assert run.config.train.precision == expected
+    stored = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert stored["config"]["train"]["precision"] == expected
+    same = train(tiny_config(steps=2, precision=expected), tmp_path / "same", data=squares)
+    assert_same_parameters(run.model, same.model)
+
+
+def test_auto_precision_resumes_at_the_runs_own_precision_on_any_cpu(
+    tmp_path, squares, monkeypatch
+):
+    whole = train(tiny_config(steps=8, precision="bf16"), tmp_path / "whole", data=squares)
+    monkeypatch.setattr(nsvae.precision, "native_bf16", lambda device: True)
+    train(tiny_config(steps=4, precision="auto"), tmp_path / "split", data=squares)
+    monkeypatch.setattr(nsvae.precision, "native_bf16", lambda device: False)  # another CPU
+    resumed = train(
+        tiny_config(steps=8, precision="auto"), tmp_path / "split", data=squares, resume=True
+    )
+    assert resumed.config.train.precision == "bf16"
+    stored = json.loads((tmp_path / "split" / "config.json").read_text())
+    assert stored["config"]["train"]["precision"] == "bf16"
+    assert_same_parameters(whole.model, resumed.model)
+
+
+def test_evaluations_during_training_encode_at_the_precision_that_trains(
+    tmp_path, squares, monkeypatch
+):
+    seen = []
+
+    def evaluate_model(*args, precision, **kwargs):
+        seen.append(precision)
+        return {"metrics": {}}
+
+    monkeypatch.setattr(nsvae.experiment, "evaluate_model", evaluate_model)
+    train_run(tiny_config(steps=2, precision="bf16"), tmp_path / "run", data=squares)
+    monkeypatch.setattr(nsvae.precision, "native_bf16", lambda device: False)  # another CPU
+    resumed = tiny_config(steps=4, precision="auto", eval_every=2, eval_metrics="mig")
+    train_run(resumed, tmp_path / "run", data=squares, resume=True)
+    assert seen == ["bf16"]
 
 
 def test_resume_without_config_uses_the_stored_one(tmp_path, squares):

@@ -19,7 +19,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -31,6 +31,7 @@ from nsvae.device import resolve_device
 from nsvae.errors import CheckpointError, ConfigError, one_line, warn
 from nsvae.files import file_lock, read_json, read_rows, write_json, write_rows
 from nsvae.models import VAE, build_model
+from nsvae.precision import resolve_precision
 from nsvae.provenance import TRAINED_ON, versions
 from nsvae.rundir.checkpoint import (
     WEIGHTS,
@@ -320,7 +321,9 @@ def training_config(run_dir: Path, config: Config | None, resume: bool) -> Confi
     A fresh run takes ``config`` (None means the defaults); :func:`resumes` checks its
     directory. A resumed run takes the stored config when ``config`` is None; otherwise
     ``config`` may differ from it only in fields marked resumable
-    (:func:`nsvae.config.resumable_fields`).
+    (:func:`nsvae.config.resumable_fields`). ``train.precision = "auto"`` comes back resolved:
+    to the resumed run's own precision, or for a fresh run to the one its device runs fastest
+    (:func:`nsvae.precision.resolve_precision`), so ``config.json`` records what trained.
 
     Raises
     ------
@@ -332,10 +335,15 @@ def training_config(run_dir: Path, config: Config | None, resume: bool) -> Confi
     if not resume:
         if run_dir.exists() and not run_dir.is_dir():
             raise CheckpointError(f"{run_dir} exists and is not a directory")
-        return (Config() if config is None else config).validate()
+        config = (Config() if config is None else config).validate()
+        if config.train.precision != "auto":
+            return config
+        device = resolve_device(config.train.device)
+        return _with_precision(config, resolve_precision("auto", device))
     stored, _ = read_run_config(run_dir)
     if config is None:
         return stored.validate()
+    config = _with_precision(config.validate(), stored.train.precision)
     old, new, free = stored.to_dict(), config.to_dict(), resumable_fields(config)
     for section, values in new.items():
         for key, value in values.items():
@@ -346,6 +354,13 @@ def training_config(run_dir: Path, config: Config | None, resume: bool) -> Confi
                     f"(run has {before!r}, got {value!r})"
                 )
     return config.validate()
+
+
+def _with_precision(config: Config, precision: str) -> Config:
+    """``config`` with ``train.precision = "auto"`` replaced by ``precision``."""
+    if config.train.precision != "auto":
+        return config
+    return replace(config, train=replace(config.train, precision=precision))
 
 
 PROVENANCE = (*TRAINED_ON, "torch")
