@@ -16,9 +16,9 @@ batch's passes start would stay behind, and with the ACTIVE wait policy spin on 
 split passes need.
 
 Only the model's passes are timed: the objective, the selection and the optimiser step run
-once per step either way. Data-parallel training would pay this ratio on that share of the
-step, and split every batch-level statistic of an objective (Non-Syn's per-latent KL, FactorVAE's
-permutation, beta-TCVAE's [B, B, d] table) across the threads.
+once per step either way. Data-parallel training would gain this ratio only on that share of
+the step, and would have to gather every batch-level statistic of an objective (Non-Syn's
+per-latent KL, FactorVAE's permutation, beta-TCVAE's [B, B, d] table) across the threads.
 
 Run: ``OMP_WAIT_POLICY=PASSIVE python benchmarks/batch_split.py`` (and ``ACTIVE``; the policy
 must be set before torch loads OpenMP; the processes inherit it).

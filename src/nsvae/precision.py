@@ -7,10 +7,10 @@ with autocast off (:func:`full_precision`), the decoder's logits are cast back t
 loss, so the per-latent KL, Non-Syn's A_best selection, every loss reduction and every metric
 are computed in fp32. ``"fp32"`` changes nothing: :func:`autocast` is then a no-op context.
 ``"auto"`` is bf16 where the device has bf16 arithmetic (:func:`native_bf16`) and fp32
-elsewhere: a CPU without it (AVX2 only) runs bf16 convolutions in torch's reference code, over
-ten times slower than fp32 (docs/performance.md). The trainer writes the precision
-``"auto"`` resolved to into the run's ``config.json``, so a run resumes and is scored at the
-precision it trained with on any machine.
+elsewhere: a CPU with AVX2 alone runs bf16 convolutions in torch's reference code, over ten
+times slower than fp32 (docs/performance.md). The trainer writes the precision ``"auto"``
+resolved to into the run's ``config.json``, so a run resumes and is scored at the precision it
+trained with on any machine.
 """
 
 from __future__ import annotations
