@@ -19,6 +19,10 @@ Only the model's passes are timed: the objective, the selection and the optimise
 once per step either way. Data-parallel training would gain this ratio only on that share of
 the step, and would have to gather every batch-level statistic of an objective (Non-Syn's
 per-latent KL, FactorVAE's permutation, beta-TCVAE's [B, B, d] table) across the threads.
+``--step`` times that share in place: nsvae's whole Non-Syn training step
+(``train_step.NsvaeStep``), its encoder's convolutions and its decoder each run by
+:class:`SplitPasses`, which cuts the batch as above in the forward pass and in the backward pass,
+while the loss, the selection and Adam see the whole batch on the main thread.
 
 Run: ``OMP_WAIT_POLICY=PASSIVE python benchmarks/batch_split.py`` (and ``ACTIVE``; the policy
 must be set before torch loads OpenMP; the processes inherit it).
@@ -32,10 +36,11 @@ import os
 import statistics
 import time
 from concurrent.futures import ThreadPoolExecutor
+from types import SimpleNamespace
 
 import torch
 import torch.nn.functional as F
-from train_step import dsprites_images
+from train_step import NsvaeStep, dsprites_images
 
 from nsvae.config import ModelConfig
 from nsvae.device import physical_cores
@@ -75,6 +80,62 @@ class Passes:
         return [sum(others, start) for start, *others in zip(first, *rest, strict=True)]
 
 
+class _Parts(torch.autograd.Function):
+    """``split.module`` on the parts of ``x``, one per pool thread, forward and backward."""
+
+    @staticmethod
+    def forward(ctx, split, x, *parameters):
+        enabled, dtype = torch.is_autocast_enabled("cpu"), torch.get_autocast_dtype("cpu")
+
+        def part(chunk):  # autocast and grad mode are per thread: set them in each
+            with torch.enable_grad(), torch.autocast("cpu", dtype=dtype, enabled=enabled):
+                leaf = chunk.detach().requires_grad_(x.requires_grad)
+                return leaf, split.module(leaf)
+
+        ctx.split, ctx.parts = split, list(split.pool.map(part, x.chunk(split.count)))
+        return torch.cat([out.detach() for _, out in ctx.parts])
+
+    @staticmethod
+    def backward(ctx, grad):
+        parameters = list(ctx.split.module.parameters())
+
+        def part(item):
+            (leaf, out), part_grad = item
+            inputs = [*parameters, leaf] if leaf.requires_grad else parameters
+            return torch.autograd.grad(out, inputs, part_grad)
+
+        items = zip(ctx.parts, grad.chunk(ctx.split.count), strict=True)
+        grads = list(ctx.split.pool.map(part, items))
+        ctx.parts, count = None, len(parameters)
+        by_parameter = zip(*(g[:count] for g in grads), strict=True)
+        summed = [sum(others, first) for first, *others in by_parameter]
+        x_grad = torch.cat([g[count] for g in grads]) if len(grads[0]) > count else None
+        return (None, x_grad, *summed)
+
+
+class SplitPasses(torch.nn.Module):
+    """``module`` run on ``count`` equal parts of the batch, each on a thread of ``pool``; the
+    parameter gradients are summed in the parts' order."""
+
+    def __init__(self, module: torch.nn.Module, pool: ThreadPoolExecutor, count: int):
+        super().__init__()
+        self.module, self.pool, self.count = module, pool, count
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return _Parts.apply(self, x, *self.module.parameters())
+
+
+def split_model(model, threads: int):
+    """``model`` with its encoder's convolutions and its decoder in :class:`SplitPasses` (the
+    same parameters; the posterior head stays whole)."""
+    pool = ThreadPoolExecutor(threads, initializer=torch.set_num_threads, initargs=(1,))
+    *body, head = model.encoder
+    body = SplitPasses(torch.nn.Sequential(*body), pool, threads)
+    model.encoder = torch.nn.Sequential(body, head)
+    model.decoder = torch.nn.Sequential(SplitPasses(model.decoder, pool, threads))
+    return model
+
+
 def block_rate(function, steps: int) -> float:
     """Calls per second of ``steps`` calls."""
     start = time.perf_counter()
@@ -96,8 +157,17 @@ def build_passes(args, threads: int, split: bool) -> Passes:
 
 def time_block(args, threads: int, split: bool, results) -> None:
     """In a fresh process: three untimed calls, then one timed block; its rate to ``results``."""
-    passes = build_passes(args, threads, split)
-    function = passes.split if split else passes.whole
+    if args.step:
+        torch.set_num_threads(1 if split else threads)
+        arguments = SimpleNamespace(arch=args.arch, z_dim=10, batch_size=args.batch_size)
+        images = dsprites_images(2048)
+        step = NsvaeStep(images, arguments, precision=resolve_precision(args.precision, "cpu"))
+        if split:
+            split_model(step.model, threads)
+        function = step
+    else:
+        passes = build_passes(args, threads, split)
+        function = passes.split if split else passes.whole
     for _ in range(3):
         function()
     results.put(block_rate(function, args.steps))
@@ -121,6 +191,11 @@ def main() -> None:
     parser.add_argument("--precision", default="auto", choices=("fp32", "bf16", "auto"))
     parser.add_argument("--blocks", type=int, default=7)
     parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument(
+        "--step",
+        action="store_true",
+        help="time nsvae's whole Non-Syn training step, its passes split, not the passes alone",
+    )
     args = parser.parse_args()
     threads = args.threads or physical_cores()
     precision = resolve_precision(args.precision, "cpu")
@@ -130,16 +205,24 @@ def main() -> None:
         for name, is_split in variants.items():
             rates[name].append(block_in_process(args, threads, is_split))
     passes = build_passes(args, threads, split=False)  # after the timing: its threads would spin
-    whole, split = passes.whole(), passes.split()
+    whole = passes.whole()
+    if args.step:  # the same fixed-noise loss through the split modules
+        split_model(passes.model, threads)
+        split = passes.whole()
+        repeat = passes.whole
+    else:
+        split, repeat = passes.split(), passes.split
     scale = max(g.abs().max() for g in whole)
     difference = max((a - b).abs().max() for a, b in zip(whole, split, strict=True)) / scale
-    repeated = all(torch.equal(a, b) for a, b in zip(split, passes.split(), strict=True))
+    repeated = all(torch.equal(a, b) for a, b in zip(split, repeat(), strict=True))
     print(f"CPU: {cpu_description()}")
+    unit = "steps" if args.step else "passes"
     print(
-        f"forward + backward, arch={args.arch}, batch={args.batch_size}, {precision}, "
-        f"threads={threads}, OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}, "
-        f"torch {torch.__version__}, {args.blocks} blocks x {args.steps} passes (a process "
-        "each), median passes/s"
+        f"{'Non-Syn training step' if args.step else 'forward + backward'}, arch={args.arch}, "
+        f"batch={args.batch_size}, {precision}, threads={threads}, "
+        f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}, torch "
+        f"{torch.__version__}, {args.blocks} blocks x {args.steps} {unit} (a process each), "
+        f"median {unit}/s"
     )
     print(
         f"  largest gradient difference, relative to the largest entry: {difference:.1e}; "

@@ -15,6 +15,7 @@ from nsvae.errors import ConfigError, NsvaeWarning
 from nsvae.models import build_model, encode_posterior
 from nsvae.objectives import build_objective, objective_config
 from nsvae.precision import autocast, native_bf16, resolve_precision
+from nsvae.provenance import cpu_description
 
 # bf16 keeps 8 bits of mantissa: the convolutions round each product to ~0.4 %, and the sums of
 # a whole image (recon) and of the latents (KL) average those errors out.
@@ -105,17 +106,11 @@ def test_bad_precision_is_a_one_line_config_error():
         autocast("cpu", "half")
 
 
-def cpu_flags() -> set[str]:
-    with open("/proc/cpuinfo") as cpuinfo:
-        return next(
-            set(line.split(":", 1)[1].split()) for line in cpuinfo if line.startswith("flags")
-        )
-
-
 @pytest.mark.skipif(not os.path.exists("/proc/cpuinfo"), reason="needs Linux's /proc/cpuinfo")
 @pytest.mark.skipif(platform.machine() != "x86_64", reason="x86 CPUs name AVX-512 BF16")
 def test_a_cpu_has_native_bf16_exactly_when_it_lists_avx512_bf16():
-    assert native_bf16("cpu") == ("avx512_bf16" in cpu_flags())
+    listed = cpu_description().partition("; ISA: ")[2].split()
+    assert native_bf16("cpu") == ("avx512_bf16" in listed)
 
 
 @pytest.mark.parametrize("native", [True, False])

@@ -74,9 +74,10 @@ def autocast(device: torch.device | str, precision: str = "fp32"):
     precision = resolve_precision(precision, device)
     if precision == "fp32":
         return contextlib.nullcontext()
-    if torch.device(device).type == "cpu" and not _onednn_bf16():
+    device_type = torch.device(device).type
+    if device_type == "cpu" and not _onednn_bf16():
         _warn_reference_bf16()
-    return torch.autocast(torch.device(device).type, dtype=_DTYPES[precision])
+    return torch.autocast(device_type, dtype=_DTYPES[precision])
 
 
 def full_precision(device: torch.device | str):
@@ -84,9 +85,10 @@ def full_precision(device: torch.device | str):
     return torch.autocast(torch.device(device).type, enabled=False)
 
 
+@functools.cache
 def _onednn_bf16() -> bool:
     """Whether oneDNN runs bf16 convolutions on this CPU (AVX-512, or Arm's BF16); torch's
-    reference code runs them otherwise."""
+    reference code runs them otherwise. Asked once: every bf16 training step checks it."""
     return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
 
 

@@ -335,15 +335,11 @@ def training_config(run_dir: Path, config: Config | None, resume: bool) -> Confi
     if not resume:
         if run_dir.exists() and not run_dir.is_dir():
             raise CheckpointError(f"{run_dir} exists and is not a directory")
-        config = (Config() if config is None else config).validate()
-        if config.train.precision != "auto":
-            return config
-        device = resolve_device(config.train.device)
-        return _with_precision(config, resolve_precision("auto", device))
+        return _with_precision((Config() if config is None else config).validate())
     stored, _ = read_run_config(run_dir)
     if config is None:
         return stored.validate()
-    config = _with_precision(config.validate(), stored.train.precision)
+    config = _with_precision(config.validate(), stored)
     old, new, free = stored.to_dict(), config.to_dict(), resumable_fields(config)
     for section, values in new.items():
         for key, value in values.items():
@@ -356,10 +352,15 @@ def training_config(run_dir: Path, config: Config | None, resume: bool) -> Confi
     return config.validate()
 
 
-def _with_precision(config: Config, precision: str) -> Config:
-    """``config`` with ``train.precision = "auto"`` replaced by ``precision``."""
+def _with_precision(config: Config, stored: Config | None = None) -> Config:
+    """``config`` with ``train.precision = "auto"`` replaced by the ``stored`` run's precision,
+    or without one by the precision ``"auto"`` means on the config's device."""
     if config.train.precision != "auto":
         return config
+    if stored is not None:
+        precision = stored.train.precision
+    else:
+        precision = resolve_precision("auto", resolve_device(config.train.device))
     return replace(config, train=replace(config.train, precision=precision))
 
 
