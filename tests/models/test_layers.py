@@ -173,8 +173,16 @@ def folds(name: str) -> bool:
     return "to one channel" in name and "no fold" not in name
 
 
+def unfolds(name: str) -> bool:
+    """Whether the layer of LAYERS named ``name`` takes its weight gradient by im2col (in the
+    dtypes of ``fast.UNFOLD_DTYPES``)."""
+    return "unfolded weight gradient" in name
+
+
 @pytest.mark.parametrize("name", LAYERS)
-def test_a_reformulated_layer_equals_its_plain_twin_in_fp32(name):
+def test_a_reformulated_layer_equals_its_plain_twin_in_fp32(name, monkeypatch):
+    # im2col runs in bf16 only, where it is faster; its arithmetic is checked here in fp32
+    monkeypatch.setattr(fast, "UNFOLD_DTYPES", frozenset({torch.float32}))
     plain_class, fast_class, args, shape, backward = LAYERS[name]
     kwargs = {"groups": 2} if name.startswith("grouped") else {}
     plain, reformulated = twins(plain_class, fast_class, *args, **kwargs)
@@ -185,7 +193,7 @@ def test_a_reformulated_layer_equals_its_plain_twin_in_fp32(name):
     assert backward in graph_nodes(y_fast)
     if backward == "_ConvBackward":  # im2col and the fold run exactly where named so
         *_, unfold, fold = y_fast.grad_fn.geometry
-        assert unfold == ("unfolded weight gradient" in name)
+        assert unfold == unfolds(name)
         assert fold == folds(name)
     assert_close(y_fast, y_plain)
     for fast_grad, plain_grad in zip(grads_fast, grads_plain, strict=True):
@@ -204,8 +212,10 @@ def test_a_reformulated_layer_runs_in_bf16_under_autocast_as_its_twin_does(name)
         y_plain, grads_plain = passes(plain, x)
         y_fast, grads_fast = passes(reformulated, x)
     assert y_fast.dtype == y_plain.dtype == torch.bfloat16
-    if folds(name):
-        assert y_fast.grad_fn.geometry[-1]  # the fold ran under autocast too
+    if y_fast.grad_fn.name() == "_ConvBackward":
+        *_, unfold, fold = y_fast.grad_fn.geometry
+        assert unfold == unfolds(name)  # im2col's dtype
+        assert fold == folds(name)  # the fold ran under autocast too
     # bf16 keeps 8 bits of mantissa: both round the same fp32 sums, in another order
     scale = y_plain.abs().max().item()
     assert (y_fast.float() - y_plain.float()).abs().max().item() <= 2e-2 * scale
@@ -213,6 +223,15 @@ def test_a_reformulated_layer_runs_in_bf16_under_autocast_as_its_twin_does(name)
         assert fast_grad.dtype == plain_grad.dtype
         scale = plain_grad.abs().max().item()
         assert (fast_grad.float() - plain_grad.float()).abs().max().item() <= 3e-2 * scale
+
+
+@pytest.mark.parametrize("name", [n for n in LAYERS if unfolds(n)])
+def test_in_fp32_the_weight_gradient_is_onednns_not_im2col(name):
+    _, fast_class, args, shape, _ = LAYERS[name]
+    layer = fast_class(*args).to(memory_format=torch.channels_last)
+    y = layer(torch.randn(shape).to(memory_format=torch.channels_last))
+    *_, unfold, _ = y.grad_fn.geometry
+    assert not unfold
 
 
 def test_the_folded_transposed_conv_to_one_channel_equals_its_twin_without_a_bias():
