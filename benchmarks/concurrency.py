@@ -25,6 +25,7 @@ from types import SimpleNamespace
 
 import torch
 
+from nsvae.precision import resolve_precision
 from nsvae.provenance import cpu_description
 
 WAIT = 600  # seconds a process may take to start, and a layout to report, before it is given up
@@ -93,10 +94,16 @@ def main() -> None:
         help="processes x threads, comma-separated",
     )
     parser.add_argument("--model", default="nonsyn", help="a key of train_step.MODELS")
-    parser.add_argument("--precision", default="bf16", choices=("fp32", "bf16"))
+    parser.add_argument(
+        "--precision",
+        default="auto",
+        choices=("auto", "fp32", "bf16"),
+        help="auto: bf16 where the CPU has bf16 arithmetic, else fp32 (nsvae.precision)",
+    )
     parser.add_argument("--seconds", type=float, default=20.0, help="timed seconds per layout")
     parser.add_argument("--rounds", type=int, default=3, help="timings of each layout")
     args = parser.parse_args()
+    args.precision = resolve_precision(args.precision, "cpu")
     layouts = args.layouts
     rates = {layout: [] for layout in layouts}
     for _ in range(args.rounds):

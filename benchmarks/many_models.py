@@ -7,7 +7,8 @@ model-steps per second on this machine. Each model sees its own batch of 64 and 
 VAE step (Bernoulli reconstruction + KL, Adam); the Non-Syn selection and every other objective
 add the same per-model work either way. Figures are medians over interleaved blocks.
 
-Run: ``python benchmarks/many_models.py --models 1,2,4,8`` (``--precision bf16``).
+Run: ``python benchmarks/many_models.py --models 1,2,4,8`` (``--precision`` is ``auto`` by default:
+bf16 where the CPU has bf16 arithmetic, else fp32).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from nsvae.models import build_model, reconstruction_loss
 from nsvae.models.layers import plain_layers
 from nsvae.objectives import kl_per_latent
 from nsvae.objectives.base import adam
-from nsvae.precision import autocast
+from nsvae.precision import autocast, resolve_precision
 from nsvae.provenance import cpu_description
 
 
@@ -107,10 +108,16 @@ def model_steps_per_second(step, k: int, steps: int) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", default="1,2,4,8", help="comma-separated K")
-    parser.add_argument("--precision", default="bf16", choices=("fp32", "bf16"))
+    parser.add_argument(
+        "--precision",
+        default="auto",
+        choices=("auto", "fp32", "bf16"),
+        help="auto: bf16 where the CPU has bf16 arithmetic, else fp32 (nsvae.precision)",
+    )
     parser.add_argument("--steps", type=int, default=4, help="steps per timed block")
     parser.add_argument("--blocks", type=int, default=5)
     args = parser.parse_args()
+    args.precision = resolve_precision(args.precision, "cpu")
     torch.set_num_threads(physical_cores())
     ks = [int(k) for k in args.models.split(",")]
     generator = torch.Generator().manual_seed(0)

@@ -27,9 +27,10 @@ Small 4x4 stride-2 convolutions and transposed convolutions (padding 1), in bf16
     least :data:`UNFOLD_MIN_CHANNELS` channels (one-channel windows gather too slowly). On dlib's
     architecture at batch 64 that is the decoder's first two layers; on the seed's, also the
     encoder's last two. Only in the dtypes of :data:`UNFOLD_DTYPES`, bf16: oneDNN's fp32 weight
-    gradient was faster on both CPUs measured without AMX (on dlib's decoder, 1.64 and 2.84 ms
-    against 2.07 and 3.99 unfolded on an AMD Zen 2, 1.41 and 2.53 against 2.25 and 4.19 on a
-    Zen 4), and on one with AMX slower in one run and faster in another.
+    gradient was faster on both CPUs measured without AMX (dlib's decoder, first two layers:
+    torch's plain layers 1.64 and 2.84 ms against 2.07 and 3.99 unfolded on an AMD Zen 2, 1.41
+    and 2.53 against 2.25 and 4.19 on a Zen 4; these layers with oneDNN's weight gradient, 1.60
+    and 2.27 on the Zen 2), and on an Intel CPU with AMX slower in one run, faster in another.
 
 Transposed 4x4 stride-2 convolutions to one channel (padding 1: the decoder's last layer on
     grayscale images)
@@ -169,7 +170,8 @@ def _patch_conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
 
 
 def _unfold_pays(unfolded: tuple, dtype: torch.dtype) -> bool:
-    """Whether a 4x4 stride-2 unfold of a tensor shaped ``unfolded`` pays (module docstring)."""
+    """Whether a 4x4 stride-2 unfold of a tensor shaped ``unfolded``, in ``dtype``, pays for the
+    weight gradient (module docstring)."""
     b, c, h, w = unfolded
     in_cache = c >= UNFOLD_MIN_CHANNELS and b * (h // 2) * (w // 2) * 16 * c <= UNFOLD_MAX
     return in_cache and dtype in UNFOLD_DTYPES
