@@ -28,7 +28,7 @@ dev: $(VENV)/.installed-dev
 
 # The main job: train a Non-Syn VAE on rendered dSprites with examples/demo.toml (resumed if
 # interrupted; a DEMO_RUN trained with another config is refused, not resumed), score it, and
-# write its report. About 14 minutes on a 2-core Xeon with AMX, 23-42 on AMD EPYCs. The demo has
+# write its report. About 14 minutes on a 2-core Xeon with AMX, 23-39 on AMD EPYCs. The demo has
 # the machine to itself, so its OpenMP threads spin between operations instead of sleeping
 # (nsvae's own default, PASSIVE, suits a machine shared with other jobs): the same results,
 # sooner. DEMO_OMP=PASSIVE to share.

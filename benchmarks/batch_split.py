@@ -45,7 +45,7 @@ from train_step import NsvaeStep, dsprites_images
 from nsvae.config import ModelConfig
 from nsvae.device import physical_cores
 from nsvae.models import build_model
-from nsvae.precision import autocast, resolve_precision
+from nsvae.precision import PRECISIONS, autocast, resolve_precision
 from nsvae.provenance import cpu_description
 
 WAIT = 600  # seconds a process may take to start and time its block
@@ -152,7 +152,7 @@ def build_passes(args, threads: int, split: bool) -> Passes:
     model = build_model(ModelConfig(arch=args.arch, z_dim=10))
     images = dsprites_images(args.batch_size)
     batch = torch.from_numpy(images).float().contiguous(memory_format=torch.channels_last)
-    return Passes(model, batch, resolve_precision(args.precision, "cpu"), threads)
+    return Passes(model, batch, args.precision, threads)
 
 
 def time_block(args, threads: int, split: bool, results) -> None:
@@ -161,7 +161,7 @@ def time_block(args, threads: int, split: bool, results) -> None:
         torch.set_num_threads(1 if split else threads)
         arguments = SimpleNamespace(arch=args.arch, z_dim=10, batch_size=args.batch_size)
         images = dsprites_images(2048)
-        step = NsvaeStep(images, arguments, precision=resolve_precision(args.precision, "cpu"))
+        step = NsvaeStep(images, arguments, precision=args.precision)
         if split:
             split_model(step.model, threads)
         function = step
@@ -188,7 +188,7 @@ def main() -> None:
     parser.add_argument("--arch", default="dlib", choices=("dlib", "seed", "seed-linear"))
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--threads", type=int, default=0, help="0: physical cores")
-    parser.add_argument("--precision", default="auto", choices=("fp32", "bf16", "auto"))
+    parser.add_argument("--precision", default="auto", choices=PRECISIONS)
     parser.add_argument("--blocks", type=int, default=7)
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument(
@@ -197,8 +197,8 @@ def main() -> None:
         help="time nsvae's whole Non-Syn training step, its passes split, not the passes alone",
     )
     args = parser.parse_args()
+    args.precision = resolve_precision(args.precision, "cpu")  # once, for every process
     threads = args.threads or physical_cores()
-    precision = resolve_precision(args.precision, "cpu")
     variants = {f"1 batch x {threads} threads": False, f"{threads} parts x 1 thread": True}
     rates = {name: [] for name in variants}
     for _ in range(args.blocks):
@@ -219,7 +219,7 @@ def main() -> None:
     unit = "steps" if args.step else "passes"
     print(
         f"{'Non-Syn training step' if args.step else 'forward + backward'}, arch={args.arch}, "
-        f"batch={args.batch_size}, {precision}, threads={threads}, "
+        f"batch={args.batch_size}, {args.precision}, threads={threads}, "
         f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', 'unset')}, torch "
         f"{torch.__version__}, {args.blocks} blocks x {args.steps} {unit} (a process each), "
         f"median {unit}/s"

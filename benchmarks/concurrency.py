@@ -25,7 +25,7 @@ from types import SimpleNamespace
 
 import torch
 
-from nsvae.precision import resolve_precision
+from nsvae.precision import PRECISIONS, resolve_precision
 from nsvae.provenance import cpu_description
 
 WAIT = 600  # seconds a process may take to start, and a layout to report, before it is given up
@@ -97,7 +97,7 @@ def main() -> None:
     parser.add_argument(
         "--precision",
         default="auto",
-        choices=("auto", "fp32", "bf16"),
+        choices=PRECISIONS,
         help="auto: bf16 where the CPU has bf16 arithmetic, else fp32 (nsvae.precision)",
     )
     parser.add_argument("--seconds", type=float, default=20.0, help="timed seconds per layout")

@@ -26,7 +26,7 @@ from nsvae.models import build_model, reconstruction_loss
 from nsvae.models.layers import plain_layers
 from nsvae.objectives import kl_per_latent
 from nsvae.objectives.base import adam
-from nsvae.precision import autocast, resolve_precision
+from nsvae.precision import PRECISIONS, autocast, resolve_precision
 from nsvae.provenance import cpu_description
 
 
@@ -111,7 +111,7 @@ def main() -> None:
     parser.add_argument(
         "--precision",
         default="auto",
-        choices=("auto", "fp32", "bf16"),
+        choices=PRECISIONS,
         help="auto: bf16 where the CPU has bf16 arithmetic, else fp32 (nsvae.precision)",
     )
     parser.add_argument("--steps", type=int, default=4, help="steps per timed block")

@@ -19,7 +19,7 @@ from nsvae.config import Config
 from nsvae.data import build_data
 from nsvae.data.ground_truth import GroundTruthData
 from nsvae.metrics.evaluate import evaluate_model, evaluate_run, resolve_metric_names
-from nsvae.rundir import Run, read_run_config
+from nsvae.rundir import Run
 from nsvae.rundir.run import training_config
 from nsvae.training import train
 from nsvae.viz.report import write_report
@@ -40,7 +40,7 @@ def train_run(
     Parameters are those of :func:`nsvae.training.train`.
     """
     run_dir = Path(run_dir)
-    config = _given_config(config, run_dir, resume)
+    config = training_config(run_dir, config, resume)
     data = build_data(config.data) if data is None else data
     run = train(
         config,
@@ -48,7 +48,7 @@ def train_run(
         data=data,
         resume=resume,
         progress=progress,
-        on_eval=fast_evaluation(data, training_config(run_dir, config, resume)),
+        on_eval=fast_evaluation(data, config),
         stop_file=stop_file,
     )
     if run.config.train.figures:
@@ -101,7 +101,7 @@ def run_experiment(
         Draw every figure and write ``report.html``.
     """
     run_dir = Path(run_dir)
-    config = _given_config(config, run_dir, resume)
+    config = training_config(run_dir, config, resume)
     data = build_data(config.data) if data is None else data
     seconds = {}
     with _timed(seconds, "train"):
@@ -124,13 +124,6 @@ def _timed(seconds: dict[str, float], stage: str) -> Iterator[None]:
     start = time.perf_counter()
     yield
     seconds[stage] = round(time.perf_counter() - start, 3)
-
-
-def _given_config(config: Config | None, run_dir: Path, resume: bool) -> Config:
-    """``config``, or when None the stored one (resume) or the defaults."""
-    if config is not None:
-        return config
-    return read_run_config(run_dir)[0] if resume else Config()
 
 
 def fast_evaluation(data: GroundTruthData, config: Config):
